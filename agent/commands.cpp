@@ -1,0 +1,283 @@
+#include "agent/commands.h"
+
+#include <CLI/CLI.hpp>
+#include <openssl/rand.h>
+
+#include <functional>
+#include <iostream>
+#include <memory>
+
+#include "agent/exit_codes.h"
+#include "agent/status.h"
+#include "schema/metadata.h"
+#include "schema/migrations.h"
+
+namespace sqlpost {
+namespace {
+
+using Action = std::function<Result<>()>;
+constexpr std::size_t kSiteKeyBytes = 32;
+
+int exit_code_for_errc(Errc code) {
+  switch (code) {
+    case Errc::kInvalidArgument:
+    case Errc::kAlreadyExists: return kExitUsage;
+    case Errc::kConfig: return kExitConfig;
+    case Errc::kTransient:
+    case Errc::kPermanent:
+    case Errc::kTimeout: return kExitTransport;
+    case Errc::kCorruption:
+    case Errc::kAuthentication: return kExitRejected;
+    case Errc::kBusy: return kExitBusy;
+    case Errc::kDatabase: return kExitDatabase;
+    case Errc::kNotFound:
+    case Errc::kUnsupported:
+    case Errc::kLimitExceeded:
+    case Errc::kIOError:
+    case Errc::kInternal: return kExitFailure;
+  }
+  return kExitFailure;
+}
+
+// Opens the site and runs `change` in one write transaction.
+Result<> with_site_write(const std::string& path, const std::function<Result<>(Database&)>& change) {
+  SQLPOST_TRY_ASSIGN(Database db, open_site(path));
+  SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+  SQLPOST_TRY(change(db));
+  return tx.commit();
+}
+
+Result<std::vector<std::uint8_t>> new_site_key() {
+  std::vector<std::uint8_t> key(kSiteKeyBytes);
+  if (RAND_bytes(key.data(), static_cast<int>(key.size())) != 1) {
+    return make_error(Errc::kInternal, "OpenSSL could not generate a random key");
+  }
+  return key;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  std::string current;
+  for (const char c : text) {
+    if (c == ',') {
+      items.push_back(current);
+      current.clear();
+    } else if (c != ' ') {
+      current += c;
+    }
+  }
+  if (!current.empty()) {
+    items.push_back(current);
+  }
+  return items;
+}
+
+// ---- init
+
+Result<> run_init(const std::string& path, const LocalSite& site) {
+  SQLPOST_TRY(validate_site_name(site.name));
+  SQLPOST_TRY_ASSIGN(Database db, Database::open(path, Database::Mode::kReadWriteCreate));
+  SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+  SQLPOST_TRY_ASSIGN(const bool exists, has_site_tables(db));
+  if (exists) {
+    return make_error(Errc::kAlreadyExists, path + " is already an sqlpost site; init runs once");
+  }
+  SQLPOST_TRY(create_site_tables(db));
+  SQLPOST_TRY(init_site(db, site));
+  SQLPOST_TRY(tx.commit());
+  std::cout << "initialised " << path << " as consolidated site " << site.name << "\n";
+  return success();
+}
+
+void add_init(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand("init", "Make DB a consolidated site (creates the file)");
+  auto db = std::make_shared<std::string>();
+  auto site = std::make_shared<LocalSite>();
+  cmd->add_option("DB", *db, "SQLite database file")->required();
+  cmd->add_option("--site", site->name, "this site's name")->required();
+  cmd->add_option("--address", site->address, "this site's e-mail address")->required();
+  cmd->callback([&action, db, site] { action = [db, site] { return run_init(*db, *site); }; });
+}
+
+// ---- publish / unpublish
+
+struct PublishOptions {
+  std::string db;
+  Article article;
+  std::string columns;
+};
+
+void add_publish(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand("publish", "Add a table (article) to a publication");
+  auto o = std::make_shared<PublishOptions>();
+  cmd->add_option("DB", o->db, "SQLite database file")->required();
+  cmd->add_option("PUB", o->article.publication, "publication name")->required();
+  cmd->add_option("TABLE", o->article.table, "table to publish")->required();
+  cmd->add_option("--columns", o->columns, "comma-separated column subset (default: all)");
+  cmd->add_option("--where", o->article.where_expr, "SQL expression selecting published rows");
+  cmd->add_option("--subscribe-by", o->article.subscribe_by,
+                  "SQL expression matched against subscription values");
+  cmd->add_option("--conflict", o->article.conflict,
+                  "conflict policy: incoming, consolidated or newest:COLUMN");
+  cmd->callback([&action, o] {
+    action = [o]() -> Result<> {
+      o->article.columns = split_list(o->columns);
+      SQLPOST_TRY(with_site_write(o->db, [&](Database& db) { return publish(db, o->article); }));
+      std::cout << "published " << o->article.table << " in " << o->article.publication << "\n";
+      return success();
+    };
+  });
+}
+
+void add_unpublish(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand("unpublish", "Remove a table from a publication (or all of it)");
+  auto db = std::make_shared<std::string>();
+  auto pub = std::make_shared<std::string>();
+  auto table = std::make_shared<std::string>();
+  cmd->add_option("DB", *db, "SQLite database file")->required();
+  cmd->add_option("PUB", *pub, "publication name")->required();
+  cmd->add_option("TABLE", *table, "table to remove (default: the whole publication)");
+  cmd->callback([&action, db, pub, table] {
+    action = [db, pub, table] {
+      return with_site_write(*db, [&](Database& d) { return unpublish(d, *pub, *table); });
+    };
+  });
+}
+
+// ---- site add / remove / list
+
+void add_site_add(CLI::App& site, Action& action) {
+  auto* cmd = site.add_subcommand("add", "Add a remote site (a child of this site)");
+  auto db = std::make_shared<std::string>();
+  auto partner = std::make_shared<Partner>();
+  cmd->add_option("DB", *db, "SQLite database file")->required();
+  cmd->add_option("NAME", partner->name, "the remote site's name")->required();
+  cmd->add_option("--address", partner->address, "the remote site's e-mail address")->required();
+  cmd->callback([&action, db, partner] {
+    action = [db, partner]() -> Result<> {
+      SQLPOST_TRY_ASSIGN(partner->key, new_site_key());
+      SQLPOST_TRY(with_site_write(*db, [&](Database& d) { return add_partner(d, *partner); }));
+      std::cout << "added site " << partner->name << " <" << partner->address << ">\n";
+      return success();
+    };
+  });
+}
+
+void add_site_remove(CLI::App& site, Action& action) {
+  auto* cmd = site.add_subcommand("remove", "Remove a remote site and its subscriptions");
+  auto db = std::make_shared<std::string>();
+  auto name = std::make_shared<std::string>();
+  cmd->add_option("DB", *db, "SQLite database file")->required();
+  cmd->add_option("NAME", *name, "the site's name")->required();
+  cmd->callback([&action, db, name] {
+    action = [db, name] {
+      return with_site_write(*db, [&](Database& d) { return remove_partner(d, *name); });
+    };
+  });
+}
+
+Result<> list_sites(const std::string& path) {
+  SQLPOST_TRY_ASSIGN(Database db, open_site(path));
+  SQLPOST_TRY_ASSIGN(const auto partners, load_partners(db));
+  for (const auto& p : partners) {
+    std::cout << p.name << "\t" << p.address << "\t"
+              << (p.relation == Relation::kParent ? "parent" : "child") << "\n";
+  }
+  return success();
+}
+
+void add_site(CLI::App& app, Action& action) {
+  auto* site = app.add_subcommand("site", "Manage partner sites");
+  site->require_subcommand(1);
+  add_site_add(*site, action);
+  add_site_remove(*site, action);
+  auto* list = site->add_subcommand("list", "List partner sites");
+  auto db = std::make_shared<std::string>();
+  list->add_option("DB", *db, "SQLite database file")->required();
+  list->callback([&action, db] { action = [db] { return list_sites(*db); }; });
+}
+
+// ---- subscribe / unsubscribe
+
+void add_subscribe(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand("subscribe", "Subscribe a remote site to a publication");
+  auto db = std::make_shared<std::string>();
+  auto sub = std::make_shared<Subscription>();
+  cmd->add_option("DB", *db, "SQLite database file")->required();
+  cmd->add_option("SITE", sub->site, "the remote site")->required();
+  cmd->add_option("PUB", sub->publication, "the publication")->required();
+  cmd->add_option("--value", sub->value, "subscribe-by value");
+  cmd->callback([&action, db, sub] {
+    action = [db, sub] {
+      return with_site_write(*db, [&](Database& d) { return subscribe(d, *sub); });
+    };
+  });
+}
+
+void add_unsubscribe(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand("unsubscribe", "End a site's subscription to a publication");
+  auto db = std::make_shared<std::string>();
+  auto site = std::make_shared<std::string>();
+  auto pub = std::make_shared<std::string>();
+  cmd->add_option("DB", *db, "SQLite database file")->required();
+  cmd->add_option("SITE", *site, "the remote site")->required();
+  cmd->add_option("PUB", *pub, "the publication")->required();
+  cmd->callback([&action, db, site, pub] {
+    action = [db, site, pub] {
+      return with_site_write(*db, [&](Database& d) { return unsubscribe(d, *site, *pub); });
+    };
+  });
+}
+
+// ---- status
+
+Result<> show_status(const std::string& path, bool json) {
+  SQLPOST_TRY_ASSIGN(Database db, open_site(path));
+  SQLPOST_TRY_ASSIGN(const nlohmann::json status, collect_status(db));
+  std::cout << (json ? status.dump(2) + "\n" : render_status_text(status));
+  return success();
+}
+
+void add_status(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand("status", "Show the site, publications and partners");
+  auto db = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  cmd->add_option("DB", *db, "SQLite database file")->required();
+  cmd->add_flag("--json", *json, "machine-readable output");
+  cmd->callback([&action, db, json] { action = [db, json] { return show_status(*db, *json); }; });
+}
+
+}  // namespace
+
+int exit_code_for(const Error& error) { return exit_code_for_errc(error.code); }
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"sqlpost - keeps SQLite databases at many sites in step by e-mail", "sqlpost"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "sqlpost 0.1.0");
+  Action action;
+  add_init(app, action);
+  add_publish(app, action);
+  add_unpublish(app, action);
+  add_site(app, action);
+  add_subscribe(app, action);
+  add_unsubscribe(app, action);
+  add_status(app, action);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+  if (!action) {
+    return kExitUsage;
+  }
+  const Result<> result = action();
+  if (!result.ok()) {
+    std::cerr << "sqlpost: " << result.error().message << "\n";
+    return exit_code_for(result.error());
+  }
+  return kExitOk;
+}
+
+}  // namespace sqlpost

@@ -1,0 +1,116 @@
+#include "agent/status.h"
+
+#include <sstream>
+
+#include "replication/changelog.h"
+#include "schema/metadata.h"
+
+namespace sqlpost {
+namespace {
+
+nlohmann::json article_json(const Article& a) {
+  nlohmann::json j{{"table", a.table}, {"conflict", a.conflict}};
+  j["columns"] = a.columns.empty() ? nlohmann::json("*") : nlohmann::json(a.columns);
+  if (!a.where_expr.empty()) {
+    j["where"] = a.where_expr;
+  }
+  if (!a.subscribe_by.empty()) {
+    j["subscribe_by"] = a.subscribe_by;
+  }
+  return j;
+}
+
+Result<nlohmann::json> publications_json(Database& db) {
+  SQLPOST_TRY_ASSIGN(const auto names, load_publications(db));
+  SQLPOST_TRY_ASSIGN(const auto articles, load_articles(db));
+  nlohmann::json pubs = nlohmann::json::array();
+  for (const auto& name : names) {
+    nlohmann::json arts = nlohmann::json::array();
+    for (const auto& a : articles) {
+      if (a.publication == name) {
+        arts.push_back(article_json(a));
+      }
+    }
+    pubs.push_back({{"name", name}, {"articles", arts}});
+  }
+  return pubs;
+}
+
+Result<nlohmann::json> partners_json(Database& db) {
+  SQLPOST_TRY_ASSIGN(const auto partners, load_partners(db));
+  SQLPOST_TRY_ASSIGN(const auto subs, load_subscriptions(db));
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : partners) {
+    nlohmann::json subscriptions = nlohmann::json::array();
+    for (const auto& s : subs) {
+      if (s.site == p.name) {
+        subscriptions.push_back({{"publication", s.publication}, {"value", s.value}});
+      }
+    }
+    SQLPOST_TRY_ASSIGN(const std::int64_t unsent, count_unsent_changes(db, p));
+    out.push_back({{"name", p.name},
+                   {"address", p.address},
+                   {"relation", p.relation == Relation::kParent ? "parent" : "child"},
+                   {"subscriptions", subscriptions},
+                   {"unsent_changes", unsent}});
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<nlohmann::json> collect_status(Database& db) {
+  SQLPOST_TRY_ASSIGN(Transaction read, Transaction::begin(db, Transaction::Kind::kDeferred));
+  SQLPOST_TRY_ASSIGN(const LocalSite site, load_local_site(db));
+  nlohmann::json status{{"site", site.name}, {"address", site.address},
+                        {"role", role_name(site.role)}};
+  if (!site.parent.empty()) {
+    status["parent"] = site.parent;
+  }
+  SQLPOST_TRY_ASSIGN(status["publications"], publications_json(db));
+  SQLPOST_TRY_ASSIGN(status["partners"], partners_json(db));
+  SQLPOST_TRY_ASSIGN(status["current_epoch"], db.query_int("SELECT epoch FROM sqlpost_epoch"));
+  SQLPOST_TRY_ASSIGN(status["log_rows"], db.query_int("SELECT count(*) FROM sqlpost_log"));
+  return status;
+}
+
+std::string render_status_text(const nlohmann::json& status) {
+  std::ostringstream out;
+  out << "site " << status["site"].get<std::string>() << " <"
+      << status["address"].get<std::string>() << ">, " << status["role"].get<std::string>();
+  if (status.contains("parent")) {
+    out << " (parent: " << status["parent"].get<std::string>() << ")";
+  }
+  out << "\npublications:";
+  if (status["publications"].empty()) {
+    out << " none";
+  }
+  for (const auto& pub : status["publications"]) {
+    out << "\n  " << pub["name"].get<std::string>() << ":";
+    for (const auto& a : pub["articles"]) {
+      out << " " << a["table"].get<std::string>();
+      if (a["columns"].is_array()) {
+        out << "(" << a["columns"].size() << " columns)";
+      }
+    }
+  }
+  out << "\npartners:";
+  if (status["partners"].empty()) {
+    out << " none";
+  }
+  for (const auto& p : status["partners"]) {
+    out << "\n  " << p["name"].get<std::string>() << " <" << p["address"].get<std::string>()
+        << "> " << p["relation"].get<std::string>() << ", "
+        << p["unsent_changes"].get<std::int64_t>() << " change(s) not yet sent";
+    for (const auto& s : p["subscriptions"]) {
+      out << "\n    subscribes to " << s["publication"].get<std::string>();
+      if (!s["value"].get<std::string>().empty()) {
+        out << " = " << s["value"].get<std::string>();
+      }
+    }
+  }
+  out << "\n";
+  return out.str();
+}
+
+}  // namespace sqlpost

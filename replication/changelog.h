@@ -1,0 +1,68 @@
+// sqlpost/replication/changelog.h — reading the change log by epochs.
+//
+// Contract: cut_epoch() closes the current epoch in its own write transaction
+// (UPDATE sqlpost_epoch SET epoch = epoch + 1) and records the last log
+// sequence of every closed epoch (sqlpost_epoch_marks). Because every
+// application transaction holds SQLite's write lock from its first write to its
+// commit, each epoch is a set of whole committed transactions once it is closed.
+// read_changes() yields the changes of closed epochs (after, upto] for the given
+// tables, in commit order, with new and old values of the captured columns. An
+// UPDATE that changes a primary key is yielded as a DELETE of the old key
+// followed by an INSERT of the new row. Do not call cut_epoch() inside an open
+// transaction.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "schema/capture.h"
+#include "schema/db.h"
+
+namespace sqlpost {
+
+struct Change {
+  std::int64_t seq = 0;
+  std::int64_t epoch = 0;
+  ChangeOp op = ChangeOp::kInsert;
+  std::string origin;  // empty: written locally, else the site whose message was applied
+  std::shared_ptr<const CaptureLayout> layout;
+  Row new_values;  // insert/update: every captured column; delete: empty
+  Row old_values;  // update/delete: every captured column; insert: empty
+
+  [[nodiscard]] const std::string& table() const { return layout->table; }
+  [[nodiscard]] Row key() const;  // key values (new image, or old for deletes)
+  // Indexes of captured columns whose value differs between old and new.
+  [[nodiscard]] std::vector<std::size_t> changed_columns() const;
+};
+
+// Closes the current epoch; returns the number of the epoch just closed.
+Result<std::int64_t> cut_epoch(Database& db);
+
+// The highest closed epoch (0 when none was closed yet).
+Result<std::int64_t> last_closed_epoch(Database& db);
+
+// The last log sequence belonging to closed epoch `epoch` or earlier.
+Result<std::int64_t> epoch_end_seq(Database& db, std::int64_t epoch);
+
+using ChangeVisitor = std::function<Result<>(const Change&)>;
+
+// Visits changes of epochs (after_epoch, upto_epoch] whose table is in `tables`
+// (every table when `tables` is empty), in commit order.
+Result<> read_changes(Database& db, std::int64_t after_epoch, std::int64_t upto_epoch,
+                      const std::set<std::string>& tables, const ChangeVisitor& visit);
+
+}  // namespace sqlpost
+
+namespace sqlpost {
+struct Partner;
+
+// Tables whose changes go to `partner`: for a child, the tables of the
+// publications it subscribes to; for the parent, every published table.
+Result<std::set<std::string>> tables_routed_to(Database& db, const Partner& partner);
+
+// Captured changes (closed or not) after the partner's sent position that are
+// routed to it and did not come from it.
+Result<std::int64_t> count_unsent_changes(Database& db, const Partner& partner);
+}  // namespace sqlpost

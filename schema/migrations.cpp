@@ -1,0 +1,120 @@
+#include "schema/migrations.h"
+
+#include <array>
+#include <string_view>
+
+namespace sqlpost {
+namespace {
+
+// Migration N (1-based) brings the schema from version N-1 to N. Never edit a
+// released migration: append a new one.
+constexpr std::array<std::string_view, kSchemaVersion> kMigrations = {
+    R"sql(
+CREATE TABLE sqlpost_meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE sqlpost_local(
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  site TEXT NOT NULL,
+  address TEXT NOT NULL,
+  role TEXT NOT NULL CHECK (role IN ('consolidated', 'remote')),
+  parent TEXT);
+CREATE TABLE sqlpost_sites(
+  name TEXT PRIMARY KEY,
+  address TEXT NOT NULL,
+  relation TEXT NOT NULL CHECK (relation IN ('child', 'parent')),
+  key BLOB NOT NULL,
+  created_at INTEGER NOT NULL DEFAULT (unixepoch()),
+  sent_epoch INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE sqlpost_publications(name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE sqlpost_articles(
+  publication TEXT NOT NULL REFERENCES sqlpost_publications(name),
+  table_name TEXT NOT NULL,
+  columns TEXT,
+  where_expr TEXT,
+  subscribe_by TEXT,
+  conflict TEXT NOT NULL DEFAULT 'incoming',
+  PRIMARY KEY (publication, table_name)) WITHOUT ROWID;
+CREATE TABLE sqlpost_subscriptions(
+  site TEXT NOT NULL REFERENCES sqlpost_sites(name),
+  publication TEXT NOT NULL REFERENCES sqlpost_publications(name),
+  value TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (site, publication, value)) WITHOUT ROWID;
+CREATE TABLE sqlpost_config(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE sqlpost_epoch(id INTEGER PRIMARY KEY CHECK (id = 1), epoch INTEGER NOT NULL);
+INSERT INTO sqlpost_epoch VALUES (1, 1);
+CREATE TABLE sqlpost_epoch_marks(epoch INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL);
+INSERT INTO sqlpost_epoch_marks VALUES (0, 0);
+CREATE TABLE sqlpost_context(origin TEXT NOT NULL);
+CREATE TABLE sqlpost_layouts(
+  id INTEGER PRIMARY KEY,
+  table_name TEXT NOT NULL,
+  columns TEXT NOT NULL,
+  pk_count INTEGER NOT NULL);
+CREATE TABLE sqlpost_log(
+  seq INTEGER PRIMARY KEY,
+  epoch INTEGER NOT NULL,
+  layout INTEGER NOT NULL,
+  op INTEGER NOT NULL,
+  origin TEXT);
+)sql",
+};
+
+Result<> set_version(Database& db, int version) {
+  SQLPOST_TRY_ASSIGN(Statement st,
+                     db.prepare("INSERT OR REPLACE INTO sqlpost_meta VALUES ('schema_version', ?)"));
+  st.bind(1, static_cast<std::int64_t>(version));
+  return st.run();
+}
+
+Result<> migrate_from(Database& db, int from) {
+  for (int v = from; v < kSchemaVersion; ++v) {
+    SQLPOST_TRY(db.exec(kMigrations.at(static_cast<std::size_t>(v))));
+  }
+  return set_version(db, kSchemaVersion);
+}
+
+}  // namespace
+
+Result<bool> has_site_tables(Database& db) {
+  SQLPOST_TRY_ASSIGN(
+      const std::int64_t n,
+      db.query_int("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = "
+                   "'sqlpost_meta'"));
+  return n > 0;
+}
+
+Result<int> schema_version(Database& db) {
+  SQLPOST_TRY_ASSIGN(const bool present, has_site_tables(db));
+  if (!present) {
+    return 0;
+  }
+  SQLPOST_TRY_ASSIGN(
+      const std::int64_t v,
+      db.query_int("SELECT value FROM sqlpost_meta WHERE key = 'schema_version'", 0));
+  return static_cast<int>(v);
+}
+
+Result<> create_site_tables(Database& db) { return migrate_from(db, 0); }
+
+Result<Database> open_site(const std::string& path) {
+  SQLPOST_TRY_ASSIGN(Database db, Database::open(path, Database::Mode::kReadWrite));
+  SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+  SQLPOST_TRY_ASSIGN(const int version, schema_version(db));
+  if (version == 0) {
+    return make_error(Errc::kNotFound,
+                      path + " is not an sqlpost site; run 'sqlpost init " + path +
+                          " --site NAME --address ADDRESS' first");
+  }
+  if (version > kSchemaVersion) {
+    return make_error(Errc::kUnsupported,
+                      path + " was made by a newer sqlpost (schema version " +
+                          std::to_string(version) + "; this sqlpost knows up to " +
+                          std::to_string(kSchemaVersion) + "); upgrade sqlpost");
+  }
+  if (version < kSchemaVersion) {
+    SQLPOST_TRY(migrate_from(db, version));
+  }
+  SQLPOST_TRY(tx.commit());
+  return db;
+}
+
+}  // namespace sqlpost

@@ -1,0 +1,3 @@
+#include <doctest/doctest.h>
+#include "transport/codec.h"
+TEST_CASE("placeholder") {}

@@ -1,0 +1,11 @@
+# libFuzzer drivers (option SQLPOST_FUZZ, clang only).
+if(SQLPOST_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "sqlpost: SQLPOST_FUZZ needs clang (-DCMAKE_CXX_COMPILER=clang++)")
+  endif()
+  add_executable(fuzz-decode ${CMAKE_CURRENT_LIST_DIR}/fuzz_decode.cpp)
+  sqlpost_module(fuzz-decode)
+  target_compile_options(fuzz-decode PRIVATE -fsanitize=fuzzer,address,undefined -g)
+  target_link_options(fuzz-decode PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(fuzz-decode PRIVATE sqlpost_transport)
+endif()

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds sqlpost and runs every test with ctest.
+# Usage: tools/test.sh            (from anywhere inside the checkout)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+bash tools/install-deps.sh
+
+build="${SQLPOST_BUILD_DIR:-$root/build}"
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSQLPOST_WERROR=ON
+cmake --build "$build" -j "$(nproc)"
+
+# End-to-end tests against real mail servers run when the harness exists.
+if [ -x tools/mailstack/start.sh ] && [ "${SQLPOST_SKIP_MAIL:-0}" != "1" ]; then
+  bash tools/mailstack/start.sh
+  trap 'bash tools/mailstack/stop.sh' EXIT
+  set -a; . "${MAILSTACK_DIR:-/tmp/mailstack}/mailstack.env"; set +a
+fi
+
+ctest --test-dir "$build" --output-on-failure -j "$(nproc)" --timeout 900

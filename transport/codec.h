@@ -1,0 +1,96 @@
+// sqlpost/transport/codec.h — the message codec: payload bytes <-> e-mails.
+//
+// Contract (format version 1, byte by byte in docs/format.md):
+//  * encode_message: zstd-compresses the opaque payload, splits the compressed
+//    bytes into k <= kMaxParts parts so that each e-mail is <= max_message_bytes,
+//    seals each part with AES-256-GCM (fresh random 96-bit nonce; associated data =
+//    the part's envelope: version, sender, receiver, sequence, part i, count k,
+//    compressed length, offset, SHA-256 of the compressed bytes) and wraps it as a
+//    7-bit MIME e-mail with CRLF line ends and lines <= 76 characters.
+//  * Reading mail from a mailbox is hostile input: looks_like_sqlpost() decides
+//    whether a mail is ours at all (foreign mail must be left alone), peek_part()
+//    reads the unauthenticated X-Sqlpost headers (to choose the partner key),
+//    open_part() authenticates and decrypts one part, reassemble() checks a
+//    complete set of parts and decompresses with a bounded output size.
+//  * Errors: kLimitExceeded (a named limit in transport/limits.h), kUnsupported
+//    (unknown format version), kInvalidArgument (bad caller input, or a part
+//    addressed to another site), kCorruption (malformed or inconsistent mail),
+//    kAuthentication (tag does not verify: wrong key or altered mail), kNotFound
+//    (reassemble: a part is missing). Nothing here throws or aborts on bad input.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "transport/crypto.h"
+#include "transport/key.h"
+#include "transport/limits.h"
+#include "transport/result.h"
+
+namespace sqlpost::transport {
+
+// Who sends which message. Site names: 1..kMaxSiteNameBytes of [A-Za-z0-9._-].
+struct MessageHeader {
+  std::string sender;
+  std::string receiver;
+  std::uint64_t sequence = 0;  // >= 1, per ordered (sender, receiver) pair
+};
+
+// The unauthenticated X-Sqlpost headers of one e-mail (syntax-checked only).
+struct PartHeader {
+  std::uint32_t version = kFormatVersion;
+  std::string sender;
+  std::string receiver;
+  std::uint64_t sequence = 0;
+  std::uint32_t part = 0;   // 1-based
+  std::uint32_t parts = 0;  // count, 1..kMaxParts
+};
+
+// One authenticated, decrypted part. Every field was covered by the AEAD tag.
+struct OpenedPart {
+  PartHeader header;
+  std::uint64_t compressed_size = 0;  // of the whole message
+  std::uint64_t offset = 0;           // of this part within the compressed bytes
+  crypto::Digest digest{};            // SHA-256 of the whole compressed message
+  std::vector<std::uint8_t> data;     // this part's slice of the compressed bytes
+};
+
+bool valid_site_name(std::string_view name);
+
+// The e-mails (one per part, in part order) carrying `payload`.
+// kInvalidArgument: bad site name, sequence 0, address with CR/LF/8-bit or too long,
+// max_message_bytes < kMinMaxMessageBytes. kLimitExceeded: payload > kMaxPayloadBytes
+// or more than kMaxParts parts needed.
+Result<std::vector<std::string>> encode_message(const MessageHeader& header,
+                                                std::string_view from_address,
+                                                std::string_view to_address,
+                                                std::span<const std::uint8_t> payload,
+                                                const Key& key,
+                                                std::size_t max_message_bytes =
+                                                    kDefaultMaxMessageBytes);
+
+// Cheap: does the header block contain any X-Sqlpost-* field? Never fails.
+bool looks_like_sqlpost(std::string_view mail);
+
+// Parses and syntax-checks the X-Sqlpost headers. Not authenticated.
+Result<PartHeader> peek_part(std::string_view mail);
+
+// Authenticates and decrypts one part addressed to `expected_receiver`.
+Result<OpenedPart> open_part(std::string_view mail, const Key& key,
+                             std::string_view expected_receiver);
+
+// Is `b` a part of the same message (same encoding) as `a`?
+bool same_message(const OpenedPart& a, const OpenedPart& b);
+
+// All parts of one message, any order, each exactly once -> the payload.
+// kInvalidArgument: empty, parts of different messages, a duplicate part.
+// kNotFound: a part is missing. kCorruption: inconsistent offsets/sizes, digest
+// mismatch, malformed zstd data. kLimitExceeded: payload > max_payload_bytes.
+Result<std::vector<std::uint8_t>> reassemble(std::vector<OpenedPart> parts,
+                                             std::size_t max_payload_bytes = kMaxPayloadBytes);
+
+}  // namespace sqlpost::transport

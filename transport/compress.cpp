@@ -1,0 +1,94 @@
+#include "transport/compress.h"
+
+#include <zstd.h>
+
+#include <algorithm>
+#include <memory>
+
+namespace sqlpost::transport::zstd {
+namespace {
+
+struct CCtxFree {
+  void operator()(ZSTD_CCtx* ctx) const { ZSTD_freeCCtx(ctx); }
+};
+struct DCtxFree {
+  void operator()(ZSTD_DCtx* ctx) const { ZSTD_freeDCtx(ctx); }
+};
+using CCtx = std::unique_ptr<ZSTD_CCtx, CCtxFree>;
+using DCtx = std::unique_ptr<ZSTD_DCtx, DCtxFree>;
+
+constexpr std::size_t kInitialOutput = std::size_t{64} << 10;
+constexpr int kWindowLogMax = 27;  // bounds decoder memory at 128 MiB
+
+Error zstd_error(Errc code, const char* what, std::size_t rc) {
+  return make_error(code, std::string(what) + ": " + ZSTD_getErrorName(rc));
+}
+
+// Rejects early when the frame header declares a size above the limit.
+Result<> check_declared_size(std::span<const std::uint8_t> input, std::size_t max_output) {
+  const unsigned long long declared = ZSTD_getFrameContentSize(input.data(), input.size());
+  if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != ZSTD_CONTENTSIZE_ERROR &&
+      declared > max_output) {
+    return make_error(Errc::kLimitExceeded, "compressed payload declares " +
+                                                std::to_string(declared) +
+                                                " bytes, above the limit of " +
+                                                std::to_string(max_output));
+  }
+  return success();
+}
+
+// Grows `out` towards the hard cap max_output + 1 (one byte more detects overflow).
+Result<> grow(std::vector<std::uint8_t>& out, std::size_t max_output) {
+  const std::size_t cap = max_output + 1;
+  if (out.size() >= cap) {
+    return make_error(Errc::kLimitExceeded, "decompressed payload exceeds the limit of " +
+                                                std::to_string(max_output) + " bytes");
+  }
+  out.resize(std::min(cap, std::max(kInitialOutput, out.size() * 2)));
+  return success();
+}
+
+}  // namespace
+
+Result<std::vector<std::uint8_t>> compress(std::span<const std::uint8_t> input, int level) {
+  CCtx ctx(ZSTD_createCCtx());
+  if (!ctx) return make_error(Errc::kInternal, "ZSTD_createCCtx failed");
+  std::vector<std::uint8_t> out(ZSTD_compressBound(input.size()));
+  ZSTD_CCtx_setParameter(ctx.get(), ZSTD_c_compressionLevel, level);
+  const std::size_t rc =
+      ZSTD_compress2(ctx.get(), out.data(), out.size(), input.data(), input.size());
+  if (ZSTD_isError(rc) != 0U) return zstd_error(Errc::kInternal, "zstd compression", rc);
+  out.resize(rc);
+  return out;
+}
+
+Result<std::vector<std::uint8_t>> decompress(std::span<const std::uint8_t> input,
+                                             std::size_t max_output) {
+  SQLPOST_TRY(check_declared_size(input, max_output));
+  DCtx ctx(ZSTD_createDCtx());
+  if (!ctx) return make_error(Errc::kInternal, "ZSTD_createDCtx failed");
+  ZSTD_DCtx_setParameter(ctx.get(), ZSTD_d_windowLogMax, kWindowLogMax);
+  std::vector<std::uint8_t> out;
+  ZSTD_inBuffer in{input.data(), input.size(), 0};
+  ZSTD_outBuffer dst{nullptr, 0, 0};
+  for (;;) {
+    if (dst.pos == dst.size) {
+      SQLPOST_TRY(grow(out, max_output));
+      dst = ZSTD_outBuffer{out.data(), out.size(), dst.pos};
+    }
+    const std::size_t rc = ZSTD_decompressStream(ctx.get(), &dst, &in);
+    if (ZSTD_isError(rc) != 0U) return zstd_error(Errc::kCorruption, "zstd decompression", rc);
+    if (rc == 0 && in.pos == in.size) break;
+    if (in.pos == in.size && dst.pos < dst.size) {
+      return make_error(Errc::kCorruption, "compressed payload is truncated");
+    }
+  }
+  if (dst.pos > max_output) {
+    return make_error(Errc::kLimitExceeded, "decompressed payload exceeds the limit of " +
+                                                std::to_string(max_output) + " bytes");
+  }
+  out.resize(dst.pos);
+  return out;
+}
+
+}  // namespace sqlpost::transport::zstd

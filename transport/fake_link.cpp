@@ -1,0 +1,185 @@
+#include "transport/fake_link.h"
+
+#include <algorithm>
+#include <map>
+#include <random>
+
+#include "transport/limits.h"
+
+namespace sqlpost::transport {
+
+struct StoredMail {
+  std::string id;
+  std::string text;
+};
+
+struct HeldMail {
+  std::uint64_t due_tick = 0;
+  std::string to;
+  std::string text;
+};
+
+struct FakeNetwork::State {
+  std::mt19937_64 rng;
+  FaultConfig faults;
+  NetworkStats stats;
+  std::uint64_t tick = 0;
+  std::uint64_t next_id = 1;
+  std::map<std::uint64_t, Errc> failing_sends;
+  std::map<std::string, std::vector<StoredMail>, std::less<>> boxes;
+  std::vector<HeldMail> held;
+
+  bool chance(double p) {
+    return p > 0 && std::uniform_real_distribution<double>(0.0, 1.0)(rng) < p;
+  }
+  std::size_t uniform(std::size_t lo, std::size_t hi) {  // inclusive
+    return std::uniform_int_distribution<std::size_t>(lo, hi)(rng);
+  }
+
+  void store(const std::string& to, std::string text, bool at_random_position) {
+    auto& box = boxes[to];
+    StoredMail mail{"fake-" + std::to_string(next_id++), std::move(text)};
+    const std::size_t pos = at_random_position ? uniform(0, box.size()) : box.size();
+    box.insert(box.begin() + static_cast<std::ptrdiff_t>(pos), std::move(mail));
+    ++stats.delivered;
+  }
+
+  void corrupt(std::string& text) {
+    if (text.empty()) return;
+    const std::size_t pos = uniform(0, text.size() - 1);
+    const auto mask = static_cast<char>(uniform(1, 255));
+    text[pos] = static_cast<char>(text[pos] ^ mask);
+    ++stats.corrupted;
+  }
+
+  // Applies per-copy faults, then delivers or holds the copy.
+  void route_copy(const std::string& to, std::string text) {
+    if (chance(faults.corrupt)) corrupt(text);
+    if (chance(faults.delay)) {
+      held.push_back(HeldMail{tick + uniform(1, std::max<std::uint32_t>(1, faults.max_delay_ticks)),
+                              to, std::move(text)});
+      ++stats.delayed;
+      return;
+    }
+    const bool reorder = chance(faults.reorder);
+    if (reorder) ++stats.reordered;
+    store(to, std::move(text), reorder);
+  }
+
+  Result<> send(std::string_view to, std::string_view text) {
+    const std::uint64_t nth = ++stats.sends;
+    if (auto it = failing_sends.find(nth); it != failing_sends.end()) {
+      ++stats.failed;
+      return make_error(it->second, "injected failure of send #" + std::to_string(nth));
+    }
+    if (chance(faults.drop)) {
+      ++stats.dropped;
+      return success();
+    }
+    const bool twice = chance(faults.duplicate);
+    if (twice) ++stats.duplicated;
+    route_copy(std::string(to), std::string(text));
+    if (twice) route_copy(std::string(to), std::string(text));
+    return success();
+  }
+
+  void release(bool all) {
+    std::vector<HeldMail> still;
+    for (HeldMail& h : held) {
+      if (all || h.due_tick <= tick) {
+        const bool reorder = chance(faults.reorder);
+        if (reorder) ++stats.reordered;
+        store(h.to, std::move(h.text), reorder);
+      } else {
+        still.push_back(std::move(h));
+      }
+    }
+    held = std::move(still);
+  }
+
+  std::vector<StoredMail>::iterator find(std::vector<StoredMail>& box, const std::string& id) {
+    return std::find_if(box.begin(), box.end(), [&](const StoredMail& m) { return m.id == id; });
+  }
+};
+
+namespace {
+
+class FakeLink final : public Link {
+ public:
+  FakeLink(std::shared_ptr<FakeNetwork::State> state, std::string address)
+      : state_(std::move(state)), address_(std::move(address)) {}
+
+  Result<> send(std::string_view to_address, std::string_view mail) override {
+    if (to_address.empty()) return make_error(Errc::kInvalidArgument, "empty address");
+    return state_->send(to_address, mail);
+  }
+
+  Result<std::vector<MailRef>> list() override {
+    std::vector<MailRef> refs;
+    for (const StoredMail& m : state_->boxes[address_]) refs.push_back({m.id, m.text.size()});
+    return refs;
+  }
+
+  Result<std::string> fetch(const MailRef& ref) override {
+    auto& box = state_->boxes[address_];
+    const auto it = state_->find(box, ref.id);
+    if (it == box.end()) return make_error(Errc::kNotFound, "no mail " + ref.id);
+    if (it->text.size() > kMaxMailBytes) {
+      return make_error(Errc::kLimitExceeded, "mail " + ref.id + " is larger than kMaxMailBytes");
+    }
+    return it->text;
+  }
+
+  Result<> remove(const MailRef& ref) override {
+    auto& box = state_->boxes[address_];
+    const auto it = state_->find(box, ref.id);
+    if (it == box.end()) return make_error(Errc::kNotFound, "no mail " + ref.id);
+    box.erase(it);
+    return success();
+  }
+
+ private:
+  std::shared_ptr<FakeNetwork::State> state_;
+  std::string address_;
+};
+
+}  // namespace
+
+FakeNetwork::FakeNetwork(std::uint64_t seed, FaultConfig faults)
+    : state_(std::make_shared<State>()) {
+  state_->rng.seed(seed);
+  state_->faults = faults;
+}
+
+void FakeNetwork::set_faults(const FaultConfig& faults) { state_->faults = faults; }
+
+std::unique_ptr<Link> FakeNetwork::link_for(std::string address) {
+  return std::make_unique<FakeLink>(state_, std::move(address));
+}
+
+void FakeNetwork::fail_send(std::uint64_t nth, Errc code) { state_->failing_sends[nth] = code; }
+
+void FakeNetwork::tick() {
+  ++state_->tick;
+  state_->release(false);
+}
+
+void FakeNetwork::deliver_delayed() { state_->release(true); }
+
+std::size_t FakeNetwork::in_flight() const { return state_->held.size(); }
+
+void FakeNetwork::put(const std::string& address, std::string mail) {
+  state_->store(address, std::move(mail), false);
+}
+
+std::vector<std::string> FakeNetwork::mailbox(const std::string& address) const {
+  std::vector<std::string> out;
+  const auto it = state_->boxes.find(address);
+  if (it == state_->boxes.end()) return out;
+  for (const StoredMail& m : it->second) out.push_back(m.text);
+  return out;
+}
+
+NetworkStats FakeNetwork::stats() const { return state_->stats; }
+
+}  // namespace sqlpost::transport

@@ -1,0 +1,73 @@
+// sqlpost/transport/fake_link.h — an in-memory, seeded, fault-injecting mail
+// network for tests (in the library so every module's tests can use it).
+//
+// Contract: FakeNetwork holds one mailbox per address. link_for(address) returns a
+// Link whose send() posts into the network and whose list/fetch/remove act on that
+// address's mailbox. Faults are drawn from one std::mt19937_64 seeded by the
+// constructor, in a fixed order per send (drop, duplicate, then per copy: corrupt,
+// delay, reorder), so the same seed and the same calls give the same mailboxes.
+// Delayed mail is held for 1..max_delay_ticks calls of tick(). fail_send(n) makes
+// the n-th send() call (1-based, counted over the whole network) fail with the given
+// code and deliver nothing. Links share the network state and may outlive it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "transport/link.h"
+#include "transport/result.h"
+
+namespace sqlpost::transport {
+
+struct FaultConfig {
+  double drop = 0;       // probability a sent mail is lost
+  double duplicate = 0;  // probability it is delivered twice
+  double reorder = 0;    // probability a copy is inserted at a random position
+  double delay = 0;      // probability a copy is held for some ticks
+  double corrupt = 0;    // probability one random byte of a copy is changed
+  std::uint32_t max_delay_ticks = 3;
+};
+
+struct NetworkStats {
+  std::uint64_t sends = 0;  // send() calls
+  std::uint64_t failed = 0;
+  std::uint64_t dropped = 0;
+  std::uint64_t duplicated = 0;
+  std::uint64_t reordered = 0;
+  std::uint64_t delayed = 0;
+  std::uint64_t corrupted = 0;
+  std::uint64_t delivered = 0;  // copies put into a mailbox (including foreign mail)
+};
+
+class FakeNetwork {
+ public:
+  explicit FakeNetwork(std::uint64_t seed, FaultConfig faults = {});
+
+  void set_faults(const FaultConfig& faults);
+  std::unique_ptr<Link> link_for(std::string address);
+
+  // Makes the nth send() call (1-based, network-wide) fail with `code`.
+  void fail_send(std::uint64_t nth, Errc code = Errc::kTransient);
+  // One round: delayed mail whose time has come is delivered (in send order).
+  void tick();
+  // Delivers every delayed mail now.
+  void deliver_delayed();
+  [[nodiscard]] std::size_t in_flight() const;
+
+  // Puts a mail (e.g. foreign mail) directly at the end of a mailbox, no faults.
+  void put(const std::string& address, std::string mail);
+  // The mails in a mailbox, in list() order.
+  [[nodiscard]] std::vector<std::string> mailbox(const std::string& address) const;
+  [[nodiscard]] NetworkStats stats() const;
+
+  struct State;  // shared with the links
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace sqlpost::transport

@@ -1,0 +1,41 @@
+// sqlpost/transport/link.h — how mail travels, hidden from replication.
+//
+// Contract: a Link sends a complete e-mail (as produced by encode_message) to an
+// address, and gives access to this site's own mailbox: list() the mails waiting
+// (oldest first where the link can tell), fetch() one (never more than
+// kMaxMailBytes; kLimitExceeded if bigger), remove() one after it has been safely
+// stored (inbox first). A mailbox may hold foreign mail: a Link never interprets
+// mail, the caller decides. Errors: kInvalidArgument (bad address or ref),
+// kNotFound (mail gone), kIOError, kTransient (retry later), kPermanent.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "transport/result.h"
+
+namespace sqlpost::transport {
+
+struct MailRef {
+  std::string id;         // link-specific, stable until remove()
+  std::size_t size = 0;   // bytes, as reported by the mailbox
+};
+
+class Link {
+ public:
+  Link() = default;
+  Link(const Link&) = delete;
+  Link& operator=(const Link&) = delete;
+  Link(Link&&) = delete;
+  Link& operator=(Link&&) = delete;
+  virtual ~Link() = default;
+
+  virtual Result<> send(std::string_view to_address, std::string_view mail) = 0;
+  virtual Result<std::vector<MailRef>> list() = 0;
+  virtual Result<std::string> fetch(const MailRef& ref) = 0;
+  virtual Result<> remove(const MailRef& ref) = 0;
+};
+
+}  // namespace sqlpost::transport
