@@ -100,8 +100,10 @@ std::vector<std::size_t> Change::changed_columns() const {
   return changed;
 }
 
-Result<std::int64_t> cut_epoch(Database& db) {
-  SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db, Transaction::Kind::kImmediate));
+Result<std::int64_t> close_epoch_in_transaction(Database& db) {
+  if (!db.in_transaction()) {
+    return make_error(Errc::kInternal, "closing an epoch needs the caller's write transaction");
+  }
   SQLPOST_TRY_ASSIGN(const std::int64_t closing, db.query_int("SELECT epoch FROM sqlpost_epoch"));
   // All rows of epochs <= closing are committed: we hold the write lock.
   SQLPOST_TRY_ASSIGN(const std::int64_t last_seq,
@@ -112,6 +114,12 @@ Result<std::int64_t> cut_epoch(Database& db) {
   mark.bind(1, closing).bind(2, std::max(last_seq, previous_mark));
   SQLPOST_TRY(mark.run());
   SQLPOST_TRY(db.exec("UPDATE sqlpost_epoch SET epoch = epoch + 1"));
+  return closing;
+}
+
+Result<std::int64_t> cut_epoch(Database& db) {
+  SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db, Transaction::Kind::kImmediate));
+  SQLPOST_TRY_ASSIGN(const std::int64_t closing, close_epoch_in_transaction(db));
   SQLPOST_TRY(tx.commit());
   return closing;
 }

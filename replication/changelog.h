@@ -40,6 +40,9 @@ struct Change {
 // Closes the current epoch; returns the number of the epoch just closed.
 Result<std::int64_t> cut_epoch(Database& db);
 
+// The same inside the caller's write transaction (used by extraction).
+Result<std::int64_t> close_epoch_in_transaction(Database& db);
+
 // The highest closed epoch (0 when none was closed yet).
 Result<std::int64_t> last_closed_epoch(Database& db);
 

@@ -56,6 +56,49 @@ CREATE TABLE sqlpost_log(
   op INTEGER NOT NULL,
   origin TEXT);
 )sql",
+    // 2: delivery state per partner, outbox, inbox, rejected mail, foreign mail.
+    R"sql(
+CREATE TABLE sqlpost_streams(
+  site TEXT PRIMARY KEY,
+  next_seq INTEGER NOT NULL DEFAULT 1,
+  acked_seq INTEGER NOT NULL DEFAULT 0,
+  applied_seq INTEGER NOT NULL DEFAULT 0,
+  ack_owed INTEGER NOT NULL DEFAULT 0,
+  gap_since INTEGER,
+  resend_requested_at INTEGER,
+  resend_from INTEGER,
+  last_sent_at INTEGER,
+  last_received_at INTEGER,
+  rejected INTEGER NOT NULL DEFAULT 0,
+  halted TEXT) WITHOUT ROWID;
+CREATE TABLE sqlpost_outbox(
+  site TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  part INTEGER NOT NULL,
+  parts INTEGER NOT NULL,
+  mail BLOB NOT NULL,
+  created_at INTEGER NOT NULL,
+  sent_count INTEGER NOT NULL DEFAULT 0,
+  last_sent_at INTEGER,
+  PRIMARY KEY (site, seq, part)) WITHOUT ROWID;
+CREATE TABLE sqlpost_inbox(
+  site TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  part INTEGER NOT NULL,
+  parts INTEGER NOT NULL,
+  mail BLOB NOT NULL,
+  received_at INTEGER NOT NULL,
+  PRIMARY KEY (site, seq, part)) WITHOUT ROWID;
+CREATE TABLE sqlpost_rejected(
+  id INTEGER PRIMARY KEY,
+  received_at INTEGER NOT NULL,
+  claimed_sender TEXT,
+  reason TEXT NOT NULL,
+  mail BLOB);
+CREATE TABLE sqlpost_foreign_mail(
+  mail_id TEXT PRIMARY KEY,
+  seen_at INTEGER NOT NULL) WITHOUT ROWID;
+)sql",
 };
 
 Result<> set_version(Database& db, int version) {

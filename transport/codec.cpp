@@ -19,16 +19,16 @@ namespace {
 
 constexpr std::string_view kCrlf = mime::kCrlf;
 constexpr std::string_view kBoundary = "=_sqlpost_boundary_=";
-constexpr std::size_t kB64LineChars = 76;           // base64 characters per line
-constexpr std::size_t kB64LineBytes = 57;           // raw bytes per full base64 line
-constexpr std::size_t kSizeMargin = 64;             // slack for header length estimates
+constexpr std::size_t kB64LineChars = 76;  // base64 characters per line
+constexpr std::size_t kB64LineBytes = 57;  // raw bytes per full base64 line
+constexpr std::size_t kSizeMargin = 64;    // slack for header length estimates
 constexpr std::size_t kSealOverhead = crypto::kNonceBytes + crypto::kTagBytes;
 
 // ---- writing ------------------------------------------------------------------
 
 Result<> check_address(std::string_view address) {
-  const bool printable = std::all_of(address.begin(), address.end(),
-                                     [](char c) { return c >= ' ' && c < 127; });
+  const bool printable =
+      std::all_of(address.begin(), address.end(), [](char c) { return c >= ' ' && c < 127; });
   if (address.empty() || address.size() > kMaxAddressBytes || !printable) {
     return make_error(Errc::kInvalidArgument,
                       "e-mail address must be 1..kMaxAddressBytes printable ASCII characters");
@@ -42,7 +42,6 @@ Result<> check_message(const MessageHeader& h, std::size_t payload_bytes,
     return make_error(Errc::kInvalidArgument,
                       "site names must be 1..64 characters of [A-Za-z0-9._-]");
   }
-  if (h.sequence == 0) return make_error(Errc::kInvalidArgument, "sequence numbers start at 1");
   if (max_message_bytes < kMinMaxMessageBytes) {
     return make_error(Errc::kInvalidArgument, "max_message_bytes is below the minimum of " +
                                                   std::to_string(kMinMaxMessageBytes));
@@ -56,16 +55,16 @@ Result<> check_message(const MessageHeader& h, std::size_t payload_bytes,
 std::string rfc5322_date(std::time_t t) {
   static constexpr std::array<const char*, 7> kDays = {"Sun", "Mon", "Tue", "Wed",
                                                        "Thu", "Fri", "Sat"};
-  static constexpr std::array<const char*, 12> kMonths = {
-      "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  static constexpr std::array<const char*, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
   std::tm tm{};
   gmtime_r(&t, &tm);
   std::array<char, 64> buf{};
-  std::snprintf(buf.data(), buf.size(), "%s, %02d %s %04d %02d:%02d:%02d +0000",
-                kDays.at(static_cast<std::size_t>(tm.tm_wday)), tm.tm_mday,
-                kMonths.at(static_cast<std::size_t>(tm.tm_mon)), tm.tm_year + 1900, tm.tm_hour,
-                tm.tm_min, tm.tm_sec);
-  return buf.data();
+  const int n = std::snprintf(buf.data(), buf.size(), "%s, %02d %s %04d %02d:%02d:%02d +0000",
+                              kDays.at(static_cast<std::size_t>(tm.tm_wday)), tm.tm_mday,
+                              kMonths.at(static_cast<std::size_t>(tm.tm_mon)), tm.tm_year + 1900,
+                              tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return n > 0 ? std::string(buf.data()) : std::string();
 }
 
 std::string hex(std::span<const std::uint8_t> bytes) {
@@ -85,8 +84,8 @@ std::string message_id(const PartHeader& h) {
   std::string id = "<sqlpost." + h.sender + "+" + h.receiver + numbers;
   if (id.size() + 1 <= mime::kMaxLineChars) return id;
   const std::string pair = h.sender + "+" + h.receiver;
-  const auto digest = crypto::sha256(
-      std::span(reinterpret_cast<const std::uint8_t*>(pair.data()), pair.size()));
+  const auto digest =
+      crypto::sha256(std::span(reinterpret_cast<const std::uint8_t*>(pair.data()), pair.size()));
   return "<sqlpost.h" + hex(std::span(digest).first(8)) + numbers;
 }
 
@@ -141,8 +140,8 @@ std::string wrap_base64(std::string_view b64) {
 }
 
 std::string attachment_part(const PartHeader& h, std::string_view wrapped_b64) {
-  const std::string name = "sqlpost-" + std::to_string(h.sequence) + "-" +
-                           std::to_string(h.part) + "-" + std::to_string(h.parts) + ".bin";
+  const std::string name = "sqlpost-" + std::to_string(h.sequence) + "-" + std::to_string(h.part) +
+                           "-" + std::to_string(h.parts) + ".bin";
   std::string out = "--" + std::string(kBoundary) + std::string(kCrlf);
   out += mime::fold_field("Content-Type", "application/octet-stream; name=\"" + name + "\"");
   out += "Content-Transfer-Encoding: base64\r\n";
@@ -184,8 +183,8 @@ Result<std::size_t> slice_capacity(const MailContext& c, const MessageHeader& m,
   const PartHeader widest{kFormatVersion, m.sender, m.receiver, m.sequence, kMaxParts, kMaxParts};
   const std::size_t overhead = build_mail(c, widest, "").size() + kSizeMargin;
   const std::size_t fixed = envelope::size_for(m.sender.size(), m.receiver.size()) + kSealOverhead;
-  const std::size_t raw = overhead < max_message_bytes ? max_raw_for(max_message_bytes - overhead)
-                                                       : 0;
+  const std::size_t raw =
+      overhead < max_message_bytes ? max_raw_for(max_message_bytes - overhead) : 0;
   if (raw <= fixed) {
     return make_error(Errc::kInvalidArgument, "max_message_bytes leaves no room for data");
   }
@@ -245,7 +244,7 @@ Result<PartHeader> part_header(const mime::HeaderBlock& block) {
   }
   SQLPOST_TRY_ASSIGN(h.sender, required_site(block, "X-Sqlpost-Sender"));
   SQLPOST_TRY_ASSIGN(h.receiver, required_site(block, "X-Sqlpost-Receiver"));
-  SQLPOST_TRY_ASSIGN(h.sequence, required_number(block, "X-Sqlpost-Sequence", 1, UINT64_MAX));
+  SQLPOST_TRY_ASSIGN(h.sequence, required_number(block, "X-Sqlpost-Sequence", 0, UINT64_MAX));
   SQLPOST_TRY_ASSIGN(const auto parts, required_number(block, "X-Sqlpost-Parts", 1, kMaxParts));
   SQLPOST_TRY_ASSIGN(const auto part, required_number(block, "X-Sqlpost-Part", 1, parts));
   h.parts = static_cast<std::uint32_t>(parts);
@@ -398,7 +397,9 @@ Result<std::vector<std::string>> encode_message(const MessageHeader& header,
   }
   envelope::Envelope env{{kFormatVersion, header.sender, header.receiver, header.sequence, 0,
                           static_cast<std::uint32_t>(count)},
-                         compressed.size(), 0, crypto::sha256(compressed)};
+                         compressed.size(),
+                         0,
+                         crypto::sha256(compressed)};
   std::vector<std::string> mails;
   for (std::size_t i = 0; i < count; ++i) {
     const std::size_t end = compressed.size() * (i + 1) / count;  // even split

@@ -37,7 +37,7 @@ namespace sqlpost::transport {
 struct MessageHeader {
   std::string sender;
   std::string receiver;
-  std::uint64_t sequence = 0;  // >= 1, per ordered (sender, receiver) pair
+  std::uint64_t sequence = 0;  // >= 1 per ordered (sender, receiver) pair; 0: ack-only control
 };
 
 // The unauthenticated X-Sqlpost headers of one e-mail (syntax-checked only).
@@ -62,16 +62,14 @@ struct OpenedPart {
 bool valid_site_name(std::string_view name);
 
 // The e-mails (one per part, in part order) carrying `payload`.
-// kInvalidArgument: bad site name, sequence 0, address with CR/LF/8-bit or too long,
+// Sequence 0 is an ack-only control message (not part of the ordered stream).
+// kInvalidArgument: bad site name, address with CR/LF/8-bit or too long,
 // max_message_bytes < kMinMaxMessageBytes. kLimitExceeded: payload > kMaxPayloadBytes
 // or more than kMaxParts parts needed.
-Result<std::vector<std::string>> encode_message(const MessageHeader& header,
-                                                std::string_view from_address,
-                                                std::string_view to_address,
-                                                std::span<const std::uint8_t> payload,
-                                                const Key& key,
-                                                std::size_t max_message_bytes =
-                                                    kDefaultMaxMessageBytes);
+Result<std::vector<std::string>> encode_message(
+    const MessageHeader& header, std::string_view from_address, std::string_view to_address,
+    std::span<const std::uint8_t> payload, const Key& key,
+    std::size_t max_message_bytes = kDefaultMaxMessageBytes);
 
 // Cheap: does the header block contain any X-Sqlpost-* field? Never fails.
 bool looks_like_sqlpost(std::string_view mail);

@@ -29,10 +29,9 @@ Result<> check_declared_size(std::span<const std::uint8_t> input, std::size_t ma
   const unsigned long long declared = ZSTD_getFrameContentSize(input.data(), input.size());
   if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != ZSTD_CONTENTSIZE_ERROR &&
       declared > max_output) {
-    return make_error(Errc::kLimitExceeded, "compressed payload declares " +
-                                                std::to_string(declared) +
-                                                " bytes, above the limit of " +
-                                                std::to_string(max_output));
+    return make_error(Errc::kLimitExceeded,
+                      "compressed payload declares " + std::to_string(declared) +
+                          " bytes, above the limit of " + std::to_string(max_output));
   }
   return success();
 }

@@ -120,7 +120,7 @@ Digest sha256(std::span<const std::uint8_t> data) {
 std::string base64_encode(std::span<const std::uint8_t> data) {
   std::string out;
   std::size_t done = 0;
-  constexpr std::size_t kChunk = 3 * 1024;  // keeps each EVP call's int length small
+  constexpr std::size_t kChunk = std::size_t{3} * 1024;  // keeps each EVP call's int length small
   while (done < data.size()) {
     const std::size_t n = std::min(kChunk, data.size() - done);
     std::array<unsigned char, (kChunk / 3) * 4 + 1> buf{};
@@ -134,8 +134,8 @@ std::string base64_encode(std::span<const std::uint8_t> data) {
 namespace {
 
 bool is_base64_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '+' || c == '/';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+         c == '/';
 }
 
 // Validates the alphabet and padding; returns the number of '=' pad characters.
@@ -159,12 +159,13 @@ Result<Bytes> base64_decode(std::string_view text) {
   SQLPOST_TRY_ASSIGN(const std::size_t pad, check_base64(text));
   Bytes out;
   out.reserve(text.size() / 4 * 3);
-  constexpr std::size_t kChunk = 4 * 1024;  // multiple of 4
+  constexpr std::size_t kChunk = std::size_t{4} * 1024;  // multiple of 4
   for (std::size_t done = 0; done < text.size(); done += kChunk) {
     const std::string_view piece = text.substr(done, kChunk);
     std::array<unsigned char, kChunk / 4 * 3> buf{};
-    const int len = EVP_DecodeBlock(buf.data(), reinterpret_cast<const unsigned char*>(piece.data()),
-                                    static_cast<int>(piece.size()));
+    const int len =
+        EVP_DecodeBlock(buf.data(), reinterpret_cast<const unsigned char*>(piece.data()),
+                        static_cast<int>(piece.size()));
     if (len < 0) return make_error(Errc::kCorruption, "malformed base64 data");
     out.insert(out.end(), buf.begin(), buf.begin() + len);
   }

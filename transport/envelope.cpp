@@ -45,7 +45,8 @@ class Reader {
     SQLPOST_TRY_ASSIGN(const auto len, be<std::uint8_t>());
     SQLPOST_TRY_ASSIGN(const auto raw, take(len));
     std::string out(raw.begin(), raw.end());
-    if (!valid_site_name(out)) return make_error(Errc::kCorruption, "invalid site name in envelope");
+    if (!valid_site_name(out))
+      return make_error(Errc::kCorruption, "invalid site name in envelope");
     return out;
   }
   [[nodiscard]] std::size_t pos() const { return pos_; }
@@ -67,8 +68,8 @@ Result<> read_preamble(Reader& r) {
   }
   SQLPOST_TRY_ASSIGN(const auto aead, r.be<std::uint8_t>());
   if (aead != kAeadAes256Gcm) {
-    return make_error(Errc::kUnsupported, "AEAD algorithm " + std::to_string(aead) +
-                                              " is not supported");
+    return make_error(Errc::kUnsupported,
+                      "AEAD algorithm " + std::to_string(aead) + " is not supported");
   }
   return success();
 }
@@ -82,7 +83,7 @@ Result<> read_counters(Reader& r, Envelope& env) {
   SQLPOST_TRY_ASSIGN(const auto digest, r.take(crypto::kDigestBytes));
   std::copy(digest.begin(), digest.end(), env.digest.begin());
   const PartHeader& h = env.header;
-  if (h.sequence == 0 || h.parts == 0 || h.parts > kMaxParts || h.part == 0 || h.part > h.parts ||
+  if (h.parts == 0 || h.parts > kMaxParts || h.part == 0 || h.part > h.parts ||
       env.offset > env.compressed_size) {
     return make_error(Errc::kCorruption, "envelope numbers are out of range");
   }

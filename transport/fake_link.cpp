@@ -20,6 +20,8 @@ struct HeldMail {
 };
 
 struct FakeNetwork::State {
+  explicit State(std::uint64_t seed) : rng(seed) {}
+
   std::mt19937_64 rng;
   FaultConfig faults;
   NetworkStats stats;
@@ -146,8 +148,7 @@ class FakeLink final : public Link {
 }  // namespace
 
 FakeNetwork::FakeNetwork(std::uint64_t seed, FaultConfig faults)
-    : state_(std::make_shared<State>()) {
-  state_->rng.seed(seed);
+    : state_(std::make_shared<State>(seed)) {
   state_->faults = faults;
 }
 

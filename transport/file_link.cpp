@@ -50,8 +50,9 @@ Result<> ensure_maildir(const fs::path& dir) {
   for (const char* sub : {"tmp", "new", "cur"}) {
     std::error_code ec;
     fs::create_directories(dir / sub, ec);
-    if (ec) return make_error(Errc::kIOError, "cannot create " + (dir / sub).string() + ": " +
-                                                  ec.message());
+    if (ec)
+      return make_error(Errc::kIOError,
+                        "cannot create " + (dir / sub).string() + ": " + ec.message());
   }
   return success();
 }
@@ -64,10 +65,11 @@ Result<std::string> unique_name() {
   std::array<std::uint8_t, 4> rnd{};
   SQLPOST_TRY(crypto::random_bytes(rnd));
   std::array<char, 96> buf{};
-  std::snprintf(buf.data(), buf.size(), "%020lld.%ld_%llu_%02x%02x%02x%02x.sqlpost",
-                static_cast<long long>(ns), static_cast<long>(::getpid()),
-                static_cast<unsigned long long>(counter.fetch_add(1)), rnd[0], rnd[1], rnd[2],
-                rnd[3]);
+  const int n = std::snprintf(buf.data(), buf.size(), "%020lld.%ld_%llu_%02x%02x%02x%02x.sqlpost",
+                              static_cast<long long>(ns), static_cast<long>(::getpid()),
+                              static_cast<unsigned long long>(counter.fetch_add(1)), rnd[0], rnd[1],
+                              rnd[2], rnd[3]);
+  if (n <= 0) return make_error(Errc::kInternal, "cannot format a mail file name");
   return std::string(buf.data());
 }
 
@@ -100,7 +102,7 @@ Result<> write_file(const fs::path& path, std::string_view mail) {
 
 Result<std::string> read_bounded(int fd, const fs::path& path) {
   std::string out;
-  std::array<char, 64 * 1024> buf{};
+  std::array<char, std::size_t{64} * 1024> buf{};
   for (;;) {
     const ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
@@ -128,8 +130,8 @@ Result<> list_folder(const fs::path& dir, std::string_view sub, std::vector<Mail
     if (size_ec) continue;  // vanished meanwhile
     out.push_back(MailRef{std::string(sub) + "/" + name, static_cast<std::size_t>(size)});
   }
-  if (ec) return make_error(Errc::kIOError, "cannot list " + (dir / sub).string() + ": " +
-                                                ec.message());
+  if (ec)
+    return make_error(Errc::kIOError, "cannot list " + (dir / sub).string() + ": " + ec.message());
   return success();
 }
 
@@ -141,11 +143,11 @@ std::string_view file_name_of(const MailRef& ref) {
 
 Result<> check_folder_address(std::string_view address) {
   const bool chars_ok = std::all_of(address.begin(), address.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '@' || c == '+' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '@' || c == '+' || c == '-';
   });
-  if (address.empty() || address.size() > kMaxAddressBytes || !chars_ok ||
-      address.front() == '.' || address.find("..") != std::string_view::npos) {
+  if (address.empty() || address.size() > kMaxAddressBytes || !chars_ok || address.front() == '.' ||
+      address.find("..") != std::string_view::npos) {
     return make_error(Errc::kInvalidArgument,
                       "file link address '" + std::string(address.substr(0, kMaxAddressBytes)) +
                           "' is not a safe folder name (1..254 of [A-Za-z0-9._@+-], no leading "

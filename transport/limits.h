@@ -32,7 +32,7 @@ inline constexpr std::size_t kMinMaxMessageBytes = 4096;
 // Header parsing of an untrusted mail (the top-level block and each MIME part).
 inline constexpr std::size_t kMaxHeaderLineBytes = 8192;  // one logical (unfolded) header
 inline constexpr std::size_t kMaxHeaders = 512;           // header fields in one block
-inline constexpr std::size_t kMaxHeaderBlockBytes = 256 * 1024;
+inline constexpr std::size_t kMaxHeaderBlockBytes = std::size_t{256} * 1024;
 // MIME body parts in the top-level multipart/mixed body.
 inline constexpr std::size_t kMaxMimeParts = 16;
 // A MIME boundary (RFC 2046 allows 70).

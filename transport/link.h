@@ -19,8 +19,8 @@
 namespace sqlpost::transport {
 
 struct MailRef {
-  std::string id;         // link-specific, stable until remove()
-  std::size_t size = 0;   // bytes, as reported by the mailbox
+  std::string id;        // link-specific, stable until remove()
+  std::size_t size = 0;  // bytes, as reported by the mailbox
 };
 
 class Link {

@@ -32,9 +32,8 @@ std::string_view trim(std::string_view s) {
 }
 
 bool valid_field_name(std::string_view name) {
-  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-    return c > ' ' && c < 127 && c != ':';
-  });
+  return !name.empty() && std::all_of(name.begin(), name.end(),
+                                      [](char c) { return c > ' ' && c < 127 && c != ':'; });
 }
 
 Result<> append_continuation(HeaderBlock& block, std::string_view line) {
@@ -60,8 +59,8 @@ Result<> add_field(HeaderBlock& block, std::string_view line) {
   if (line.size() > kMaxHeaderLineBytes) {
     return make_error(Errc::kLimitExceeded, "a header field exceeds kMaxHeaderLineBytes");
   }
-  block.fields.push_back(Field{std::string(line.substr(0, colon)),
-                               std::string(line.substr(colon + 1))});
+  block.fields.push_back(
+      Field{std::string(line.substr(0, colon)), std::string(line.substr(colon + 1))});
   return success();
 }
 
@@ -153,8 +152,8 @@ std::size_t part_end(std::string_view body, std::size_t delimiter_start, std::si
 }  // namespace
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [](char x, char y) { return lower(x) == lower(y); });
 }
 
 bool istarts_with(std::string_view text, std::string_view prefix) {

@@ -57,7 +57,8 @@ class [[nodiscard]] Result {
     assert(ok());
     return std::get<0>(state_);
   }
-  T&& value() && {
+  // By value: `for (auto& x : *f())` must not refer into a destroyed temporary.
+  T value() && {
     assert(ok());
     return std::get<0>(std::move(state_));
   }
@@ -65,6 +66,7 @@ class [[nodiscard]] Result {
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
+  T operator*() && { return std::move(*this).value(); }
 
   [[nodiscard]] const Error& error() const {
     assert(!ok());

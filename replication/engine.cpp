@@ -1,0 +1,674 @@
+#include "replication/engine.h"
+
+#include <chrono>
+#include <map>
+
+#include "replication/apply.h"
+#include "replication/changelog.h"
+#include "replication/origin.h"
+#include "replication/payload.h"
+#include "replication/routing.h"
+#include "schema/metadata.h"
+#include "transport/codec.h"
+
+namespace sqlpost {
+namespace {
+
+constexpr std::size_t kMaxRejectedMailKept = 64 * 1024;
+
+std::int64_t system_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Result<transport::Key> key_of(const Partner& p) {
+  if (p.key.size() != transport::Key::kBytes) {
+    return make_error(Errc::kConfig, "site '" + p.name + "' has no valid key");
+  }
+  transport::Key::Bytes bytes{};
+  std::copy(p.key.begin(), p.key.end(), bytes.begin());
+  return transport::Key(bytes);
+}
+
+void note(RunReport& report, const Error& e, const std::string& context) {
+  report.problems.push_back(context + ": " + e.message);
+  report.worst = e.code;
+}
+
+Blob as_blob(std::string_view text) {
+  return Blob{std::vector<std::uint8_t>(text.begin(), text.end())};
+}
+
+std::string blob_text(const Value& v) {
+  if (const auto* b = std::get_if<Blob>(&v.storage())) {
+    return {b->bytes.begin(), b->bytes.end()};
+  }
+  if (const auto* t = std::get_if<Text>(&v.storage())) {
+    return t->bytes;
+  }
+  return {};
+}
+
+struct Stream {
+  std::int64_t next_seq = 1;
+  std::int64_t acked_seq = 0;
+  std::int64_t applied_seq = 0;
+  bool ack_owed = false;
+  std::int64_t gap_since = 0;
+  std::int64_t resend_requested_at = 0;
+  std::int64_t resend_from = 0;
+  std::string halted;
+};
+
+}  // namespace
+
+// The run's working state: the database, link, options and the site facts.
+struct Engine::Impl {
+  Database& db;
+  transport::Link& link;
+  const EngineOptions& options;
+  RunReport& report;
+  LocalSite local;
+  std::map<std::string, Partner> partners;
+
+  std::int64_t now() const { return options.now ? options.now() : system_now(); }
+
+  Result<> crash_point(std::string_view point) const {
+    if (options.crash_at && options.crash_at(point)) {
+      return make_error(Errc::kInternal, "injected crash at " + std::string(point));
+    }
+    return success();
+  }
+
+  Result<> load() {
+    SQLPOST_TRY_ASSIGN(local, load_local_site(db));
+    SQLPOST_TRY_ASSIGN(const auto list, load_partners(db));
+    for (const auto& p : list) {
+      partners.emplace(p.name, p);
+      SQLPOST_TRY(ensure_stream(p.name));
+    }
+    return success();
+  }
+
+  Result<> ensure_stream(const std::string& site) {
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("INSERT OR IGNORE INTO sqlpost_streams(site) VALUES (?)"));
+    st->bind(1, site);
+    return st->run();
+  }
+
+  Result<Stream> stream(const std::string& site) {
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("SELECT next_seq, acked_seq, applied_seq, ack_owed, "
+                                 "ifnull(gap_since, 0), ifnull(resend_requested_at, 0), "
+                                 "ifnull(resend_from, 0), ifnull(halted, '') FROM "
+                                 "sqlpost_streams WHERE site = ?"));
+    st->bind(1, site);
+    SQLPOST_TRY_ASSIGN(const bool row, st->step());
+    if (!row) {
+      return make_error(Errc::kInternal, "no delivery state for site " + site);
+    }
+    Stream s{st->column_int(0), st->column_int(1), st->column_int(2), st->column_int(3) != 0,
+             st->column_int(4), st->column_int(5), st->column_int(6), st->column_text(7)};
+    st->reset();
+    return s;
+  }
+
+  Result<> update_stream(const std::string& site, const std::string& assignments,
+                         std::int64_t value = 0) {
+    SQLPOST_TRY_ASSIGN(Statement * st, db.cached("UPDATE sqlpost_streams SET " + assignments +
+                                                 " WHERE site = ?1"));
+    st->bind(1, site);
+    if (assignments.find("?2") != std::string::npos) {
+      st->bind(2, value);
+    }
+    return st->run();
+  }
+
+  // ---- receive
+
+  Result<bool> is_known_foreign(const std::string& id) {
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("SELECT 1 FROM sqlpost_foreign_mail WHERE mail_id = ?"));
+    st->bind(1, id);
+    SQLPOST_TRY_ASSIGN(const bool found, st->step());
+    st->reset();
+    return found;
+  }
+
+  Result<> remember_foreign(const std::string& id) {
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("INSERT OR IGNORE INTO sqlpost_foreign_mail VALUES (?, ?)"));
+    st->bind(1, id).bind(2, now());
+    return st->run();
+  }
+
+  Result<> remove_mail(const transport::MailRef& ref) {
+    auto removed = link.remove(ref);
+    if (!removed.ok()) {
+      note(report, removed.error(), "removing mail " + ref.id + " from the mailbox");
+    }
+    return success();
+  }
+
+  Result<> reject(const transport::MailRef& ref, std::string_view mail,
+                  const std::string& claimed_sender, const std::string& reason) {
+    report.problems.push_back("rejected mail " + ref.id +
+                              (claimed_sender.empty() ? "" : " claiming to be from " +
+                                                                 claimed_sender) +
+                              ": " + reason + " (kept in sqlpost_rejected)");
+    report.worst = Errc::kCorruption;
+    ++report.rejected;
+    SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("INSERT INTO sqlpost_rejected(received_at, claimed_sender, "
+                                 "reason, mail) VALUES (?, ?, ?, ?)"));
+    st->bind(1, now()).bind(2, claimed_sender).bind(3, reason);
+    st->bind(4, Value(as_blob(mail.substr(0, kMaxRejectedMailKept))));
+    SQLPOST_TRY(st->run());
+    if (partners.count(claimed_sender) > 0) {
+      SQLPOST_TRY(update_stream(claimed_sender, "rejected = rejected + 1"));
+    }
+    SQLPOST_TRY(tx.commit());
+    SQLPOST_TRY(crash_point("after-reject-commit"));
+    return remove_mail(ref);
+  }
+
+  Result<> handle_control(const transport::MailRef& ref, std::string_view mail,
+                          const Partner& partner, transport::OpenedPart part) {
+    std::vector<transport::OpenedPart> parts;
+    parts.push_back(std::move(part));
+    auto bytes = transport::reassemble(std::move(parts));
+    if (!bytes.ok()) {
+      return reject(ref, mail, partner.name, bytes.error().message);
+    }
+    auto payload = decode_payload(bytes.value());
+    if (!payload.ok() || payload->kind != PayloadKind::kAckOnly) {
+      return reject(ref, mail, partner.name,
+                    payload.ok() ? "sequence 0 carries data" : payload.error().message);
+    }
+    SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+    SQLPOST_TRY(process_ack(partner, payload.value()));
+    SQLPOST_TRY(update_stream(partner.name, "last_received_at = ?2", now()));
+    SQLPOST_TRY(tx.commit());
+    SQLPOST_TRY(crash_point("after-control-commit"));
+    return remove_mail(ref);
+  }
+
+  Result<> store_part(const transport::MailRef& ref, std::string_view mail,
+                      const Partner& partner, const transport::PartHeader& h) {
+    SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+    SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
+    if (static_cast<std::int64_t>(h.sequence) <= s.applied_seq) {
+      ++report.duplicates;  // applied already: drop it, and acknowledge again
+      SQLPOST_TRY(update_stream(partner.name, "ack_owed = 1"));
+    } else {
+      ++report.parts_received;
+      SQLPOST_TRY_ASSIGN(Statement * st,
+                         db.cached("INSERT OR IGNORE INTO sqlpost_inbox(site, seq, part, parts, "
+                                   "mail, received_at) VALUES (?, ?, ?, ?, ?, ?)"));
+      st->bind(1, partner.name).bind(2, static_cast<std::int64_t>(h.sequence));
+      st->bind(3, static_cast<std::int64_t>(h.part)).bind(4, static_cast<std::int64_t>(h.parts));
+      st->bind(5, Value(as_blob(mail))).bind(6, now());
+      SQLPOST_TRY(st->run());
+    }
+    SQLPOST_TRY(update_stream(partner.name, "last_received_at = ?2", now()));
+    SQLPOST_TRY(tx.commit());
+    SQLPOST_TRY(crash_point("after-inbox-commit"));
+    return remove_mail(ref);
+  }
+
+  Result<> handle_sqlpost_mail(const transport::MailRef& ref, const std::string& mail) {
+    auto header = transport::peek_part(mail);
+    if (!header.ok()) {
+      return reject(ref, mail, "", header.error().message);
+    }
+    const auto found = partners.find(header->sender);
+    if (found == partners.end()) {
+      return reject(ref, mail, header->sender, "from unknown site '" + header->sender + "'");
+    }
+    if (header->receiver != local.name) {
+      return reject(ref, mail, header->sender,
+                    "addressed to site '" + header->receiver + "', not this site");
+    }
+    const Partner& partner = found->second;
+    SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
+    auto opened = transport::open_part(mail, key, local.name);
+    if (!opened.ok()) {
+      return reject(ref, mail, partner.name, opened.error().message);
+    }
+    if (header->sequence == 0) {
+      return handle_control(ref, mail, partner, std::move(opened).value());
+    }
+    return store_part(ref, mail, partner, opened->header);
+  }
+
+  Result<> receive_one(const transport::MailRef& ref) {
+    SQLPOST_TRY_ASSIGN(const bool foreign, is_known_foreign(ref.id));
+    if (foreign) {
+      ++report.foreign;
+      return success();
+    }
+    auto mail = link.fetch(ref);
+    if (!mail.ok()) {
+      note(report, mail.error(), "reading mail " + ref.id + " (left in the mailbox)");
+      return success();
+    }
+    ++report.mails_seen;
+    if (!transport::looks_like_sqlpost(mail.value())) {
+      ++report.foreign;
+      return remember_foreign(ref.id);
+    }
+    return handle_sqlpost_mail(ref, mail.value());
+  }
+
+  // ---- acknowledgements and resend requests
+
+  Result<> process_ack(const Partner& partner, const Payload& payload) {
+    SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
+    const auto ack = static_cast<std::int64_t>(payload.ack);
+    if (ack >= s.next_seq) {
+      report.problems.push_back("site " + partner.name + " acknowledges message " +
+                                std::to_string(ack) + " but only " +
+                                std::to_string(s.next_seq - 1) +
+                                " were sent; ignoring (was this site restored from a backup?)");
+    } else if (ack > s.acked_seq) {
+      SQLPOST_TRY(update_stream(partner.name, "acked_seq = ?2", ack));
+      SQLPOST_TRY_ASSIGN(Statement * del,
+                         db.cached("DELETE FROM sqlpost_outbox WHERE site = ? AND seq <= ?"));
+      del->bind(1, partner.name).bind(2, ack);
+      SQLPOST_TRY(del->run());
+    }
+    if (payload.resend_from > 0) {
+      SQLPOST_TRY(schedule_resend(partner, static_cast<std::int64_t>(payload.resend_from)));
+    }
+    return success();
+  }
+
+  Result<> schedule_resend(const Partner& partner, std::int64_t from) {
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("UPDATE sqlpost_outbox SET last_sent_at = NULL WHERE site = ? "
+                                 "AND seq >= ? AND last_sent_at <= ?"));
+    st->bind(1, partner.name).bind(2, from).bind(3, now() - options.resend_interval);
+    SQLPOST_TRY(st->run());
+    SQLPOST_TRY_ASSIGN(Statement * oldest,
+                       db.cached("SELECT min(seq) FROM sqlpost_outbox WHERE site = ?"));
+    oldest->bind(1, partner.name);
+    SQLPOST_TRY_ASSIGN(const bool row, oldest->step());
+    const std::int64_t first = row && !oldest->column_is_null(0) ? oldest->column_int(0) : 0;
+    oldest->reset();
+    if (first == 0 || first > from) {
+      report.problems.push_back(
+          "site " + partner.name + " asks for message " + std::to_string(from) +
+          ", which is no longer in the outbox; if it was restored from a backup, run "
+          "'sqlpost rescan' or re-extract it");
+      report.worst = Errc::kNotFound;
+    }
+    return success();
+  }
+
+  // ---- apply
+
+  Result<std::vector<transport::OpenedPart>> open_inbox_parts(const Partner& partner,
+                                                              std::int64_t seq) {
+    SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
+    SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT mail FROM sqlpost_inbox WHERE site = ? "
+                                                "AND seq = ? ORDER BY part"));
+    st.bind(1, partner.name).bind(2, seq);
+    std::vector<transport::OpenedPart> parts;
+    for (;;) {
+      SQLPOST_TRY_ASSIGN(const bool row, st.step());
+      if (!row) {
+        break;
+      }
+      SQLPOST_TRY_ASSIGN(transport::OpenedPart part,
+                         transport::open_part(blob_text(st.column(0)), key, local.name));
+      parts.push_back(std::move(part));
+    }
+    return parts;
+  }
+
+  // Number of stored parts of message seq, and how many it has.
+  Result<std::pair<std::int64_t, std::int64_t>> inbox_completeness(const std::string& site,
+                                                                   std::int64_t seq) {
+    SQLPOST_TRY_ASSIGN(Statement * st, db.cached("SELECT count(*), max(parts) FROM sqlpost_inbox "
+                                                 "WHERE site = ? AND seq = ?"));
+    st->bind(1, site).bind(2, seq);
+    SQLPOST_TRY(st->step());
+    const std::pair<std::int64_t, std::int64_t> r{st->column_int(0), st->column_int(1)};
+    st->reset();
+    return r;
+  }
+
+  Result<Payload> load_message(const Partner& partner, std::int64_t seq) {
+    SQLPOST_TRY_ASSIGN(auto parts, open_inbox_parts(partner, seq));
+    SQLPOST_TRY_ASSIGN(const auto bytes, transport::reassemble(std::move(parts)));
+    SQLPOST_TRY_ASSIGN(Payload payload, decode_payload(bytes));
+    if (payload.kind != PayloadKind::kData) {
+      return make_error(Errc::kCorruption, "a sequenced message is not a data message");
+    }
+    return payload;
+  }
+
+  Result<> discard_message(const Partner& partner, std::int64_t seq, const std::string& why) {
+    SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+    SQLPOST_TRY_ASSIGN(Statement st,
+                       db.prepare("INSERT INTO sqlpost_rejected(received_at, claimed_sender, "
+                                  "reason, mail) SELECT ?, site, ?, mail FROM sqlpost_inbox "
+                                  "WHERE site = ? AND seq = ?"));
+    st.bind(1, now()).bind(2, why).bind(3, partner.name).bind(4, seq);
+    SQLPOST_TRY(st.run());
+    SQLPOST_TRY_ASSIGN(Statement del,
+                       db.prepare("DELETE FROM sqlpost_inbox WHERE site = ? AND seq = ?"));
+    del.bind(1, partner.name).bind(2, seq);
+    SQLPOST_TRY(del.run());
+    SQLPOST_TRY(update_stream(partner.name, "rejected = rejected + 1"));
+    return tx.commit();
+  }
+
+  Result<> halt(const Partner& partner, const Error& e) {
+    report.problems.push_back("stopped applying messages from " + partner.name + ": " +
+                              e.message + " (fix the schema, then run again)");
+    report.worst = e.code;
+    SQLPOST_TRY_ASSIGN(Statement st,
+                       db.prepare("UPDATE sqlpost_streams SET halted = ? WHERE site = ?"));
+    st.bind(1, e.message).bind(2, partner.name);
+    return st.run();
+  }
+
+  Result<> apply_in_transaction(const Partner& partner, std::int64_t seq,
+                                const Payload& payload) {
+    SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+    SQLPOST_TRY_ASSIGN(OriginMark mark, OriginMark::set(db, partner.name));
+    SQLPOST_TRY_ASSIGN(const ApplyStats stats, apply_payload(db, payload));
+    SQLPOST_TRY(process_ack(partner, payload));
+    SQLPOST_TRY(update_stream(partner.name,
+                              "applied_seq = ?2, ack_owed = 1, gap_since = NULL, halted = NULL",
+                              seq));
+    SQLPOST_TRY_ASSIGN(Statement * del,
+                       db.cached("DELETE FROM sqlpost_inbox WHERE site = ? AND seq <= ?"));
+    del->bind(1, partner.name).bind(2, seq);
+    SQLPOST_TRY(del->run());
+    SQLPOST_TRY(mark.clear());
+    SQLPOST_TRY(crash_point("before-apply-commit"));
+    SQLPOST_TRY(tx.commit());
+    ++report.messages_applied;
+    report.changes_applied += stats.inserted + stats.updated + stats.deleted + stats.missing;
+    return success();
+  }
+
+  // Applies the next message from partner if complete; true when one was applied.
+  Result<bool> apply_next(const Partner& partner) {
+    SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
+    const std::int64_t seq = s.applied_seq + 1;
+    SQLPOST_TRY_ASSIGN(const auto have, inbox_completeness(partner.name, seq));
+    if (have.first == 0 || have.first < have.second) {
+      return false;
+    }
+    auto payload = load_message(partner, seq);
+    if (!payload.ok()) {
+      note(report, payload.error(), "message " + std::to_string(seq) + " from " + partner.name);
+      SQLPOST_TRY(discard_message(partner, seq, payload.error().message));
+      return false;
+    }
+    auto applied = apply_in_transaction(partner, seq, payload.value());
+    if (!applied.ok()) {
+      if (applied.error().message.rfind("injected crash", 0) == 0) {
+        return applied.take_error();
+      }
+      SQLPOST_TRY(halt(partner, applied.error()));
+      return false;
+    }
+    return true;
+  }
+
+  Result<> watch_gap(const Partner& partner) {
+    SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
+    SQLPOST_TRY_ASSIGN(Statement * st, db.cached("SELECT count(*) FROM sqlpost_inbox WHERE site "
+                                                 "= ? AND seq > ?"));
+    st->bind(1, partner.name).bind(2, s.applied_seq + 1);
+    SQLPOST_TRY(st->step());
+    const bool waiting = st->column_int(0) > 0;
+    st->reset();
+    if (!waiting) {
+      return success();
+    }
+    if (s.gap_since == 0) {
+      return update_stream(partner.name, "gap_since = ?2", now());
+    }
+    const bool patient_enough = now() - s.gap_since >= options.gap_patience;
+    const bool not_too_often = s.resend_requested_at == 0 ||
+                               now() - s.resend_requested_at >= options.resend_interval;
+    if (patient_enough && not_too_often && s.resend_from == 0) {
+      report.problems.push_back("message " + std::to_string(s.applied_seq + 1) + " from " +
+                                partner.name + " is missing; asking for a resend");
+      return update_stream(partner.name, "resend_from = ?2", s.applied_seq + 1);
+    }
+    return success();
+  }
+
+  // ---- prepare and send
+
+  Result<> store_outgoing(const Partner& partner, Payload payload, std::int64_t closed) {
+    SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+    if (payload.change_count() > 0) {
+      SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
+      payload.ack = static_cast<std::uint64_t>(s.applied_seq);
+      payload.resend_from = static_cast<std::uint64_t>(s.resend_from);
+      SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
+      const auto bytes = encode_payload(payload);
+      SQLPOST_TRY_ASSIGN(const auto mails,
+                         transport::encode_message(
+                             {local.name, partner.name, static_cast<std::uint64_t>(s.next_seq)},
+                             local.address, partner.address, bytes, key,
+                             options.max_message_bytes));
+      SQLPOST_TRY(insert_outbox(partner.name, s.next_seq, mails));
+      SQLPOST_TRY(update_stream(partner.name,
+                                "next_seq = next_seq + 1, ack_owed = 0, resend_from = NULL" +
+                                    std::string(s.resend_from > 0 ? ", resend_requested_at = ?2"
+                                                                  : ""),
+                                now()));
+      ++report.messages_prepared;
+    }
+    SQLPOST_TRY_ASSIGN(Statement st,
+                       db.prepare("UPDATE sqlpost_sites SET sent_epoch = ? WHERE name = ?"));
+    st.bind(1, closed).bind(2, partner.name);
+    SQLPOST_TRY(st.run());
+    SQLPOST_TRY(crash_point("before-outbox-commit"));
+    SQLPOST_TRY(tx.commit());
+    return crash_point("after-outbox-commit");
+  }
+
+  Result<> insert_outbox(const std::string& site, std::int64_t seq,
+                         const std::vector<std::string>& mails) {
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("INSERT INTO sqlpost_outbox(site, seq, part, parts, mail, "
+                                 "created_at) VALUES (?, ?, ?, ?, ?, ?)"));
+    for (std::size_t i = 0; i < mails.size(); ++i) {
+      st->bind(1, site).bind(2, seq).bind(3, static_cast<std::int64_t>(i + 1));
+      st->bind(4, static_cast<std::int64_t>(mails.size()));
+      st->bind(5, Value(as_blob(mails[i]))).bind(6, now());
+      SQLPOST_TRY(st->run());
+    }
+    return success();
+  }
+
+  struct OutboxPart {
+    std::int64_t seq;
+    std::int64_t part;
+    std::string mail;
+  };
+
+  Result<std::vector<OutboxPart>> due_parts(const std::string& site) {
+    SQLPOST_TRY_ASSIGN(Statement st,
+                       db.prepare("SELECT seq, part, mail FROM sqlpost_outbox WHERE site = ? AND "
+                                  "(last_sent_at IS NULL OR last_sent_at <= ?) ORDER BY seq, "
+                                  "part"));
+    st.bind(1, site).bind(2, now() - options.resend_timeout);
+    std::vector<OutboxPart> parts;
+    for (;;) {
+      SQLPOST_TRY_ASSIGN(const bool row, st.step());
+      if (!row) {
+        break;
+      }
+      parts.push_back({st.column_int(0), st.column_int(1), blob_text(st.column(2))});
+    }
+    return parts;
+  }
+
+  Result<bool> send_outbox(const Partner& partner) {
+    SQLPOST_TRY_ASSIGN(const auto parts, due_parts(partner.name));
+    for (const auto& p : parts) {
+      auto sent = link.send(partner.address, p.mail);
+      if (!sent.ok()) {
+        ++report.send_failures;
+        note(report, sent.error(),
+             "sending message " + std::to_string(p.seq) + " part " + std::to_string(p.part) +
+                 " to " + partner.name + " (kept in the outbox, retried next run)");
+        return false;
+      }
+      SQLPOST_TRY(crash_point("after-send"));
+      SQLPOST_TRY_ASSIGN(Statement * st,
+                         db.cached("UPDATE sqlpost_outbox SET sent_count = sent_count + 1, "
+                                   "last_sent_at = ? WHERE site = ? AND seq = ? AND part = ?"));
+      st->bind(1, now()).bind(2, partner.name).bind(3, p.seq).bind(4, p.part);
+      SQLPOST_TRY(st->run());
+      ++report.parts_sent;
+    }
+    if (!parts.empty()) {
+      SQLPOST_TRY(update_stream(partner.name, "last_sent_at = ?2", now()));
+    }
+    return true;
+  }
+
+  Result<> send_ack_only(const Partner& partner) {
+    SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
+    if (!s.ack_owed && s.resend_from == 0) {
+      return success();
+    }
+    Payload payload;
+    payload.kind = PayloadKind::kAckOnly;
+    payload.ack = static_cast<std::uint64_t>(s.applied_seq);
+    payload.resend_from = static_cast<std::uint64_t>(s.resend_from);
+    SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
+    SQLPOST_TRY_ASSIGN(const auto mails,
+                       transport::encode_message({local.name, partner.name, 0}, local.address,
+                                                 partner.address, encode_payload(payload), key,
+                                                 options.max_message_bytes));
+    for (const auto& mail : mails) {
+      auto sent = link.send(partner.address, mail);
+      if (!sent.ok()) {
+        ++report.send_failures;
+        note(report, sent.error(), "sending an acknowledgement to " + partner.name);
+        return success();
+      }
+    }
+    ++report.acks_sent;
+    return update_stream(partner.name,
+                         "ack_owed = 0, last_sent_at = ?2" +
+                             std::string(s.resend_from > 0
+                                             ? ", resend_from = NULL, resend_requested_at = ?2"
+                                             : ""),
+                         now());
+  }
+};
+
+Engine::Engine(Database& db, transport::Link& link, EngineOptions options)
+    : db_(db), link_(link), options_(std::move(options)) {}
+
+Result<> Engine::receive(RunReport& report) {
+  Impl impl{db_, link_, options_, report, {}, {}};
+  SQLPOST_TRY(impl.load());
+  auto refs = link_.list();
+  if (!refs.ok()) {
+    note(report, refs.error(), "listing the mailbox");
+    return refs.take_error();
+  }
+  for (const auto& ref : refs.value()) {
+    SQLPOST_TRY(impl.receive_one(ref));
+  }
+  return success();
+}
+
+Result<> Engine::apply(RunReport& report) {
+  Impl impl{db_, link_, options_, report, {}, {}};
+  SQLPOST_TRY(impl.load());
+  for (const auto& [name, partner] : impl.partners) {
+    SQLPOST_TRY_ASSIGN(const Stream s, impl.stream(name));
+    if (!s.halted.empty()) {
+      report.problems.push_back("messages from " + name + " are not applied: " + s.halted);
+      report.worst = Errc::kUnsupported;
+      continue;
+    }
+    for (;;) {
+      SQLPOST_TRY_ASSIGN(const bool applied, impl.apply_next(partner));
+      if (!applied) {
+        break;
+      }
+    }
+    SQLPOST_TRY(impl.watch_gap(partner));
+  }
+  return success();
+}
+
+Result<> Engine::prepare(RunReport& report) {
+  Impl impl{db_, link_, options_, report, {}, {}};
+  SQLPOST_TRY(impl.load());
+  SQLPOST_TRY_ASSIGN(const std::int64_t closed, cut_epoch(db_));
+  for (const auto& [name, partner] : impl.partners) {
+    SQLPOST_TRY_ASSIGN(Payload payload,
+                       collect_changes_for(db_, partner, partner.sent_epoch, closed));
+    SQLPOST_TRY(impl.store_outgoing(partner, std::move(payload), closed));
+  }
+  return success();
+}
+
+Result<> Engine::send(RunReport& report) {
+  Impl impl{db_, link_, options_, report, {}, {}};
+  SQLPOST_TRY(impl.load());
+  for (const auto& [name, partner] : impl.partners) {
+    SQLPOST_TRY_ASSIGN(const bool reachable, impl.send_outbox(partner));
+    if (reachable) {
+      SQLPOST_TRY(impl.send_ack_only(partner));
+    }
+  }
+  return success();
+}
+
+Result<RunReport> Engine::run_once() {
+  RunReport report;
+  auto received = receive(report);
+  if (!received.ok() && received.error().code != Errc::kTransient &&
+      received.error().code != Errc::kIOError && received.error().code != Errc::kPermanent &&
+      received.error().code != Errc::kTimeout) {
+    return received.take_error();
+  }
+  SQLPOST_TRY(apply(report));
+  SQLPOST_TRY(prepare(report));
+  SQLPOST_TRY(send(report));
+  return report;
+}
+
+Result<std::vector<StreamState>> load_stream_states(Database& db) {
+  SQLPOST_TRY_ASSIGN(
+      Statement st,
+      db.prepare("SELECT s.site, next_seq, acked_seq, applied_seq, (SELECT count(DISTINCT seq) "
+                 "FROM sqlpost_outbox o WHERE o.site = s.site), (SELECT count(*) FROM "
+                 "sqlpost_inbox i WHERE i.site = s.site), rejected, ifnull(last_sent_at, 0), "
+                 "ifnull(last_received_at, 0), ifnull(halted, '') FROM sqlpost_streams s ORDER "
+                 "BY s.site"));
+  std::vector<StreamState> states;
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, st.step());
+    if (!row) {
+      break;
+    }
+    states.push_back({st.column_text(0), st.column_int(1), st.column_int(2), st.column_int(3),
+                      st.column_int(4), st.column_int(5), st.column_int(6), st.column_int(7),
+                      st.column_int(8), st.column_text(9)});
+  }
+  return states;
+}
+
+}  // namespace sqlpost

@@ -1,0 +1,98 @@
+// sqlpost/replication/engine.h — one site's message agent run: receive,
+// apply, prepare, send; the delivery guarantees live here.
+//
+// Contract:
+//  * receive(): every mail in the site's mailbox is classified. Foreign mail
+//    (not sqlpost's) is remembered by id and never touched. sqlpost mail that
+//    does not parse, authenticate, come from a known partner, or is addressed to
+//    another site, is stored in sqlpost_rejected, counted, and only then removed
+//    from the mailbox. Authenticated parts are committed to the inbox before
+//    they are removed from the mailbox; parts of messages already applied are
+//    dropped as duplicates (and re-acknowledged).
+//  * apply(): per partner, message n is applied only after n-1, with its
+//    changes, the "applied n" record and its acknowledgement handling in one
+//    transaction, under an origin mark naming the partner. A gap older than
+//    gap_patience asks the partner to resend (at most once per resend_interval).
+//  * prepare(): cuts an epoch and, per partner, stores the next message (the
+//    routed changes since the partner's position) in the outbox together with
+//    the advance of that position, in one transaction.
+//  * send(): sends outbox parts not yet sent, or unacknowledged for
+//    resend_timeout; sends an ack-only message (sequence 0, never itself
+//    acknowledged) when an acknowledgement or resend request is owed and no
+//    data message carries it.
+// Times are seconds from the injected clock. Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "schema/db.h"
+#include "transport/link.h"
+
+namespace sqlpost {
+
+struct EngineOptions {
+  std::size_t max_message_bytes = 1'000'000;
+  std::int64_t resend_timeout = 3600;   // resend unacknowledged messages after this
+  std::int64_t gap_patience = 300;      // wait this long for a missing message
+  std::int64_t resend_interval = 600;   // at most one resend request per partner per interval
+  std::function<std::int64_t()> now;    // seconds; defaults to the system clock
+  // Test hook: returning true at a named point makes the run stop right there,
+  // as if the process had died (nothing after it happens, open transactions roll back).
+  std::function<bool(std::string_view point)> crash_at;
+};
+
+struct RunReport {
+  std::size_t mails_seen = 0;
+  std::size_t foreign = 0;
+  std::size_t rejected = 0;
+  std::size_t duplicates = 0;
+  std::size_t parts_received = 0;
+  std::size_t messages_applied = 0;
+  std::size_t changes_applied = 0;
+  std::size_t messages_prepared = 0;
+  std::size_t parts_sent = 0;
+  std::size_t acks_sent = 0;
+  std::size_t send_failures = 0;
+  std::vector<std::string> problems;  // one line each, for the log
+  Errc worst = Errc::kInternal;       // meaningful when !problems.empty()
+};
+
+class Engine {
+ public:
+  Engine(Database& db, transport::Link& link, EngineOptions options);
+
+  Result<> receive(RunReport& report);
+  Result<> apply(RunReport& report);
+  Result<> prepare(RunReport& report);
+  Result<> send(RunReport& report);
+  // receive, apply, prepare, send.
+  Result<RunReport> run_once();
+
+ private:
+  struct Impl;
+  Database& db_;
+  transport::Link& link_;
+  EngineOptions options_;
+};
+
+// Delivery state of one partner stream, for status.
+struct StreamState {
+  std::string site;
+  std::int64_t next_seq = 1;
+  std::int64_t acked_seq = 0;
+  std::int64_t applied_seq = 0;
+  std::int64_t outbox_messages = 0;
+  std::int64_t inbox_parts = 0;
+  std::int64_t rejected = 0;
+  std::int64_t last_sent_at = 0;
+  std::int64_t last_received_at = 0;
+  std::string halted;
+};
+
+Result<std::vector<StreamState>> load_stream_states(Database& db);
+
+}  // namespace sqlpost

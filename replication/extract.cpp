@@ -1,0 +1,193 @@
+#include "replication/extract.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include "replication/changelog.h"
+#include "schema/introspect.h"
+#include "schema/metadata.h"
+#include "schema/migrations.h"
+
+namespace sqlpost {
+namespace {
+
+// Non-secret control parameters a remote inherits from its parent.
+constexpr std::array<std::string_view, 5> kInheritedConfig = {
+    "link", "file.dir", "max_message_bytes", "resend_timeout", "gap_patience"};
+
+Result<std::string> create_private_file(const std::string& output) {
+  std::error_code ec;
+  if (std::filesystem::exists(output, ec)) {
+    return make_error(Errc::kAlreadyExists, output + " exists; extract never overwrites a file");
+  }
+  const std::string temp = output + ".partial";
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return make_error(Errc::kIOError, "cannot create " + temp + ": " + std::strerror(errno));
+  }
+  ::close(fd);
+  return temp;
+}
+
+Result<std::vector<std::string>> schema_sql(Database& hub, const std::string& table) {
+  SQLPOST_TRY_ASSIGN(Statement st, hub.prepare("SELECT sql FROM sqlite_master WHERE tbl_name = ? "
+                                               "AND sql IS NOT NULL AND type IN ('table', "
+                                               "'index') ORDER BY type = 'index', name"));
+  st.bind(1, table);
+  std::vector<std::string> statements;
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, st.step());
+    if (!row) {
+      break;
+    }
+    statements.push_back(st.column_text(0));
+  }
+  return statements;
+}
+
+Result<std::size_t> copy_rows(Database& hub, Database& out, const std::string& table) {
+  SQLPOST_TRY_ASSIGN(Statement read, hub.prepare("SELECT * FROM " + quote_identifier(table)));
+  const int n = read.column_count();
+  std::string params;
+  for (int i = 0; i < n; ++i) {
+    params += i == 0 ? "?" : ", ?";
+  }
+  std::string names;
+  for (int i = 0; i < n; ++i) {
+    names += (i == 0 ? "" : ", ") + quote_identifier(read.column_name(i));
+  }
+  SQLPOST_TRY_ASSIGN(Statement write, out.prepare("INSERT INTO " + quote_identifier(table) + " (" +
+                                                  names + ") VALUES (" + params + ")"));
+  std::size_t rows = 0;
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, read.step());
+    if (!row) {
+      break;
+    }
+    for (int i = 0; i < n; ++i) {
+      write.bind(i + 1, read.column(i));
+    }
+    SQLPOST_TRY(write.run());
+    ++rows;
+  }
+  return rows;
+}
+
+Result<std::vector<Article>> subscribed_articles(Database& hub, const std::string& site) {
+  SQLPOST_TRY_ASSIGN(const auto subs, load_subscriptions(hub));
+  std::set<std::string> pubs;
+  for (const auto& s : subs) {
+    if (s.site == site) {
+      pubs.insert(s.publication);
+    }
+  }
+  SQLPOST_TRY_ASSIGN(auto articles, load_articles(hub));
+  std::vector<Article> mine;
+  for (auto& a : articles) {
+    if (pubs.count(a.publication) > 0) {
+      mine.push_back(std::move(a));
+    }
+  }
+  return mine;
+}
+
+Result<> write_remote_metadata(Database& hub, Database& out, const LocalSite& parent,
+                               const Partner& site, const std::vector<Article>& articles) {
+  SQLPOST_TRY(create_site_tables(out));
+  SQLPOST_TRY(init_site(out, LocalSite{site.name, site.address, Role::kRemote, parent.name}));
+  SQLPOST_TRY(add_partner(out, Partner{parent.name, parent.address, Relation::kParent, site.key,
+                                       0}));
+  for (const auto& a : articles) {
+    SQLPOST_TRY(publish(out, a));
+  }
+  for (const auto key : kInheritedConfig) {
+    SQLPOST_TRY_ASSIGN(const auto value, get_config(hub, key));
+    if (value) {
+      SQLPOST_TRY(set_config(out, key, *value));
+    }
+  }
+  return success();
+}
+
+Result<> reset_delivery_state(Database& hub, const std::string& site, std::int64_t epoch) {
+  for (const char* table : {"sqlpost_streams", "sqlpost_outbox", "sqlpost_inbox"}) {
+    SQLPOST_TRY_ASSIGN(Statement st, hub.prepare(std::string("DELETE FROM ") + table +
+                                                 " WHERE site = ?"));
+    st.bind(1, site);
+    SQLPOST_TRY(st.run());
+  }
+  SQLPOST_TRY_ASSIGN(Statement st,
+                     hub.prepare("UPDATE sqlpost_sites SET sent_epoch = ? WHERE name = ?"));
+  st.bind(1, epoch).bind(2, site);
+  return st.run();
+}
+
+Result<ExtractSummary> fill(Database& hub, Database& out, const std::string& site) {
+  SQLPOST_TRY_ASSIGN(const LocalSite parent, load_local_site(hub));
+  SQLPOST_TRY_ASSIGN(const Partner partner, load_partner(hub, site));
+  if (partner.relation != Relation::kChild) {
+    return make_error(Errc::kInvalidArgument, "site '" + site + "' is not a child of this site");
+  }
+  SQLPOST_TRY_ASSIGN(const auto articles, subscribed_articles(hub, site));
+  if (articles.empty()) {
+    return make_error(Errc::kInvalidArgument, "site '" + site + "' subscribes to nothing yet");
+  }
+  ExtractSummary summary;
+  SQLPOST_TRY_ASSIGN(summary.epoch, close_epoch_in_transaction(hub));
+  std::set<std::string> tables;
+  for (const auto& a : articles) {
+    tables.insert(a.table);
+  }
+  for (const auto& table : tables) {
+    SQLPOST_TRY_ASSIGN(const auto statements, schema_sql(hub, table));
+    for (const auto& sql : statements) {
+      SQLPOST_TRY(out.exec(sql));
+    }
+    SQLPOST_TRY_ASSIGN(const std::size_t rows, copy_rows(hub, out, table));
+    summary.rows += rows;
+    ++summary.tables;
+  }
+  SQLPOST_TRY(write_remote_metadata(hub, out, parent, partner, articles));
+  SQLPOST_TRY(reset_delivery_state(hub, site, summary.epoch));
+  return summary;
+}
+
+}  // namespace
+
+Result<ExtractSummary> extract_site(Database& db, const std::string& site,
+                                    const std::string& output) {
+  SQLPOST_TRY_ASSIGN(const std::string temp, create_private_file(output));
+  auto cleanup = [&temp] { std::filesystem::remove(temp); };
+  auto opened = Database::open(temp, Database::Mode::kReadWrite);
+  if (!opened.ok()) {
+    cleanup();
+    return opened.take_error();
+  }
+  Result<ExtractSummary> summary = [&]() -> Result<ExtractSummary> {
+    Database out = std::move(opened).value();
+    SQLPOST_TRY_ASSIGN(Transaction hub_tx, Transaction::begin(db));
+    SQLPOST_TRY_ASSIGN(Transaction out_tx, Transaction::begin(out));
+    SQLPOST_TRY_ASSIGN(ExtractSummary s, fill(db, out, site));
+    SQLPOST_TRY(out_tx.commit());
+    // The file is complete and closed before the hub commits its new position.
+    if (::link(temp.c_str(), output.c_str()) != 0) {
+      return make_error(Errc::kIOError, "cannot create " + output + ": " + std::strerror(errno));
+    }
+    auto committed = hub_tx.commit();
+    if (!committed.ok()) {
+      std::filesystem::remove(output);
+      return committed.take_error();
+    }
+    return s;
+  }();
+  cleanup();
+  return summary;
+}
+
+}  // namespace sqlpost

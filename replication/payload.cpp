@@ -1,0 +1,300 @@
+#include "replication/payload.h"
+
+#include <nlohmann/json.hpp>
+
+namespace sqlpost {
+namespace {
+
+using json = nlohmann::json;
+
+// ---- encoding
+
+json value_to_json(const Value& v) {
+  struct Visit {
+    json operator()(const Null&) const { return nullptr; }
+    json operator()(std::int64_t i) const { return i; }
+    json operator()(double d) const { return d; }
+    json operator()(const Text& t) const { return t.bytes; }
+    json operator()(const Blob& b) const { return json::binary(b.bytes); }
+  };
+  return std::visit(Visit{}, v.storage());
+}
+
+json row_to_json(const Row& row) {
+  json out = json::array();
+  for (const auto& v : row) {
+    out.push_back(value_to_json(v));
+  }
+  return out;
+}
+
+json change_to_json(const WireChange& c) {
+  return json::array({c.table, static_cast<int>(c.op), row_to_json(c.key), c.columns,
+                      row_to_json(c.new_values), row_to_json(c.old_values)});
+}
+
+// ---- decoding: a SAX front end that bounds nesting before nlohmann recurses
+
+class BoundedDomParser : public nlohmann::detail::json_sax_dom_parser<json> {
+ public:
+  // max_elements: no container can announce more elements than there are bytes.
+  BoundedDomParser(json& result, std::size_t max_elements)
+      : nlohmann::detail::json_sax_dom_parser<json>(result, false), max_elements_(max_elements) {}
+  bool start_object(std::size_t n) {
+    return enter(n) && nlohmann::detail::json_sax_dom_parser<json>::start_object(n);
+  }
+  bool end_object() {
+    --depth_;
+    return nlohmann::detail::json_sax_dom_parser<json>::end_object();
+  }
+  bool start_array(std::size_t n) {
+    return enter(n) && nlohmann::detail::json_sax_dom_parser<json>::start_array(n);
+  }
+  bool end_array() {
+    --depth_;
+    return nlohmann::detail::json_sax_dom_parser<json>::end_array();
+  }
+  bool parse_error(std::size_t /*pos*/, const std::string& /*token*/,
+                   const nlohmann::detail::exception& /*ex*/) {
+    return false;
+  }
+  [[nodiscard]] bool too_deep() const { return too_deep_; }
+
+ private:
+  bool enter(std::size_t announced) {
+    if (++depth_ > kMaxPayloadDepth) {
+      too_deep_ = true;
+      return false;
+    }
+    // SIZE_MAX means "indefinite length"; anything else must fit in the input.
+    return announced == static_cast<std::size_t>(-1) || announced <= max_elements_;
+  }
+  std::size_t max_elements_;
+  std::size_t depth_ = 0;
+  bool too_deep_ = false;
+};
+
+Error corrupt(const std::string& what) {
+  return make_error(Errc::kCorruption, "malformed message payload: " + what);
+}
+
+Result<Value> value_from_json(const json& j) {
+  switch (j.type()) {
+    case json::value_t::null: return Value();
+    case json::value_t::number_integer: return Value(j.get<std::int64_t>());
+    case json::value_t::number_unsigned: {
+      const auto u = j.get<std::uint64_t>();
+      if (u > static_cast<std::uint64_t>(INT64_MAX)) {
+        return corrupt("integer beyond 64-bit signed range");
+      }
+      return Value(static_cast<std::int64_t>(u));
+    }
+    case json::value_t::number_float: return Value(j.get<double>());
+    case json::value_t::string: return Value(Text{j.get<std::string>()});
+    case json::value_t::binary: return Value(Blob{j.get_binary()});
+    default: return corrupt("a value is not null, integer, real, text or blob");
+  }
+}
+
+Result<Row> row_from_json(const json& j, std::size_t max_size) {
+  if (!j.is_array() || j.size() > max_size) {
+    return corrupt("a row image is not an array of at most " + std::to_string(max_size) +
+                   " values");
+  }
+  Row row;
+  row.reserve(j.size());
+  for (const auto& v : j) {
+    SQLPOST_TRY_ASSIGN(Value value, value_from_json(v));
+    row.push_back(std::move(value));
+  }
+  return row;
+}
+
+Result<std::uint64_t> unsigned_field(const json& j, const char* name) {
+  if (!j.is_number_unsigned() && !(j.is_number_integer() && j.get<std::int64_t>() >= 0)) {
+    return corrupt(std::string("field '") + name + "' is not a non-negative integer");
+  }
+  return j.get<std::uint64_t>();
+}
+
+Result<TableBlock> table_from_json(const json& j) {
+  if (!j.is_array() || j.size() != 3 || !j[0].is_string() || !j[1].is_array() ||
+      j[1].size() > kMaxPayloadColumns || j[1].empty()) {
+    return corrupt("a table entry is not [name, [columns], key_count]");
+  }
+  TableBlock t;
+  t.table = j[0].get<std::string>();
+  for (const auto& c : j[1]) {
+    if (!c.is_string()) {
+      return corrupt("a column name is not text");
+    }
+    t.columns.push_back(c.get<std::string>());
+  }
+  SQLPOST_TRY_ASSIGN(const std::uint64_t keys, unsigned_field(j[2], "key_count"));
+  if (keys == 0 || keys > t.columns.size()) {
+    return corrupt("table '" + t.table + "' has an impossible key column count");
+  }
+  t.key_count = keys;
+  return t;
+}
+
+Result<> check_change_shape(const WireChange& c, const TableBlock& t) {
+  if (c.key.size() != t.key_count) {
+    return corrupt("a change's key has the wrong number of values for '" + t.table + "'");
+  }
+  for (const auto index : c.columns) {
+    if (index < t.key_count || index >= t.columns.size()) {
+      return corrupt("a change names a column index outside table '" + t.table + "'");
+    }
+  }
+  const bool has_new = c.op != ChangeOp::kDelete;
+  const bool has_old = c.op != ChangeOp::kInsert;
+  if ((has_new ? c.columns.size() : 0) != c.new_values.size() ||
+      (has_old ? c.columns.size() : 0) != c.old_values.size()) {
+    return corrupt("a change's value count does not match its column list");
+  }
+  return success();
+}
+
+Result<WireChange> change_from_json(const json& j, const std::vector<TableBlock>& tables) {
+  if (!j.is_array() || j.size() != 6 || !j[3].is_array() ||
+      j[3].size() > kMaxPayloadColumns) {
+    return corrupt("a change is not [table, op, key, columns, new, old]");
+  }
+  WireChange c;
+  SQLPOST_TRY_ASSIGN(const std::uint64_t table, unsigned_field(j[0], "table"));
+  if (table >= tables.size()) {
+    return corrupt("a change names table index " + std::to_string(table) + " of " +
+                   std::to_string(tables.size()));
+  }
+  c.table = static_cast<std::uint32_t>(table);
+  SQLPOST_TRY_ASSIGN(const std::uint64_t op, unsigned_field(j[1], "op"));
+  if (op < 1 || op > 3) {
+    return corrupt("unknown change operation " + std::to_string(op));
+  }
+  c.op = static_cast<ChangeOp>(op);
+  SQLPOST_TRY_ASSIGN(c.key, row_from_json(j[2], kMaxPayloadColumns));
+  for (const auto& index : j[3]) {
+    SQLPOST_TRY_ASSIGN(const std::uint64_t i, unsigned_field(index, "column"));
+    c.columns.push_back(static_cast<std::uint32_t>(std::min<std::uint64_t>(i, UINT32_MAX)));
+  }
+  SQLPOST_TRY_ASSIGN(c.new_values, row_from_json(j[4], kMaxPayloadColumns));
+  SQLPOST_TRY_ASSIGN(c.old_values, row_from_json(j[5], kMaxPayloadColumns));
+  SQLPOST_TRY(check_change_shape(c, tables[c.table]));
+  return c;
+}
+
+Result<EpochBlock> epoch_from_json(const json& j, const std::vector<TableBlock>& tables,
+                                   std::size_t& budget) {
+  if (!j.is_array() || j.size() != 2 || !j[0].is_number_integer() || !j[1].is_array()) {
+    return corrupt("an epoch is not [number, [changes]]");
+  }
+  EpochBlock e;
+  e.epoch = j[0].get<std::int64_t>();
+  if (j[1].size() > budget) {
+    return make_error(Errc::kLimitExceeded, "message payload has more than " +
+                                                std::to_string(kMaxPayloadChanges) + " changes");
+  }
+  budget -= j[1].size();
+  e.changes.reserve(j[1].size());
+  for (const auto& c : j[1]) {
+    SQLPOST_TRY_ASSIGN(WireChange change, change_from_json(c, tables));
+    e.changes.push_back(std::move(change));
+  }
+  return e;
+}
+
+Result<Payload> payload_from_json(const json& doc) {
+  if (!doc.is_object()) {
+    return corrupt("not a map");
+  }
+  for (const char* key : {"v", "k", "a", "r", "t", "e"}) {
+    if (!doc.contains(key)) {
+      return corrupt(std::string("field '") + key + "' is missing");
+    }
+  }
+  SQLPOST_TRY_ASSIGN(const std::uint64_t version, unsigned_field(doc["v"], "v"));
+  if (version != kPayloadVersion) {
+    return make_error(Errc::kUnsupported, "message payload version " + std::to_string(version) +
+                                              " is not supported (this sqlpost reads " +
+                                              std::to_string(kPayloadVersion) + ")");
+  }
+  SQLPOST_TRY_ASSIGN(const std::uint64_t kind, unsigned_field(doc["k"], "k"));
+  if (kind > 1) {
+    return corrupt("unknown message kind " + std::to_string(kind));
+  }
+  Payload p;
+  p.kind = kind == 0 ? PayloadKind::kData : PayloadKind::kAckOnly;
+  SQLPOST_TRY_ASSIGN(p.ack, unsigned_field(doc["a"], "a"));
+  SQLPOST_TRY_ASSIGN(p.resend_from, unsigned_field(doc["r"], "r"));
+  if (!doc["t"].is_array() || doc["t"].size() > kMaxPayloadTables || !doc["e"].is_array()) {
+    return corrupt("tables or epochs are not lists within limits");
+  }
+  for (const auto& t : doc["t"]) {
+    SQLPOST_TRY_ASSIGN(TableBlock table, table_from_json(t));
+    p.tables.push_back(std::move(table));
+  }
+  std::size_t budget = kMaxPayloadChanges;
+  for (const auto& e : doc["e"]) {
+    SQLPOST_TRY_ASSIGN(EpochBlock epoch, epoch_from_json(e, p.tables, budget));
+    p.epochs.push_back(std::move(epoch));
+  }
+  return p;
+}
+
+}  // namespace
+
+std::size_t Payload::change_count() const {
+  std::size_t n = 0;
+  for (const auto& e : epochs) {
+    n += e.changes.size();
+  }
+  return n;
+}
+
+std::vector<std::uint8_t> encode_payload(const Payload& payload) {
+  json tables = json::array();
+  for (const auto& t : payload.tables) {
+    tables.push_back(json::array({t.table, t.columns, t.key_count}));
+  }
+  json epochs = json::array();
+  for (const auto& e : payload.epochs) {
+    json changes = json::array();
+    for (const auto& c : e.changes) {
+      changes.push_back(change_to_json(c));
+    }
+    epochs.push_back(json::array({e.epoch, std::move(changes)}));
+  }
+  const json doc = {{"v", kPayloadVersion},
+                    {"k", payload.kind == PayloadKind::kData ? 0 : 1},
+                    {"a", payload.ack},
+                    {"r", payload.resend_from},
+                    {"t", std::move(tables)},
+                    {"e", std::move(epochs)}};
+  return json::to_cbor(doc);
+}
+
+Result<Payload> decode_payload(std::span<const std::uint8_t> bytes) {
+  json doc;
+  BoundedDomParser parser(doc, bytes.size());
+  bool parsed = false;
+  try {
+    parsed = json::sax_parse(bytes.begin(), bytes.end(), &parser,
+                             nlohmann::detail::input_format_t::cbor, true);
+  } catch (const json::exception& e) {  // nlohmann reports some limits by throwing
+    return corrupt(std::string("not valid CBOR: ") + e.what());
+  }
+  if (parser.too_deep()) {
+    return corrupt("nested deeper than " + std::to_string(kMaxPayloadDepth) + " levels");
+  }
+  if (!parsed || parser.is_errored()) {
+    return corrupt("not valid CBOR");
+  }
+  try {
+    return payload_from_json(doc);
+  } catch (const json::exception& e) {
+    return corrupt(e.what());
+  }
+}
+
+}  // namespace sqlpost

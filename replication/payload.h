@@ -1,0 +1,70 @@
+// sqlpost/replication/payload.h — the content of one message, as CBOR.
+//
+// Contract: a Payload is what one site tells one partner in one message: the
+// acknowledgement of the partner's stream, an optional resend request, and
+// whole epochs of row changes. encode_payload() writes CBOR (through
+// nlohmann); decode_payload() parses untrusted bytes (already authenticated by
+// the transport, still bounded): nesting depth, counts and sizes are checked
+// against the named limits below and every structural problem is an exact
+// Errc::kCorruption error. Values keep their exact SQLite storage class: TEXT
+// travels as a CBOR text string of raw bytes (invalid UTF-8 kept), BLOB as a
+// CBOR byte string. Layout in docs/format.md ("Payload").
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "schema/capture.h"
+#include "schema/value.h"
+#include "transport/result.h"
+
+namespace sqlpost {
+
+inline constexpr std::uint32_t kPayloadVersion = 1;
+inline constexpr std::size_t kMaxPayloadDepth = 8;
+inline constexpr std::size_t kMaxPayloadTables = 10000;
+inline constexpr std::size_t kMaxPayloadColumns = 2000;  // SQLite's default column limit
+inline constexpr std::size_t kMaxPayloadChanges = 50'000'000;
+
+enum class PayloadKind { kData, kAckOnly };
+
+struct TableBlock {
+  std::string table;
+  std::vector<std::string> columns;  // key columns first
+  std::size_t key_count = 0;
+  bool operator==(const TableBlock&) const = default;
+};
+
+struct WireChange {
+  std::uint32_t table = 0;  // index into Payload::tables
+  ChangeOp op = ChangeOp::kInsert;
+  Row key;                             // key values
+  std::vector<std::uint32_t> columns;  // non-key column indexes carried (update: changed ones)
+  Row new_values;                      // parallel to columns (insert, update)
+  Row old_values;                      // parallel to columns (update, delete)
+  bool operator==(const WireChange&) const = default;
+};
+
+struct EpochBlock {
+  std::int64_t epoch = 0;
+  std::vector<WireChange> changes;
+  bool operator==(const EpochBlock&) const = default;
+};
+
+struct Payload {
+  PayloadKind kind = PayloadKind::kData;
+  std::uint64_t ack = 0;          // highest contiguous sequence applied from the receiver
+  std::uint64_t resend_from = 0;  // 0: none; else "please resend from this sequence"
+  std::vector<TableBlock> tables;
+  std::vector<EpochBlock> epochs;
+  bool operator==(const Payload&) const = default;
+
+  [[nodiscard]] std::size_t change_count() const;
+};
+
+std::vector<std::uint8_t> encode_payload(const Payload& payload);
+Result<Payload> decode_payload(std::span<const std::uint8_t> bytes);
+
+}  // namespace sqlpost

@@ -1,0 +1,92 @@
+// The message payload (CBOR): round trip and hostile input.
+#include <doctest/doctest.h>
+
+#include <limits>
+
+#include "replication/payload.h"
+
+using namespace sqlpost;
+
+namespace {
+
+Payload sample() {
+  Payload p;
+  p.ack = 41;
+  p.resend_from = 7;
+  p.tables.push_back(TableBlock{"item", {"id", "name", "data"}, 1});
+  WireChange insert{0, ChangeOp::kInsert, {Value(std::int64_t{1})}, {1, 2},
+                    {Value::text("n\xff\xfe"), Value(Blob{{0, 1}})}, {}};
+  WireChange update{0, ChangeOp::kUpdate, {Value(std::numeric_limits<std::int64_t>::min())}, {1},
+                    {Value(-0.0)}, {Value()}};
+  WireChange remove{0, ChangeOp::kDelete, {Value(std::int64_t{3})}, {2}, {}, {Value(Blob{})}};
+  p.epochs.push_back(EpochBlock{5, {insert, update}});
+  p.epochs.push_back(EpochBlock{6, {remove}});
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("payload round trip keeps every value exactly") {
+  const Payload p = sample();
+  const auto bytes = encode_payload(p);
+  auto back = decode_payload(bytes);
+  REQUIRE_MESSAGE(back.ok(), (back.ok() ? "" : back.error().message));
+  CHECK(back.value() == p);
+  CHECK(back->change_count() == 3);
+}
+
+TEST_CASE("truncated or bit-flipped payloads give errors, never a crash") {
+  const auto bytes = encode_payload(sample());
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    auto r = decode_payload(std::span(bytes.data(), n));
+    CHECK_FALSE(r.ok());
+  }
+  std::size_t rejected = 0;
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    for (const int mask : {0x01, 0x80, 0xff}) {
+      auto copy = bytes;
+      copy[i] = static_cast<std::uint8_t>(copy[i] ^ mask);
+      auto r = decode_payload(copy);  // may decode to a different valid payload
+      rejected += r.ok() ? 0 : 1;
+      if (!r.ok()) {
+        CHECK((r.error().code == Errc::kCorruption || r.error().code == Errc::kUnsupported ||
+               r.error().code == Errc::kLimitExceeded));
+      }
+    }
+  }
+  CHECK(rejected > bytes.size());
+}
+
+TEST_CASE("deep nesting, wrong version and bad shapes are exact errors") {
+  std::vector<std::uint8_t> deep(100000, 0x81);  // arrays of arrays of ...
+  deep.push_back(0x01);
+  auto r = decode_payload(deep);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == Errc::kCorruption);
+  CHECK(r.error().message.find("nested deeper") != std::string::npos);
+
+  Payload p = sample();
+  auto bytes = encode_payload(p);
+  // The version is the first map value: {"v": 1, ...} -> change 1 to 2 (CBOR 0x01 -> 0x02).
+  auto json_bytes = bytes;
+  for (std::size_t i = 0; i + 2 < json_bytes.size(); ++i) {
+    if (json_bytes[i] == 0x61 && json_bytes[i + 1] == 'v' && json_bytes[i + 2] == 0x01) {
+      json_bytes[i + 2] = 0x02;
+      break;
+    }
+  }
+  auto v2 = decode_payload(json_bytes);
+  REQUIRE_FALSE(v2.ok());
+  CHECK(v2.error().code == Errc::kUnsupported);
+
+  p.epochs[0].changes[0].columns = {7};  // a column index outside the table
+  p.epochs[0].changes[0].new_values = {Value()};
+  auto bad = decode_payload(encode_payload(p));
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message.find("column index") != std::string::npos);
+
+  p = sample();
+  p.epochs[0].changes[0].table = 3;
+  CHECK(decode_payload(encode_payload(p)).error().message.find("table index") !=
+        std::string::npos);
+}
