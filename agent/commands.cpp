@@ -8,7 +8,10 @@
 #include <memory>
 
 #include "agent/exit_codes.h"
+#include "agent/params.h"
+#include "agent/run.h"
 #include "agent/status.h"
+#include "replication/extract.h"
 #include "schema/metadata.h"
 #include "schema/migrations.h"
 
@@ -247,6 +250,148 @@ void add_status(CLI::App& app, Action& action) {
   cmd->callback([&action, db, json] { action = [db, json] { return show_status(*db, *json); }; });
 }
 
+
+// ---- config
+
+Result<> show_config(Database& db) {
+  SQLPOST_TRY_ASSIGN(const auto values, load_config(db));
+  for (const auto& [key, value] : values) {
+    const ParamSpec* spec = find_parameter(key);
+    std::cout << key << "=" << (spec != nullptr ? masked(*spec, value) : value) << "\n";
+  }
+  return success();
+}
+
+Result<> change_config(Database& db, const std::vector<std::string>& assignments) {
+  std::vector<std::pair<std::string, std::string>> changes;
+  for (const auto& a : assignments) {
+    const auto eq = a.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return make_error(Errc::kInvalidArgument, "'" + a + "' is not KEY=VALUE");
+    }
+    changes.emplace_back(a.substr(0, eq), a.substr(eq + 1));
+    if (!changes.back().second.empty()) {
+      SQLPOST_TRY(validate_parameter(changes.back().first, changes.back().second));
+    } else if (find_parameter(changes.back().first) == nullptr) {
+      return make_error(Errc::kInvalidArgument, "unknown parameter '" + changes.back().first + "'");
+    }
+  }
+  for (const auto& [key, value] : changes) {
+    SQLPOST_TRY(value.empty() ? unset_config(db, key) : set_config(db, key, value));
+  }
+  return success();
+}
+
+std::string config_help() {
+  std::string help = "Show or set control parameters (KEY=VALUE; KEY= removes). Keys:";
+  for (const auto& spec : parameter_specs()) {
+    help += "\n  " + std::string(spec.key) + ": " + std::string(spec.help);
+  }
+  return help;
+}
+
+void add_config(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand("config", config_help());
+  auto db = std::make_shared<std::string>();
+  auto assignments = std::make_shared<std::vector<std::string>>();
+  cmd->add_option("DB", *db, "SQLite database file")->required();
+  cmd->add_option("KEY=VALUE", *assignments, "parameters to set");
+  cmd->callback([&action, db, assignments] {
+    action = [db, assignments]() -> Result<> {
+      if (assignments->empty()) {
+        SQLPOST_TRY_ASSIGN(Database d, open_site(*db));
+        return show_config(d);
+      }
+      return with_site_write(*db, [&](Database& d) { return change_config(d, *assignments); });
+    };
+  });
+}
+
+// ---- extract
+
+void add_extract(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand("extract", "Write a remote site's starting database");
+  auto db = std::make_shared<std::string>();
+  auto site = std::make_shared<std::string>();
+  auto output = std::make_shared<std::string>();
+  cmd->add_option("DB", *db, "the consolidated (or parent) database")->required();
+  cmd->add_option("SITE", *site, "the remote site to extract")->required();
+  cmd->add_option("--output", *output, "the new database file (mode 0600)")->required();
+  cmd->callback([&action, db, site, output] {
+    action = [db, site, output]() -> Result<> {
+      SQLPOST_TRY_ASSIGN(Database d, open_site(*db));
+      SQLPOST_TRY_ASSIGN(const ExtractSummary s, extract_site(d, *site, *output));
+      std::cout << "extracted " << *site << " to " << *output << ": " << s.tables << " table(s), "
+                << s.rows << " row(s), changes after epoch " << s.epoch << " follow by mail\n";
+      return success();
+    };
+  });
+}
+
+// ---- run
+
+void print_report(const RunReport& r) {
+  for (const auto& n : r.notes) {
+    std::cerr << "sqlpost: note: " << n << "\n";
+  }
+  for (const auto& p : r.problems) {
+    std::cerr << "sqlpost: " << p << "\n";
+  }
+  std::cout << "received " << r.parts_received << " part(s) (" << r.duplicates
+            << " duplicate, " << r.rejected << " rejected, " << r.foreign
+            << " foreign left alone); applied " << r.messages_applied << " message(s), "
+            << r.changes_applied << " change(s); prepared " << r.messages_prepared
+            << " message(s); sent " << r.parts_sent << " part(s), " << r.acks_sent
+            << " ack(s)\n";
+}
+
+void add_run(CLI::App& app, Action& action, int& exit_code) {
+  auto* cmd = app.add_subcommand("run", "Run the message agent: receive, apply, then send");
+  auto db = std::make_shared<std::string>();
+  auto options = std::make_shared<RunOptions>();
+  auto once = std::make_shared<bool>(false);
+  cmd->add_option("DB", *db, "SQLite database file")->required();
+  cmd->add_flag("--once", *once, "one pass, then exit (for cron / Task Scheduler)");
+  auto* send_only = cmd->add_flag("--send-only", options->send_only, "only prepare and send");
+  cmd->add_flag("--receive-only", options->receive_only, "only receive and apply")
+      ->excludes(send_only);
+  cmd->callback([&action, &exit_code, db, options] {
+    action = [db, options, &exit_code]() -> Result<> {
+      SQLPOST_TRY_ASSIGN(const RunReport report, run_agent_once(*db, *options));
+      print_report(report);
+      exit_code = exit_code_for_report(report);
+      return success();
+    };
+  });
+}
+
+// ---- resend
+
+Result<> resend(Database& db, const std::string& site, std::int64_t from) {
+  SQLPOST_TRY(load_partner(db, site));
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("UPDATE sqlpost_outbox SET last_sent_at = NULL "
+                                              "WHERE site = ? AND seq >= ?"));
+  st.bind(1, site).bind(2, from);
+  SQLPOST_TRY(st.run());
+  std::cout << db.changes() << " part(s) for " << site << " will be sent on the next run\n";
+  return success();
+}
+
+void add_resend(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand("resend", "Send a partner's unacknowledged messages again");
+  auto db = std::make_shared<std::string>();
+  auto site = std::make_shared<std::string>();
+  auto from = std::make_shared<std::int64_t>(1);
+  cmd->add_option("DB", *db, "SQLite database file")->required();
+  cmd->add_option("SITE", *site, "the partner")->required();
+  cmd->add_option("--from", *from, "first sequence number to resend");
+  cmd->callback([&action, db, site, from] {
+    action = [db, site, from] {
+      return with_site_write(*db, [&](Database& d) { return resend(d, *site, *from); });
+    };
+  });
+}
+
 }  // namespace
 
 int exit_code_for(const Error& error) { return exit_code_for_errc(error.code); }
@@ -263,6 +408,11 @@ int run_cli(int argc, char** argv) {
   add_subscribe(app, action);
   add_unsubscribe(app, action);
   add_status(app, action);
+  add_config(app, action);
+  add_extract(app, action);
+  int run_exit_code = kExitOk;
+  add_run(app, action, run_exit_code);
+  add_resend(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -277,7 +427,7 @@ int run_cli(int argc, char** argv) {
     std::cerr << "sqlpost: " << result.error().message << "\n";
     return exit_code_for(result.error());
   }
-  return kExitOk;
+  return run_exit_code;
 }
 
 }  // namespace sqlpost

@@ -1,8 +1,11 @@
 #include "agent/status.h"
 
+#include <array>
+#include <ctime>
 #include <sstream>
 
 #include "replication/changelog.h"
+#include "replication/engine.h"
 #include "schema/metadata.h"
 
 namespace sqlpost {
@@ -39,6 +42,7 @@ Result<nlohmann::json> publications_json(Database& db) {
 Result<nlohmann::json> partners_json(Database& db) {
   SQLPOST_TRY_ASSIGN(const auto partners, load_partners(db));
   SQLPOST_TRY_ASSIGN(const auto subs, load_subscriptions(db));
+  SQLPOST_TRY_ASSIGN(const auto streams, load_stream_states(db));
   nlohmann::json out = nlohmann::json::array();
   for (const auto& p : partners) {
     nlohmann::json subscriptions = nlohmann::json::array();
@@ -53,8 +57,33 @@ Result<nlohmann::json> partners_json(Database& db) {
                    {"relation", p.relation == Relation::kParent ? "parent" : "child"},
                    {"subscriptions", subscriptions},
                    {"unsent_changes", unsent}});
+    for (const auto& st : streams) {
+      if (st.site == p.name) {
+        out.back()["delivery"] = {{"last_sent_seq", st.next_seq - 1},
+                                  {"confirmed_seq", st.acked_seq},
+                                  {"applied_seq", st.applied_seq},
+                                  {"outbox_messages", st.outbox_messages},
+                                  {"inbox_parts", st.inbox_parts},
+                                  {"rejected", st.rejected},
+                                  {"last_sent_at", st.last_sent_at},
+                                  {"last_received_at", st.last_received_at},
+                                  {"halted", st.halted}};
+      }
+    }
   }
   return out;
+}
+
+std::string time_text(std::int64_t seconds) {
+  if (seconds == 0) {
+    return "never";
+  }
+  const std::time_t t = seconds;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::array<char, 32> buf{};
+  std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf.data();
 }
 
 }  // namespace
@@ -71,6 +100,8 @@ Result<nlohmann::json> collect_status(Database& db) {
   SQLPOST_TRY_ASSIGN(status["partners"], partners_json(db));
   SQLPOST_TRY_ASSIGN(status["current_epoch"], db.query_int("SELECT epoch FROM sqlpost_epoch"));
   SQLPOST_TRY_ASSIGN(status["log_rows"], db.query_int("SELECT count(*) FROM sqlpost_log"));
+  SQLPOST_TRY_ASSIGN(status["rejected_mail"],
+                     db.query_int("SELECT count(*) FROM sqlpost_rejected"));
   return status;
 }
 
@@ -102,6 +133,20 @@ std::string render_status_text(const nlohmann::json& status) {
     out << "\n  " << p["name"].get<std::string>() << " <" << p["address"].get<std::string>()
         << "> " << p["relation"].get<std::string>() << ", "
         << p["unsent_changes"].get<std::int64_t>() << " change(s) not yet sent";
+    if (p.contains("delivery")) {
+      const auto& d = p["delivery"];
+      out << "\n    sent up to #" << d["last_sent_seq"].get<std::int64_t>() << ", confirmed #"
+          << d["confirmed_seq"].get<std::int64_t>() << ", applied from it #"
+          << d["applied_seq"].get<std::int64_t>() << "; outbox "
+          << d["outbox_messages"].get<std::int64_t>() << " message(s), inbox "
+          << d["inbox_parts"].get<std::int64_t>() << " part(s), rejected "
+          << d["rejected"].get<std::int64_t>();
+      out << "\n    last sent " << time_text(d["last_sent_at"].get<std::int64_t>())
+          << ", last received " << time_text(d["last_received_at"].get<std::int64_t>());
+      if (!d["halted"].get<std::string>().empty()) {
+        out << "\n    STOPPED: " << d["halted"].get<std::string>();
+      }
+    }
     for (const auto& s : p["subscriptions"]) {
       out << "\n    subscribes to " << s["publication"].get<std::string>();
       if (!s["value"].get<std::string>().empty()) {
@@ -109,7 +154,7 @@ std::string render_status_text(const nlohmann::json& status) {
       }
     }
   }
-  out << "\n";
+  out << "\nrejected mail kept: " << status["rejected_mail"].get<std::int64_t>() << "\n";
   return out.str();
 }
 

@@ -269,7 +269,7 @@ struct Engine::Impl {
     SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
     const auto ack = static_cast<std::int64_t>(payload.ack);
     if (ack >= s.next_seq) {
-      report.problems.push_back("site " + partner.name + " acknowledges message " +
+      report.notes.push_back("site " + partner.name + " acknowledges message " +
                                 std::to_string(ack) + " but only " +
                                 std::to_string(s.next_seq - 1) +
                                 " were sent; ignoring (was this site restored from a backup?)");
@@ -441,7 +441,7 @@ struct Engine::Impl {
     const bool not_too_often = s.resend_requested_at == 0 ||
                                now() - s.resend_requested_at >= options.resend_interval;
     if (patient_enough && not_too_often && s.resend_from == 0) {
-      report.problems.push_back("message " + std::to_string(s.applied_seq + 1) + " from " +
+      report.notes.push_back("message " + std::to_string(s.applied_seq + 1) + " from " +
                                 partner.name + " is missing; asking for a resend");
       return update_stream(partner.name, "resend_from = ?2", s.applied_seq + 1);
     }

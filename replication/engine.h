@@ -57,7 +57,8 @@ struct RunReport {
   std::size_t parts_sent = 0;
   std::size_t acks_sent = 0;
   std::size_t send_failures = 0;
-  std::vector<std::string> problems;  // one line each, for the log
+  std::vector<std::string> problems;  // failures, one line each, for the log
+  std::vector<std::string> notes;     // things worth logging that are not failures
   Errc worst = Errc::kInternal;       // meaningful when !problems.empty()
 };
 

@@ -1,0 +1,186 @@
+// End to end through the sqlpost program and the file link: a hub and two
+// remotes written by the sqlite3 shell, agents run in rounds, databases
+// compared row by row.
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/lock.h"
+#include "tests/support.h"
+
+using namespace sqlpost;
+using namespace sqlpost::test;
+
+namespace {
+
+std::string q(const std::string& s) { return shell_quote(s); }
+
+void sqlpost_ok(const std::string& args) {
+  const auto r = run_sqlpost(args);
+  REQUIRE_MESSAGE(r.exit_code == 0, "sqlpost " << args << "\n" << r.output);
+}
+
+void shell(const std::string& db, const std::string& sql) {
+  const auto r = run_command("sqlite3 " + q(db) + " " + q(sql));
+  REQUIRE_MESSAGE(r.exit_code == 0, sql << "\n" << r.output);
+}
+
+bool quiet(const std::string& db) {
+  const auto r = run_sqlpost("status " + q(db) + " --json");
+  REQUIRE(r.exit_code == 0);
+  const auto status = nlohmann::json::parse(r.output);
+  for (const auto& p : status["partners"]) {
+    if (p["unsent_changes"] != 0 || p["delivery"]["outbox_messages"] != 0 ||
+        p["delivery"]["inbox_parts"] != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+struct Deployment {
+  TempDir dir;
+  std::string hub = dir.path("hq.db");
+  std::string r1 = dir.path("r1.db");
+  std::string r2 = dir.path("r2.db");
+  std::string mail = dir.path("mail");
+
+  Deployment() {
+    shell(hub,
+          "CREATE TABLE customer(id INTEGER PRIMARY KEY, name TEXT NOT NULL, region TEXT, "
+          "balance REAL, photo BLOB);"
+          "CREATE TABLE line(order_id INTEGER, n INTEGER, qty INTEGER, note, PRIMARY KEY "
+          "(order_id, n)) WITHOUT ROWID;"
+          "INSERT INTO customer VALUES (1, 'Ada', 'east', 10.5, x'00ff'), (2, 'Bob', NULL, "
+          "NULL, NULL);");
+    sqlpost_ok("init " + q(hub) + " --site hq --address hq@hq.test");
+    sqlpost_ok("config " + q(hub) + " link=file file.dir=" + q(mail) +
+               " max_message_bytes=8192");
+    sqlpost_ok("publish " + q(hub) + " sales customer");
+    sqlpost_ok("publish " + q(hub) + " sales line");
+    for (const char* r : {"r1", "r2"}) {
+      sqlpost_ok("site add " + q(hub) + " " + r + " --address " + r + "@" + r + ".test");
+      sqlpost_ok("subscribe " + q(hub) + " " + r + " sales");
+    }
+    sqlpost_ok("extract " + q(hub) + " r1 --output " + q(r1));
+    sqlpost_ok("extract " + q(hub) + " r2 --output " + q(r2));
+  }
+
+  void rounds(int n) {
+    for (int i = 0; i < n; ++i) {
+      for (const auto& db : {hub, r1, r2}) {
+        const auto r = run_sqlpost("run " + q(db) + " --once");
+        CHECK_MESSAGE(r.exit_code == 0, r.output);
+      }
+    }
+  }
+
+  void run_until_quiet() {
+    for (int i = 0; i < 10; ++i) {
+      rounds(1);
+      if (quiet(hub) && quiet(r1) && quiet(r2)) {
+        return;
+      }
+    }
+    FAIL("the sites did not become quiet in 10 rounds");
+  }
+
+  void expect_converged() {
+    Database h = open_db(hub);
+    for (const auto& path : {r1, r2}) {
+      Database r = open_db(path);
+      for (const char* table : {"customer", "line"}) {
+        const std::string diff = compare_tables(h, r, table);
+        CHECK_MESSAGE(diff.empty(), path << ": " << diff);
+      }
+    }
+    for (const auto& path : {hub, r1, r2}) {
+      const auto ok = run_command("sqlite3 " + q(path) + " 'PRAGMA integrity_check'");
+      CHECK(ok.output == "ok\n");
+    }
+  }
+};
+
+}  // namespace
+
+TEST_SUITE_BEGIN("e2e-file");
+
+TEST_CASE("hub and two remotes replicate both ways over the file link") {
+  Deployment d;
+  struct stat st {};
+  REQUIRE(stat(d.r1.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+
+  shell(d.hub,
+        "BEGIN; INSERT INTO customer VALUES (3, 'Cy', 'west', -0.0, zeroblob(0));"
+        "INSERT INTO line VALUES (3, 1, 9223372036854775807, 'max'); COMMIT;"
+        "UPDATE customer SET balance = 11.25 WHERE id = 1;");
+  shell(d.r1,
+        "BEGIN; INSERT INTO customer VALUES (100, 'From r1', 'north', 1e-300, randomblob(3000));"
+        "INSERT INTO line VALUES (100, 1, -9223372036854775808, NULL);"
+        "INSERT INTO line VALUES (100, 2, 2, x'0001'); COMMIT;"
+        "DELETE FROM customer WHERE id = 2;");
+  shell(d.r2,
+        "INSERT INTO customer VALUES (200, 'From r2 \xc3\xa9', NULL, 1e300, randomblob(20000));"
+        "UPDATE customer SET region = 'south' WHERE id = 3;");
+  d.run_until_quiet();
+  d.expect_converged();
+
+  Database h = open_db(d.hub);
+  CHECK(query_int(h, "SELECT count(*) FROM customer") == 4);  // 1, 3, 100, 200
+  CHECK(query_int(h, "SELECT count(*) FROM line") == 3);
+
+  // More rounds of work: deletes and updates of rows that came from elsewhere.
+  shell(d.r2, "DELETE FROM line WHERE order_id = 100 AND n = 2; UPDATE customer SET name = "
+              "'renamed at r2' WHERE id = 100;");
+  shell(d.r1, "UPDATE line SET qty = qty + 1 WHERE order_id = 3;");
+  d.run_until_quiet();
+  d.expect_converged();
+
+  const auto status = run_sqlpost("status " + q(d.hub));
+  CHECK(status.output.find("r1 <r1@r1.test> child, 0 change(s) not yet sent") !=
+        std::string::npos);
+}
+
+TEST_CASE("extract refuses to overwrite; run without parameters says what to set") {
+  Deployment d;
+  const auto again = run_sqlpost("extract " + q(d.hub) + " r1 --output " + q(d.r1));
+  CHECK(again.exit_code != 0);
+  CHECK(again.output.find("never overwrites") != std::string::npos);
+
+  const std::string lonely = d.dir.path("lonely.db");
+  sqlpost_ok("init " + q(lonely) + " --site solo --address solo@x.test");
+  const auto run = run_sqlpost("run " + q(lonely) + " --once");
+  CHECK(run.exit_code == 3);
+  CHECK(run.output.find("sqlpost config") != std::string::npos);
+  CHECK(run.output.find("link") != std::string::npos);
+
+  const auto bad = run_sqlpost("config " + q(lonely) + " link=pigeon");
+  CHECK(bad.exit_code == 2);
+  const auto unknown = run_sqlpost("config " + q(lonely) + " colour=blue");
+  CHECK(unknown.exit_code == 2);
+}
+
+TEST_CASE("a second agent on the same database exits at once with its own code") {
+  Deployment d;
+  auto lock = AgentLock::acquire(d.hub);
+  REQUIRE(lock.ok());
+  const auto second = run_sqlpost("run " + q(d.hub) + " --once");
+  CHECK(second.exit_code == 6);
+  CHECK(second.output.find("another sqlpost agent") != std::string::npos);
+}
+
+TEST_CASE("foreign files in a mailbox folder are left alone across runs") {
+  Deployment d;
+  d.rounds(1);
+  const std::string folder = d.mail + "/hq@hq.test/new";
+  shell(d.hub, "SELECT 1");  // the folder exists after the first round
+  const std::string foreign = folder + "/0000.foreign";
+  REQUIRE(run_command("printf 'From: a@b\\r\\nSubject: hi\\r\\n\\r\\nhello\\r\\n' > " +
+                      q(foreign)).exit_code == 0);
+  d.rounds(2);
+  CHECK(run_command("test -f " + q(foreign)).exit_code == 0);
+}
+
+TEST_SUITE_END();
