@@ -12,6 +12,7 @@
 #include "agent/run.h"
 #include "agent/status.h"
 #include "replication/extract.h"
+#include "replication/retention.h"
 #include "schema/metadata.h"
 #include "schema/migrations.h"
 
@@ -392,6 +393,30 @@ void add_resend(CLI::App& app, Action& action) {
   });
 }
 
+// ---- rescan
+
+void add_rescan(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand(
+      "rescan", "Regenerate a partner's messages from the change log (after it lost them)");
+  auto db = std::make_shared<std::string>();
+  auto site = std::make_shared<std::string>();
+  auto from = std::make_shared<std::int64_t>(0);
+  cmd->add_option("DB", *db, "SQLite database file")->required();
+  cmd->add_option("SITE", *site, "the partner")->required();
+  cmd->add_option("--from", *from,
+                  "first message number to regenerate: the partner's 'applied from it' + 1 "
+                  "(default: first unacknowledged)");
+  cmd->callback([&action, db, site, from] {
+    action = [db, site, from]() -> Result<> {
+      SQLPOST_TRY_ASSIGN(Database d, open_site(*db));
+      SQLPOST_TRY_ASSIGN(const std::int64_t epoch, rescan_partner(d, *site, *from));
+      std::cout << "messages to " << *site << " will be regenerated from the changes after epoch "
+                << epoch << " on the next run\n";
+      return success();
+    };
+  });
+}
+
 }  // namespace
 
 int exit_code_for(const Error& error) { return exit_code_for_errc(error.code); }
@@ -413,6 +438,7 @@ int run_cli(int argc, char** argv) {
   int run_exit_code = kExitOk;
   add_run(app, action, run_exit_code);
   add_resend(app, action);
+  add_rescan(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -49,6 +49,7 @@ const std::vector<ParamSpec>& parameter_specs() {
       {"resend_timeout", "seconds before an unacknowledged message is sent again (3600)"},
       {"gap_patience", "seconds to wait for a missing message before asking again (300)"},
       {"resend_interval", "least seconds between two resend requests to a partner (600)"},
+      {"log_retention", "seconds acknowledged changes stay in the log for rescan (604800)"},
   };
   return specs;
 }
@@ -73,7 +74,8 @@ Result<> validate_parameter(std::string_view key, std::string_view value) {
   if (key == "max_message_bytes") {
     return require_int(key, value, 4096, 100'000'000);
   }
-  if (key == "resend_timeout" || key == "gap_patience" || key == "resend_interval") {
+  if (key == "resend_timeout" || key == "gap_patience" || key == "resend_interval" ||
+      key == "log_retention") {
     return require_int(key, value, 0, 365LL * 24 * 3600);
   }
   if (value.empty()) {

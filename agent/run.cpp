@@ -50,6 +50,7 @@ Result<EngineOptions> engine_options(Database& db) {
   SQLPOST_TRY_ASSIGN(o.resend_timeout, int_parameter(db, "resend_timeout", o.resend_timeout));
   SQLPOST_TRY_ASSIGN(o.gap_patience, int_parameter(db, "gap_patience", o.gap_patience));
   SQLPOST_TRY_ASSIGN(o.resend_interval, int_parameter(db, "resend_interval", o.resend_interval));
+  SQLPOST_TRY_ASSIGN(o.log_retention, int_parameter(db, "log_retention", o.log_retention));
   return o;
 }
 

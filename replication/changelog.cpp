@@ -100,7 +100,7 @@ std::vector<std::size_t> Change::changed_columns() const {
   return changed;
 }
 
-Result<std::int64_t> close_epoch_in_transaction(Database& db) {
+Result<std::int64_t> close_epoch_in_transaction(Database& db, std::int64_t now) {
   if (!db.in_transaction()) {
     return make_error(Errc::kInternal, "closing an epoch needs the caller's write transaction");
   }
@@ -110,16 +110,18 @@ Result<std::int64_t> close_epoch_in_transaction(Database& db) {
                      db.query_int("SELECT max(seq) FROM sqlpost_log", 0));
   SQLPOST_TRY_ASSIGN(const std::int64_t previous_mark,
                      db.query_int("SELECT max(last_seq) FROM sqlpost_epoch_marks", 0));
-  SQLPOST_TRY_ASSIGN(Statement mark, db.prepare("INSERT INTO sqlpost_epoch_marks VALUES (?, ?)"));
-  mark.bind(1, closing).bind(2, std::max(last_seq, previous_mark));
+  SQLPOST_TRY_ASSIGN(Statement mark,
+                     db.prepare("INSERT INTO sqlpost_epoch_marks(epoch, last_seq, closed_at) "
+                                "VALUES (?1, ?2, iif(?3 < 0, unixepoch(), ?3))"));
+  mark.bind(1, closing).bind(2, std::max(last_seq, previous_mark)).bind(3, now);
   SQLPOST_TRY(mark.run());
   SQLPOST_TRY(db.exec("UPDATE sqlpost_epoch SET epoch = epoch + 1"));
   return closing;
 }
 
-Result<std::int64_t> cut_epoch(Database& db) {
+Result<std::int64_t> cut_epoch(Database& db, std::int64_t now) {
   SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db, Transaction::Kind::kImmediate));
-  SQLPOST_TRY_ASSIGN(const std::int64_t closing, close_epoch_in_transaction(db));
+  SQLPOST_TRY_ASSIGN(const std::int64_t closing, close_epoch_in_transaction(db, now));
   SQLPOST_TRY(tx.commit());
   return closing;
 }

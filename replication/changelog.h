@@ -38,10 +38,11 @@ struct Change {
 };
 
 // Closes the current epoch; returns the number of the epoch just closed.
-Result<std::int64_t> cut_epoch(Database& db);
+// `now` (seconds) is recorded as its closing time (-1: the system clock).
+Result<std::int64_t> cut_epoch(Database& db, std::int64_t now = -1);
 
 // The same inside the caller's write transaction (used by extraction).
-Result<std::int64_t> close_epoch_in_transaction(Database& db);
+Result<std::int64_t> close_epoch_in_transaction(Database& db, std::int64_t now = -1);
 
 // The highest closed epoch (0 when none was closed yet).
 Result<std::int64_t> last_closed_epoch(Database& db);

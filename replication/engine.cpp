@@ -7,6 +7,7 @@
 #include "replication/changelog.h"
 #include "replication/origin.h"
 #include "replication/payload.h"
+#include "replication/retention.h"
 #include "replication/routing.h"
 #include "schema/metadata.h"
 #include "transport/codec.h"
@@ -464,6 +465,11 @@ struct Engine::Impl {
                              local.address, partner.address, bytes, key,
                              options.max_message_bytes));
       SQLPOST_TRY(insert_outbox(partner.name, s.next_seq, mails));
+      SQLPOST_TRY_ASSIGN(Statement * sent,
+                         db.cached("INSERT OR REPLACE INTO sqlpost_sent(site, seq, from_epoch, "
+                                   "to_epoch) VALUES (?, ?, ?, ?)"));
+      sent->bind(1, partner.name).bind(2, s.next_seq).bind(3, partner.sent_epoch).bind(4, closed);
+      SQLPOST_TRY(sent->run());
       SQLPOST_TRY(update_stream(partner.name,
                                 "next_seq = next_seq + 1, ack_owed = 0, resend_from = NULL" +
                                     std::string(s.resend_from > 0 ? ", resend_requested_at = ?2"
@@ -615,11 +621,17 @@ Result<> Engine::apply(RunReport& report) {
 Result<> Engine::prepare(RunReport& report) {
   Impl impl{db_, link_, options_, report, {}, {}};
   SQLPOST_TRY(impl.load());
-  SQLPOST_TRY_ASSIGN(const std::int64_t closed, cut_epoch(db_));
+  SQLPOST_TRY_ASSIGN(const std::int64_t closed, cut_epoch(db_, impl.now()));
   for (const auto& [name, partner] : impl.partners) {
     SQLPOST_TRY_ASSIGN(Payload payload,
                        collect_changes_for(db_, partner, partner.sent_epoch, closed));
     SQLPOST_TRY(impl.store_outgoing(partner, std::move(payload), closed));
+  }
+  SQLPOST_TRY_ASSIGN(const PruneSummary pruned,
+                     prune_change_log(db_, impl.now(), options_.log_retention));
+  if (pruned.rows > 0) {
+    report.notes.push_back("pruned " + std::to_string(pruned.rows) +
+                           " change log row(s) up to epoch " + std::to_string(pruned.epoch));
   }
   return success();
 }

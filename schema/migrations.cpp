@@ -41,8 +41,11 @@ CREATE TABLE sqlpost_subscriptions(
 CREATE TABLE sqlpost_config(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE sqlpost_epoch(id INTEGER PRIMARY KEY CHECK (id = 1), epoch INTEGER NOT NULL);
 INSERT INTO sqlpost_epoch VALUES (1, 1);
-CREATE TABLE sqlpost_epoch_marks(epoch INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL);
-INSERT INTO sqlpost_epoch_marks VALUES (0, 0);
+CREATE TABLE sqlpost_epoch_marks(
+  epoch INTEGER PRIMARY KEY,
+  last_seq INTEGER NOT NULL,
+  closed_at INTEGER NOT NULL DEFAULT (unixepoch()));
+INSERT INTO sqlpost_epoch_marks(epoch, last_seq) VALUES (0, 0);
 CREATE TABLE sqlpost_context(origin TEXT NOT NULL);
 CREATE TABLE sqlpost_layouts(
   id INTEGER PRIMARY KEY,
@@ -81,6 +84,12 @@ CREATE TABLE sqlpost_outbox(
   sent_count INTEGER NOT NULL DEFAULT 0,
   last_sent_at INTEGER,
   PRIMARY KEY (site, seq, part)) WITHOUT ROWID;
+CREATE TABLE sqlpost_sent(
+  site TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  from_epoch INTEGER NOT NULL,
+  to_epoch INTEGER NOT NULL,
+  PRIMARY KEY (site, seq)) WITHOUT ROWID;
 CREATE TABLE sqlpost_inbox(
   site TEXT NOT NULL,
   seq INTEGER NOT NULL,

@@ -80,6 +80,7 @@ EngineOptions Cluster::options() {
   o.resend_timeout = 4 * kStep;
   o.gap_patience = 2 * kStep;
   o.resend_interval = 3 * kStep;
+  o.log_retention = log_retention;
   o.now = [this] { return clock_; };
   return o;
 }

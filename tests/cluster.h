@@ -40,6 +40,7 @@ class Cluster {
   transport::FakeNetwork& network() { return network_; }
   EngineOptions options();
   std::int64_t& clock() { return clock_; }
+  std::int64_t log_retention = 0;  // prune as soon as every partner acknowledged
 
   // A few random transactions at a site (inserts, updates and deletes of its own rows).
   void random_writes(Site& site, int transactions);

@@ -4,6 +4,9 @@
 
 #include "replication/changelog.h"
 #include "replication/engine.h"
+#include "replication/retention.h"
+
+#include <filesystem>
 #include "schema/metadata.h"
 #include "tests/cluster.h"
 #include "transport/codec.h"
@@ -142,6 +145,74 @@ TEST_CASE("a lost message is recovered by a resend request and by the resend tim
   c.random_writes(c.site("hq"), 3);  // message 3 arrives, 2 is missing: a gap
   converge(c);
   CHECK(query_int(*c.site("r1").db, "SELECT applied_seq FROM sqlpost_streams") >= 3);
+}
+
+TEST_CASE("the change log is pruned once every partner acknowledged") {
+  TempDir dir;
+  Cluster c(dir, 2, 11, {});
+  for (int i = 0; i < 4; ++i) {
+    writes_everywhere(c, 5);
+    c.round();
+  }
+  converge(c);
+  for (auto& s : c.sites()) {
+    CAPTURE(s.name);
+    CHECK(query_int(*s.db, "SELECT count(*) FROM sqlpost_log") <= 1);
+    CHECK(query_int(*s.db, "SELECT value FROM sqlpost_meta WHERE key = 'pruned_epoch'") > 0);
+  }
+}
+
+namespace {
+
+std::int64_t applied_from(Database& db, const std::string& partner) {
+  return query_int(db, "SELECT applied_seq FROM sqlpost_streams WHERE site = '" + partner + "'");
+}
+
+void restore(Site& site, const std::string& backup) {
+  site.db.reset();
+  std::filesystem::copy_file(backup, site.path, std::filesystem::copy_options::overwrite_existing);
+  site.db = std::make_unique<Database>(open_db(site.path));
+}
+
+}  // namespace
+
+TEST_CASE("a remote restored from an old backup catches up after rescan on both sides") {
+  TempDir dir;
+  Cluster c(dir, 2, 13, {});
+  c.log_retention = 1'000'000;  // keep the log so rescan is possible
+  writes_everywhere(c, 4);
+  converge(c);
+  Site& r1 = c.site("r1");
+  const std::string backup = dir.path("r1-backup.db");
+  std::filesystem::copy_file(r1.path, backup);
+  for (int i = 0; i < 3; ++i) {  // hub and r2 move on; r1 only receives
+    c.random_writes(c.site("hq"), 4);
+    c.random_writes(c.site("r2"), 4);
+    c.round();
+  }
+  converge(c);
+  restore(r1, backup);
+  r1.messages_applied = static_cast<std::size_t>(applied_from(*r1.db, "hq"));
+  Database& hub = *c.site("hq").db;
+  // What each side applied tells the other where to start again.
+  auto hub_rescan = rescan_partner(hub, "r1", applied_from(*r1.db, "hq") + 1);
+  REQUIRE_MESSAGE(hub_rescan.ok(), (hub_rescan.ok() ? "" : hub_rescan.error().message));
+  REQUIRE(rescan_partner(*r1.db, "hq", applied_from(hub, "r1") + 1).ok());
+  c.random_writes(r1, 2);  // and r1 goes on working
+  converge(c);
+}
+
+TEST_CASE("rescan refuses when the log was pruned, and says to re-extract") {
+  TempDir dir;
+  Cluster c(dir, 1, 17, {});
+  for (int i = 0; i < 3; ++i) {
+    c.random_writes(c.site("hq"), 4);
+    c.round();
+  }
+  converge(c);
+  auto r = rescan_partner(*c.site("hq").db, "r1", 1);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message.find("re-extract") != std::string::npos);
 }
 
 TEST_SUITE_END();
