@@ -84,10 +84,10 @@ Result<> run_insert(Database& db, const TableBlock& t, const WireChange& c) {
   SQLPOST_TRY_ASSIGN(Statement * st, db.cached(insert_sql(t, c.columns)));
   int i = 1;
   for (const auto& v : c.key) {
-    st->bind(i++, v);
+    st->bind_static(i++, v);
   }
   for (const auto& v : c.new_values) {
-    st->bind(i++, v);
+    st->bind_static(i++, v);
   }
   return st->run();
 }
@@ -99,10 +99,10 @@ Result<bool> run_update(Database& db, const TableBlock& t, const WireChange& c) 
   SQLPOST_TRY_ASSIGN(Statement * st, db.cached(update_sql(t, c.columns)));
   int i = 1;
   for (const auto& v : c.new_values) {
-    st->bind(i++, v);
+    st->bind_static(i++, v);
   }
   for (const auto& v : c.key) {
-    st->bind(i++, v);
+    st->bind_static(i++, v);
   }
   SQLPOST_TRY(st->run());
   return db.changes() > 0;
@@ -112,7 +112,7 @@ Result<bool> run_delete(Database& db, const TableBlock& t, const WireChange& c) 
   SQLPOST_TRY_ASSIGN(Statement * st, db.cached(delete_sql(t)));
   int i = 1;
   for (const auto& v : c.key) {
-    st->bind(i++, v);
+    st->bind_static(i++, v);
   }
   SQLPOST_TRY(st->run());
   return db.changes() > 0;

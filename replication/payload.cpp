@@ -78,7 +78,8 @@ Error corrupt(const std::string& what) {
   return make_error(Errc::kCorruption, "malformed message payload: " + what);
 }
 
-Result<Value> value_from_json(const json& j) {
+// Values are moved out of the parsed document (it is discarded afterwards).
+Result<Value> value_from_json(json& j) {
   switch (j.type()) {
     case json::value_t::null: return Value();
     case json::value_t::number_integer: return Value(j.get<std::int64_t>());
@@ -90,20 +91,20 @@ Result<Value> value_from_json(const json& j) {
       return Value(static_cast<std::int64_t>(u));
     }
     case json::value_t::number_float: return Value(j.get<double>());
-    case json::value_t::string: return Value(Text{j.get<std::string>()});
-    case json::value_t::binary: return Value(Blob{j.get_binary()});
+    case json::value_t::string: return Value(Text{std::move(j.get_ref<std::string&>())});
+    case json::value_t::binary: return Value(Blob{std::move(j.get_binary())});
     default: return corrupt("a value is not null, integer, real, text or blob");
   }
 }
 
-Result<Row> row_from_json(const json& j, std::size_t max_size) {
+Result<Row> row_from_json(json& j, std::size_t max_size) {
   if (!j.is_array() || j.size() > max_size) {
     return corrupt("a row image is not an array of at most " + std::to_string(max_size) +
                    " values");
   }
   Row row;
   row.reserve(j.size());
-  for (const auto& v : j) {
+  for (auto& v : j) {
     SQLPOST_TRY_ASSIGN(Value value, value_from_json(v));
     row.push_back(std::move(value));
   }
@@ -156,7 +157,7 @@ Result<> check_change_shape(const WireChange& c, const TableBlock& t) {
   return success();
 }
 
-Result<WireChange> change_from_json(const json& j, const std::vector<TableBlock>& tables) {
+Result<WireChange> change_from_json(json& j, const std::vector<TableBlock>& tables) {
   if (!j.is_array() || j.size() != 6 || !j[3].is_array() ||
       j[3].size() > kMaxPayloadColumns) {
     return corrupt("a change is not [table, op, key, columns, new, old]");
@@ -184,7 +185,7 @@ Result<WireChange> change_from_json(const json& j, const std::vector<TableBlock>
   return c;
 }
 
-Result<EpochBlock> epoch_from_json(const json& j, const std::vector<TableBlock>& tables,
+Result<EpochBlock> epoch_from_json(json& j, const std::vector<TableBlock>& tables,
                                    std::size_t& budget) {
   if (!j.is_array() || j.size() != 2 || !j[0].is_number_integer() || !j[1].is_array()) {
     return corrupt("an epoch is not [number, [changes]]");
@@ -197,14 +198,14 @@ Result<EpochBlock> epoch_from_json(const json& j, const std::vector<TableBlock>&
   }
   budget -= j[1].size();
   e.changes.reserve(j[1].size());
-  for (const auto& c : j[1]) {
+  for (auto& c : j[1]) {
     SQLPOST_TRY_ASSIGN(WireChange change, change_from_json(c, tables));
     e.changes.push_back(std::move(change));
   }
   return e;
 }
 
-Result<Payload> payload_from_json(const json& doc) {
+Result<Payload> payload_from_json(json& doc) {
   if (!doc.is_object()) {
     return corrupt("not a map");
   }
@@ -235,7 +236,7 @@ Result<Payload> payload_from_json(const json& doc) {
     p.tables.push_back(std::move(table));
   }
   std::size_t budget = kMaxPayloadChanges;
-  for (const auto& e : doc["e"]) {
+  for (auto& e : doc["e"]) {
     SQLPOST_TRY_ASSIGN(EpochBlock epoch, epoch_from_json(e, p.tables, budget));
     p.epochs.push_back(std::move(epoch));
   }

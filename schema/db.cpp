@@ -62,28 +62,34 @@ Error database_error(sqlite3* db, int rc, std::string_view context) {
 
 void Statement::Finalizer::operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
 
-Statement& Statement::bind(int index, const Value& value) {
+Statement& Statement::bind(int index, const Value& value) { return bind_value(index, value, true); }
+
+Statement& Statement::bind_static(int index, const Value& value) {
+  return bind_value(index, value, false);
+}
+
+Statement& Statement::bind_value(int index, const Value& value, bool copy) {
   int rc = SQLITE_OK;
   sqlite3_stmt* s = stmt_.get();
   struct Binder {
     sqlite3_stmt* s;
     int i;
+    sqlite3_destructor_type lifetime;
     int operator()(const Null&) const { return sqlite3_bind_null(s, i); }
     int operator()(std::int64_t v) const { return sqlite3_bind_int64(s, i, v); }
     int operator()(double v) const { return sqlite3_bind_double(s, i, v); }
     int operator()(const Text& t) const {
-      return sqlite3_bind_text64(s, i, t.bytes.data(), t.bytes.size(), SQLITE_TRANSIENT,
-                                 SQLITE_UTF8);
+      return sqlite3_bind_text64(s, i, t.bytes.data(), t.bytes.size(), lifetime, SQLITE_UTF8);
     }
     int operator()(const Blob& b) const {
       // A zero-length blob must stay a BLOB, not become NULL.
       if (b.bytes.empty()) {
         return sqlite3_bind_zeroblob(s, i, 0);
       }
-      return sqlite3_bind_blob64(s, i, b.bytes.data(), b.bytes.size(), SQLITE_TRANSIENT);
+      return sqlite3_bind_blob64(s, i, b.bytes.data(), b.bytes.size(), lifetime);
     }
   };
-  rc = std::visit(Binder{s, index}, value.storage());
+  rc = std::visit(Binder{s, index, copy ? SQLITE_TRANSIENT : SQLITE_STATIC}, value.storage());
   if (rc != SQLITE_OK && !bind_failed_) {
     bind_failed_ = true;
     bind_error_ = sqlite3_errstr(rc);

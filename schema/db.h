@@ -36,6 +36,8 @@ class Statement {
 
   // Binding is 1-based like SQLite.
   Statement& bind(int index, const Value& value);
+  // Binds without copying: `value` must stay alive and unchanged until reset().
+  Statement& bind_static(int index, const Value& value);
   Statement& bind(int index, std::string_view text);
   Statement& bind(int index, std::int64_t value);
   Statement& bind_null(int index);
@@ -60,6 +62,7 @@ class Statement {
   Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
   sqlite3* db_ = nullptr;
   std::unique_ptr<sqlite3_stmt, Finalizer> stmt_;
+  Statement& bind_value(int index, const Value& value, bool copy);
   bool bind_failed_ = false;
   std::string bind_error_;
 };

@@ -1,0 +1,130 @@
+// sqlpost/transport/curl_handle.h — the one owner of every libcurl handle.
+//
+// Contract: CurlEasy owns exactly one CURL* (curl_easy_cleanup in the destructor,
+// which also closes a cached connection politely: SMTP/POP3 QUIT, IMAP LOGOUT).
+// CurlSlist owns exactly one curl_slist*. Neither can be copied or moved, so the
+// callback pointers CurlEasy hands to libcurl stay valid. A CurlEasy captures, per
+// perform(): the body (write callback) up to a byte limit — beyond it the write
+// callback aborts the transfer and overflowed() is true — the server's reply lines
+// (header callback, bounded, the last kMaxReplyBytes kept) and libcurl's error
+// buffer. set() records the first failing curl_easy_setopt; perform() then fails
+// with CURLE_BAD_FUNCTION_ARGUMENT without touching the network. Passwords given to
+// set() never appear in reply_text() or error_text(). Not thread-safe: one thread
+// per handle. curl_global_init runs once per process (curl_global()).
+#pragma once
+
+#include <curl/curl.h>
+
+#include <array>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "transport/limits.h"
+#include "transport/result.h"
+
+namespace sqlpost::transport {
+
+// Initialises libcurl once (thread-safe). kInternal if curl_global_init fails.
+Result<> curl_global();
+
+class CurlSlist {
+ public:
+  CurlSlist() = default;
+  CurlSlist(const CurlSlist&) = delete;
+  CurlSlist& operator=(const CurlSlist&) = delete;
+  CurlSlist(CurlSlist&&) = delete;
+  CurlSlist& operator=(CurlSlist&&) = delete;
+  ~CurlSlist() = default;
+
+  // kInternal when libcurl cannot allocate.
+  Result<> append(const std::string& item);
+  [[nodiscard]] curl_slist* get() const { return list_.get(); }
+
+ private:
+  struct Free {
+    void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+  };
+  std::unique_ptr<curl_slist, Free> list_;
+};
+
+class CurlEasy {
+ public:
+  // Reply lines kept from the header callback (the most recent ones).
+  static constexpr std::size_t kMaxReplyBytes = 64 * 1024;
+  // Called with every libcurl debug record (CURLOPT_DEBUGFUNCTION) when set.
+  using Trace = std::function<void(curl_infotype, std::string_view)>;
+
+  // kInternal when curl_easy_init fails.
+  static Result<std::unique_ptr<CurlEasy>> create();
+
+ private:
+  struct Token {
+    explicit Token() = default;
+  };
+
+ public:
+  explicit CurlEasy(Token /*only create()*/) {}
+
+  CurlEasy(const CurlEasy&) = delete;
+  CurlEasy& operator=(const CurlEasy&) = delete;
+  CurlEasy(CurlEasy&&) = delete;
+  CurlEasy& operator=(CurlEasy&&) = delete;
+  ~CurlEasy() = default;
+
+  template <class T>
+  void set(CURLoption option, T value) {
+    if (curl_easy_setopt(handle_.get(), option, value) != CURLE_OK && setopt_ok_) {
+      setopt_ok_ = false;
+      bad_option_ = static_cast<int>(option);
+    }
+  }
+  // The data of the next perform()s is `data` (UPLOAD, INFILESIZE_LARGE); it must
+  // outlive them. clear_upload() switches back to download.
+  void set_upload(std::string_view data);
+  void clear_upload();
+  // Default kMaxMailBytes.
+  void set_body_limit(std::size_t bytes) { body_limit_ = bytes; }
+  void set_trace(Trace trace);
+
+  // Runs one transfer; body, reply and error text are reset first.
+  CURLcode perform();
+
+  [[nodiscard]] const std::string& body() const { return body_; }
+  std::string take_body() { return std::move(body_); }
+  [[nodiscard]] bool overflowed() const { return overflowed_; }
+  [[nodiscard]] const std::string& reply() const { return reply_; }
+  // The last non-empty reply line, printable ASCII only, at most 300 characters.
+  [[nodiscard]] std::string last_reply_line() const;
+  // libcurl's error buffer, or curl_easy_strerror(rc) when it is empty.
+  [[nodiscard]] std::string error_text(CURLcode rc) const;
+  // CURLINFO_RESPONSE_CODE (SMTP reply code; 0 for POP3/IMAP).
+  [[nodiscard]] long response_code() const;
+  // CURLINFO_NUM_CONNECTS of the last perform(): new connections it made.
+  [[nodiscard]] long new_connections() const;
+
+ private:
+  struct Cleanup {
+    void operator()(CURL* handle) const { curl_easy_cleanup(handle); }
+  };
+  static std::size_t on_body(char* data, std::size_t size, std::size_t count, void* self);
+  static std::size_t on_reply(char* data, std::size_t size, std::size_t count, void* self);
+  static std::size_t on_read(char* buffer, std::size_t size, std::size_t count, void* self);
+  static int on_debug(CURL* handle, curl_infotype type, char* data, std::size_t size, void* self);
+
+  std::unique_ptr<CURL, Cleanup> handle_;
+  std::array<char, CURL_ERROR_SIZE> error_buffer_{};
+  std::string body_;
+  std::string reply_;
+  std::size_t body_limit_ = kMaxMailBytes;
+  bool overflowed_ = false;
+  std::string_view upload_;
+  std::size_t upload_pos_ = 0;
+  Trace trace_;
+  bool setopt_ok_ = true;
+  int bad_option_ = 0;
+};
+
+}  // namespace sqlpost::transport

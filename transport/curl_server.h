@@ -1,0 +1,66 @@
+// sqlpost/transport/curl_server.h — how to reach one mail server with libcurl, and
+// what its failures mean.
+//
+// Contract: MailServer holds the connection settings shared by the SMTP, POP3 and
+// IMAP links. check_server() rejects unusable settings with kConfig (empty or
+// malformed host, CR/LF/NUL in user or password, zero timeouts). server_url() builds
+// "<scheme>://<host>:<port>" (IPv6 literals bracketed; port 0 = the standard port of
+// the protocol and security). apply_server() sets the libcurl options: credentials,
+// TLS (kStartTls = STARTTLS/STLS with CURLUSESSL_ALL, never a downgrade; kTls =
+// implicit TLS; kNone = clear text, also for the password — callers warn), CA file,
+// verification (verify=false switches off peer and host checks — callers warn),
+// timeouts and the allowed protocols. mail_error() maps a failed transfer:
+//   login denied                           -> kConfig ("wrong user name or password")
+//   certificate / CA file problems         -> kConfig (names the certificate problem)
+//   no STARTTLS offered, bad URL/protocol  -> kConfig
+//   body over the limit                    -> kLimitExceeded
+//   reply 5xx (SMTP)                       -> kPermanent, with the server's reply line
+//   reply 4xx, refused/failed connection, DNS, timeout, TLS handshake, other
+//                                          -> kTransient (timeouts too, "timed out")
+// The password never appears in a message.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "transport/curl_handle.h"
+#include "transport/result.h"
+
+namespace sqlpost::transport {
+
+enum class MailSecurity {
+  kStartTls,  // plain port, STARTTLS/STLS required (default)
+  kTls,       // implicit TLS (smtps, pop3s, imaps)
+  kNone,      // no TLS at all: credentials and mail travel in clear text
+};
+
+enum class MailProtocol { kSmtp, kPop3, kImap };
+
+struct MailServer {
+  std::string host;
+  std::uint16_t port = 0;  // 0: the standard port for the protocol and security
+  MailSecurity security = MailSecurity::kStartTls;
+  std::string user;  // empty: no login (SMTP relay without AUTH)
+  std::string password;
+  std::string ca_file;  // PEM bundle; empty: the system's CA store
+  bool verify = true;   // false: accept any certificate (callers warn)
+  std::chrono::milliseconds connect_timeout{30'000};   // DNS, TCP, TLS, greeting, login
+  std::chrono::milliseconds response_timeout{60'000};  // each reply; also stall detection
+  std::chrono::milliseconds timeout{600'000};          // hard cap on one transfer
+};
+
+const char* protocol_name(MailProtocol protocol);
+std::uint16_t standard_port(MailProtocol protocol, MailSecurity security);
+
+Result<> check_server(const MailServer& server);
+std::string server_url(MailProtocol protocol, const MailServer& server);
+// "host:port" for messages.
+std::string server_name(MailProtocol protocol, const MailServer& server);
+void apply_server(CurlEasy& easy, MailProtocol protocol, const MailServer& server);
+
+// `what` names the operation ("SMTP send to a@b via host:587").
+Error mail_error(const CurlEasy& easy, CURLcode rc, std::string_view what);
+
+}  // namespace sqlpost::transport

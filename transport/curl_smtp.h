@@ -1,0 +1,55 @@
+// sqlpost/transport/curl_smtp.h — sending mail through an SMTP server with libcurl.
+//
+// Contract: SmtpLink::send() submits one complete RFC 5322 mail (as made by
+// encode_message) to one recipient: MAIL FROM:<from_address> SIZE=<bytes>, RCPT
+// TO:<to>, DATA. Bare LF line ends are sent as CRLF (SMTP requires CRLF); libcurl
+// dot-stuffs. One libcurl handle serves every send() of the object, so the
+// connection, TLS session and AUTH are reused. The EHLO name is helo_name (the URL
+// path; empty: "localhost"). Security as in curl_server.h; the default STARTTLS never
+// downgrades. Errors: kInvalidArgument (bad address, mail over kMaxMailBytes),
+// kConfig (bad settings, wrong password, untrusted certificate, no STARTTLS),
+// kPermanent (5xx, e.g. 550 unknown user, 552 too big — with the server's reply),
+// kTransient (4xx, connection failure, timeout). A 250 reply means the server took
+// responsibility for the mail. list/fetch/remove: kUnsupported (send-only link).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "transport/curl_handle.h"
+#include "transport/curl_server.h"
+#include "transport/link.h"
+#include "transport/result.h"
+
+namespace sqlpost::transport {
+
+struct SmtpConfig {
+  MailServer server;          // port 0: 587 (kStartTls), 465 (kTls), 25 (kNone)
+  std::string from_address;   // envelope sender (MAIL FROM)
+  std::string helo_name;      // EHLO name: [A-Za-z0-9.-]; empty: "localhost"
+};
+
+// kInvalidArgument unless 1..kMaxAddressBytes printable ASCII with one '@', no
+// spaces, '<', '>', quotes or backslashes.
+Result<> check_mail_address(std::string_view address);
+
+class SmtpLink final : public Link {
+ public:
+  // kConfig for unusable settings; nothing is contacted yet.
+  static Result<std::unique_ptr<SmtpLink>> open(SmtpConfig config);
+
+  Result<> send(std::string_view to_address, std::string_view mail) override;
+  Result<std::vector<MailRef>> list() override;
+  Result<std::string> fetch(const MailRef& ref) override;
+  Result<> remove(const MailRef& ref) override;
+
+  SmtpLink(SmtpConfig config, std::unique_ptr<CurlEasy> easy);  // use open()
+
+ private:
+  SmtpConfig config_;
+  std::unique_ptr<CurlEasy> easy_;
+};
+
+}  // namespace sqlpost::transport
