@@ -16,6 +16,10 @@ using namespace sqlpost::test;
 
 namespace {
 
+std::int64_t applied_from(Database& db, const std::string& partner) {
+  return query_int(db, "SELECT applied_seq FROM sqlpost_streams WHERE site = '" + partner + "'");
+}
+
 void writes_everywhere(Cluster& c, int transactions) {
   for (auto& s : c.sites()) {
     c.random_writes(s, transactions);
@@ -147,6 +151,26 @@ TEST_CASE("a lost message is recovered by a resend request and by the resend tim
   CHECK(query_int(*c.site("r1").db, "SELECT applied_seq FROM sqlpost_streams") >= 3);
 }
 
+TEST_CASE("a message split into many parts arrives out of order, duplicated, and is applied once") {
+  TempDir dir;
+  transport::FaultConfig shuffle;
+  shuffle.reorder = 1.0;
+  shuffle.duplicate = 0.5;
+  shuffle.delay = 0.3;
+  Cluster c(dir, 1, 23, shuffle);
+  exec(*c.site("hq").db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE "
+                         "i < 300) INSERT INTO item SELECT i, 'big', i, i * 1.5, randomblob(700) "
+                         "FROM n");
+  c.round();
+  Database& hub = *c.site("hq").db;
+  const auto parts = query_int(hub, "SELECT max(parts) FROM sqlpost_outbox");
+  CHECK(parts > 20);
+  converge(c);
+  CHECK(applied_from(*c.site("r1").db, "hq") == 1);
+  CHECK(c.site("r1").messages_applied == 1);
+  CHECK(query_int(*c.site("r1").db, "SELECT count(*) FROM item") == 300);
+}
+
 TEST_CASE("the change log is pruned once every partner acknowledged") {
   TempDir dir;
   Cluster c(dir, 2, 11, {});
@@ -163,10 +187,6 @@ TEST_CASE("the change log is pruned once every partner acknowledged") {
 }
 
 namespace {
-
-std::int64_t applied_from(Database& db, const std::string& partner) {
-  return query_int(db, "SELECT applied_seq FROM sqlpost_streams WHERE site = '" + partner + "'");
-}
 
 void restore(Site& site, const std::string& backup) {
   site.db.reset();
