@@ -1,7 +1,7 @@
 #include "agent/commands.h"
 
-#include <CLI/CLI.hpp>
 #include <openssl/rand.h>
+#include <CLI/CLI.hpp>
 
 #include <functional>
 #include <iostream>
@@ -44,7 +44,8 @@ int exit_code_for_errc(Errc code) {
 }
 
 // Opens the site and runs `change` in one write transaction.
-Result<> with_site_write(const std::string& path, const std::function<Result<>(Database&)>& change) {
+Result<> with_site_write(const std::string& path,
+                         const std::function<Result<>(Database&)>& change) {
   SQLPOST_TRY_ASSIGN(Database db, open_site(path));
   SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
   SQLPOST_TRY(change(db));
@@ -251,7 +252,6 @@ void add_status(CLI::App& app, Action& action) {
   cmd->callback([&action, db, json] { action = [db, json] { return show_status(*db, *json); }; });
 }
 
-
 // ---- config
 
 Result<> show_config(Database& db) {
@@ -338,12 +338,11 @@ void print_report(const RunReport& r) {
   for (const auto& p : r.problems) {
     std::cerr << "sqlpost: " << p << "\n";
   }
-  std::cout << "received " << r.parts_received << " part(s) (" << r.duplicates
-            << " duplicate, " << r.rejected << " rejected, " << r.foreign
-            << " foreign left alone); applied " << r.messages_applied << " message(s), "
-            << r.changes_applied << " change(s); prepared " << r.messages_prepared
-            << " message(s); sent " << r.parts_sent << " part(s), " << r.acks_sent
-            << " ack(s)\n";
+  std::cout << "received " << r.parts_received << " part(s) (" << r.duplicates << " duplicate, "
+            << r.rejected << " rejected, " << r.foreign << " foreign left alone); applied "
+            << r.messages_applied << " message(s), " << r.changes_applied << " change(s); prepared "
+            << r.messages_prepared << " message(s); sent " << r.parts_sent << " part(s), "
+            << r.acks_sent << " ack(s)\n";
 }
 
 void add_run(CLI::App& app, Action& action, int& exit_code) {

@@ -13,8 +13,8 @@ Result<AgentLock> AgentLock::acquire(const std::string& database_path) {
   const std::string path = database_path + ".sqlpost-lock";
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
-    return make_error(Errc::kIOError, "cannot open lock file " + path + ": " +
-                                          std::strerror(errno));
+    return make_error(Errc::kIOError,
+                      "cannot open lock file " + path + ": " + std::strerror(errno));
   }
   AgentLock lock(fd);
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {

@@ -91,8 +91,8 @@ std::string time_text(std::int64_t seconds) {
 Result<nlohmann::json> collect_status(Database& db) {
   SQLPOST_TRY_ASSIGN(Transaction read, Transaction::begin(db, Transaction::Kind::kDeferred));
   SQLPOST_TRY_ASSIGN(const LocalSite site, load_local_site(db));
-  nlohmann::json status{{"site", site.name}, {"address", site.address},
-                        {"role", role_name(site.role)}};
+  nlohmann::json status{
+      {"site", site.name}, {"address", site.address}, {"role", role_name(site.role)}};
   if (!site.parent.empty()) {
     status["parent"] = site.parent;
   }
@@ -130,9 +130,9 @@ std::string render_status_text(const nlohmann::json& status) {
     out << " none";
   }
   for (const auto& p : status["partners"]) {
-    out << "\n  " << p["name"].get<std::string>() << " <" << p["address"].get<std::string>()
-        << "> " << p["relation"].get<std::string>() << ", "
-        << p["unsent_changes"].get<std::int64_t>() << " change(s) not yet sent";
+    out << "\n  " << p["name"].get<std::string>() << " <" << p["address"].get<std::string>() << "> "
+        << p["relation"].get<std::string>() << ", " << p["unsent_changes"].get<std::int64_t>()
+        << " change(s) not yet sent";
     if (p.contains("delivery")) {
       const auto& d = p["delivery"];
       out << "\n    sent up to #" << d["last_sent_seq"].get<std::int64_t>() << ", confirmed #"

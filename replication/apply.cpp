@@ -11,9 +11,9 @@ namespace {
 Result<> check_table(Database& db, const TableBlock& block) {
   auto info = describe_table(db, block.table);
   if (!info.ok()) {
-    return make_error(Errc::kUnsupported, "schema mismatch: the message changes table '" +
-                                              block.table + "', which this site cannot apply: " +
-                                              info.error().message);
+    return make_error(Errc::kUnsupported,
+                      "schema mismatch: the message changes table '" + block.table +
+                          "', which this site cannot apply: " + info.error().message);
   }
   for (std::size_t i = 0; i < block.columns.size(); ++i) {
     const ColumnInfo* column = info->find(block.columns[i]);
@@ -24,9 +24,8 @@ Result<> check_table(Database& db, const TableBlock& block) {
     }
   }
   const auto keys = info->key_columns();
-  const std::vector<std::string> sent(block.columns.begin(),
-                                      block.columns.begin() +
-                                          static_cast<std::ptrdiff_t>(block.key_count));
+  const std::vector<std::string> sent(
+      block.columns.begin(), block.columns.begin() + static_cast<std::ptrdiff_t>(block.key_count));
   if (keys != sent) {
     return make_error(Errc::kUnsupported,
                       "schema mismatch: the primary key of '" + block.table + "' differs");
@@ -154,8 +153,8 @@ Result<ApplyStats> apply_payload(Database& db, const Payload& payload) {
       auto applied = apply_change(db, payload.tables[change.table], change, stats);
       if (!applied.ok()) {
         Error e = applied.take_error();
-        e.message = "applying a change to '" + payload.tables[change.table].table +
-                    "' (epoch " + std::to_string(epoch.epoch) + "): " + e.message;
+        e.message = "applying a change to '" + payload.tables[change.table].table + "' (epoch " +
+                    std::to_string(epoch.epoch) + "): " + e.message;
         return e;
       }
     }

@@ -142,9 +142,9 @@ Result<> read_changes(Database& db, std::int64_t after_epoch, std::int64_t upto_
                       const std::set<std::string>& tables, const ChangeVisitor& visit) {
   SQLPOST_TRY_ASSIGN(const std::int64_t closed, last_closed_epoch(db));
   if (upto_epoch > closed) {
-    return make_error(Errc::kInvalidArgument, "epoch " + std::to_string(upto_epoch) +
-                                                  " is not closed yet (last closed: " +
-                                                  std::to_string(closed) + ")");
+    return make_error(Errc::kInvalidArgument,
+                      "epoch " + std::to_string(upto_epoch) +
+                          " is not closed yet (last closed: " + std::to_string(closed) + ")");
   }
   SQLPOST_TRY_ASSIGN(const std::int64_t from_seq, epoch_end_seq(db, after_epoch));
   SQLPOST_TRY_ASSIGN(const std::int64_t to_seq, epoch_end_seq(db, upto_epoch));
@@ -159,9 +159,9 @@ Result<> read_changes(Database& db, std::int64_t after_epoch, std::int64_t upto_
     }
     const auto layout = layouts.find(st.column_int(2));
     if (layout == layouts.end()) {
-      return make_error(Errc::kInternal,
-                        "change log row " + std::to_string(st.column_int(0)) +
-                            " names unknown capture layout " + std::to_string(st.column_int(2)));
+      return make_error(Errc::kInternal, "change log row " + std::to_string(st.column_int(0)) +
+                                             " names unknown capture layout " +
+                                             std::to_string(st.column_int(2)));
     }
     if (!tables.empty() && tables.count(layout->second->table) == 0) {
       continue;

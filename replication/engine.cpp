@@ -118,8 +118,8 @@ struct Engine::Impl {
 
   Result<> update_stream(const std::string& site, const std::string& assignments,
                          std::int64_t value = 0) {
-    SQLPOST_TRY_ASSIGN(Statement * st, db.cached("UPDATE sqlpost_streams SET " + assignments +
-                                                 " WHERE site = ?1"));
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("UPDATE sqlpost_streams SET " + assignments + " WHERE site = ?1"));
     st->bind(1, site);
     if (assignments.find("?2") != std::string::npos) {
       st->bind(2, value);
@@ -155,10 +155,10 @@ struct Engine::Impl {
 
   Result<> reject(const transport::MailRef& ref, std::string_view mail,
                   const std::string& claimed_sender, const std::string& reason) {
-    report.problems.push_back("rejected mail " + ref.id +
-                              (claimed_sender.empty() ? "" : " claiming to be from " +
-                                                                 claimed_sender) +
-                              ": " + reason + " (kept in sqlpost_rejected)");
+    report.problems.push_back(
+        "rejected mail " + ref.id +
+        (claimed_sender.empty() ? "" : " claiming to be from " + claimed_sender) + ": " + reason +
+        " (kept in sqlpost_rejected)");
     report.worst = Errc::kCorruption;
     ++report.rejected;
     SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
@@ -197,8 +197,8 @@ struct Engine::Impl {
     return remove_mail(ref);
   }
 
-  Result<> store_part(const transport::MailRef& ref, std::string_view mail,
-                      const Partner& partner, const transport::PartHeader& h) {
+  Result<> store_part(const transport::MailRef& ref, std::string_view mail, const Partner& partner,
+                      const transport::PartHeader& h) {
     SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
     SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
     if (static_cast<std::int64_t>(h.sequence) <= s.applied_seq) {
@@ -271,9 +271,8 @@ struct Engine::Impl {
     const auto ack = static_cast<std::int64_t>(payload.ack);
     if (ack >= s.next_seq) {
       report.notes.push_back("site " + partner.name + " acknowledges message " +
-                                std::to_string(ack) + " but only " +
-                                std::to_string(s.next_seq - 1) +
-                                " were sent; ignoring (was this site restored from a backup?)");
+                             std::to_string(ack) + " but only " + std::to_string(s.next_seq - 1) +
+                             " were sent; ignoring (was this site restored from a backup?)");
     } else if (ack > s.acked_seq) {
       SQLPOST_TRY(update_stream(partner.name, "acked_seq = ?2", ack));
       SQLPOST_TRY_ASSIGN(Statement * del,
@@ -369,8 +368,8 @@ struct Engine::Impl {
   }
 
   Result<> halt(const Partner& partner, const Error& e) {
-    report.problems.push_back("stopped applying messages from " + partner.name + ": " +
-                              e.message + " (fix the schema, then run again)");
+    report.problems.push_back("stopped applying messages from " + partner.name + ": " + e.message +
+                              " (fix the schema, then run again)");
     report.worst = e.code;
     SQLPOST_TRY_ASSIGN(Statement st,
                        db.prepare("UPDATE sqlpost_streams SET halted = ? WHERE site = ?"));
@@ -378,15 +377,13 @@ struct Engine::Impl {
     return st.run();
   }
 
-  Result<> apply_in_transaction(const Partner& partner, std::int64_t seq,
-                                const Payload& payload) {
+  Result<> apply_in_transaction(const Partner& partner, std::int64_t seq, const Payload& payload) {
     SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
     SQLPOST_TRY_ASSIGN(OriginMark mark, OriginMark::set(db, partner.name));
     SQLPOST_TRY_ASSIGN(const ApplyStats stats, apply_payload(db, payload));
     SQLPOST_TRY(process_ack(partner, payload));
-    SQLPOST_TRY(update_stream(partner.name,
-                              "applied_seq = ?2, ack_owed = 1, gap_since = NULL, halted = NULL",
-                              seq));
+    SQLPOST_TRY(update_stream(
+        partner.name, "applied_seq = ?2, ack_owed = 1, gap_since = NULL, halted = NULL", seq));
     SQLPOST_TRY_ASSIGN(Statement * del,
                        db.cached("DELETE FROM sqlpost_inbox WHERE site = ? AND seq <= ?"));
     del->bind(1, partner.name).bind(2, seq);
@@ -439,11 +436,11 @@ struct Engine::Impl {
       return update_stream(partner.name, "gap_since = ?2", now());
     }
     const bool patient_enough = now() - s.gap_since >= options.gap_patience;
-    const bool not_too_often = s.resend_requested_at == 0 ||
-                               now() - s.resend_requested_at >= options.resend_interval;
+    const bool not_too_often =
+        s.resend_requested_at == 0 || now() - s.resend_requested_at >= options.resend_interval;
     if (patient_enough && not_too_often && s.resend_from == 0) {
       report.notes.push_back("message " + std::to_string(s.applied_seq + 1) + " from " +
-                                partner.name + " is missing; asking for a resend");
+                             partner.name + " is missing; asking for a resend");
       return update_stream(partner.name, "resend_from = ?2", s.applied_seq + 1);
     }
     return success();
@@ -459,22 +456,22 @@ struct Engine::Impl {
       payload.resend_from = static_cast<std::uint64_t>(s.resend_from);
       SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
       const auto bytes = encode_payload(payload);
-      SQLPOST_TRY_ASSIGN(const auto mails,
-                         transport::encode_message(
-                             {local.name, partner.name, static_cast<std::uint64_t>(s.next_seq)},
-                             local.address, partner.address, bytes, key,
-                             options.max_message_bytes));
+      SQLPOST_TRY_ASSIGN(
+          const auto mails,
+          transport::encode_message(
+              {local.name, partner.name, static_cast<std::uint64_t>(s.next_seq)}, local.address,
+              partner.address, bytes, key, options.max_message_bytes));
       SQLPOST_TRY(insert_outbox(partner.name, s.next_seq, mails));
       SQLPOST_TRY_ASSIGN(Statement * sent,
                          db.cached("INSERT OR REPLACE INTO sqlpost_sent(site, seq, from_epoch, "
                                    "to_epoch) VALUES (?, ?, ?, ?)"));
       sent->bind(1, partner.name).bind(2, s.next_seq).bind(3, partner.sent_epoch).bind(4, closed);
       SQLPOST_TRY(sent->run());
-      SQLPOST_TRY(update_stream(partner.name,
-                                "next_seq = next_seq + 1, ack_owed = 0, resend_from = NULL" +
-                                    std::string(s.resend_from > 0 ? ", resend_requested_at = ?2"
-                                                                  : ""),
-                                now()));
+      SQLPOST_TRY(
+          update_stream(partner.name,
+                        "next_seq = next_seq + 1, ack_owed = 0, resend_from = NULL" +
+                            std::string(s.resend_from > 0 ? ", resend_requested_at = ?2" : ""),
+                        now()));
       ++report.messages_prepared;
     }
     SQLPOST_TRY_ASSIGN(Statement st,
@@ -558,10 +555,10 @@ struct Engine::Impl {
     payload.ack = static_cast<std::uint64_t>(s.applied_seq);
     payload.resend_from = static_cast<std::uint64_t>(s.resend_from);
     SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
-    SQLPOST_TRY_ASSIGN(const auto mails,
-                       transport::encode_message({local.name, partner.name, 0}, local.address,
-                                                 partner.address, encode_payload(payload), key,
-                                                 options.max_message_bytes));
+    SQLPOST_TRY_ASSIGN(
+        const auto mails,
+        transport::encode_message({local.name, partner.name, 0}, local.address, partner.address,
+                                  encode_payload(payload), key, options.max_message_bytes));
     for (const auto& mail : mails) {
       auto sent = link.send(partner.address, mail);
       if (!sent.ok()) {
@@ -571,12 +568,11 @@ struct Engine::Impl {
       }
     }
     ++report.acks_sent;
-    return update_stream(partner.name,
-                         "ack_owed = 0, last_sent_at = ?2" +
-                             std::string(s.resend_from > 0
-                                             ? ", resend_from = NULL, resend_requested_at = ?2"
-                                             : ""),
-                         now());
+    return update_stream(
+        partner.name,
+        "ack_owed = 0, last_sent_at = ?2" +
+            std::string(s.resend_from > 0 ? ", resend_from = NULL, resend_requested_at = ?2" : ""),
+        now());
   }
 };
 

@@ -101,8 +101,8 @@ Result<> write_remote_metadata(Database& hub, Database& out, const LocalSite& pa
                                const Partner& site, const std::vector<Article>& articles) {
   SQLPOST_TRY(create_site_tables(out));
   SQLPOST_TRY(init_site(out, LocalSite{site.name, site.address, Role::kRemote, parent.name}));
-  SQLPOST_TRY(add_partner(out, Partner{parent.name, parent.address, Relation::kParent, site.key,
-                                       0}));
+  SQLPOST_TRY(
+      add_partner(out, Partner{parent.name, parent.address, Relation::kParent, site.key, 0}));
   for (const auto& a : articles) {
     SQLPOST_TRY(publish(out, a));
   }
@@ -117,8 +117,8 @@ Result<> write_remote_metadata(Database& hub, Database& out, const LocalSite& pa
 
 Result<> reset_delivery_state(Database& hub, const std::string& site, std::int64_t epoch) {
   for (const char* table : {"sqlpost_streams", "sqlpost_outbox", "sqlpost_inbox"}) {
-    SQLPOST_TRY_ASSIGN(Statement st, hub.prepare(std::string("DELETE FROM ") + table +
-                                                 " WHERE site = ?"));
+    SQLPOST_TRY_ASSIGN(Statement st,
+                       hub.prepare(std::string("DELETE FROM ") + table + " WHERE site = ?"));
     st.bind(1, site);
     SQLPOST_TRY(st.run());
   }

@@ -158,8 +158,7 @@ Result<> check_change_shape(const WireChange& c, const TableBlock& t) {
 }
 
 Result<WireChange> change_from_json(json& j, const std::vector<TableBlock>& tables) {
-  if (!j.is_array() || j.size() != 6 || !j[3].is_array() ||
-      j[3].size() > kMaxPayloadColumns) {
+  if (!j.is_array() || j.size() != 6 || !j[3].is_array() || j[3].size() > kMaxPayloadColumns) {
     return corrupt("a change is not [table, op, key, columns, new, old]");
   }
   WireChange c;
@@ -266,12 +265,9 @@ std::vector<std::uint8_t> encode_payload(const Payload& payload) {
     }
     epochs.push_back(json::array({e.epoch, std::move(changes)}));
   }
-  const json doc = {{"v", kPayloadVersion},
-                    {"k", payload.kind == PayloadKind::kData ? 0 : 1},
-                    {"a", payload.ack},
-                    {"r", payload.resend_from},
-                    {"t", std::move(tables)},
-                    {"e", std::move(epochs)}};
+  const json doc = {{"v", kPayloadVersion},   {"k", payload.kind == PayloadKind::kData ? 0 : 1},
+                    {"a", payload.ack},       {"r", payload.resend_from},
+                    {"t", std::move(tables)}, {"e", std::move(epochs)}};
   return json::to_cbor(doc);
 }
 

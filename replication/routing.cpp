@@ -63,8 +63,8 @@ class PayloadBuilder {
 
 }  // namespace
 
-Result<Payload> collect_changes_for(Database& db, const Partner& partner,
-                                    std::int64_t after_epoch, std::int64_t upto_epoch) {
+Result<Payload> collect_changes_for(Database& db, const Partner& partner, std::int64_t after_epoch,
+                                    std::int64_t upto_epoch) {
   Payload payload;
   SQLPOST_TRY_ASSIGN(const auto tables, tables_routed_to(db, partner));
   if (tables.empty() || upto_epoch <= after_epoch) {

@@ -15,7 +15,7 @@
 
 namespace sqlpost {
 
-Result<Payload> collect_changes_for(Database& db, const Partner& partner,
-                                    std::int64_t after_epoch, std::int64_t upto_epoch);
+Result<Payload> collect_changes_for(Database& db, const Partner& partner, std::int64_t after_epoch,
+                                    std::int64_t upto_epoch);
 
 }  // namespace sqlpost

@@ -90,7 +90,6 @@ Result<> drop_capture_triggers(Database& db) {
   return success();
 }
 
-
 std::string log_insert(const CaptureLayout& layout, ChangeOp op, bool with_new, bool with_old) {
   std::string names = "epoch, layout, op, origin";
   std::string values = "epoch, " + std::to_string(layout.id) + ", " +
@@ -116,9 +115,9 @@ Result<> create_triggers(Database& db, const CaptureLayout& layout) {
   for (const auto& c : layout.columns) {
     update_of += (update_of.empty() ? "" : ", ") + quote_identifier(c);
   }
-  SQLPOST_TRY(db.exec("CREATE TRIGGER " + trigger_name("ins", layout.table) +
-                      " AFTER INSERT ON " + table + " BEGIN " +
-                      log_insert(layout, ChangeOp::kInsert, true, false) + " END"));
+  SQLPOST_TRY(db.exec("CREATE TRIGGER " + trigger_name("ins", layout.table) + " AFTER INSERT ON " +
+                      table + " BEGIN " + log_insert(layout, ChangeOp::kInsert, true, false) +
+                      " END"));
   SQLPOST_TRY(db.exec("CREATE TRIGGER " + trigger_name("upd", layout.table) + " AFTER UPDATE OF " +
                       update_of + " ON " + table + " BEGIN " +
                       log_insert(layout, ChangeOp::kUpdate, true, true) + " END"));

@@ -50,8 +50,8 @@ std::string Value::debug_string() const {
 
 Error database_error(sqlite3* db, int rc, std::string_view context) {
   const int primary = rc & 0xff;
-  const Errc code = (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) ? Errc::kBusy
-                                                                         : Errc::kDatabase;
+  const Errc code =
+      (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) ? Errc::kBusy : Errc::kDatabase;
   std::string message(context);
   message += ": ";
   message += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
@@ -201,8 +201,8 @@ Database::~Database() {
 
 Result<Database> Database::open(const std::string& path, Mode mode) {
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, open_flags(mode) | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &raw, open_flags(mode) | SQLITE_OPEN_NOMUTEX, nullptr);
   Database db(path, raw);  // owns raw even on failure
   if (rc != SQLITE_OK) {
     return database_error(raw, rc, "opening " + path);
@@ -243,9 +243,8 @@ Result<> Database::exec(std::string_view sql) {
     std::string detail = message != nullptr ? message : sqlite3_errstr(rc);
     sqlite3_free(message);
     const int primary = rc & 0xff;
-    return make_error(primary == SQLITE_BUSY || primary == SQLITE_LOCKED ? Errc::kBusy
-                                                                         : Errc::kDatabase,
-                      detail);
+    return make_error(
+        primary == SQLITE_BUSY || primary == SQLITE_LOCKED ? Errc::kBusy : Errc::kDatabase, detail);
   }
   return success();
 }

@@ -7,8 +7,7 @@ namespace sqlpost {
 namespace {
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
@@ -55,8 +54,9 @@ std::vector<std::string> TableInfo::key_columns() const {
       keys.push_back(&c);
     }
   }
-  std::sort(keys.begin(), keys.end(),
-            [](const ColumnInfo* a, const ColumnInfo* b) { return a->pk_position < b->pk_position; });
+  std::sort(keys.begin(), keys.end(), [](const ColumnInfo* a, const ColumnInfo* b) {
+    return a->pk_position < b->pk_position;
+  });
   std::vector<std::string> names;
   names.reserve(keys.size());
   for (const auto* c : keys) {

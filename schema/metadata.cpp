@@ -38,9 +38,8 @@ std::vector<std::string> columns_from_json(const std::string& text) {
 Result<> check_publication_name(std::string_view name) {
   if (name.empty() || name.size() > kMaxSiteNameBytes ||
       !std::all_of(name.begin(), name.end(), is_name_char)) {
-    return make_error(Errc::kInvalidArgument,
-                      "invalid publication name '" + std::string(name) +
-                          "' (use 1-64 letters, digits, '.', '_' or '-')");
+    return make_error(Errc::kInvalidArgument, "invalid publication name '" + std::string(name) +
+                                                  "' (use 1-64 letters, digits, '.', '_' or '-')");
   }
   return success();
 }
@@ -55,12 +54,10 @@ Result<std::vector<std::string>> resolve_columns(const TableInfo& info,
   for (const auto& name : wanted) {
     const ColumnInfo* column = info.find(name);
     if (column == nullptr) {
-      return make_error(Errc::kNotFound,
-                        "table '" + info.name + "' has no column '" + name + "'");
+      return make_error(Errc::kNotFound, "table '" + info.name + "' has no column '" + name + "'");
     }
     if (column->generated) {
-      return make_error(Errc::kInvalidArgument, "column '" + column->name + "' of '" +
-                                                    info.name +
+      return make_error(Errc::kInvalidArgument, "column '" + column->name + "' of '" + info.name +
                                                     "' is generated and cannot be published");
     }
     if (std::find(resolved.begin(), resolved.end(), column->name) != resolved.end()) {
@@ -71,8 +68,7 @@ Result<std::vector<std::string>> resolve_columns(const TableInfo& info,
   for (const auto& key : info.key_columns()) {
     if (std::find(resolved.begin(), resolved.end(), key) == resolved.end()) {
       return make_error(Errc::kInvalidArgument, "primary-key column '" + key + "' of '" +
-                                                    info.name +
-                                                    "' must be in the column list");
+                                                    info.name + "' must be in the column list");
     }
   }
   for (const auto& c : info.columns) {
@@ -108,14 +104,13 @@ Result<> check_conflict_policy(const TableInfo& info, const std::string& policy)
   if (policy.rfind(kNewest, 0) == 0) {
     const std::string column = policy.substr(kNewest.size());
     if (info.find(column) == nullptr) {
-      return make_error(Errc::kNotFound, "conflict policy names column '" + column +
-                                             "', which '" + info.name + "' does not have");
+      return make_error(Errc::kNotFound, "conflict policy names column '" + column + "', which '" +
+                                             info.name + "' does not have");
     }
     return success();
   }
-  return make_error(Errc::kInvalidArgument,
-                    "unknown conflict policy '" + policy +
-                        "' (use incoming, consolidated or newest:COLUMN)");
+  return make_error(Errc::kInvalidArgument, "unknown conflict policy '" + policy +
+                                                "' (use incoming, consolidated or newest:COLUMN)");
 }
 
 Result<bool> row_exists(Database& db, std::string_view sql, std::string_view a,
@@ -130,9 +125,7 @@ Result<bool> row_exists(Database& db, std::string_view sql, std::string_view a,
 
 }  // namespace
 
-const char* role_name(Role role) {
-  return role == Role::kConsolidated ? "consolidated" : "remote";
-}
+const char* role_name(Role role) { return role == Role::kConsolidated ? "consolidated" : "remote"; }
 
 Result<> validate_site_name(std::string_view name) {
   if (name.empty() || name.size() > kMaxSiteNameBytes || name.front() == '.' ||
@@ -184,8 +177,7 @@ Result<> add_partner(Database& db, const Partner& partner) {
   }
   SQLPOST_TRY_ASSIGN(const LocalSite local, load_local_site(db));
   if (local.name == partner.name) {
-    return make_error(Errc::kInvalidArgument,
-                      "'" + partner.name + "' is this site's own name");
+    return make_error(Errc::kInvalidArgument, "'" + partner.name + "' is this site's own name");
   }
   SQLPOST_TRY_ASSIGN(const bool exists,
                      row_exists(db, "SELECT 1 FROM sqlpost_sites WHERE name = ?", partner.name));
@@ -264,9 +256,9 @@ Result<> publish(Database& db, Article article) {
                                 "table_name = ?",
                                 article.publication, article.table));
   if (exists) {
-    return make_error(Errc::kAlreadyExists, "table '" + article.table +
-                                                "' is already in publication '" +
-                                                article.publication + "'");
+    return make_error(
+        Errc::kAlreadyExists,
+        "table '" + article.table + "' is already in publication '" + article.publication + "'");
   }
   SQLPOST_TRY_ASSIGN(Statement pub,
                      db.prepare("INSERT OR IGNORE INTO sqlpost_publications VALUES (?)"));
@@ -292,17 +284,17 @@ Result<> unpublish(Database& db, std::string_view publication, std::string_view 
   st.bind(1, publication).bind(2, table);
   SQLPOST_TRY(st.run());
   if (db.changes() == 0) {
-    return make_error(Errc::kNotFound, "nothing to unpublish: publication '" +
-                                           std::string(publication) + "'" +
-                                           (table.empty() ? "" : " has no table '" +
-                                                                     std::string(table) + "'"));
+    return make_error(Errc::kNotFound,
+                      "nothing to unpublish: publication '" + std::string(publication) + "'" +
+                          (table.empty() ? "" : " has no table '" + std::string(table) + "'"));
   }
   if (table.empty()) {
     SQLPOST_TRY_ASSIGN(Statement subs,
                        db.prepare("DELETE FROM sqlpost_subscriptions WHERE publication = ?"));
     subs.bind(1, publication);
     SQLPOST_TRY(subs.run());
-    SQLPOST_TRY_ASSIGN(Statement pub, db.prepare("DELETE FROM sqlpost_publications WHERE name = ?"));
+    SQLPOST_TRY_ASSIGN(Statement pub,
+                       db.prepare("DELETE FROM sqlpost_publications WHERE name = ?"));
     pub.bind(1, publication);
     SQLPOST_TRY(pub.run());
   }
@@ -348,13 +340,13 @@ Result<std::vector<std::string>> load_publications(Database& db) {
 Result<> subscribe(Database& db, const Subscription& subscription) {
   SQLPOST_TRY_ASSIGN(const Partner partner, load_partner(db, subscription.site));
   if (partner.relation != Relation::kChild) {
-    return make_error(Errc::kInvalidArgument,
-                      "site '" + partner.name + "' is this site's parent; only child sites "
-                                                "subscribe");
+    return make_error(Errc::kInvalidArgument, "site '" + partner.name +
+                                                  "' is this site's parent; only child sites "
+                                                  "subscribe");
   }
-  SQLPOST_TRY_ASSIGN(
-      const bool pub,
-      row_exists(db, "SELECT 1 FROM sqlpost_publications WHERE name = ?", subscription.publication));
+  SQLPOST_TRY_ASSIGN(const bool pub,
+                     row_exists(db, "SELECT 1 FROM sqlpost_publications WHERE name = ?",
+                                subscription.publication));
   if (!pub) {
     return make_error(Errc::kNotFound, "no such publication: " + subscription.publication);
   }
@@ -363,12 +355,12 @@ Result<> subscribe(Database& db, const Subscription& subscription) {
   st.bind(1, subscription.site).bind(2, subscription.publication).bind(3, subscription.value);
   auto inserted = st.run();
   if (!inserted.ok()) {
-    return make_error(Errc::kAlreadyExists, "site '" + subscription.site +
-                                                "' is already subscribed to '" +
-                                                subscription.publication + "'" +
-                                                (subscription.value.empty()
-                                                     ? std::string()
-                                                     : " with value '" + subscription.value + "'"));
+    return make_error(
+        Errc::kAlreadyExists,
+        "site '" + subscription.site + "' is already subscribed to '" + subscription.publication +
+            "'" +
+            (subscription.value.empty() ? std::string()
+                                        : " with value '" + subscription.value + "'"));
   }
   return success();
 }
@@ -379,8 +371,7 @@ Result<> unsubscribe(Database& db, std::string_view site, std::string_view publi
   st.bind(1, site).bind(2, publication);
   SQLPOST_TRY(st.run());
   if (db.changes() == 0) {
-    return make_error(Errc::kNotFound, "site '" + std::string(site) +
-                                           "' is not subscribed to '" +
+    return make_error(Errc::kNotFound, "site '" + std::string(site) + "' is not subscribed to '" +
                                            std::string(publication) + "'");
   }
   return success();
@@ -411,7 +402,8 @@ Result<std::optional<std::string>> get_config(Database& db, std::string_view key
 }
 
 Result<> set_config(Database& db, std::string_view key, std::string_view value) {
-  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("INSERT OR REPLACE INTO sqlpost_config VALUES (?, ?)"));
+  SQLPOST_TRY_ASSIGN(Statement st,
+                     db.prepare("INSERT OR REPLACE INTO sqlpost_config VALUES (?, ?)"));
   st.bind(1, key).bind(2, value);
   return st.run();
 }

@@ -111,8 +111,8 @@ CREATE TABLE sqlpost_foreign_mail(
 };
 
 Result<> set_version(Database& db, int version) {
-  SQLPOST_TRY_ASSIGN(Statement st,
-                     db.prepare("INSERT OR REPLACE INTO sqlpost_meta VALUES ('schema_version', ?)"));
+  SQLPOST_TRY_ASSIGN(
+      Statement st, db.prepare("INSERT OR REPLACE INTO sqlpost_meta VALUES ('schema_version', ?)"));
   st.bind(1, static_cast<std::int64_t>(version));
   return st.run();
 }
@@ -152,9 +152,8 @@ Result<Database> open_site(const std::string& path) {
   SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
   SQLPOST_TRY_ASSIGN(const int version, schema_version(db));
   if (version == 0) {
-    return make_error(Errc::kNotFound,
-                      path + " is not an sqlpost site; run 'sqlpost init " + path +
-                          " --site NAME --address ADDRESS' first");
+    return make_error(Errc::kNotFound, path + " is not an sqlpost site; run 'sqlpost init " + path +
+                                           " --site NAME --address ADDRESS' first");
   }
   if (version > kSchemaVersion) {
     return make_error(Errc::kUnsupported,

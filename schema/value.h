@@ -31,10 +31,10 @@ class Value {
   using Storage = std::variant<Null, std::int64_t, double, Text, Blob>;
 
   Value() = default;
-  Value(std::int64_t v) : v_(v) {}        // NOLINT(google-explicit-constructor)
-  Value(double v) : v_(v) {}              // NOLINT(google-explicit-constructor)
-  Value(Text v) : v_(std::move(v)) {}     // NOLINT(google-explicit-constructor)
-  Value(Blob v) : v_(std::move(v)) {}     // NOLINT(google-explicit-constructor)
+  Value(std::int64_t v) : v_(v) {}     // NOLINT(google-explicit-constructor)
+  Value(double v) : v_(v) {}           // NOLINT(google-explicit-constructor)
+  Value(Text v) : v_(std::move(v)) {}  // NOLINT(google-explicit-constructor)
+  Value(Blob v) : v_(std::move(v)) {}  // NOLINT(google-explicit-constructor)
   static Value text(std::string s) { return Value(Text{std::move(s)}); }
 
   [[nodiscard]] bool is_null() const { return std::holds_alternative<Null>(v_); }

@@ -107,9 +107,10 @@ TEST_CASE("values round-trip bit for bit through the change log and back into a 
   }
   CHECK(compare_tables(db, db, "v").empty());
   exec(db, "ALTER TABLE copy RENAME TO copy_of_v");
-  exec(db, "CREATE VIEW cmp AS SELECT count(*) FROM v JOIN copy_of_v c USING (id) WHERE "
-           "v.any_col IS NOT c.any_col OR v.txt IS NOT c.txt OR v.num IS NOT c.num OR "
-           "v.blb IS NOT c.blb OR typeof(v.any_col) <> typeof(c.any_col)");
+  exec(db,
+       "CREATE VIEW cmp AS SELECT count(*) FROM v JOIN copy_of_v c USING (id) WHERE "
+       "v.any_col IS NOT c.any_col OR v.txt IS NOT c.txt OR v.num IS NOT c.num OR "
+       "v.blb IS NOT c.blb OR typeof(v.any_col) <> typeof(c.any_col)");
   CHECK(query_int(db, "SELECT * FROM cmp") == 0);
   const auto copied = table_rows(db, "copy_of_v");
   REQUIRE(copied.size() == rows.size());
@@ -124,8 +125,9 @@ TEST_CASE("update carries old and new images; delete carries the old image") {
   TempDir dir;
   Database db = make_site(dir, "CREATE TABLE t(id INTEGER PRIMARY KEY, a, b)");
   publish_table(db, "t");
-  exec(db, "INSERT INTO t VALUES (1, 'x', 10); UPDATE t SET b = 11 WHERE id = 1;"
-           "DELETE FROM t WHERE id = 1;");
+  exec(db,
+       "INSERT INTO t VALUES (1, 'x', 10); UPDATE t SET b = 11 WHERE id = 1;"
+       "DELETE FROM t WHERE id = 1;");
   const auto changes = all_changes(db);
   REQUIRE(changes.size() == 3);
   CHECK(changes[1].op == ChangeOp::kUpdate);
@@ -140,11 +142,13 @@ TEST_CASE("update carries old and new images; delete carries the old image") {
 
 TEST_CASE("composite keys and WITHOUT ROWID tables; a key update is delete + insert") {
   TempDir dir;
-  Database db = make_site(dir, "CREATE TABLE k(region TEXT, n INTEGER, v, PRIMARY KEY (n, "
-                               "region)) WITHOUT ROWID");
+  Database db = make_site(dir,
+                          "CREATE TABLE k(region TEXT, n INTEGER, v, PRIMARY KEY (n, "
+                          "region)) WITHOUT ROWID");
   publish_table(db, "k");
-  exec(db, "INSERT INTO k VALUES ('east', 1, 'a'); UPDATE k SET region = 'west' WHERE n = 1;"
-           "UPDATE k SET v = 'b';");
+  exec(db,
+       "INSERT INTO k VALUES ('east', 1, 'a'); UPDATE k SET region = 'west' WHERE n = 1;"
+       "UPDATE k SET v = 'b';");
   const auto changes = all_changes(db);
   REQUIRE(changes.size() == 4);
   CHECK(changes[0].layout->columns == std::vector<std::string>{"n", "region", "v"});
@@ -161,8 +165,9 @@ TEST_CASE("a column subset is captured and updates of other columns are not") {
   TempDir dir;
   Database db = make_site(dir, "CREATE TABLE t(id INTEGER PRIMARY KEY, pub, secret)");
   publish_table(db, "t", {"id", "pub"});
-  exec(db, "INSERT INTO t VALUES (1, 'a', 's'); UPDATE t SET secret = 't';"
-           "UPDATE t SET pub = 'b';");
+  exec(db,
+       "INSERT INTO t VALUES (1, 'a', 's'); UPDATE t SET secret = 't';"
+       "UPDATE t SET pub = 'b';");
   const auto changes = all_changes(db);
   REQUIRE(changes.size() == 2);
   CHECK(changes[0].new_values.size() == 2);

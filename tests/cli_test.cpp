@@ -35,8 +35,9 @@ TEST_CASE("publish errors are one line, non-zero, and leave the database unchang
   const std::string db = dir.path("hq.db");
   {
     Database d = open_db(db);
-    exec(d, "CREATE TABLE nokey(a); CREATE TABLE t(id INTEGER PRIMARY KEY, a, b NOT NULL);"
-            "CREATE TABLE k(x, y, PRIMARY KEY (x, y))");
+    exec(d,
+         "CREATE TABLE nokey(a); CREATE TABLE t(id INTEGER PRIMARY KEY, a, b NOT NULL);"
+         "CREATE TABLE k(x, y, PRIMARY KEY (x, y))");
   }
   REQUIRE(run_sqlpost("init " + q(db) + " --site hq --address hq@hq.test").exit_code == 0);
   std::string before;

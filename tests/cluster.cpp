@@ -31,8 +31,7 @@ Value random_value(std::mt19937_64& rng) {
 
 }  // namespace
 
-Cluster::Cluster(const TempDir& dir, int remotes, std::uint64_t seed,
-                 transport::FaultConfig faults)
+Cluster::Cluster(const TempDir& dir, int remotes, std::uint64_t seed, transport::FaultConfig faults)
     : network_(seed, faults), rng_(seed) {
   const std::string hub_path = dir.path("hq.db");
   auto hub = std::make_unique<Database>(open_db(hub_path));
@@ -165,10 +164,11 @@ bool Cluster::quiet() {
     if (std::any_of(mails.begin(), mails.end(), transport::looks_like_sqlpost)) {
       return false;  // foreign mail stays in the mailbox for ever, by design
     }
-    const auto pending = query_int(*s.db, "SELECT (SELECT count(*) FROM sqlpost_outbox) + "
-                                          "(SELECT count(*) FROM sqlpost_inbox) + (SELECT "
-                                          "count(*) FROM sqlpost_streams WHERE ack_owed OR "
-                                          "resend_from IS NOT NULL)");
+    const auto pending = query_int(*s.db,
+                                   "SELECT (SELECT count(*) FROM sqlpost_outbox) + "
+                                   "(SELECT count(*) FROM sqlpost_inbox) + (SELECT "
+                                   "count(*) FROM sqlpost_streams WHERE ack_owed OR "
+                                   "resend_from IS NOT NULL)");
     if (pending > 0) {
       return false;
     }
@@ -215,8 +215,9 @@ std::string Cluster::differences() {
 std::string Cluster::applied_twice() {
   std::string out;
   for (auto& s : sites_) {
-    const auto applied = query_int(*s.db, "SELECT ifnull(sum(applied_seq), 0) FROM "
-                                          "sqlpost_streams");
+    const auto applied = query_int(*s.db,
+                                   "SELECT ifnull(sum(applied_seq), 0) FROM "
+                                   "sqlpost_streams");
     if (applied != static_cast<std::int64_t>(s.messages_applied)) {
       out += s.name + ": " + std::to_string(s.messages_applied) + " applications for " +
              std::to_string(applied) + " messages\n";

@@ -26,7 +26,7 @@ struct Site {
   std::string path;
   std::unique_ptr<Database> db;
   std::unique_ptr<transport::Link> link;
-  std::int64_t next_id = 0;       // this site writes ids from its own range
+  std::int64_t next_id = 0;  // this site writes ids from its own range
   std::size_t messages_applied = 0;
 };
 

@@ -55,8 +55,7 @@ struct Deployment {
           "INSERT INTO customer VALUES (1, 'Ada', 'east', 10.5, x'00ff'), (2, 'Bob', NULL, "
           "NULL, NULL);");
     sqlpost_ok("init " + q(hub) + " --site hq --address hq@hq.test");
-    sqlpost_ok("config " + q(hub) + " link=file file.dir=" + q(mail) +
-               " max_message_bytes=8192");
+    sqlpost_ok("config " + q(hub) + " link=file file.dir=" + q(mail) + " max_message_bytes=8192");
     sqlpost_ok("publish " + q(hub) + " sales customer");
     sqlpost_ok("publish " + q(hub) + " sales line");
     for (const char* r : {"r1", "r2"}) {
@@ -132,15 +131,15 @@ TEST_CASE("hub and two remotes replicate both ways over the file link") {
   CHECK(query_int(h, "SELECT count(*) FROM line") == 3);
 
   // More rounds of work: deletes and updates of rows that came from elsewhere.
-  shell(d.r2, "DELETE FROM line WHERE order_id = 100 AND n = 2; UPDATE customer SET name = "
-              "'renamed at r2' WHERE id = 100;");
+  shell(d.r2,
+        "DELETE FROM line WHERE order_id = 100 AND n = 2; UPDATE customer SET name = "
+        "'renamed at r2' WHERE id = 100;");
   shell(d.r1, "UPDATE line SET qty = qty + 1 WHERE order_id = 3;");
   d.run_until_quiet();
   d.expect_converged();
 
   const auto status = run_sqlpost("status " + q(d.hub));
-  CHECK(status.output.find("r1 <r1@r1.test> child, 0 change(s) not yet sent") !=
-        std::string::npos);
+  CHECK(status.output.find("r1 <r1@r1.test> child, 0 change(s) not yet sent") != std::string::npos);
 }
 
 TEST_CASE("extract refuses to overwrite; run without parameters says what to set") {
@@ -177,8 +176,8 @@ TEST_CASE("foreign files in a mailbox folder are left alone across runs") {
   const std::string folder = d.mail + "/hq@hq.test/new";
   shell(d.hub, "SELECT 1");  // the folder exists after the first round
   const std::string foreign = folder + "/0000.foreign";
-  REQUIRE(run_command("printf 'From: a@b\\r\\nSubject: hi\\r\\n\\r\\nhello\\r\\n' > " +
-                      q(foreign)).exit_code == 0);
+  REQUIRE(run_command("printf 'From: a@b\\r\\nSubject: hi\\r\\n\\r\\nhello\\r\\n' > " + q(foreign))
+              .exit_code == 0);
   d.rounds(2);
   CHECK(run_command("test -f " + q(foreign)).exit_code == 0);
 }

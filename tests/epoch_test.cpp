@@ -37,8 +37,8 @@ int write_transactions(const std::string& path, std::chrono::milliseconds run_fo
     ++txn;
     std::string sql = "BEGIN;";
     for (int i = 0; i < kRowsPerTransaction; ++i) {
-      sql += "INSERT INTO t(txn, i) VALUES (" + std::to_string(txn) + ", " + std::to_string(i) +
-             ");";
+      sql +=
+          "INSERT INTO t(txn, i) VALUES (" + std::to_string(txn) + ", " + std::to_string(i) + ");";
     }
     sql += "UPDATE counter SET n = n + 1; COMMIT;";
     if (!db.exec(sql).ok()) {
@@ -63,9 +63,10 @@ TEST_CASE("epochs hold whole transactions while another process writes continuou
   {
     Database db = open_db(path);
     exec(db, "PRAGMA journal_mode = " + journal_mode);
-    exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, txn INTEGER, i INTEGER);"
-             "CREATE TABLE counter(id INTEGER PRIMARY KEY, n INTEGER); INSERT INTO counter "
-             "VALUES (1, 0);");
+    exec(db,
+         "CREATE TABLE t(id INTEGER PRIMARY KEY, txn INTEGER, i INTEGER);"
+         "CREATE TABLE counter(id INTEGER PRIMARY KEY, n INTEGER); INSERT INTO counter "
+         "VALUES (1, 0);");
     REQUIRE(create_site_tables(db).ok());
     REQUIRE(init_site(db, LocalSite{"hq", "hq@x", Role::kConsolidated, ""}).ok());
     REQUIRE(publish(db, Article{"p", "t", {}, "", "", "incoming"}).ok());

@@ -14,10 +14,14 @@ Payload sample() {
   p.ack = 41;
   p.resend_from = 7;
   p.tables.push_back(TableBlock{"item", {"id", "name", "data"}, 1});
-  WireChange insert{0, ChangeOp::kInsert, {Value(std::int64_t{1})}, {1, 2},
-                    {Value::text("n\xff\xfe"), Value(Blob{{0, 1}})}, {}};
-  WireChange update{0, ChangeOp::kUpdate, {Value(std::numeric_limits<std::int64_t>::min())}, {1},
-                    {Value(-0.0)}, {Value()}};
+  WireChange insert{0,
+                    ChangeOp::kInsert,
+                    {Value(std::int64_t{1})},
+                    {1, 2},
+                    {Value::text("n\xff\xfe"), Value(Blob{{0, 1}})},
+                    {}};
+  WireChange update{0,   ChangeOp::kUpdate, {Value(std::numeric_limits<std::int64_t>::min())},
+                    {1}, {Value(-0.0)},     {Value()}};
   WireChange remove{0, ChangeOp::kDelete, {Value(std::int64_t{3})}, {2}, {}, {Value(Blob{})}};
   p.epochs.push_back(EpochBlock{5, {insert, update}});
   p.epochs.push_back(EpochBlock{6, {remove}});
@@ -87,6 +91,5 @@ TEST_CASE("deep nesting, wrong version and bad shapes are exact errors") {
 
   p = sample();
   p.epochs[0].changes[0].table = 3;
-  CHECK(decode_payload(encode_payload(p)).error().message.find("table index") !=
-        std::string::npos);
+  CHECK(decode_payload(encode_payload(p)).error().message.find("table index") != std::string::npos);
 }

@@ -48,8 +48,9 @@ TEST_CASE("three sites over a perfect channel converge, both directions") {
   }
   converge(c);
   CHECK(query_int(*c.site("r2").db, "SELECT count(*) FROM item WHERE id < 1000000") > 0);
-  CHECK(query_int(*c.site("r2").db, "SELECT count(*) FROM item WHERE id > 1000000 AND id < "
-                                    "2000000") > 0);
+  CHECK(query_int(*c.site("r2").db,
+                  "SELECT count(*) FROM item WHERE id > 1000000 AND id < "
+                  "2000000") > 0);
 }
 
 TEST_CASE("three sites converge over a lossy channel for many seeds") {
@@ -74,7 +75,7 @@ TEST_CASE("three sites converge over a lossy channel for many seeds") {
 }
 
 TEST_CASE("an agent that dies between any two steps converges and applies nothing twice") {
-  const std::vector<std::string> points = {"after-inbox-commit",  "before-apply-commit",
+  const std::vector<std::string> points = {"after-inbox-commit",   "before-apply-commit",
                                            "before-outbox-commit", "after-outbox-commit",
                                            "after-send",           "after-control-commit"};
   for (const auto& point : points) {
@@ -158,9 +159,10 @@ TEST_CASE("a message split into many parts arrives out of order, duplicated, and
   shuffle.duplicate = 0.5;
   shuffle.delay = 0.3;
   Cluster c(dir, 1, 23, shuffle);
-  exec(*c.site("hq").db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE "
-                         "i < 300) INSERT INTO item SELECT i, 'big', i, i * 1.5, randomblob(700) "
-                         "FROM n");
+  exec(*c.site("hq").db,
+       "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE "
+       "i < 300) INSERT INTO item SELECT i, 'big', i, i * 1.5, randomblob(700) "
+       "FROM n");
   c.round();
   Database& hub = *c.site("hq").db;
   const auto parts = query_int(hub, "SELECT max(parts) FROM sqlpost_outbox");

@@ -104,8 +104,7 @@ TEST_CASE("publish validates tables, keys and columns") {
   CHECK(publish_error({"p", "t", {}, "no_such_col = 1", "", "incoming"}).code ==
         Errc::kInvalidArgument);
   CHECK(publish_error({"p", "t", {}, "", "", "loudest"}).code == Errc::kInvalidArgument);
-  CHECK(publish_error({"p", "sqlpost_log", {}, "", "", "incoming"}).code ==
-        Errc::kInvalidArgument);
+  CHECK(publish_error({"p", "sqlpost_log", {}, "", "", "incoming"}).code == Errc::kInvalidArgument);
   CHECK(load_publications(db).value().empty());
 
   REQUIRE(publish(db, Article{"p", "T", {"ID", "b"}, "a IS NOT NULL", "a", "newest:c"}).ok());

@@ -166,8 +166,8 @@ std::string compare_tables(Database& a, Database& b, const std::string& table) {
     }
   }
   if (left.size() != right.size()) {
-    return table + ": " + std::to_string(left.size()) + " rows vs " +
-           std::to_string(right.size()) + " rows";
+    return table + ": " + std::to_string(left.size()) + " rows vs " + std::to_string(right.size()) +
+           " rows";
   }
   return {};
 }

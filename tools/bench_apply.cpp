@@ -93,8 +93,8 @@ Database make_site(const std::string& path, const char* name) {
   must(db.exec(kSchema), "schema");
   must(db.exec("BEGIN"), "begin");
   must(sqlpost::create_site_tables(db), "site tables");
-  must(sqlpost::init_site(db, {name, std::string(name) + "@bench", sqlpost::Role::kConsolidated,
-                               ""}),
+  must(sqlpost::init_site(db,
+                          {name, std::string(name) + "@bench", sqlpost::Role::kConsolidated, ""}),
        "init");
   must(sqlpost::publish(db, {"p", "item", {}, "", "", "incoming"}), "publish");
   must(db.exec("COMMIT"), "commit");
@@ -252,8 +252,8 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(o.dir);
   std::printf("bench-apply: %d changed rows per scenario, best of %d, sqlite %s\n", o.rows,
               o.repeat, sqlite3_libversion());
-  std::printf("%-8s %14s %14s %14s %7s %12s %12s %7s\n", "scenario", "build rows/s",
-              "apply rows/s", "session rows/s", "ratio", "mail B/row", "session B/row", "ratio");
+  std::printf("%-8s %14s %14s %14s %7s %12s %12s %7s\n", "scenario", "build rows/s", "apply rows/s",
+              "session rows/s", "ratio", "mail B/row", "session B/row", "ratio");
   for (const Scenario s : {Scenario{"insert", false}, Scenario{"update", true}}) {
     Figures f;
     for (int r = 0; r < o.repeat; ++r) {
@@ -263,10 +263,11 @@ int main(int argc, char** argv) {
     const auto mail = static_cast<double>(f.mail_bytes);
     const auto session = static_cast<double>(f.session_bytes);
     std::printf("%-8s %14.0f %14.0f %14.0f %6.2fx %12.1f %12.1f %6.2fx\n", s.name, n / f.build,
-                n / f.apply, n / f.session_apply, f.session_apply / f.apply, mail / n,
-                session / n, mail / session);
+                n / f.apply, n / f.session_apply, f.session_apply / f.apply, mail / n, session / n,
+                mail / session);
   }
-  std::printf("apply ratio = sqlpost apply speed / session apply speed (goal >= 1.0x); bytes "
-              "ratio = sqlpost e-mail bytes / session changeset zstd+base64 (goal <= 1.0x)\n");
+  std::printf(
+      "apply ratio = sqlpost apply speed / session apply speed (goal >= 1.0x); bytes "
+      "ratio = sqlpost e-mail bytes / session changeset zstd+base64 (goal <= 1.0x)\n");
   return 0;
 }

@@ -95,13 +95,16 @@ void install_json_trigger(Database& db) {
                "TEXT)"),
        "json log");
   must(db.exec("CREATE TRIGGER ji AFTER INSERT ON item BEGIN INSERT INTO jlog(tbl, op, new) "
-               "VALUES ('item', 'I', " + image("NEW") + "); END"),
+               "VALUES ('item', 'I', " +
+               image("NEW") + "); END"),
        "json trigger");
   must(db.exec("CREATE TRIGGER ju AFTER UPDATE ON item BEGIN INSERT INTO jlog(tbl, op, new, old) "
-               "VALUES ('item', 'U', " + image("NEW") + ", " + image("OLD") + "); END"),
+               "VALUES ('item', 'U', " +
+               image("NEW") + ", " + image("OLD") + "); END"),
        "json trigger");
   must(db.exec("CREATE TRIGGER jd AFTER DELETE ON item BEGIN INSERT INTO jlog(tbl, op, old) "
-               "VALUES ('item', 'D', " + image("OLD") + "); END"),
+               "VALUES ('item', 'D', " +
+               image("OLD") + "); END"),
        "json trigger");
 }
 
@@ -227,8 +230,7 @@ Options parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
   std::filesystem::create_directories(o.dir);
-  const std::vector<Setup> setups = {Setup::kPlain, Setup::kSession, Setup::kJson,
-                                     Setup::kSqlpost};
+  const std::vector<Setup> setups = {Setup::kPlain, Setup::kSession, Setup::kJson, Setup::kSqlpost};
   std::map<Setup, std::vector<double>> best;
   for (int r = 0; r < o.repeat; ++r) {  // interleaved so drift hits every set-up alike
     for (const Setup s : setups) {
@@ -241,8 +243,8 @@ int main(int argc, char** argv) {
     }
   }
   const char* phases[] = {"INSERT", "UPDATE", "DELETE"};
-  std::printf("bench-capture: %d rows per phase, one transaction, best of %d, sqlite %s\n",
-              o.rows, o.repeat, sqlite3_libversion());
+  std::printf("bench-capture: %d rows per phase, one transaction, best of %d, sqlite %s\n", o.rows,
+              o.repeat, sqlite3_libversion());
   std::printf("%-7s %14s %14s %7s %14s %7s %14s %7s\n", "phase", "plain rows/s", "session rows/s",
               "ratio", "json rows/s", "ratio", "sqlpost rows/s", "ratio");
   for (std::size_t p = 0; p < 3; ++p) {
@@ -254,7 +256,8 @@ int main(int argc, char** argv) {
     }
     std::printf("\n");
   }
-  std::printf("ratio = time with capture / time without (lower is better; goal for sqlpost <= "
-              "1.5x)\n");
+  std::printf(
+      "ratio = time with capture / time without (lower is better; goal for sqlpost <= "
+      "1.5x)\n");
   return 0;
 }

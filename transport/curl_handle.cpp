@@ -119,20 +119,57 @@ int CurlEasy::on_debug(CURL* /*handle*/, curl_infotype type, char* data, std::si
   return 0;
 }
 
-std::string CurlEasy::last_reply_line() const {
-  std::string_view text = reply_;
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) {
-    text.remove_suffix(1);
-  }
-  const std::size_t start = text.rfind('\n');
-  if (start != std::string_view::npos) {
-    text.remove_prefix(start + 1);
-  }
+namespace {
+
+std::string printable(std::string_view text) {
   std::string line;
   for (const char c : text.substr(0, 300)) {
     line.push_back(c >= 0x20 && c < 0x7f ? c : '?');
   }
   return line;
+}
+
+// Calls `pick` with each reply line, last first, until it returns true.
+template <class Pick>
+std::string_view find_line_backwards(std::string_view text, Pick pick) {
+  while (!text.empty()) {
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) {
+      text.remove_suffix(1);
+    }
+    const std::size_t start = text.rfind('\n');
+    const std::string_view line =
+        start == std::string_view::npos ? text : text.substr(start + 1);
+    if (!line.empty() && pick(line)) {
+      return line;
+    }
+    text.remove_suffix(line.size());
+  }
+  return {};
+}
+
+bool imap_failure(std::string_view line) {
+  const std::size_t space = line.find(' ');
+  if (space == std::string_view::npos || line[0] == '*') {
+    return false;
+  }
+  const std::string_view rest = line.substr(space + 1);
+  return rest.rfind("NO ", 0) == 0 || rest.rfind("BAD ", 0) == 0;
+}
+
+}  // namespace
+
+std::string CurlEasy::last_reply_line() const {
+  return printable(find_line_backwards(reply_, [](std::string_view) { return true; }));
+}
+
+std::string CurlEasy::failure_reply_line(long code) const {
+  const std::string prefix = std::to_string(code);
+  return printable(find_line_backwards(reply_, [&](std::string_view line) {
+    if (code != 0) {
+      return line.rfind(prefix, 0) == 0;
+    }
+    return line.rfind("-ERR", 0) == 0 || imap_failure(line);
+  }));
 }
 
 std::string CurlEasy::error_text(CURLcode rc) const {

@@ -98,6 +98,10 @@ class CurlEasy {
   [[nodiscard]] const std::string& reply() const { return reply_; }
   // The last non-empty reply line, printable ASCII only, at most 300 characters.
   [[nodiscard]] std::string last_reply_line() const;
+  // The last reply line that reports the failure, skipping the QUIT/LOGOUT exchange
+  // libcurl runs before perform() returns: the line starting with `code` when it is
+  // not 0 (SMTP), else a POP3 "-ERR" line or an IMAP tagged NO/BAD. Empty if none.
+  [[nodiscard]] std::string failure_reply_line(long code) const;
   // libcurl's error buffer, or curl_easy_strerror(rc) when it is empty.
   [[nodiscard]] std::string error_text(CURLcode rc) const;
   // CURLINFO_RESPONSE_CODE (SMTP reply code; 0 for POP3/IMAP).

@@ -42,6 +42,10 @@ bool certificate_problem(CURLcode rc) {
 // Errors decided by the CURLcode alone; kInternal code = "not decided".
 Error classify_code(const CurlEasy& easy, CURLcode rc, const std::string& what) {
   const std::string detail = easy.error_text(rc);
+  if (rc == CURLE_LOGIN_DENIED && detail.find("Select failed") != std::string::npos) {
+    // libcurl reports a failed IMAP SELECT as a denied login.
+    return make_error(Errc::kConfig, what + ": the mailbox does not exist or cannot be opened");
+  }
   if (rc == CURLE_LOGIN_DENIED) {
     return make_error(Errc::kConfig, what + ": login denied: wrong user name or password");
   }
@@ -62,6 +66,13 @@ Error classify_code(const CurlEasy& easy, CURLcode rc, const std::string& what) 
   }
   if (rc == CURLE_OPERATION_TIMEDOUT) {
     return make_error(Errc::kTransient, what + ": timed out (" + detail + ")");
+  }
+  if (rc == CURLE_SSL_CONNECT_ERROR) {
+    return make_error(Errc::kTransient, what + ": TLS handshake failed (" + detail +
+                                            "); does the port expect implicit TLS or STARTTLS?");
+  }
+  if (rc == CURLE_REMOTE_FILE_NOT_FOUND) {
+    return make_error(Errc::kNotFound, what + ": not found on the server");
   }
   if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
     return make_error(Errc::kTransient, what + ": cannot connect (" + detail + ")");
@@ -156,7 +167,7 @@ Error mail_error(const CurlEasy& easy, CURLcode rc, std::string_view what_view) 
     return error;
   }
   const long code = easy.response_code();
-  const std::string reply = easy.last_reply_line();
+  const std::string reply = easy.failure_reply_line(code);
   if (code >= 500 && code < 600) {
     return make_error(Errc::kPermanent, what + ": the server refused: " + reply);
   }
@@ -165,7 +176,7 @@ Error mail_error(const CurlEasy& easy, CURLcode rc, std::string_view what_view) 
   }
   std::string message = what + ": " + easy.error_text(rc);
   if (!reply.empty()) {
-    message += " (last reply: " + reply + ")";
+    message += " (server said: " + reply + ")";
   }
   return make_error(Errc::kTransient, std::move(message));
 }

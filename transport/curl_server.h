@@ -11,9 +11,11 @@
 // verification (verify=false switches off peer and host checks — callers warn),
 // timeouts and the allowed protocols. mail_error() maps a failed transfer:
 //   login denied                           -> kConfig ("wrong user name or password")
+//   IMAP mailbox cannot be selected        -> kConfig
 //   certificate / CA file problems         -> kConfig (names the certificate problem)
 //   no STARTTLS offered, bad URL/protocol  -> kConfig
 //   body over the limit                    -> kLimitExceeded
+//   remote file not found (IMAP UID gone)  -> kNotFound
 //   reply 5xx (SMTP)                       -> kPermanent, with the server's reply line
 //   reply 4xx, refused/failed connection, DNS, timeout, TLS handshake, other
 //                                          -> kTransient (timeouts too, "timed out")

@@ -43,7 +43,7 @@ struct [[nodiscard]] Error {
 template <class T = void>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : state_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : state_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : state_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   [[nodiscard]] bool ok() const { return state_.index() == 0; }
@@ -85,7 +85,8 @@ template <>
 class [[nodiscard]] Result<void> {
  public:
   Result() = default;
-  Result(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT(google-explicit-constructor)
+  Result(Error error)
+      : error_(std::move(error)), ok_(false) {}  // NOLINT(google-explicit-constructor)
 
   [[nodiscard]] bool ok() const { return ok_; }
   explicit operator bool() const { return ok_; }
@@ -113,18 +114,18 @@ inline Result<> success() { return {}; }
 // NOLINTBEGIN(cppcoreguidelines-macro-usage)
 #define SQLPOST_CONCAT_INNER(a, b) a##b
 #define SQLPOST_CONCAT(a, b) SQLPOST_CONCAT_INNER(a, b)
-#define SQLPOST_TRY(expr)                                      \
-  do {                                                         \
-    auto&& sqlpost_try_result_ = (expr);                       \
-    if (!sqlpost_try_result_.ok()) {                           \
-      return sqlpost_try_result_.take_error();                 \
-    }                                                          \
+#define SQLPOST_TRY(expr)                      \
+  do {                                         \
+    auto&& sqlpost_try_result_ = (expr);       \
+    if (!sqlpost_try_result_.ok()) {           \
+      return sqlpost_try_result_.take_error(); \
+    }                                          \
   } while (false)
 // Declares `var` from the value of a Result-returning expression, or returns its error.
-#define SQLPOST_TRY_ASSIGN(var, expr)                                   \
-  auto SQLPOST_CONCAT(sqlpost_try_, __LINE__) = (expr);                 \
-  if (!SQLPOST_CONCAT(sqlpost_try_, __LINE__).ok()) {                   \
-    return SQLPOST_CONCAT(sqlpost_try_, __LINE__).take_error();         \
-  }                                                                     \
+#define SQLPOST_TRY_ASSIGN(var, expr)                           \
+  auto SQLPOST_CONCAT(sqlpost_try_, __LINE__) = (expr);         \
+  if (!SQLPOST_CONCAT(sqlpost_try_, __LINE__).ok()) {           \
+    return SQLPOST_CONCAT(sqlpost_try_, __LINE__).take_error(); \
+  }                                                             \
   var = std::move(SQLPOST_CONCAT(sqlpost_try_, __LINE__)).value()
 // NOLINTEND(cppcoreguidelines-macro-usage)
