@@ -1,6 +1,5 @@
 #include "agent/commands.h"
 
-#include <openssl/rand.h>
 #include <CLI/CLI.hpp>
 
 #include <functional>
@@ -15,12 +14,12 @@
 #include "replication/retention.h"
 #include "schema/metadata.h"
 #include "schema/migrations.h"
+#include "transport/key.h"
 
 namespace sqlpost {
 namespace {
 
 using Action = std::function<Result<>()>;
-constexpr std::size_t kSiteKeyBytes = 32;
 
 int exit_code_for_errc(Errc code) {
   switch (code) {
@@ -53,11 +52,8 @@ Result<> with_site_write(const std::string& path,
 }
 
 Result<std::vector<std::uint8_t>> new_site_key() {
-  std::vector<std::uint8_t> key(kSiteKeyBytes);
-  if (RAND_bytes(key.data(), static_cast<int>(key.size())) != 1) {
-    return make_error(Errc::kInternal, "OpenSSL could not generate a random key");
-  }
-  return key;
+  SQLPOST_TRY_ASSIGN(const transport::Key key, transport::generate_key());
+  return std::vector<std::uint8_t>(key.bytes().begin(), key.bytes().end());
 }
 
 std::vector<std::string> split_list(const std::string& text) {

@@ -195,4 +195,10 @@ long CurlEasy::new_connections() const {
   return count;
 }
 
+curl_off_t CurlEasy::connect_time_us() const {
+  curl_off_t micros = 0;
+  curl_easy_getinfo(handle_.get(), CURLINFO_CONNECT_TIME_T, &micros);
+  return micros;
+}
+
 }  // namespace sqlpost::transport

@@ -108,6 +108,8 @@ class CurlEasy {
   [[nodiscard]] long response_code() const;
   // CURLINFO_NUM_CONNECTS of the last perform(): new connections it made.
   [[nodiscard]] long new_connections() const;
+  // CURLINFO_CONNECT_TIME_T of the last perform(); 0 when no TCP connection was made.
+  [[nodiscard]] curl_off_t connect_time_us() const;
 
  private:
   struct Cleanup {
