@@ -15,7 +15,7 @@
 namespace sqlpost {
 namespace {
 
-constexpr std::size_t kMaxRejectedMailKept = 64 * 1024;
+constexpr std::size_t kMaxRejectedMailKept = std::size_t{64} * 1024;
 
 std::int64_t system_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(

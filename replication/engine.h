@@ -39,8 +39,9 @@ struct EngineOptions {
   std::int64_t resend_timeout = 3600;  // resend unacknowledged messages after this
   std::int64_t gap_patience = 300;     // wait this long for a missing message
   std::int64_t resend_interval = 600;  // at most one resend request per partner per interval
-  std::int64_t log_retention = 7 * 24 * 3600;  // keep acknowledged changes this long (rescan)
-  std::function<std::int64_t()> now;           // seconds; defaults to the system clock
+  std::int64_t log_retention =
+      std::int64_t{7} * 24 * 3600;    // keep acknowledged changes this long (rescan)
+  std::function<std::int64_t()> now;  // seconds; defaults to the system clock
   // Test hook: returning true at a named point makes the run stop right there,
   // as if the process had died (nothing after it happens, open transactions roll back).
   std::function<bool(std::string_view point)> crash_at;

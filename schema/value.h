@@ -6,8 +6,8 @@
 // Equality is exact: same storage class and same bits.
 #pragma once
 
+#include <bit>
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <variant>
 #include <vector>
@@ -47,8 +47,8 @@ class Value {
       return false;
     }
     if (const auto* x = std::get_if<double>(&a.v_)) {
-      const double y = std::get<double>(b.v_);
-      return std::memcmp(x, &y, sizeof y) == 0;
+      return std::bit_cast<std::uint64_t>(*x) ==
+             std::bit_cast<std::uint64_t>(std::get<double>(b.v_));
     }
     return a.v_ == b.v_;
   }

@@ -137,8 +137,7 @@ std::string_view find_line_backwards(std::string_view text, Pick pick) {
       text.remove_suffix(1);
     }
     const std::size_t start = text.rfind('\n');
-    const std::string_view line =
-        start == std::string_view::npos ? text : text.substr(start + 1);
+    const std::string_view line = start == std::string_view::npos ? text : text.substr(start + 1);
     if (!line.empty() && pick(line)) {
       return line;
     }

@@ -201,8 +201,7 @@ Result<> Pop3Link::remove(const MailRef& ref) {
       reply.compare(reply.size() - expected.size(), expected.size(), expected) != 0) {
     end_session();
     return make_error(Errc::kTransient, "POP3 message " + std::to_string(entry.number) +
-                                            " no longer carries UIDL " + ref.id +
-                                            "; list again");
+                                            " no longer carries UIDL " + ref.id + "; list again");
   }
   SQLPOST_TRY(command(path, "DELE", true, "DELE"));
   index_.erase(ref.id);

@@ -69,8 +69,7 @@ class Pop3Link final : public Link {
 
   Result<> begin_session();
   void end_session();
-  Result<> command(const std::string& path, const char* custom, bool nobody,
-                   std::string_view what);
+  Result<> command(const std::string& path, const char* custom, bool nobody, std::string_view what);
   Result<> load_index(bool with_sizes);
   Result<Entry> find(const std::string& id);
 

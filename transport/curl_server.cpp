@@ -94,8 +94,7 @@ const char* protocol_name(MailProtocol protocol) {
 std::uint16_t standard_port(MailProtocol protocol, MailSecurity security) {
   const bool tls = security == MailSecurity::kTls;
   switch (protocol) {
-    case MailProtocol::kSmtp:
-      return tls ? 465 : (security == MailSecurity::kStartTls ? 587 : 25);
+    case MailProtocol::kSmtp: return tls ? 465 : (security == MailSecurity::kStartTls ? 587 : 25);
     case MailProtocol::kPop3: return tls ? 995 : 110;
     case MailProtocol::kImap: return tls ? 993 : 143;
   }
@@ -105,8 +104,8 @@ std::uint16_t standard_port(MailProtocol protocol, MailSecurity security) {
 Result<> check_server(const MailServer& server) {
   if (server.host.empty() || server.host.size() > 253 ||
       !std::all_of(server.host.begin(), server.host.end(), host_char)) {
-    return make_error(Errc::kConfig, "mail server host '" + server.host +
-                                         "' is not a host name or IP address");
+    return make_error(Errc::kConfig,
+                      "mail server host '" + server.host + "' is not a host name or IP address");
   }
   if (has_control(server.user) || has_control(server.password)) {
     return make_error(Errc::kConfig, "mail user name or password contains a line break or NUL");
@@ -158,9 +157,9 @@ void apply_server(CurlEasy& easy, MailProtocol protocol, const MailServer& serve
 Error mail_error(const CurlEasy& easy, CURLcode rc, std::string_view what_view) {
   const std::string what(what_view);
   if (rc == CURLE_WRITE_ERROR && easy.overflowed()) {
-    return make_error(Errc::kLimitExceeded,
-                      what + ": the server sent more than " + std::to_string(kMaxMailBytes) +
-                          " bytes (kMaxMailBytes); transfer aborted");
+    return make_error(Errc::kLimitExceeded, what + ": the server sent more than " +
+                                                std::to_string(kMaxMailBytes) +
+                                                " bytes (kMaxMailBytes); transfer aborted");
   }
   Error error = classify_code(easy, rc, what);
   if (error.code != Errc::kInternal) {

@@ -39,9 +39,9 @@ Result<> check_mail_address(std::string_view address) {
   if (address.empty() || address.size() > kMaxAddressBytes || !printable ||
       std::count(address.begin(), address.end(), '@') != 1 || address.front() == '@' ||
       address.back() == '@') {
-    return make_error(Errc::kInvalidArgument,
-                      "'" + std::string(address.substr(0, kMaxAddressBytes)) +
-                          "' is not a usable e-mail address");
+    return make_error(Errc::kInvalidArgument, "'" +
+                                                  std::string(address.substr(0, kMaxAddressBytes)) +
+                                                  "' is not a usable e-mail address");
   }
   return success();
 }
@@ -60,8 +60,7 @@ Result<std::unique_ptr<SmtpLink>> SmtpLink::open(SmtpConfig config) {
   }
   SQLPOST_TRY_ASSIGN(auto easy, CurlEasy::create());
   apply_server(*easy, MailProtocol::kSmtp, config.server);
-  const std::string url =
-      server_url(MailProtocol::kSmtp, config.server) + "/" + config.helo_name;
+  const std::string url = server_url(MailProtocol::kSmtp, config.server) + "/" + config.helo_name;
   easy->set(CURLOPT_URL, url.c_str());
   const std::string from = "<" + config.from_address + ">";
   easy->set(CURLOPT_MAIL_FROM, from.c_str());

@@ -26,9 +26,9 @@
 namespace sqlpost::transport {
 
 struct SmtpConfig {
-  MailServer server;          // port 0: 587 (kStartTls), 465 (kTls), 25 (kNone)
-  std::string from_address;   // envelope sender (MAIL FROM)
-  std::string helo_name;      // EHLO name: [A-Za-z0-9.-]; empty: "localhost"
+  MailServer server;         // port 0: 587 (kStartTls), 465 (kTls), 25 (kNone)
+  std::string from_address;  // envelope sender (MAIL FROM)
+  std::string helo_name;     // EHLO name: [A-Za-z0-9.-]; empty: "localhost"
 };
 
 // kInvalidArgument unless 1..kMaxAddressBytes printable ASCII with one '@', no

@@ -1,0 +1,35 @@
+// sqlpost/transport/curl_check.h — step-by-step connection checks for `sqlpost check`.
+//
+// Contract: check_smtp/check_pop3/check_imap make one connection with the link's
+// settings and report, in plain words, each step in order until the first failure:
+//   "connect" (DNS and TCP), "TLS" (implicit TLS only: handshake and certificate),
+//   "greeting" (the server's banner), "STARTTLS" (kStartTls only), "TLS" (after
+//   STARTTLS: handshake and certificate), "login" (AUTH/USER; only with a user),
+//   then "ready" (SMTP: NOOP answered), "mailbox" (POP3: STAT; IMAP: the mailbox
+//   could be selected). Every returned step but the last has ok=true; the last one
+//   has ok=false when that step failed. Nothing is sent, fetched or deleted. The
+//   password never appears. The Result fails only for unusable settings (kConfig)
+//   or when libcurl cannot be initialised (kInternal).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "transport/curl_imap.h"
+#include "transport/curl_server.h"
+#include "transport/curl_smtp.h"
+#include "transport/result.h"
+
+namespace sqlpost::transport {
+
+struct CheckStep {
+  std::string name;  // "connect", "TLS", "greeting", "STARTTLS", "login", "ready", "mailbox"
+  bool ok = false;
+  std::string detail;  // what happened, in plain words
+};
+
+Result<std::vector<CheckStep>> check_smtp(const SmtpConfig& config);
+Result<std::vector<CheckStep>> check_pop3(const MailServer& server);
+Result<std::vector<CheckStep>> check_imap(const ImapConfig& config);
+
+}  // namespace sqlpost::transport

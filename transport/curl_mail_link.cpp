@@ -1,0 +1,41 @@
+#include "transport/mail_links.h"
+
+#include <utility>
+
+namespace sqlpost::transport {
+
+Result<std::unique_ptr<MailLink>> MailLink::open(MailLinkConfig config) {
+  SQLPOST_TRY_ASSIGN(auto smtp, SmtpLink::open(std::move(config.smtp)));
+  if (config.inbox == InboxProtocol::kImap) {
+    SQLPOST_TRY_ASSIGN(auto imap, ImapLink::open(ImapConfig{std::move(config.inbox_server),
+                                                            std::move(config.imap_mailbox)}));
+    return std::make_unique<MailLink>(std::move(smtp), nullptr, std::move(imap));
+  }
+  SQLPOST_TRY_ASSIGN(auto pop3, Pop3Link::open(std::move(config.inbox_server)));
+  return std::make_unique<MailLink>(std::move(smtp), std::move(pop3), nullptr);
+}
+
+MailLink::MailLink(std::unique_ptr<SmtpLink> smtp, std::unique_ptr<Pop3Link> pop3,
+                   std::unique_ptr<ImapLink> imap)
+    : smtp_(std::move(smtp)), pop3_(std::move(pop3)), imap_(std::move(imap)) {}
+
+Link& MailLink::inbox() const {
+  if (pop3_) {
+    return *pop3_;
+  }
+  return *imap_;
+}
+
+Result<> MailLink::send(std::string_view to_address, std::string_view mail) {
+  return smtp_->send(to_address, mail);
+}
+
+Result<std::vector<MailRef>> MailLink::list() { return inbox().list(); }
+
+Result<std::string> MailLink::fetch(const MailRef& ref) { return inbox().fetch(ref); }
+
+Result<> MailLink::remove(const MailRef& ref) { return inbox().remove(ref); }
+
+Result<> MailLink::close() { return pop3_ ? pop3_->close() : success(); }
+
+}  // namespace sqlpost::transport

@@ -1,0 +1,59 @@
+// sqlpost/transport/mail_links.h — one Link for a site's real mail account: SMTP out,
+// POP3 or IMAP in (libcurl; the parts are in curl_smtp.h, curl_pop3.h, curl_imap.h).
+//
+// Contract: MailLink::send() goes through the SmtpLink; list/fetch/remove through the
+// Pop3Link or ImapLink chosen by `inbox`, with their exact semantics — in particular
+// POP3 deletions take effect only when the POP3 session ends (close(), the next
+// list(), or destruction); IMAP removals are immediate. close() ends the inbox
+// session (commits POP3 deletions) and keeps the link usable. Errors as in
+// curl_server.h. Also re-exports the check helpers (curl_check.h).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "transport/curl_check.h"
+#include "transport/curl_imap.h"
+#include "transport/curl_pop3.h"
+#include "transport/curl_server.h"
+#include "transport/curl_smtp.h"
+#include "transport/link.h"
+#include "transport/result.h"
+
+namespace sqlpost::transport {
+
+enum class InboxProtocol { kPop3, kImap };
+
+struct MailLinkConfig {
+  SmtpConfig smtp;
+  InboxProtocol inbox = InboxProtocol::kPop3;
+  MailServer inbox_server;
+  std::string imap_mailbox = "INBOX";
+};
+
+class MailLink final : public Link {
+ public:
+  // kConfig for unusable settings; nothing is contacted yet.
+  static Result<std::unique_ptr<MailLink>> open(MailLinkConfig config);
+
+  Result<> send(std::string_view to_address, std::string_view mail) override;
+  Result<std::vector<MailRef>> list() override;
+  Result<std::string> fetch(const MailRef& ref) override;
+  Result<> remove(const MailRef& ref) override;
+  // Ends the inbox session: commits POP3 deletions (see Pop3Link::close()).
+  Result<> close();
+
+  MailLink(std::unique_ptr<SmtpLink> smtp, std::unique_ptr<Pop3Link> pop3,
+           std::unique_ptr<ImapLink> imap);  // use open()
+
+ private:
+  [[nodiscard]] Link& inbox() const;
+
+  std::unique_ptr<SmtpLink> smtp_;
+  std::unique_ptr<Pop3Link> pop3_;  // exactly one of pop3_ and imap_ is set
+  std::unique_ptr<ImapLink> imap_;
+};
+
+}  // namespace sqlpost::transport
