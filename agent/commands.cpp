@@ -6,7 +6,9 @@
 #include <iostream>
 #include <memory>
 
+#include "agent/check.h"
 #include "agent/exit_codes.h"
+#include "agent/mail_settings.h"
 #include "agent/params.h"
 #include "agent/run.h"
 #include "agent/status.h"
@@ -251,6 +253,8 @@ void add_status(CLI::App& app, Action& action) {
 // ---- config
 
 Result<> show_config(Database& db) {
+  SQLPOST_TRY_ASSIGN(const LocalSite site, load_local_site(db));
+  std::cout << "address=" << site.address << "\n";
   SQLPOST_TRY_ASSIGN(const auto values, load_config(db));
   for (const auto& [key, value] : values) {
     const ParamSpec* spec = find_parameter(key);
@@ -274,9 +278,22 @@ Result<> change_config(Database& db, const std::vector<std::string>& assignments
     }
   }
   for (const auto& [key, value] : changes) {
+    if (key == "address") {
+      SQLPOST_TRY(set_local_address(db, value));
+      continue;
+    }
     SQLPOST_TRY(value.empty() ? unset_config(db, key) : set_config(db, key, value));
   }
   return success();
+}
+
+Result<> set_secret(Database& db, const std::string& key) {
+  const ParamSpec* spec = find_parameter(key);
+  if (spec == nullptr || !spec->secret) {
+    return make_error(Errc::kInvalidArgument, "'" + key + "' is not a secret parameter");
+  }
+  SQLPOST_TRY_ASSIGN(const std::string secret, read_secret(key + ": "));
+  return set_config(db, key, secret);
 }
 
 std::string config_help() {
@@ -293,11 +310,20 @@ void add_config(CLI::App& app, Action& action) {
   auto assignments = std::make_shared<std::vector<std::string>>();
   cmd->add_option("DB", *db, "SQLite database file")->required();
   cmd->add_option("KEY=VALUE", *assignments, "parameters to set");
-  cmd->callback([&action, db, assignments] {
-    action = [db, assignments]() -> Result<> {
-      if (assignments->empty()) {
+  auto secret = std::make_shared<std::string>();
+  cmd->add_option("--secret", *secret,
+                  "set a password key, read without echo (or one line from standard input)");
+  cmd->callback([&action, db, assignments, secret] {
+    action = [db, assignments, secret]() -> Result<> {
+      if (!secret->empty()) {
+        SQLPOST_TRY(with_site_write(*db, [&](Database& d) { return set_secret(d, *secret); }));
+      }
+      if (assignments->empty() && secret->empty()) {
         SQLPOST_TRY_ASSIGN(Database d, open_site(*db));
         return show_config(d);
+      }
+      if (assignments->empty()) {
+        return success();
       }
       return with_site_write(*db, [&](Database& d) { return change_config(d, *assignments); });
     };
@@ -358,6 +384,38 @@ void add_run(CLI::App& app, Action& action, int& exit_code) {
       exit_code = exit_code_for_report(report);
       return success();
     };
+  });
+}
+
+// ---- check
+
+Result<> check_connection(const std::string& path, int& exit_code) {
+  SQLPOST_TRY_ASSIGN(Database db, open_site(path));
+  SQLPOST_TRY_ASSIGN(const LocalSite site, load_local_site(db));
+  SQLPOST_TRY_ASSIGN(const auto link, get_config(db, "link"));
+  if (link != "smtp") {
+    return make_error(Errc::kConfig, "sqlpost check tests mail servers; this site uses link=" +
+                                         link.value_or("(not set)") +
+                                         " (set link=smtp and the smtp./pop3./imap. keys)");
+  }
+  SQLPOST_TRY_ASSIGN(const auto missing, missing_mail_parameters(db));
+  for (const auto& key : missing) {
+    std::cout << "missing: " << key << "\n";
+  }
+  SQLPOST_TRY_ASSIGN(const auto config, load_mail_settings(db, site));
+  SQLPOST_TRY_ASSIGN(const bool ok, check_mail_settings(config, std::cout));
+  exit_code = ok && missing.empty() ? kExitOk : kExitTransport;
+  std::cout << (exit_code == kExitOk ? "all steps passed\n" : "a step failed\n");
+  return success();
+}
+
+void add_check(CLI::App& app, Action& action, int& exit_code) {
+  auto* cmd = app.add_subcommand(
+      "check", "Test the mail settings step by step (connect, greeting, TLS, login, mailbox)");
+  auto db = std::make_shared<std::string>();
+  cmd->add_option("DB", *db, "SQLite database file")->required();
+  cmd->callback([&action, &exit_code, db] {
+    action = [db, &exit_code]() -> Result<> { return check_connection(*db, exit_code); };
   });
 }
 
@@ -432,6 +490,7 @@ int run_cli(int argc, char** argv) {
   add_extract(app, action);
   int run_exit_code = kExitOk;
   add_run(app, action, run_exit_code);
+  add_check(app, action, run_exit_code);
   add_resend(app, action);
   add_rescan(app, action);
   try {

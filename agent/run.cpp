@@ -1,7 +1,13 @@
 #include "agent/run.h"
 
+#include <unistd.h>
+
+#include <iostream>
+
+#include "agent/check.h"
 #include "agent/exit_codes.h"
 #include "agent/lock.h"
+#include "agent/mail_settings.h"
 #include "agent/params.h"
 #include "schema/migrations.h"
 #include "transport/file_link.h"
@@ -29,6 +35,87 @@ Result<std::unique_ptr<transport::Link>> make_file_link(Database& db, const std:
   return std::unique_ptr<transport::Link>(std::move(link).value());
 }
 
+// "control parameters missing: smtp.host, pop3.password; set them with: sqlpost
+// config DB smtp.host=...; sqlpost config DB --secret pop3.password"
+Error missing_mail_error(const std::string& db_path, const std::vector<std::string>& missing) {
+  std::string keys;
+  std::string plain;
+  std::string secrets;
+  for (const auto& key : missing) {
+    keys += (keys.empty() ? "" : ", ") + key;
+    if (key.ends_with(".password")) {
+      secrets += "; sqlpost config " + db_path + " --secret " + key;
+    } else {
+      plain += " " + key + "=...";
+    }
+  }
+  const std::string commands =
+      plain.empty() ? secrets.substr(2) : "sqlpost config " + db_path + plain + secrets;
+  return make_error(Errc::kConfig, "control parameters missing: " + keys +
+                                       "; set them with: " + commands +
+                                       " (or run sqlpost run on a terminal to be asked)");
+}
+
+Result<std::unique_ptr<transport::Link>> make_mail_link(Database& db, const std::string& db_path,
+                                                        const LocalSite& site) {
+  SQLPOST_TRY_ASSIGN(const auto missing, missing_mail_parameters(db));
+  if (!missing.empty()) {
+    return missing_mail_error(db_path, missing);
+  }
+  SQLPOST_TRY_ASSIGN(auto config, load_mail_settings(db, site));
+  SQLPOST_TRY_ASSIGN(const bool unverified, tls_verification_off(db));
+  if (unverified) {
+    std::cerr << "sqlpost: warning: tls.verify=no: the mail servers' certificates are not "
+                 "checked; anyone on the path can read and change the mail\n";
+  }
+  auto link = transport::MailLink::open(std::move(config));
+  if (!link.ok()) {
+    return make_error(Errc::kConfig, "smtp link: " + link.error().message);
+  }
+  return std::unique_ptr<transport::Link>(std::move(link).value());
+}
+
+bool interactive() { return isatty(STDIN_FILENO) == 1 && isatty(STDERR_FILENO) == 1; }
+
+Result<std::string> ask(const std::string& key) {
+  const ParamSpec* spec = find_parameter(key);
+  const std::string prompt = key + (spec != nullptr ? " (" + std::string(spec->help) + ")" : "");
+  if (spec != nullptr && spec->secret) {
+    return read_secret(prompt + ": ");
+  }
+  std::cerr << prompt << ": " << std::flush;
+  std::string line;
+  if (!std::getline(std::cin, line) || line.empty()) {
+    return make_error(Errc::kConfig, "no value given for " + key);
+  }
+  SQLPOST_TRY(validate_parameter(key, line));
+  return line;
+}
+
+// First run on a terminal: asks for what is missing, tests it, stores it only if
+// every connection step passed.
+Result<> ask_for_mail_settings(Database& db, const LocalSite& site) {
+  SQLPOST_TRY_ASSIGN(const auto missing, missing_mail_parameters(db));
+  if (missing.empty()) {
+    return success();
+  }
+  std::cerr << "sqlpost: first run: the mail settings are incomplete; please enter them.\n";
+  SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+  for (const auto& key : missing) {
+    SQLPOST_TRY_ASSIGN(const std::string value, ask(key));
+    SQLPOST_TRY(set_config(db, key, value));
+  }
+  SQLPOST_TRY_ASSIGN(const auto config, load_mail_settings(db, site));
+  std::cerr << "sqlpost: testing the connection...\n";
+  SQLPOST_TRY_ASSIGN(const bool ok, check_mail_settings(config, std::cerr));
+  if (!ok) {
+    return make_error(Errc::kConfig,
+                      "the settings were not stored because a connection step failed (see "
+                      "above); run again, or set them with sqlpost config");
+  }
+  return tx.commit();
+}
+
 }  // namespace
 
 Result<std::unique_ptr<transport::Link>> make_link(Database& db, const std::string& db_path,
@@ -39,6 +126,9 @@ Result<std::unique_ptr<transport::Link>> make_link(Database& db, const std::stri
   }
   if (*link == "file") {
     return make_file_link(db, db_path, site);
+  }
+  if (*link == "smtp") {
+    return make_mail_link(db, db_path, site);
   }
   return make_error(Errc::kConfig, "link '" + *link + "' is not available in this build");
 }
@@ -58,6 +148,10 @@ Result<RunReport> run_agent_once(const std::string& db_path, const RunOptions& o
   SQLPOST_TRY_ASSIGN(const AgentLock lock, AgentLock::acquire(db_path));
   SQLPOST_TRY_ASSIGN(Database db, open_site(db_path));
   SQLPOST_TRY_ASSIGN(const LocalSite site, load_local_site(db));
+  SQLPOST_TRY_ASSIGN(const auto link_kind, get_config(db, "link"));
+  if (link_kind == "smtp" && interactive()) {
+    SQLPOST_TRY(ask_for_mail_settings(db, site));
+  }
   SQLPOST_TRY_ASSIGN(auto link, make_link(db, db_path, site));
   SQLPOST_TRY_ASSIGN(const EngineOptions engine_opts, engine_options(db));
   Engine engine(db, *link, engine_opts);
@@ -72,6 +166,11 @@ Result<RunReport> run_agent_once(const std::string& db_path, const RunOptions& o
   if (!options.receive_only) {
     SQLPOST_TRY(engine.prepare(report));
     SQLPOST_TRY(engine.send(report));
+  }
+  if (auto finished = link->finish(); !finished.ok()) {
+    report.problems.push_back("ending the mailbox session: " + finished.error().message +
+                              " (received mail stays in the mailbox; it is recognised next run)");
+    report.worst = finished.error().code;
   }
   return report;
 }

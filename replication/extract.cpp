@@ -18,8 +18,13 @@ namespace sqlpost {
 namespace {
 
 // Non-secret control parameters a remote inherits from its parent.
-constexpr std::array<std::string_view, 5> kInheritedConfig = {
-    "link", "file.dir", "max_message_bytes", "resend_timeout", "gap_patience"};
+// What a new remote inherits from its parent: how mail travels and which servers
+// (usually one provider); never accounts, passwords or local file paths.
+constexpr std::array<std::string_view, 16> kInheritedConfig = {
+    "link",         "file.dir",  "max_message_bytes", "resend_timeout",
+    "gap_patience", "smtp.host", "smtp.port",         "smtp.security",
+    "receive",      "pop3.host", "pop3.port",         "pop3.security",
+    "imap.host",    "imap.port", "imap.security",     "timeout"};
 
 Result<std::string> create_private_file(const std::string& output) {
   std::error_code ec;

@@ -170,6 +170,15 @@ Result<LocalSite> load_local_site(Database& db) {
   return site;
 }
 
+Result<> set_local_address(Database& db, std::string_view address) {
+  if (address.empty()) {
+    return make_error(Errc::kInvalidArgument, "the site's address must not be empty");
+  }
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("UPDATE sqlpost_local SET address = ?"));
+  st.bind(1, address);
+  return st.run();
+}
+
 Result<> add_partner(Database& db, const Partner& partner) {
   SQLPOST_TRY(validate_site_name(partner.name));
   if (partner.address.empty()) {

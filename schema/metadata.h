@@ -56,6 +56,8 @@ Result<> validate_site_name(std::string_view name);
 
 Result<> init_site(Database& db, const LocalSite& site);
 Result<LocalSite> load_local_site(Database& db);
+// Changes this site's own address (where partners send its mail).
+Result<> set_local_address(Database& db, std::string_view address);
 
 Result<> add_partner(Database& db, const Partner& partner);
 Result<> remove_partner(Database& db, std::string_view name);

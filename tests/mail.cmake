@@ -5,3 +5,7 @@ sqlpost_test(mail_link_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/mail_link_test.cpp
   LIBS sqlpost_transport)
 set_tests_properties(mail_link_test PROPERTIES RESOURCE_LOCK mailstack)
+
+# The sqlpost program end to end through the same servers (mailboxes hq, site1, site2).
+sqlpost_test(e2e_mail_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/e2e_mail_test.cpp LIBS sqlpost_agent)
+set_tests_properties(e2e_mail_test PROPERTIES RESOURCE_LOCK mailstack)

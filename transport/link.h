@@ -7,6 +7,9 @@
 // stored (inbox first). A mailbox may hold foreign mail: a Link never interprets
 // mail, the caller decides. Errors: kInvalidArgument (bad address or ref),
 // kNotFound (mail gone), kIOError, kTransient (retry later), kPermanent.
+// finish() ends the mailbox session at the end of a run: removals a link could only
+// mark (POP3 DELE) take effect there; a failed finish() loses no mail (it is listed
+// again and recognised as a duplicate).
 #pragma once
 
 #include <cstddef>
@@ -36,6 +39,7 @@ class Link {
   virtual Result<std::vector<MailRef>> list() = 0;
   virtual Result<std::string> fetch(const MailRef& ref) = 0;
   virtual Result<> remove(const MailRef& ref) = 0;
+  virtual Result<> finish() { return success(); }
 };
 
 }  // namespace sqlpost::transport

@@ -44,6 +44,7 @@ class MailLink final : public Link {
   Result<> remove(const MailRef& ref) override;
   // Ends the inbox session: commits POP3 deletions (see Pop3Link::close()).
   Result<> close();
+  Result<> finish() override { return close(); }
 
   MailLink(std::unique_ptr<SmtpLink> smtp, std::unique_ptr<Pop3Link> pop3,
            std::unique_ptr<ImapLink> imap);  // use open()

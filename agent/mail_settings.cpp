@@ -1,0 +1,213 @@
+#include "agent/mail_settings.h"
+
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <optional>
+
+#include "agent/params.h"
+
+namespace sqlpost {
+namespace {
+
+using transport::MailSecurity;
+using transport::MailServer;
+
+std::string key_of(std::string_view prefix, std::string_view name) {
+  return std::string(prefix) + "." + std::string(name);
+}
+
+Result<std::string> receive_protocol(Database& db) {
+  SQLPOST_TRY_ASSIGN(const auto receive, get_config(db, "receive"));
+  return receive.value_or("pop3");
+}
+
+Result<bool> has_any(Database& db, std::initializer_list<std::string> keys) {
+  for (const auto& key : keys) {
+    SQLPOST_TRY_ASSIGN(const auto value, get_config(db, key));
+    if (value) {
+      return true;
+    }
+  }
+  return false;
+}
+
+Result<bool> has_password(Database& db, std::string_view prefix) {
+  const std::string base = key_of(prefix, "password");
+  return has_any(db, {base, base + "_file", base + "_env"});
+}
+
+Error config_error(const std::string& message) { return make_error(Errc::kConfig, message); }
+
+// The first line of a password file; the file must not be readable by others.
+Result<std::string> password_from_file(const std::string& key, const std::string& path) {
+  struct stat info {};
+  if (stat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) {
+    return config_error(key + ": '" + path + "' is not a readable regular file");
+  }
+  if ((info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    return config_error(key + ": '" + path +
+                        "' may be read by other users; make it private with: chmod 600 " + path);
+  }
+  std::ifstream in(path);
+  std::string line;
+  if (!in || !std::getline(in, line)) {
+    return config_error(key + ": cannot read a password from '" + path + "'");
+  }
+  if (!line.empty() && line.back() == '\r') {
+    line.pop_back();
+  }
+  return line;
+}
+
+Result<std::optional<std::string>> password_of(Database& db, std::string_view prefix) {
+  const std::string base = key_of(prefix, "password");
+  SQLPOST_TRY_ASSIGN(const auto env_name, get_config(db, base + "_env"));
+  if (env_name) {
+    const char* value = std::getenv(env_name->c_str());  // NOLINT(concurrency-mt-unsafe)
+    if (value == nullptr) {
+      return config_error(base + "_env: the environment variable " + *env_name + " is not set");
+    }
+    return std::optional<std::string>(value);
+  }
+  SQLPOST_TRY_ASSIGN(const auto file, get_config(db, base + "_file"));
+  if (file) {
+    SQLPOST_TRY_ASSIGN(std::string password, password_from_file(base + "_file", *file));
+    return std::optional<std::string>(std::move(password));
+  }
+  return get_config(db, base);
+}
+
+MailSecurity security_of(const std::optional<std::string>& text) {
+  if (text == "tls") {
+    return MailSecurity::kTls;
+  }
+  if (text == "none") {
+    return MailSecurity::kNone;
+  }
+  return MailSecurity::kStartTls;
+}
+
+Result<std::uint16_t> port_of(Database& db, std::string_view prefix) {
+  SQLPOST_TRY_ASSIGN(const std::int64_t port, int_parameter(db, key_of(prefix, "port"), 0));
+  if (port < 0 || port > 65535) {
+    return config_error(key_of(prefix, "port") + " must be from 1 to 65535");
+  }
+  return static_cast<std::uint16_t>(port);
+}
+
+Result<> apply_common(Database& db, MailServer& server) {
+  SQLPOST_TRY_ASSIGN(const auto ca_file, get_config(db, "tls.ca_file"));
+  server.ca_file = ca_file.value_or("");
+  SQLPOST_TRY_ASSIGN(const bool off, tls_verification_off(db));
+  server.verify = !off;
+  SQLPOST_TRY_ASSIGN(const std::int64_t seconds, int_parameter(db, "timeout", 60));
+  server.connect_timeout = std::chrono::seconds(seconds);
+  server.response_timeout = std::chrono::seconds(seconds);
+  server.timeout = std::chrono::seconds(std::max<std::int64_t>(600, seconds * 10));
+  return success();
+}
+
+// The host/port/security/user/password of one protocol's parameters.
+Result<MailServer> server_of(Database& db, std::string_view prefix) {
+  MailServer server;
+  SQLPOST_TRY_ASSIGN(const auto host, get_config(db, key_of(prefix, "host")));
+  server.host = host.value_or("");
+  SQLPOST_TRY_ASSIGN(server.port, port_of(db, prefix));
+  SQLPOST_TRY_ASSIGN(const auto security, get_config(db, key_of(prefix, "security")));
+  server.security = security_of(security);
+  SQLPOST_TRY_ASSIGN(const auto user, get_config(db, key_of(prefix, "user")));
+  server.user = user.value_or("");
+  SQLPOST_TRY_ASSIGN(const auto password, password_of(db, prefix));
+  server.password = password.value_or("");
+  SQLPOST_TRY(apply_common(db, server));
+  return server;
+}
+
+std::string helo_name_of(std::string_view address) {
+  const auto at = address.rfind('@');
+  return at == std::string_view::npos ? "localhost" : std::string(address.substr(at + 1));
+}
+
+}  // namespace
+
+Result<bool> tls_verification_off(Database& db) {
+  SQLPOST_TRY_ASSIGN(const auto verify, get_config(db, "tls.verify"));
+  return verify == "no";
+}
+
+Result<std::vector<std::string>> missing_mail_parameters(Database& db) {
+  std::vector<std::string> missing;
+  SQLPOST_TRY_ASSIGN(const bool smtp_host, has_any(db, {"smtp.host"}));
+  if (!smtp_host) {
+    missing.emplace_back("smtp.host");
+  }
+  SQLPOST_TRY_ASSIGN(const std::string receive, receive_protocol(db));
+  for (const char* name : {"host", "user"}) {
+    SQLPOST_TRY_ASSIGN(const bool set, has_any(db, {key_of(receive, name)}));
+    if (!set) {
+      missing.push_back(key_of(receive, name));
+    }
+  }
+  SQLPOST_TRY_ASSIGN(const bool password, has_password(db, receive));
+  if (!password) {
+    missing.push_back(key_of(receive, "password"));
+  }
+  return missing;
+}
+
+Result<transport::MailLinkConfig> load_mail_settings(Database& db, const LocalSite& site) {
+  transport::MailLinkConfig config;
+  SQLPOST_TRY_ASSIGN(const std::string receive, receive_protocol(db));
+  config.inbox =
+      receive == "imap" ? transport::InboxProtocol::kImap : transport::InboxProtocol::kPop3;
+  SQLPOST_TRY_ASSIGN(config.inbox_server, server_of(db, receive));
+  SQLPOST_TRY_ASSIGN(const auto mailbox, get_config(db, "imap.mailbox"));
+  config.imap_mailbox = mailbox.value_or("INBOX");
+
+  SQLPOST_TRY_ASSIGN(config.smtp.server, server_of(db, "smtp"));
+  if (config.smtp.server.user.empty()) {
+    config.smtp.server.user = config.inbox_server.user;
+  }
+  SQLPOST_TRY_ASSIGN(const bool own_password, has_password(db, "smtp"));
+  if (!own_password) {
+    config.smtp.server.password = config.inbox_server.password;
+  }
+  config.smtp.from_address = site.address;
+  config.smtp.helo_name = helo_name_of(site.address);
+  return config;
+}
+
+Result<std::string> read_secret(std::string_view prompt) {
+  const bool terminal = isatty(STDIN_FILENO) == 1;
+  termios saved{};
+  if (terminal) {
+    std::cerr << prompt << std::flush;
+    tcgetattr(STDIN_FILENO, &saved);
+    termios quiet = saved;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+  }
+  std::string line;
+  const bool got = static_cast<bool>(std::getline(std::cin, line));
+  if (terminal) {
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+    std::cerr << "\n";
+  }
+  if (!got) {
+    return make_error(Errc::kInvalidArgument, "no secret given on standard input");
+  }
+  if (!line.empty() && line.back() == '\r') {
+    line.pop_back();
+  }
+  if (line.empty()) {
+    return make_error(Errc::kInvalidArgument, "the secret must not be empty");
+  }
+  return line;
+}
+
+}  // namespace sqlpost

@@ -1,0 +1,36 @@
+// sqlpost/agent/mail_settings.h — the `smtp` link's settings, read from the control
+// parameters of a site (see params.h), and where its passwords come from.
+//
+// Contract: missing_mail_parameters() lists the required keys that are not set
+// (link=smtp: smtp.host, the receive protocol's host and user, and a password for
+// it). load_mail_settings() turns the parameters into a transport::MailLinkConfig:
+// ports default per security, SMTP user/password default to the receive account's
+// (as in SQL Remote), the envelope sender is the site's address. A password comes,
+// in this order, from KEY_env (an environment variable), KEY_file (a file that must
+// be a regular file of mode 0600 or stricter) or KEY itself (stored in the site's
+// database by `sqlpost config DB --secret KEY`). Errors are kConfig with a message
+// naming the key and the command that fixes it; no message ever holds a password.
+// read_secret() reads one line without echo from a terminal, or from standard input
+// when that is not a terminal.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "schema/db.h"
+#include "schema/metadata.h"
+#include "transport/mail_links.h"
+
+namespace sqlpost {
+
+Result<std::vector<std::string>> missing_mail_parameters(Database& db);
+Result<transport::MailLinkConfig> load_mail_settings(Database& db, const LocalSite& site);
+
+// Prompts with `prompt` on a terminal (echo off) or reads a line from stdin.
+Result<std::string> read_secret(std::string_view prompt);
+
+// True when `tls.verify=no` is set: the caller warns.
+Result<bool> tls_verification_off(Database& db);
+
+}  // namespace sqlpost

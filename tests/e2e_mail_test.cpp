@@ -1,0 +1,345 @@
+// End to end through the sqlpost program and the real Postfix + Dovecot of
+// tools/mailstack (MAILSTACK_* in the environment; without them every test fails
+// unless SQLPOST_SKIP_MAIL=1). A hub and two remotes, each with its own mailbox:
+// the hub sends by submission with STARTTLS + AUTH and reads by POP3 (STLS), site1
+// reads by IMAP (STARTTLS), site2 uses implicit TLS for both (smtps, pop3s). Every
+// scenario ends by comparing the databases row by row.
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "tests/support.h"
+#include "transport/codec.h"
+#include "transport/key.h"
+#include "transport/mail_links.h"
+
+using namespace sqlpost;        // NOLINT(google-build-using-namespace)
+using namespace sqlpost::test;  // NOLINT(google-build-using-namespace)
+
+namespace {
+
+std::string env(const char* name) {
+  const char* value = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): tests
+  return value != nullptr ? value : "";
+}
+
+std::string q(const std::string& s) { return shell_quote(s); }
+
+// login -> password, from MAILSTACK_USERS ("login:password:address ...").
+std::map<std::string, std::string> mail_passwords() {
+  std::map<std::string, std::string> passwords;
+  std::istringstream users(env("MAILSTACK_USERS"));
+  std::string entry;
+  while (users >> entry) {
+    const auto first = entry.find(':');
+    const auto second = entry.find(':', first + 1);
+    passwords[entry.substr(0, first)] = entry.substr(first + 1, second - first - 1);
+  }
+  return passwords;
+}
+
+bool mailstack_running() {
+  if (!env("MAILSTACK_SMTP_URL").empty()) {
+    return true;
+  }
+  if (env("SQLPOST_SKIP_MAIL") == "1") {
+    MESSAGE("SQLPOST_SKIP_MAIL=1: mail server tests skipped");
+    return false;
+  }
+  FAIL(
+      "MAILSTACK_SMTP_URL is not set: start tools/mailstack/start.sh and load its "
+      "mailstack.env, or set SQLPOST_SKIP_MAIL=1");
+  return false;
+}
+
+transport::MailServer pop3_server(const std::string& user) {
+  transport::MailServer server;
+  server.host = "127.0.0.1";
+  server.port = static_cast<std::uint16_t>(std::stoi(env("MAILSTACK_POP3_PORT")));
+  server.user = user;
+  server.password = mail_passwords()[user];
+  server.ca_file = env("MAILSTACK_CACERT");
+  return server;
+}
+
+// Empties a test mailbox so that nothing of an earlier test case is seen.
+void drain(const std::string& user) {
+  auto link = transport::Pop3Link::open(pop3_server(user));
+  REQUIRE(link.ok());
+  auto refs = (*link)->list();
+  REQUIRE_MESSAGE(refs.ok(), refs.error().message);
+  for (const auto& ref : *refs) {
+    REQUIRE((*link)->remove(ref).ok());
+  }
+  REQUIRE((*link)->close().ok());
+}
+
+std::size_t mailbox_size(const std::string& user) {
+  auto link = transport::Pop3Link::open(pop3_server(user));
+  REQUIRE(link.ok());
+  auto refs = (*link)->list();
+  REQUIRE(refs.ok());
+  return refs->size();
+}
+
+// Postfix hands mail to the mailbox a moment after accepting it.
+void wait_for_mail(const std::string& user, std::size_t count) {
+  for (int i = 0; i < 100 && mailbox_size(user) < count; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE(mailbox_size(user) == count);
+}
+
+// Puts a mail into `user`'s mailbox by plain SMTP, as any outside sender would.
+void deliver(const std::string& address, const std::string& mail) {
+  TempDir dir;
+  const std::string file = dir.path("mail.eml");
+  std::ofstream(file) << mail;
+  const auto r =
+      run_command("curl -sS " + q(env("MAILSTACK_SMTP_URL")) +
+                  " --mail-from outsider@example.org --mail-rcpt " + q(address) + " -T " + q(file));
+  REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+}
+
+void sqlpost_ok(const std::string& args) {
+  const auto r = run_sqlpost(args);
+  REQUIRE_MESSAGE(r.exit_code == 0, "sqlpost " << args << "\n" << r.output);
+}
+
+void shell(const std::string& db, const std::string& sql) {
+  const auto r = run_command("sqlite3 " + q(db) + " " + q(sql));
+  REQUIRE_MESSAGE(r.exit_code == 0, sql << "\n" << r.output);
+}
+
+nlohmann::json status_of(const std::string& db) {
+  const auto r = run_sqlpost("status " + q(db) + " --json");
+  REQUIRE(r.exit_code == 0);
+  return nlohmann::json::parse(r.output);
+}
+
+bool quiet(const std::string& db) {
+  const nlohmann::json status = status_of(db);
+  for (const auto& p : status["partners"]) {
+    if (p["unsent_changes"] != 0 || p["delivery"]["outbox_messages"] != 0 ||
+        p["delivery"]["inbox_parts"] != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+struct MailDeployment {
+  TempDir dir;
+  std::string hub = dir.path("hq.db");
+  std::string s1 = dir.path("site1.db");
+  std::string s2 = dir.path("site2.db");
+  std::string port_submission = env("MAILSTACK_SUBMISSION_PORT");
+
+  MailDeployment() {
+    for (const char* user : {"hq", "site1", "site2"}) {
+      drain(user);
+    }
+    shell(hub,
+          "CREATE TABLE customer(id INTEGER PRIMARY KEY, name TEXT NOT NULL, region TEXT, "
+          "balance REAL, photo BLOB);"
+          "INSERT INTO customer VALUES (1, 'Ada', 'east', 10.5, x'00ff'), (2, 'Bob', NULL, "
+          "NULL, NULL);");
+    sqlpost_ok("init " + q(hub) + " --site hq --address hq@hq.test");
+    sqlpost_ok("config " + q(hub) + " link=smtp smtp.host=127.0.0.1 smtp.port=" + port_submission +
+               " pop3.host=127.0.0.1 pop3.port=" + env("MAILSTACK_POP3_PORT") +
+               " pop3.user=hq tls.ca_file=" + q(env("MAILSTACK_CACERT")) +
+               " max_message_bytes=16384 timeout=10");
+    hub_password_from_file();
+    sqlpost_ok("publish " + q(hub) + " sales customer");
+    for (const char* r : {"site1", "site2"}) {
+      sqlpost_ok("site add " + q(hub) + " " + r + " --address " + r + "@" + r + ".test");
+      sqlpost_ok("subscribe " + q(hub) + " " + r + " sales");
+    }
+    sqlpost_ok("extract " + q(hub) + " site1 --output " + q(s1));
+    sqlpost_ok("extract " + q(hub) + " site2 --output " + q(s2));
+    configure_site1_imap();
+    configure_site2_implicit_tls();
+  }
+
+  // The hub's password in a 0600 file.
+  void hub_password_from_file() {
+    const std::string file = dir.path("hq.password");
+    std::ofstream(file) << mail_passwords()["hq"] << "\n";
+    REQUIRE(chmod(file.c_str(), 0600) == 0);
+    sqlpost_ok("config " + q(hub) + " pop3.password_file=" + q(file));
+  }
+
+  // site1: IMAP with STARTTLS; the password through --secret on standard input.
+  void configure_site1_imap() {
+    sqlpost_ok("config " + q(s1) +
+               " receive=imap imap.host=127.0.0.1 imap.port=" + env("MAILSTACK_IMAP_PORT") +
+               " imap.user=site1 tls.ca_file=" + q(env("MAILSTACK_CACERT")));
+    const auto r =
+        run_command("printf '%s\\n' " + q(mail_passwords()["site1"]) + " | " +
+                    q(env("SQLPOST_BIN")) + " config " + q(s1) + " --secret imap.password");
+    REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  }
+
+  // site2: implicit TLS for SMTP and POP3; the password from the environment.
+  void configure_site2_implicit_tls() {
+    REQUIRE(setenv("SQLPOST_TEST_SITE2_PASSWORD", mail_passwords()["site2"].c_str(), 1) == 0);
+    sqlpost_ok("config " + q(s2) + " smtp.security=tls smtp.port=" + env("MAILSTACK_SMTPS_PORT") +
+               " pop3.security=tls pop3.port=" + env("MAILSTACK_POP3S_PORT") +
+               " pop3.user=site2 pop3.password_env=SQLPOST_TEST_SITE2_PASSWORD tls.ca_file=" +
+               q(env("MAILSTACK_CACERT")));
+  }
+
+  void round() {
+    for (const auto& db : {hub, s1, s2}) {
+      const auto r = run_sqlpost("run " + q(db) + " --once");
+      CHECK_MESSAGE(r.exit_code == 0, db << "\n" << r.output);
+    }
+  }
+
+  // Mail takes a moment through Postfix: rounds with short pauses until every site
+  // has nothing left to send, receive or confirm.
+  void run_until_quiet() {
+    for (int i = 0; i < 40; ++i) {
+      round();
+      if (quiet(hub) && quiet(s1) && quiet(s2)) {
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    FAIL("the sites did not become quiet in 40 rounds");
+  }
+
+  void expect_converged() {
+    Database h = open_db(hub);
+    for (const auto& path : {s1, s2}) {
+      Database r = open_db(path);
+      const std::string diff = compare_tables(h, r, "customer");
+      CHECK_MESSAGE(diff.empty(), path << ": " << diff);
+    }
+    for (const auto& path : {hub, s1, s2}) {
+      CHECK(run_command("sqlite3 " + q(path) + " 'PRAGMA integrity_check'").output == "ok\n");
+    }
+  }
+};
+
+}  // namespace
+
+TEST_SUITE_BEGIN("e2e-mail");
+
+TEST_CASE("hub and two remotes replicate both ways through SMTP, POP3 and IMAP") {
+  if (!mailstack_running()) {
+    return;
+  }
+  MailDeployment d;
+  shell(d.hub,
+        "BEGIN; INSERT INTO customer VALUES (3, 'Cy', 'west', -0.0, zeroblob(0));"
+        "UPDATE customer SET balance = 11.25 WHERE id = 1; COMMIT;");
+  shell(d.s1,
+        "BEGIN; INSERT INTO customer VALUES (100, 'From site1', 'north', 1e-300, "
+        "randomblob(40000)); INSERT INTO customer VALUES (101, 'big int', 9223372036854775807, "
+        "NULL, NULL); COMMIT; DELETE FROM customer WHERE id = 2;");
+  shell(d.s2,
+        "INSERT INTO customer VALUES (200, 'From site2 \xc3\xa9', NULL, 1e300, x'');"
+        "UPDATE customer SET region = 'south' WHERE id = 3;");
+  d.run_until_quiet();
+  d.expect_converged();
+  Database h = open_db(d.hub);
+  CHECK(query_int(h, "SELECT count(*) FROM customer") == 5);  // 1, 3, 100, 101, 200
+
+  shell(d.s2, "UPDATE customer SET name = 'renamed at site2' WHERE id = 100;");
+  shell(d.s1, "DELETE FROM customer WHERE id = 200;");
+  d.run_until_quiet();
+  d.expect_converged();
+  for (const char* user : {"hq", "site1", "site2"}) {
+    CHECK_MESSAGE(mailbox_size(user) == 0, user << "'s mailbox still holds mail");
+  }
+}
+
+TEST_CASE("foreign mail stays in the mailbox; a forged sqlpost message is rejected") {
+  if (!mailstack_running()) {
+    return;
+  }
+  MailDeployment d;
+  deliver("hq@hq.test",
+          "From: <friend@example.org>\r\nTo: <hq@hq.test>\r\nSubject: lunch?\r\n\r\nhi\r\n");
+  // Looks like sqlpost mail from site1, but sealed with a key nobody here knows.
+  auto key = transport::generate_key();
+  REQUIRE(key.ok());
+  const std::vector<std::uint8_t> payload(100, 'x');
+  auto forged = transport::encode_message({"site1", "hq", 1}, "site1@site1.test", "hq@hq.test",
+                                          payload, *key, 100'000);
+  REQUIRE(forged.ok());
+  REQUIRE(forged->size() == 1);
+  deliver("hq@hq.test", forged->front());
+  wait_for_mail("hq", 2);
+  shell(d.s1, "INSERT INTO customer VALUES (300, 'real change', NULL, NULL, NULL);");
+  const auto first = run_sqlpost("run " + q(d.hub) + " --once");
+  CHECK(first.exit_code == 5);  // rejected input
+  CHECK(first.output.find("authentication") != std::string::npos);
+  d.run_until_quiet();
+  d.expect_converged();
+
+  CHECK(mailbox_size("hq") == 1);  // the foreign mail, and only it
+  const auto status = status_of(d.hub);
+  CHECK(status["rejected_mail"] == 1);
+  Database h = open_db(d.hub);
+  CHECK(query_int(h, "SELECT count(*) FROM customer WHERE id = 300") == 1);
+  CHECK(query_int(h, "SELECT count(*) FROM sqlpost_foreign_mail") == 1);
+}
+
+TEST_CASE("SMTP server unreachable: exit code 4, nothing lost, delivered once it is back") {
+  if (!mailstack_running()) {
+    return;
+  }
+  MailDeployment d;
+  shell(d.hub, "INSERT INTO customer VALUES (400, 'while down', NULL, NULL, NULL);");
+  sqlpost_ok("config " + q(d.hub) + " smtp.port=1 timeout=2");  // nothing listens there
+  const auto down = run_sqlpost("run " + q(d.hub) + " --once");
+  CHECK(down.exit_code == 4);
+  CHECK(down.output.find("kept in the outbox") != std::string::npos);
+  CHECK(status_of(d.hub)["partners"][0]["delivery"]["outbox_messages"] == 1);
+
+  sqlpost_ok("config " + q(d.hub) + " smtp.port=" + d.port_submission + " timeout=10");
+  d.run_until_quiet();
+  d.expect_converged();
+}
+
+TEST_CASE("sqlpost check names the failing step; missing settings are listed for cron") {
+  if (!mailstack_running()) {
+    return;
+  }
+  MailDeployment d;
+  const auto good = run_sqlpost("check " + q(d.s1));
+  CHECK_MESSAGE(good.exit_code == 0, good.output);
+  CHECK(good.output.find("ok   imap: mailbox") != std::string::npos);
+
+  REQUIRE(setenv("SQLPOST_TEST_SITE2_PASSWORD", "Xq9-not-it", 1) == 0);
+  const auto bad = run_sqlpost("check " + q(d.s2));
+  CHECK(bad.exit_code == 4);
+  CHECK(bad.output.find("FAIL smtp: login") != std::string::npos);
+  CHECK(bad.output.find("Xq9-not-it") == std::string::npos);  // never the password
+
+  const std::string fresh = d.dir.path("fresh.db");
+  sqlpost_ok("init " + q(fresh) + " --site solo --address solo@x.test");
+  sqlpost_ok("config " + q(fresh) + " link=smtp");
+  const auto cron = run_sqlpost("run " + q(fresh) + " --once </dev/null");
+  CHECK(cron.exit_code == 3);
+  CHECK(cron.output.find("smtp.host, pop3.host, pop3.user, pop3.password") != std::string::npos);
+  CHECK(cron.output.find("--secret pop3.password") != std::string::npos);
+
+  const auto refused = run_sqlpost("config " + q(fresh) + " smtp.password=hunter2");
+  CHECK(refused.exit_code == 2);
+  CHECK(refused.output.find("--secret") != std::string::npos);
+  const auto shown = run_sqlpost("config " + q(d.s1));
+  CHECK(shown.output.find("imap.password=********") != std::string::npos);
+  CHECK(shown.output.find(mail_passwords()["site1"]) == std::string::npos);
+}
+
+TEST_SUITE_END();
