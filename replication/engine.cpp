@@ -520,12 +520,35 @@ struct Engine::Impl {
     return parts;
   }
 
+  // A permanent refusal (5xx: unknown recipient, message too big) is not retried
+  // every run: the part waits resend_timeout, and the report says what to fix.
+  Result<> hold_refused_part(const Partner& partner, const OutboxPart& p, const Error& refusal) {
+    report.problems.push_back(
+        "the mail server refused message " + std::to_string(p.seq) + " part " +
+        std::to_string(p.part) + " to " + partner.name + " <" + partner.address +
+        "> permanently (" + refusal.message +
+        "); it stays in the outbox and is tried again after resend_timeout (" +
+        std::to_string(options.resend_timeout) +
+        " s); check the partner's address and the server's size limit (max_message_bytes), "
+        "then run sqlpost resend to try at once");
+    report.worst = refusal.code;
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("UPDATE sqlpost_outbox SET last_sent_at = ? WHERE site = ? AND "
+                                 "seq = ? AND part = ?"));
+    st->bind(1, now()).bind(2, partner.name).bind(3, p.seq).bind(4, p.part);
+    return st->run();
+  }
+
   Result<bool> send_outbox(const Partner& partner) {
     SQLPOST_TRY_ASSIGN(const auto parts, due_parts(partner.name));
     for (const auto& p : parts) {
       auto sent = link.send(partner.address, p.mail);
       if (!sent.ok()) {
         ++report.send_failures;
+        if (sent.error().code == Errc::kPermanent) {
+          SQLPOST_TRY(hold_refused_part(partner, p, sent.error()));
+          return false;
+        }
         note(report, sent.error(),
              "sending message " + std::to_string(p.seq) + " part " + std::to_string(p.part) +
                  " to " + partner.name + " (kept in the outbox, retried next run)");

@@ -311,6 +311,27 @@ TEST_CASE("SMTP server unreachable: exit code 4, nothing lost, delivered once it
   d.expect_converged();
 }
 
+TEST_CASE("a permanent refusal (550 unknown user) is reported and not retried every run") {
+  if (!mailstack_running()) {
+    return;
+  }
+  MailDeployment d;
+  sqlpost_ok("site add " + q(d.hub) + " ghost --address nobody@site1.test");
+  sqlpost_ok("subscribe " + q(d.hub) + " ghost sales");
+  shell(d.hub, "INSERT INTO customer VALUES (500, 'for everyone', NULL, NULL, NULL);");
+  const auto refused = run_sqlpost("run " + q(d.hub) + " --once");
+  CHECK(refused.exit_code == 4);
+  CHECK_MESSAGE(refused.output.find("refused message 1 part 1 to ghost") != std::string::npos,
+                refused.output);
+  CHECK(refused.output.find("550") != std::string::npos);
+  const auto again = run_sqlpost("run " + q(d.hub) + " --once");
+  CHECK(again.output.find("ghost") == std::string::npos);  // not tried again at once
+  sqlpost_ok("unsubscribe " + q(d.hub) + " ghost sales");
+  sqlpost_ok("site remove " + q(d.hub) + " ghost");
+  d.run_until_quiet();
+  d.expect_converged();
+}
+
 TEST_CASE("sqlpost check names the failing step; missing settings are listed for cron") {
   if (!mailstack_running()) {
     return;

@@ -13,6 +13,7 @@ cmake --build "$build" -j "$(nproc)"
 
 # End-to-end tests against real mail servers run when the harness exists.
 if [ -x tools/mailstack/start.sh ] && [ "${SQLPOST_SKIP_MAIL:-0}" != "1" ]; then
+  bash tools/mailstack/stop.sh >/dev/null  # a leftover instance of an interrupted run
   bash tools/mailstack/start.sh
   trap 'bash tools/mailstack/stop.sh' EXIT
   set -a; . "${MAILSTACK_DIR:-/tmp/mailstack}/mailstack.env"; set +a
