@@ -332,6 +332,46 @@ TEST_CASE("a permanent refusal (550 unknown user) is reported and not retried ev
   d.expect_converged();
 }
 
+TEST_CASE("an untrusted certificate is a configuration error that loses nothing") {
+  if (!mailstack_running()) {
+    return;
+  }
+  MailDeployment d;
+  shell(d.s1, "INSERT INTO customer VALUES (600, 'waits for trust', NULL, NULL, NULL);");
+  sqlpost_ok("config " + q(d.s1) + " tls.ca_file=");  // the system store: self-signed fails
+  const auto untrusted = run_sqlpost("run " + q(d.s1) + " --once");
+  CHECK(untrusted.exit_code == 3);
+  CHECK_MESSAGE(untrusted.output.find("certificate") != std::string::npos, untrusted.output);
+  sqlpost_ok("config " + q(d.s1) + " tls.ca_file=" + q(env("MAILSTACK_CACERT")));
+  d.run_until_quiet();
+  d.expect_converged();
+}
+
+TEST_CASE("agents killed with SIGKILL during runs converge after the next runs") {
+  if (!mailstack_running()) {
+    return;
+  }
+  MailDeployment d;
+  int killed = 0;
+  for (int i = 0; i < 6; ++i) {
+    const std::string id = std::to_string(700 + i);
+    shell(d.hub, "INSERT INTO customer VALUES (" + id + ", 'hub " + id + "', NULL, NULL, NULL);");
+    shell(d.s1, "INSERT INTO customer VALUES (" + id + "0, 's1', NULL, NULL, randomblob(30000));");
+    for (const auto& db : {d.hub, d.s1, d.s2}) {
+      // Killed after 0..50 ms: before, while or after talking to the servers.
+      const auto r = run_command(
+          q(env("SQLPOST_BIN")) + " run " + q(db) + " --once >/dev/null 2>&1 & pid=$!; sleep 0.0" +
+          std::to_string(i * 10 % 60) + "; kill -9 $pid 2>/dev/null; wait $pid");
+      killed += r.exit_code == 137 ? 1 : 0;  // 128 + SIGKILL; 0 when it finished first
+    }
+  }
+  CHECK(killed > 0);
+  d.run_until_quiet();
+  d.expect_converged();
+  Database h = open_db(d.hub);
+  CHECK(query_int(h, "SELECT count(*) FROM customer WHERE id >= 700") == 12);
+}
+
 TEST_CASE("sqlpost check names the failing step; missing settings are listed for cron") {
   if (!mailstack_running()) {
     return;
