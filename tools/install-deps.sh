@@ -8,7 +8,7 @@ packages=(
   libsqlite3-dev sqlite3
   libcurl4-openssl-dev libssl-dev
   nlohmann-json3-dev libcli11-dev doctest-dev
-  libzstd-dev
+  libzstd-dev libspdlog-dev
 )
 
 missing=()

@@ -1,0 +1,126 @@
+#include "agent/schedule.h"
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <cstdint>
+#include <string>
+#include <thread>
+
+#include "agent/log.h"
+
+namespace sqlpost {
+namespace {
+
+// Written by the signal handler: must be lock-free to be async-signal-safe.
+std::atomic<bool> g_stop_requested{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+constexpr std::chrono::milliseconds kWaitSlice{100};
+
+extern "C" void on_stop_signal(int /*signal*/) {
+  g_stop_requested.store(true, std::memory_order_relaxed);
+}
+
+void install_handler(int signal, struct sigaction* previous) {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;  // a pass's blocking calls resume: the pass runs to its end
+  sigaction(signal, &action, previous);
+}
+
+Error bad_interval(std::string_view text, const std::string& why) {
+  return make_error(Errc::kInvalidArgument,
+                    "invalid interval '" + std::string(text) + "': " + why +
+                        " (use a number of seconds or 30s, 5m, 2h, 1d; from 1s to 7d)");
+}
+
+// Seconds per unit suffix, or 0 for an unknown suffix.
+std::uint64_t unit_seconds(std::string_view unit) {
+  if (unit.empty() || unit == "s") {
+    return 1;
+  }
+  if (unit == "m") {
+    return 60;
+  }
+  if (unit == "h") {
+    return 3600;
+  }
+  if (unit == "d") {
+    return 86400;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Result<std::chrono::seconds> parse_interval(std::string_view text) {
+  std::uint64_t count = 0;
+  const char* begin = text.data();
+  const char* end = begin + text.size();
+  const auto [rest, ec] = std::from_chars(begin, end, count);
+  if (text.empty() || ec == std::errc::invalid_argument) {
+    return bad_interval(text, "it must start with a number");
+  }
+  const std::uint64_t unit = unit_seconds(std::string_view(rest, end - rest));
+  if (unit == 0) {
+    return bad_interval(text, "unknown unit '" + std::string(rest, end) + "'");
+  }
+  const auto max = static_cast<std::uint64_t>(kMaxInterval.count());
+  if (ec == std::errc::result_out_of_range || count > max / unit) {
+    return bad_interval(text, "longer than 7d");
+  }
+  const std::chrono::seconds interval{static_cast<std::int64_t>(count * unit)};
+  if (interval < kMinInterval) {
+    return bad_interval(text, "shorter than 1s");
+  }
+  return interval;
+}
+
+StopSignal::StopSignal() {
+  g_stop_requested.store(false);
+  install_handler(SIGTERM, &previous_term_);
+  install_handler(SIGINT, &previous_int_);
+}
+
+StopSignal::~StopSignal() {
+  sigaction(SIGTERM, &previous_term_, nullptr);
+  sigaction(SIGINT, &previous_int_, nullptr);
+}
+
+bool StopSignal::requested() const { return g_stop_requested.load(); }
+
+void StopSignal::request() const { g_stop_requested.store(true); }
+
+bool StopSignal::wait_until(std::chrono::steady_clock::time_point deadline) const {
+  while (!requested()) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(deadline - now, kWaitSlice));
+  }
+  return true;
+}
+
+bool StopSignal::wait_for(std::chrono::seconds duration) const {
+  return wait_until(std::chrono::steady_clock::now() + duration);
+}
+
+int run_every(std::chrono::seconds interval, const StopSignal& stop,
+              const std::function<int()>& pass) {
+  int exit_code = 0;
+  while (!stop.requested()) {
+    const auto next_start = std::chrono::steady_clock::now() + interval;
+    exit_code = pass();
+    if (stop.wait_until(next_start)) {
+      break;
+    }
+  }
+  log_info("stop requested; exiting after the current pass");
+  return exit_code;
+}
+
+}  // namespace sqlpost

@@ -1,0 +1,52 @@
+// sqlpost/agent/schedule.h — the long-running `--every` loop.
+//
+// Contract: parse_interval() accepts "30s", "5m", "2h", "1d" or a plain number
+// of seconds, from 1s to 7d; anything else is Errc::kInvalidArgument with a
+// message naming the text. StopSignal turns SIGTERM and SIGINT into a stop
+// request (the handler only sets an atomic flag) and restores the previous
+// handlers when destroyed; at most one StopSignal may exist at a time.
+// run_every() runs `pass` again and again, starting passes `interval` apart
+// (at once when a pass overran), and returns the exit code of the last pass
+// (0 if none ran) once a stop is requested. A pass always runs to its end: the
+// stop is only checked between passes and while waiting.
+#pragma once
+
+#include <chrono>
+#include <csignal>
+#include <functional>
+#include <string_view>
+
+#include "transport/result.h"
+
+namespace sqlpost {
+
+inline constexpr std::chrono::seconds kMinInterval{1};
+inline constexpr std::chrono::seconds kMaxInterval{7 * 24 * 3600};
+
+Result<std::chrono::seconds> parse_interval(std::string_view text);
+
+class StopSignal {
+ public:
+  StopSignal();  // installs the handlers and clears any earlier stop request
+  StopSignal(const StopSignal&) = delete;
+  StopSignal& operator=(const StopSignal&) = delete;
+  StopSignal(StopSignal&&) = delete;
+  StopSignal& operator=(StopSignal&&) = delete;
+  ~StopSignal();  // restores the handlers in force before construction
+
+  [[nodiscard]] bool requested() const;
+  // Asks for a stop as SIGTERM would (for callers that stop the loop themselves).
+  void request() const;
+  // Sleeps until `duration` passed or a stop is requested; true when stopped.
+  bool wait_for(std::chrono::seconds duration) const;
+  bool wait_until(std::chrono::steady_clock::time_point deadline) const;
+
+ private:
+  struct sigaction previous_term_ {};
+  struct sigaction previous_int_ {};
+};
+
+int run_every(std::chrono::seconds interval, const StopSignal& stop,
+              const std::function<int()>& pass);
+
+}  // namespace sqlpost
