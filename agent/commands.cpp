@@ -8,9 +8,12 @@
 
 #include "agent/check.h"
 #include "agent/exit_codes.h"
+#include "agent/lock.h"
+#include "agent/log.h"
 #include "agent/mail_settings.h"
 #include "agent/params.h"
 #include "agent/run.h"
+#include "agent/schedule.h"
 #include "agent/status.h"
 #include "replication/extract.h"
 #include "replication/retention.h"
@@ -353,37 +356,72 @@ void add_extract(CLI::App& app, Action& action) {
 
 // ---- run
 
-void print_report(const RunReport& r) {
+void log_report(const RunReport& r) {
   for (const auto& n : r.notes) {
-    std::cerr << "sqlpost: note: " << n << "\n";
+    log_info(n);
   }
   for (const auto& p : r.problems) {
-    std::cerr << "sqlpost: " << p << "\n";
+    log_warn(p);
   }
   std::cout << "received " << r.parts_received << " part(s) (" << r.duplicates << " duplicate, "
             << r.rejected << " rejected, " << r.foreign << " foreign left alone); applied "
             << r.messages_applied << " message(s), " << r.changes_applied << " change(s); prepared "
             << r.messages_prepared << " message(s); sent " << r.parts_sent << " part(s), "
-            << r.acks_sent << " ack(s)\n";
+            << r.acks_sent << " ack(s)\n"
+            << std::flush;
+}
+
+// One pass of the agent; every failure is logged. Returns the exit code.
+int agent_pass(const std::string& db, const RunOptions& options) {
+  auto report = run_agent_once(db, options);
+  if (!report.ok()) {
+    log_error(report.error().message);
+    return exit_code_for(report.error());
+  }
+  log_report(*report);
+  return exit_code_for_report(*report);
+}
+
+struct RunSettings {
+  std::string db;
+  RunOptions options;
+  std::string every;
+  LogOptions log;
+};
+
+Result<> run_agent_command(RunSettings settings, int& exit_code) {
+  SQLPOST_TRY(init_logging(settings.log));
+  if (settings.every.empty()) {
+    exit_code = agent_pass(settings.db, settings.options);
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(const auto interval, parse_interval(settings.every));
+  SQLPOST_TRY_ASSIGN(const AgentLock lock, AgentLock::acquire(settings.db));  // for the whole run
+  settings.options.lock_held = true;
+  const StopSignal stop;
+  log_info("agent for " + settings.db + " runs every " + settings.every +
+           "; SIGTERM or Ctrl-C stops it after the current pass");
+  exit_code = run_every(interval, stop, [&] { return agent_pass(settings.db, settings.options); });
+  return success();
 }
 
 void add_run(CLI::App& app, Action& action, int& exit_code) {
   auto* cmd = app.add_subcommand("run", "Run the message agent: receive, apply, then send");
-  auto db = std::make_shared<std::string>();
-  auto options = std::make_shared<RunOptions>();
+  auto s = std::make_shared<RunSettings>();
   auto once = std::make_shared<bool>(false);
-  cmd->add_option("DB", *db, "SQLite database file")->required();
-  cmd->add_flag("--once", *once, "one pass, then exit (for cron / Task Scheduler)");
-  auto* send_only = cmd->add_flag("--send-only", options->send_only, "only prepare and send");
-  cmd->add_flag("--receive-only", options->receive_only, "only receive and apply")
+  cmd->add_option("DB", s->db, "SQLite database file")->required();
+  auto* once_flag = cmd->add_flag("--once", *once,
+                                  "one pass, then exit (the default; for cron / Task Scheduler)");
+  cmd->add_option("--every", s->every,
+                  "keep running: a pass every INTERVAL (30s, 5m, 2h, 1d) until SIGTERM/SIGINT")
+      ->excludes(once_flag);
+  auto* send_only = cmd->add_flag("--send-only", s->options.send_only, "only prepare and send");
+  cmd->add_flag("--receive-only", s->options.receive_only, "only receive and apply")
       ->excludes(send_only);
-  cmd->callback([&action, &exit_code, db, options] {
-    action = [db, options, &exit_code]() -> Result<> {
-      SQLPOST_TRY_ASSIGN(const RunReport report, run_agent_once(*db, *options));
-      print_report(report);
-      exit_code = exit_code_for_report(report);
-      return success();
-    };
+  cmd->add_option("--log", s->log.file, "also log to FILE (rotated at 10 MiB, 5 files kept)");
+  cmd->add_flag("-v,--verbose", s->log.verbose, "log more detail");
+  cmd->callback([&action, &exit_code, s] {
+    action = [s, &exit_code]() -> Result<> { return run_agent_command(*s, exit_code); };
   });
 }
 

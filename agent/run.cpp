@@ -3,10 +3,12 @@
 #include <unistd.h>
 
 #include <iostream>
+#include <optional>
 
 #include "agent/check.h"
 #include "agent/exit_codes.h"
 #include "agent/lock.h"
+#include "agent/log.h"
 #include "agent/mail_settings.h"
 #include "agent/params.h"
 #include "schema/migrations.h"
@@ -65,8 +67,9 @@ Result<std::unique_ptr<transport::Link>> make_mail_link(Database& db, const std:
   SQLPOST_TRY_ASSIGN(auto config, load_mail_settings(db, site));
   SQLPOST_TRY_ASSIGN(const bool unverified, tls_verification_off(db));
   if (unverified) {
-    std::cerr << "sqlpost: warning: tls.verify=no: the mail servers' certificates are not "
-                 "checked; anyone on the path can read and change the mail\n";
+    log_warn(
+        "tls.verify=no: the mail servers' certificates are not checked; anyone on the path can "
+        "read and change the mail (set tls.ca_file instead)");
   }
   auto link = transport::MailLink::open(std::move(config));
   if (!link.ok()) {
@@ -145,7 +148,14 @@ Result<EngineOptions> engine_options(Database& db) {
 }
 
 Result<RunReport> run_agent_once(const std::string& db_path, const RunOptions& options) {
-  SQLPOST_TRY_ASSIGN(const AgentLock lock, AgentLock::acquire(db_path));
+  std::optional<AgentLock> lock;
+  if (!options.lock_held) {
+    auto acquired = AgentLock::acquire(db_path);
+    if (!acquired.ok()) {
+      return acquired.take_error();
+    }
+    lock.emplace(std::move(acquired).value());
+  }
   SQLPOST_TRY_ASSIGN(Database db, open_site(db_path));
   SQLPOST_TRY_ASSIGN(const LocalSite site, load_local_site(db));
   SQLPOST_TRY_ASSIGN(const auto link_kind, get_config(db, "link"));

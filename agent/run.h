@@ -21,6 +21,7 @@ namespace sqlpost {
 struct RunOptions {
   bool send_only = false;
   bool receive_only = false;
+  bool lock_held = false;  // the caller holds the agent lock (a long-running agent)
 };
 
 Result<std::unique_ptr<transport::Link>> make_link(Database& db, const std::string& db_path,

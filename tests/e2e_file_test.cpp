@@ -4,7 +4,10 @@
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "agent/lock.h"
 #include "tests/support.h"
@@ -15,6 +18,11 @@ using namespace sqlpost::test;
 namespace {
 
 std::string q(const std::string& s) { return shell_quote(s); }
+
+std::string env_bin() {
+  const char* bin = std::getenv("SQLPOST_BIN");  // NOLINT(concurrency-mt-unsafe): tests
+  return bin != nullptr ? bin : "sqlpost";
+}
 
 void sqlpost_ok(const std::string& args) {
   const auto r = run_sqlpost(args);
@@ -180,6 +188,32 @@ TEST_CASE("foreign files in a mailbox folder are left alone across runs") {
               .exit_code == 0);
   d.rounds(2);
   CHECK(run_command("test -f " + q(foreign)).exit_code == 0);
+}
+
+TEST_CASE("run --every: passes until SIGTERM, holds the lock, logs to a file") {
+  Deployment d;
+  shell(d.r1, "INSERT INTO customer VALUES (900, 'while the hub agent runs', NULL, NULL, NULL);");
+  const std::string log = d.dir.path("hq.log");
+  const std::string pid_file = d.dir.path("hq.pid");
+  const auto started = run_command(q(env_bin()) + " run " + q(d.hub) + " --every 1s --log " +
+                                   q(log) + " >/dev/null 2>&1 & echo $! > " + q(pid_file));
+  REQUIRE(started.exit_code == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto second = run_sqlpost("run " + q(d.hub) + " --once");
+  CHECK(second.exit_code == 6);  // the long-running agent holds the lock between passes too
+  sqlpost_ok("run " + q(d.r1) + " --once");
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  const auto stopped = run_command("pid=$(cat " + q(pid_file) +
+                                   "); kill -TERM $pid; for i in $(seq 50); do kill -0 $pid "
+                                   "2>/dev/null || exit 0; sleep 0.1; done; exit 1");
+  CHECK(stopped.exit_code == 0);  // it stopped within 5 s
+  Database h = open_db(d.hub);
+  CHECK(query_int(h, "SELECT count(*) FROM customer WHERE id = 900") == 1);
+  const auto logged = run_command("cat " + q(log));
+  CHECK(logged.output.find("runs every 1s") != std::string::npos);
+  CHECK(logged.output.find("stop requested") != std::string::npos);
+  d.run_until_quiet();
+  d.expect_converged();
 }
 
 TEST_SUITE_END();
