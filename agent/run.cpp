@@ -46,7 +46,7 @@ Error missing_mail_error(const std::string& db_path, const std::vector<std::stri
   for (const auto& key : missing) {
     keys += (keys.empty() ? "" : ", ") + key;
     if (key.ends_with(".password")) {
-      secrets += "; sqlpost config " + db_path + " --secret " + key;
+      secrets.append("; sqlpost config ").append(db_path).append(" --secret ").append(key);
     } else {
       plain += " " + key + "=...";
     }

@@ -73,8 +73,8 @@ CURLcode CurlEasy::perform() {
   upload_pos_ = 0;
   error_buffer_[0] = '\0';
   if (!setopt_ok_) {
-    std::snprintf(error_buffer_.data(), error_buffer_.size(),
-                  "libcurl rejected option %d (too old a libcurl?)", bad_option_);
+    (void)std::snprintf(error_buffer_.data(), error_buffer_.size(),
+                        "libcurl rejected option %d (too old a libcurl?)", bad_option_);
     return CURLE_BAD_FUNCTION_ARGUMENT;
   }
   return curl_easy_perform(handle_.get());

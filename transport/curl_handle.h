@@ -53,7 +53,7 @@ class CurlSlist {
 class CurlEasy {
  public:
   // Reply lines kept from the header callback (the most recent ones).
-  static constexpr std::size_t kMaxReplyBytes = 64 * 1024;
+  static constexpr std::size_t kMaxReplyBytes = std::size_t{64} * 1024;
   // Called with every libcurl debug record (CURLOPT_DEBUGFUNCTION) when set.
   using Trace = std::function<void(curl_infotype, std::string_view)>;
 
