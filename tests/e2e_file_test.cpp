@@ -24,29 +24,6 @@ std::string env_bin() {
   return bin != nullptr ? bin : "sqlpost";
 }
 
-void sqlpost_ok(const std::string& args) {
-  const auto r = run_sqlpost(args);
-  REQUIRE_MESSAGE(r.exit_code == 0, "sqlpost " << args << "\n" << r.output);
-}
-
-void shell(const std::string& db, const std::string& sql) {
-  const auto r = run_command("sqlite3 " + q(db) + " " + q(sql));
-  REQUIRE_MESSAGE(r.exit_code == 0, sql << "\n" << r.output);
-}
-
-bool quiet(const std::string& db) {
-  const auto r = run_sqlpost("status " + q(db) + " --json");
-  REQUIRE(r.exit_code == 0);
-  const auto status = nlohmann::json::parse(r.output);
-  for (const auto& p : status["partners"]) {
-    if (p["unsent_changes"] != 0 || p["delivery"]["outbox_messages"] != 0 ||
-        p["delivery"]["inbox_parts"] != 0) {
-      return false;
-    }
-  }
-  return true;
-}
-
 struct Deployment {
   TempDir dir;
   std::string hub = dir.path("hq.db");
@@ -55,13 +32,13 @@ struct Deployment {
   std::string mail = dir.path("mail");
 
   Deployment() {
-    shell(hub,
-          "CREATE TABLE customer(id INTEGER PRIMARY KEY, name TEXT NOT NULL, region TEXT, "
-          "balance REAL, photo BLOB);"
-          "CREATE TABLE line(order_id INTEGER, n INTEGER, qty INTEGER, note, PRIMARY KEY "
-          "(order_id, n)) WITHOUT ROWID;"
-          "INSERT INTO customer VALUES (1, 'Ada', 'east', 10.5, x'00ff'), (2, 'Bob', NULL, "
-          "NULL, NULL);");
+    sqlite_shell(hub,
+                 "CREATE TABLE customer(id INTEGER PRIMARY KEY, name TEXT NOT NULL, region TEXT, "
+                 "balance REAL, photo BLOB);"
+                 "CREATE TABLE line(order_id INTEGER, n INTEGER, qty INTEGER, note, PRIMARY KEY "
+                 "(order_id, n)) WITHOUT ROWID;"
+                 "INSERT INTO customer VALUES (1, 'Ada', 'east', 10.5, x'00ff'), (2, 'Bob', NULL, "
+                 "NULL, NULL);");
     sqlpost_ok("init " + q(hub) + " --site hq --address hq@hq.test");
     sqlpost_ok("config " + q(hub) + " link=file file.dir=" + q(mail) + " max_message_bytes=8192");
     sqlpost_ok("publish " + q(hub) + " sales customer");
@@ -86,7 +63,7 @@ struct Deployment {
   void run_until_quiet() {
     for (int i = 0; i < 10; ++i) {
       rounds(1);
-      if (quiet(hub) && quiet(r1) && quiet(r2)) {
+      if (site_quiet(hub) && site_quiet(r1) && site_quiet(r2)) {
         return;
       }
     }
@@ -119,18 +96,20 @@ TEST_CASE("hub and two remotes replicate both ways over the file link") {
   REQUIRE(stat(d.r1.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
 
-  shell(d.hub,
-        "BEGIN; INSERT INTO customer VALUES (3, 'Cy', 'west', -0.0, zeroblob(0));"
-        "INSERT INTO line VALUES (3, 1, 9223372036854775807, 'max'); COMMIT;"
-        "UPDATE customer SET balance = 11.25 WHERE id = 1;");
-  shell(d.r1,
-        "BEGIN; INSERT INTO customer VALUES (100, 'From r1', 'north', 1e-300, randomblob(3000));"
-        "INSERT INTO line VALUES (100, 1, -9223372036854775808, NULL);"
-        "INSERT INTO line VALUES (100, 2, 2, x'0001'); COMMIT;"
-        "DELETE FROM customer WHERE id = 2;");
-  shell(d.r2,
-        "INSERT INTO customer VALUES (200, 'From r2 \xc3\xa9', NULL, 1e300, randomblob(20000));"
-        "UPDATE customer SET region = 'south' WHERE id = 3;");
+  sqlite_shell(d.hub,
+               "BEGIN; INSERT INTO customer VALUES (3, 'Cy', 'west', -0.0, zeroblob(0));"
+               "INSERT INTO line VALUES (3, 1, 9223372036854775807, 'max'); COMMIT;"
+               "UPDATE customer SET balance = 11.25 WHERE id = 1;");
+  sqlite_shell(
+      d.r1,
+      "BEGIN; INSERT INTO customer VALUES (100, 'From r1', 'north', 1e-300, randomblob(3000));"
+      "INSERT INTO line VALUES (100, 1, -9223372036854775808, NULL);"
+      "INSERT INTO line VALUES (100, 2, 2, x'0001'); COMMIT;"
+      "DELETE FROM customer WHERE id = 2;");
+  sqlite_shell(
+      d.r2,
+      "INSERT INTO customer VALUES (200, 'From r2 \xc3\xa9', NULL, 1e300, randomblob(20000));"
+      "UPDATE customer SET region = 'south' WHERE id = 3;");
   d.run_until_quiet();
   d.expect_converged();
 
@@ -139,10 +118,10 @@ TEST_CASE("hub and two remotes replicate both ways over the file link") {
   CHECK(query_int(h, "SELECT count(*) FROM line") == 3);
 
   // More rounds of work: deletes and updates of rows that came from elsewhere.
-  shell(d.r2,
-        "DELETE FROM line WHERE order_id = 100 AND n = 2; UPDATE customer SET name = "
-        "'renamed at r2' WHERE id = 100;");
-  shell(d.r1, "UPDATE line SET qty = qty + 1 WHERE order_id = 3;");
+  sqlite_shell(d.r2,
+               "DELETE FROM line WHERE order_id = 100 AND n = 2; UPDATE customer SET name = "
+               "'renamed at r2' WHERE id = 100;");
+  sqlite_shell(d.r1, "UPDATE line SET qty = qty + 1 WHERE order_id = 3;");
   d.run_until_quiet();
   d.expect_converged();
 
@@ -182,7 +161,7 @@ TEST_CASE("foreign files in a mailbox folder are left alone across runs") {
   Deployment d;
   d.rounds(1);
   const std::string folder = d.mail + "/hq@hq.test/new";
-  shell(d.hub, "SELECT 1");  // the folder exists after the first round
+  sqlite_shell(d.hub, "SELECT 1");  // the folder exists after the first round
   const std::string foreign = folder + "/0000.foreign";
   REQUIRE(run_command("printf 'From: a@b\\r\\nSubject: hi\\r\\n\\r\\nhello\\r\\n' > " + q(foreign))
               .exit_code == 0);
@@ -192,7 +171,8 @@ TEST_CASE("foreign files in a mailbox folder are left alone across runs") {
 
 TEST_CASE("run --every: passes until SIGTERM, holds the lock, logs to a file") {
   Deployment d;
-  shell(d.r1, "INSERT INTO customer VALUES (900, 'while the hub agent runs', NULL, NULL, NULL);");
+  sqlite_shell(d.r1,
+               "INSERT INTO customer VALUES (900, 'while the hub agent runs', NULL, NULL, NULL);");
   const std::string log = d.dir.path("hq.log");
   const std::string pid_file = d.dir.path("hq.pid");
   const auto started = run_command(q(env_bin()) + " run " + q(d.hub) + " --every 1s --log " +

@@ -108,31 +108,10 @@ void deliver(const std::string& address, const std::string& mail) {
   REQUIRE_MESSAGE(r.exit_code == 0, r.output);
 }
 
-void sqlpost_ok(const std::string& args) {
-  const auto r = run_sqlpost(args);
-  REQUIRE_MESSAGE(r.exit_code == 0, "sqlpost " << args << "\n" << r.output);
-}
-
-void shell(const std::string& db, const std::string& sql) {
-  const auto r = run_command("sqlite3 " + q(db) + " " + q(sql));
-  REQUIRE_MESSAGE(r.exit_code == 0, sql << "\n" << r.output);
-}
-
 nlohmann::json status_of(const std::string& db) {
   const auto r = run_sqlpost("status " + q(db) + " --json");
   REQUIRE(r.exit_code == 0);
   return nlohmann::json::parse(r.output);
-}
-
-bool quiet(const std::string& db) {
-  const nlohmann::json status = status_of(db);
-  for (const auto& p : status["partners"]) {
-    if (p["unsent_changes"] != 0 || p["delivery"]["outbox_messages"] != 0 ||
-        p["delivery"]["inbox_parts"] != 0) {
-      return false;
-    }
-  }
-  return true;
 }
 
 struct MailDeployment {
@@ -146,11 +125,11 @@ struct MailDeployment {
     for (const char* user : {"hq", "site1", "site2"}) {
       drain(user);
     }
-    shell(hub,
-          "CREATE TABLE customer(id INTEGER PRIMARY KEY, name TEXT NOT NULL, region TEXT, "
-          "balance REAL, photo BLOB);"
-          "INSERT INTO customer VALUES (1, 'Ada', 'east', 10.5, x'00ff'), (2, 'Bob', NULL, "
-          "NULL, NULL);");
+    sqlite_shell(hub,
+                 "CREATE TABLE customer(id INTEGER PRIMARY KEY, name TEXT NOT NULL, region TEXT, "
+                 "balance REAL, photo BLOB);"
+                 "INSERT INTO customer VALUES (1, 'Ada', 'east', 10.5, x'00ff'), (2, 'Bob', NULL, "
+                 "NULL, NULL);");
     sqlpost_ok("init " + q(hub) + " --site hq --address hq@hq.test");
     sqlpost_ok("config " + q(hub) + " link=smtp smtp.host=127.0.0.1 smtp.port=" + port_submission +
                " pop3.host=127.0.0.1 pop3.port=" + env("MAILSTACK_POP3_PORT") +
@@ -208,7 +187,7 @@ struct MailDeployment {
   void run_until_quiet() {
     for (int i = 0; i < 40; ++i) {
       round();
-      if (quiet(hub) && quiet(s1) && quiet(s2)) {
+      if (site_quiet(hub) && site_quiet(s1) && site_quiet(s2)) {
         return;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
@@ -238,23 +217,24 @@ TEST_CASE("hub and two remotes replicate both ways through SMTP, POP3 and IMAP")
     return;
   }
   MailDeployment d;
-  shell(d.hub,
-        "BEGIN; INSERT INTO customer VALUES (3, 'Cy', 'west', -0.0, zeroblob(0));"
-        "UPDATE customer SET balance = 11.25 WHERE id = 1; COMMIT;");
-  shell(d.s1,
-        "BEGIN; INSERT INTO customer VALUES (100, 'From site1', 'north', 1e-300, "
-        "randomblob(40000)); INSERT INTO customer VALUES (101, 'big int', 9223372036854775807, "
-        "NULL, NULL); COMMIT; DELETE FROM customer WHERE id = 2;");
-  shell(d.s2,
-        "INSERT INTO customer VALUES (200, 'From site2 \xc3\xa9', NULL, 1e300, x'');"
-        "UPDATE customer SET region = 'south' WHERE id = 3;");
+  sqlite_shell(d.hub,
+               "BEGIN; INSERT INTO customer VALUES (3, 'Cy', 'west', -0.0, zeroblob(0));"
+               "UPDATE customer SET balance = 11.25 WHERE id = 1; COMMIT;");
+  sqlite_shell(
+      d.s1,
+      "BEGIN; INSERT INTO customer VALUES (100, 'From site1', 'north', 1e-300, "
+      "randomblob(40000)); INSERT INTO customer VALUES (101, 'big int', 9223372036854775807, "
+      "NULL, NULL); COMMIT; DELETE FROM customer WHERE id = 2;");
+  sqlite_shell(d.s2,
+               "INSERT INTO customer VALUES (200, 'From site2 \xc3\xa9', NULL, 1e300, x'');"
+               "UPDATE customer SET region = 'south' WHERE id = 3;");
   d.run_until_quiet();
   d.expect_converged();
   Database h = open_db(d.hub);
   CHECK(query_int(h, "SELECT count(*) FROM customer") == 5);  // 1, 3, 100, 101, 200
 
-  shell(d.s2, "UPDATE customer SET name = 'renamed at site2' WHERE id = 100;");
-  shell(d.s1, "DELETE FROM customer WHERE id = 200;");
+  sqlite_shell(d.s2, "UPDATE customer SET name = 'renamed at site2' WHERE id = 100;");
+  sqlite_shell(d.s1, "DELETE FROM customer WHERE id = 200;");
   d.run_until_quiet();
   d.expect_converged();
   for (const char* user : {"hq", "site1", "site2"}) {
@@ -279,7 +259,7 @@ TEST_CASE("foreign mail stays in the mailbox; a forged sqlpost message is reject
   REQUIRE(forged->size() == 1);
   deliver("hq@hq.test", forged->front());
   wait_for_mail("hq", 2);
-  shell(d.s1, "INSERT INTO customer VALUES (300, 'real change', NULL, NULL, NULL);");
+  sqlite_shell(d.s1, "INSERT INTO customer VALUES (300, 'real change', NULL, NULL, NULL);");
   const auto first = run_sqlpost("run " + q(d.hub) + " --once");
   CHECK(first.exit_code == 5);  // rejected input
   CHECK(first.output.find("authentication") != std::string::npos);
@@ -299,7 +279,7 @@ TEST_CASE("SMTP server unreachable: exit code 4, nothing lost, delivered once it
     return;
   }
   MailDeployment d;
-  shell(d.hub, "INSERT INTO customer VALUES (400, 'while down', NULL, NULL, NULL);");
+  sqlite_shell(d.hub, "INSERT INTO customer VALUES (400, 'while down', NULL, NULL, NULL);");
   sqlpost_ok("config " + q(d.hub) + " smtp.port=1 timeout=2");  // nothing listens there
   const auto down = run_sqlpost("run " + q(d.hub) + " --once");
   CHECK(down.exit_code == 4);
@@ -318,7 +298,7 @@ TEST_CASE("a permanent refusal (550 unknown user) is reported and not retried ev
   MailDeployment d;
   sqlpost_ok("site add " + q(d.hub) + " ghost --address nobody@site1.test");
   sqlpost_ok("subscribe " + q(d.hub) + " ghost sales");
-  shell(d.hub, "INSERT INTO customer VALUES (500, 'for everyone', NULL, NULL, NULL);");
+  sqlite_shell(d.hub, "INSERT INTO customer VALUES (500, 'for everyone', NULL, NULL, NULL);");
   const auto refused = run_sqlpost("run " + q(d.hub) + " --once");
   CHECK(refused.exit_code == 4);
   CHECK_MESSAGE(refused.output.find("refused message 1 part 1 to ghost") != std::string::npos,
@@ -337,7 +317,7 @@ TEST_CASE("an untrusted certificate is a configuration error that loses nothing"
     return;
   }
   MailDeployment d;
-  shell(d.s1, "INSERT INTO customer VALUES (600, 'waits for trust', NULL, NULL, NULL);");
+  sqlite_shell(d.s1, "INSERT INTO customer VALUES (600, 'waits for trust', NULL, NULL, NULL);");
   sqlpost_ok("config " + q(d.s1) + " tls.ca_file=");  // the system store: self-signed fails
   const auto untrusted = run_sqlpost("run " + q(d.s1) + " --once");
   CHECK(untrusted.exit_code == 3);
@@ -355,8 +335,9 @@ TEST_CASE("agents killed with SIGKILL during runs converge after the next runs")
   int killed = 0;
   for (int i = 0; i < 6; ++i) {
     const std::string id = std::to_string(700 + i);
-    shell(d.hub, "INSERT INTO customer VALUES (" + id + ", 'hub', NULL, NULL, NULL);");
-    shell(d.s1, "INSERT INTO customer VALUES (" + id + "0, 's1', NULL, NULL, randomblob(30000));");
+    sqlite_shell(d.hub, "INSERT INTO customer VALUES (" + id + ", 'hub', NULL, NULL, NULL);");
+    sqlite_shell(d.s1,
+                 "INSERT INTO customer VALUES (" + id + "0, 's1', NULL, NULL, randomblob(30000));");
     for (const auto& db : {d.hub, d.s1, d.s2}) {
       // Killed after 0..50 ms: before, while or after talking to the servers.
       const auto r = run_command(

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 namespace sqlpost::test {
 namespace {
@@ -85,6 +86,29 @@ CommandResult run_sqlpost(const std::string& arguments) {
   const char* bin = std::getenv("SQLPOST_BIN");
   REQUIRE_MESSAGE(bin != nullptr, "SQLPOST_BIN is not set (run through ctest)");
   return run_command(shell_quote(bin) + " " + arguments);
+}
+
+void sqlpost_ok(const std::string& arguments) {
+  const auto r = run_sqlpost(arguments);
+  REQUIRE_MESSAGE(r.exit_code == 0, "sqlpost " << arguments << "\n" << r.output);
+}
+
+void sqlite_shell(const std::string& db, const std::string& sql) {
+  const auto r = run_command("sqlite3 " + shell_quote(db) + " " + shell_quote(sql));
+  REQUIRE_MESSAGE(r.exit_code == 0, sql << "\n" << r.output);
+}
+
+bool site_quiet(const std::string& db) {
+  const auto r = run_sqlpost("status " + shell_quote(db) + " --json");
+  REQUIRE(r.exit_code == 0);
+  const auto status = nlohmann::json::parse(r.output);
+  for (const auto& p : status["partners"]) {
+    if (p["unsent_changes"] != 0 || p["delivery"]["outbox_messages"] != 0 ||
+        p["delivery"]["inbox_parts"] != 0) {
+      return false;
+    }
+  }
+  return true;
 }
 
 Database open_db(const std::string& path) {

@@ -35,6 +35,13 @@ CommandResult run_command(const std::string& command_line);
 CommandResult run_sqlpost(const std::string& arguments);
 std::string shell_quote(const std::string& text);
 
+// Runs sqlpost with `arguments` and REQUIREs exit code 0 (prints the output if not).
+void sqlpost_ok(const std::string& arguments);
+// Runs `sql` with the sqlite3 command-line shell on `db` (another program than ours).
+void sqlite_shell(const std::string& db, const std::string& sql);
+// True when `sqlpost status DB --json` shows nothing unsent, unconfirmed or unapplied.
+bool site_quiet(const std::string& db);
+
 Database open_db(const std::string& path);
 void exec(Database& db, const std::string& sql);
 std::int64_t query_int(Database& db, const std::string& sql);

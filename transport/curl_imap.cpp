@@ -62,17 +62,9 @@ Result<FetchLine> parse_fetch(std::string_view line) {
 
 Result<std::vector<FetchLine>> parse_fetch_listing(std::string_view body) {
   std::vector<FetchLine> lines;
-  while (!body.empty()) {
-    const std::size_t end = body.find('\n');
-    std::string_view line = body.substr(0, end);
-    body.remove_prefix(end == std::string_view::npos ? body.size() : end + 1);
-    if (!line.empty() && line.back() == '\r') {
-      line.remove_suffix(1);
-    }
-    if (!line.empty()) {
-      SQLPOST_TRY_ASSIGN(FetchLine parsed, parse_fetch(line));
-      lines.push_back(std::move(parsed));
-    }
+  for (const std::string_view line : reply_lines(body)) {
+    SQLPOST_TRY_ASSIGN(FetchLine parsed, parse_fetch(line));
+    lines.push_back(std::move(parsed));
   }
   return lines;
 }

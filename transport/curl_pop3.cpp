@@ -46,17 +46,9 @@ Result<Line> parse_line(std::string_view line) {
 // Every non-empty line of a multi-line POP3 reply body.
 Result<std::vector<Line>> parse_listing(std::string_view body) {
   std::vector<Line> lines;
-  while (!body.empty()) {
-    const std::size_t end = body.find('\n');
-    std::string_view line = body.substr(0, end);
-    body.remove_prefix(end == std::string_view::npos ? body.size() : end + 1);
-    if (!line.empty() && line.back() == '\r') {
-      line.remove_suffix(1);
-    }
-    if (!line.empty()) {
-      SQLPOST_TRY_ASSIGN(Line parsed, parse_line(line));
-      lines.push_back(parsed);
-    }
+  for (const std::string_view line : reply_lines(body)) {
+    SQLPOST_TRY_ASSIGN(Line parsed, parse_line(line));
+    lines.push_back(parsed);
   }
   return lines;
 }

@@ -154,6 +154,22 @@ void apply_server(CurlEasy& easy, MailProtocol protocol, const MailServer& serve
   easy.set(CURLOPT_MAXAGE_CONN, 3600L);
 }
 
+std::vector<std::string_view> reply_lines(std::string_view body) {
+  std::vector<std::string_view> lines;
+  while (!body.empty()) {
+    const std::size_t end = body.find('\n');
+    std::string_view line = body.substr(0, end);
+    body.remove_prefix(end == std::string_view::npos ? body.size() : end + 1);
+    if (!line.empty() && line.back() == '\r') {
+      line.remove_suffix(1);
+    }
+    if (!line.empty()) {
+      lines.push_back(line);
+    }
+  }
+  return lines;
+}
+
 Error mail_error(const CurlEasy& easy, CURLcode rc, std::string_view what_view) {
   const std::string what(what_view);
   if (rc == CURLE_WRITE_ERROR && easy.overflowed()) {

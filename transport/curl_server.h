@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "transport/curl_handle.h"
 #include "transport/result.h"
@@ -61,6 +62,9 @@ std::string server_url(MailProtocol protocol, const MailServer& server);
 // "host:port" for messages.
 std::string server_name(MailProtocol protocol, const MailServer& server);
 void apply_server(CurlEasy& easy, MailProtocol protocol, const MailServer& server);
+
+// The non-empty lines of a multi-line server reply, without their CR LF.
+std::vector<std::string_view> reply_lines(std::string_view body);
 
 // `what` names the operation ("SMTP send to a@b via host:587").
 Error mail_error(const CurlEasy& easy, CURLcode rc, std::string_view what);
