@@ -353,6 +353,33 @@ TEST_CASE("agents killed with SIGKILL during runs converge after the next runs")
   CHECK(query_int(h, "SELECT count(*) FROM customer WHERE id >= 700") == 12);
 }
 
+TEST_CASE("first run on a terminal asks for the missing settings, tests and stores them") {
+  if (!mailstack_running()) {
+    return;
+  }
+  drain("hq");
+  TempDir dir;
+  const std::string db = dir.path("first.db");
+  sqlpost_ok("init " + q(db) + " --site hq --address hq@hq.test");
+  sqlpost_ok("config " + q(db) + " link=smtp smtp.port=" + env("MAILSTACK_SUBMISSION_PORT") +
+             " pop3.port=" + env("MAILSTACK_POP3_PORT") +
+             " tls.ca_file=" + q(env("MAILSTACK_CACERT")));
+  // script(1) gives sqlpost a terminal; the answers come one per second, as typed.
+  const std::string answers =
+      "sleep 1; echo 127.0.0.1; sleep 1; echo 127.0.0.1; sleep 1; "
+      "echo hq; sleep 1; echo " +
+      q(mail_passwords()["hq"]) + "; sleep 4";
+  const auto r = run_command("(" + answers + ") | script -qec " +
+                             q(env("SQLPOST_BIN") + " run " + q(db) + " --once") + " /dev/null");
+  CHECK_MESSAGE(r.exit_code == 0, r.output);
+  CHECK(r.output.find("ok   pop3: mailbox") != std::string::npos);
+  CHECK(r.output.find(mail_passwords()["hq"]) == std::string::npos);  // typed without echo
+  const auto shown = run_sqlpost("config " + q(db));
+  CHECK(shown.output.find("pop3.user=hq") != std::string::npos);
+  CHECK(shown.output.find("pop3.password=********") != std::string::npos);
+  CHECK(run_sqlpost("run " + q(db) + " --once </dev/null").exit_code == 0);
+}
+
 TEST_CASE("sqlpost check names the failing step; missing settings are listed for cron") {
   if (!mailstack_running()) {
     return;
