@@ -108,6 +108,26 @@ CREATE TABLE sqlpost_foreign_mail(
   mail_id TEXT PRIMARY KEY,
   seen_at INTEGER NOT NULL) WITHOUT ROWID;
 )sql",
+    // 3: conflicts, one row per conflicting column (or per failed change); values are
+    // stored as they are (no affinity), resolved_value may be changed by a user trigger.
+    R"sql(
+CREATE TABLE sqlpost_conflicts(
+  id INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  table_name TEXT NOT NULL,
+  row_key TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  column_name TEXT,
+  local_value,
+  old_value,
+  incoming_value,
+  resolved_value,
+  from_site TEXT NOT NULL,
+  local_site TEXT NOT NULL,
+  policy TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  detail TEXT);
+)sql",
 };
 
 Result<> set_version(Database& db, int version) {
