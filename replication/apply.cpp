@@ -1,7 +1,10 @@
 #include "replication/apply.h"
 
 #include <algorithm>
+#include <optional>
+#include <set>
 
+#include "schema/capture.h"
 #include "schema/introspect.h"
 
 namespace sqlpost {
@@ -79,67 +82,354 @@ std::string delete_sql(const TableBlock& t) {
   return "DELETE FROM " + quote_identifier(t.table) + " WHERE " + key_condition(t, 1);
 }
 
-Result<> run_insert(Database& db, const TableBlock& t, const WireChange& c) {
-  SQLPOST_TRY_ASSIGN(Statement * st, db.cached(insert_sql(t, c.columns)));
-  int i = 1;
-  for (const auto& v : c.key) {
-    st->bind_static(i++, v);
+std::string select_sql(const TableBlock& t, const std::vector<std::string>& columns) {
+  std::string names;
+  for (const auto& c : columns) {
+    names += (names.empty() ? "" : ", ") + quote_identifier(c);
   }
-  for (const auto& v : c.new_values) {
-    st->bind_static(i++, v);
-  }
-  return st->run();
+  return "SELECT " + (names.empty() ? std::string("1") : names) + " FROM " +
+         quote_identifier(t.table) + " WHERE " + key_condition(t, 1);
 }
 
-Result<bool> run_update(Database& db, const TableBlock& t, const WireChange& c) {
-  if (c.columns.empty()) {
-    return true;
-  }
-  SQLPOST_TRY_ASSIGN(Statement * st, db.cached(update_sql(t, c.columns)));
-  int i = 1;
-  for (const auto& v : c.new_values) {
-    st->bind_static(i++, v);
-  }
-  for (const auto& v : c.key) {
-    st->bind_static(i++, v);
-  }
-  SQLPOST_TRY(st->run());
-  return db.changes() > 0;
-}
+class Applier {
+ public:
+  Applier(Database& db, const ApplyContext& ctx, ApplyStats& stats)
+      : db_(db), ctx_(ctx), stats_(stats) {}
 
-Result<bool> run_delete(Database& db, const TableBlock& t, const WireChange& c) {
-  SQLPOST_TRY_ASSIGN(Statement * st, db.cached(delete_sql(t)));
-  int i = 1;
-  for (const auto& v : c.key) {
-    st->bind_static(i++, v);
+  Result<> apply(const TableBlock& t, const WireChange& c) {
+    switch (c.op) {
+      case ChangeOp::kInsert: return apply_insert(t, c);
+      case ChangeOp::kUpdate: return apply_update(t, c);
+      case ChangeOp::kDelete: return apply_delete(t, c);
+    }
+    return make_error(Errc::kCorruption, "unknown change operation");
   }
-  SQLPOST_TRY(st->run());
-  return db.changes() > 0;
-}
 
-Result<> apply_change(Database& db, const TableBlock& t, const WireChange& c, ApplyStats& stats) {
-  switch (c.op) {
-    case ChangeOp::kInsert:
-      SQLPOST_TRY(run_insert(db, t, c));
-      ++stats.inserted;
-      return success();
-    case ChangeOp::kUpdate: {
-      SQLPOST_TRY_ASSIGN(const bool found, run_update(db, t, c));
-      found ? ++stats.updated : ++stats.missing;
+  // Rows left violating a foreign key: recorded once per row, kept.
+  Result<> check_foreign_keys(const Payload& payload) {
+    SQLPOST_TRY_ASSIGN(const auto tables, tables_to_check(payload));
+    for (const auto& table : tables) {
+      SQLPOST_TRY_ASSIGN(Statement st, db_.prepare("SELECT \"table\", rowid, parent FROM "
+                                                   "pragma_foreign_key_check(?)"));
+      st.bind(1, table);
+      for (;;) {
+        SQLPOST_TRY_ASSIGN(const bool row, st.step());
+        if (!row) {
+          break;
+        }
+        SQLPOST_TRY(record_foreign_key(st.column_text(0), st.column(1), st.column_text(2)));
+      }
+    }
+    return success();
+  }
+
+ private:
+  // ---- reading the local row
+
+  std::vector<std::string> names_of(const TableBlock& t, const std::vector<std::uint32_t>& cols) {
+    std::vector<std::string> names;
+    names.reserve(cols.size());
+    for (const auto c : cols) {
+      names.push_back(t.columns[c]);
+    }
+    return names;
+  }
+
+  Result<std::optional<Row>> read_row(const TableBlock& t, const Row& key,
+                                      const std::vector<std::string>& columns) {
+    SQLPOST_TRY_ASSIGN(Statement * st, db_.cached(select_sql(t, columns)));
+    for (std::size_t i = 0; i < key.size(); ++i) {
+      st->bind(static_cast<int>(i + 1), key[i]);
+    }
+    SQLPOST_TRY_ASSIGN(const bool found, st->step());
+    std::optional<Row> row;
+    if (found) {
+      row.emplace();
+      for (std::size_t i = 0; i < columns.size(); ++i) {
+        row->push_back(st->column(static_cast<int>(i)));
+      }
+    }
+    st->reset();
+    return row;
+  }
+
+  // ---- statements; a constraint failure skips the change instead of failing the message
+
+  static bool is_constraint_failure(const Error& e) {
+    return e.code == Errc::kDatabase && e.message.find("constraint failed") != std::string::npos;
+  }
+
+  Result<bool> guarded(const TableBlock& t, const WireChange& c, const Result<>& ran) {
+    if (ran.ok()) {
+      return true;
+    }
+    if (!is_constraint_failure(ran.error())) {
+      return ran.error();
+    }
+    ConflictRecord r = base_record(t, c.key, kConflictConstraint);
+    r.outcome = "skipped";
+    r.detail = ran.error().message;
+    SQLPOST_TRY(record_only(r));
+    if (ctx_.decides) {
+      SQLPOST_TRY(capture_row_image(db_, t.table, c.key));  // the origin gets our row back
+    }
+    return false;
+  }
+
+  Result<> run_upsert(const TableBlock& t, const WireChange& c) {
+    SQLPOST_TRY_ASSIGN(Statement * st, db_.cached(insert_sql(t, c.columns)));
+    int i = 1;
+    for (const auto& v : c.key) {
+      st->bind_static(i++, v);
+    }
+    for (const auto& v : c.new_values) {
+      st->bind_static(i++, v);
+    }
+    return st->run();
+  }
+
+  Result<> run_update(const TableBlock& t, const std::vector<std::uint32_t>& columns,
+                      const Row& values, const Row& key) {
+    SQLPOST_TRY_ASSIGN(Statement * st, db_.cached(update_sql(t, columns)));
+    int i = 1;
+    for (const auto& v : values) {
+      st->bind_static(i++, v);
+    }
+    for (const auto& v : key) {
+      st->bind_static(i++, v);
+    }
+    return st->run();
+  }
+
+  Result<> run_delete(const TableBlock& t, const Row& key) {
+    SQLPOST_TRY_ASSIGN(Statement * st, db_.cached(delete_sql(t)));
+    int i = 1;
+    for (const auto& v : key) {
+      st->bind_static(i++, v);
+    }
+    return st->run();
+  }
+
+  // ---- the three operations
+
+  Result<> apply_insert(const TableBlock& t, const WireChange& c) {
+    if (ctx_.decides) {
+      SQLPOST_TRY_ASSIGN(const auto local, read_row(t, c.key, names_of(t, c.columns)));
+      if (local) {
+        return resolve_and_update(t, c, *local, kConflictInsertExists);
+      }
+    }
+    SQLPOST_TRY_ASSIGN(const bool done, guarded(t, c, run_upsert(t, c)));
+    stats_.inserted += done ? 1 : 0;
+    return success();
+  }
+
+  Result<> apply_update(const TableBlock& t, const WireChange& c) {
+    if (c.columns.empty()) {
       return success();
     }
-    case ChangeOp::kDelete: {
-      SQLPOST_TRY_ASSIGN(const bool found, run_delete(db, t, c));
-      found ? ++stats.deleted : ++stats.missing;
+    SQLPOST_TRY_ASSIGN(const auto local, read_row(t, c.key, names_of(t, c.columns)));
+    if (!local) {
+      ++stats_.missing;
+      ConflictRecord r = base_record(t, c.key, kConflictUpdateMissing);
+      r.outcome = "skipped";
+      r.detail = "no row with this key here";
+      return record_only(r);
+    }
+    return resolve_and_update(t, c, *local, kConflictUpdate);
+  }
+
+  Result<> apply_delete(const TableBlock& t, const WireChange& c) {
+    SQLPOST_TRY_ASSIGN(const bool done, guarded(t, c, run_delete(t, c.key)));
+    if (!done) {
       return success();
     }
+    if (db_.changes() > 0) {
+      ++stats_.deleted;
+      return success();
+    }
+    ++stats_.missing;
+    ConflictRecord r = base_record(t, c.key, kConflictDeleteMissing);
+    r.outcome = "none";
+    r.detail = "the row was already gone";
+    return record_only(r);
   }
-  return make_error(Errc::kCorruption, "unknown change operation");
-}
+
+  // ---- conflicts
+
+  // The values to write: the incoming ones, except where this site decides otherwise.
+  Result<> resolve_and_update(const TableBlock& t, const WireChange& c, const Row& local,
+                              std::string_view kind) {
+    Row values = c.new_values;
+    bool differs = false;
+    if (ctx_.decides) {
+      SQLPOST_TRY_ASSIGN(const bool incoming_wins, incoming_wins_by_policy(t, c));
+      for (std::size_t i = 0; i < c.columns.size(); ++i) {
+        const bool has_old = i < c.old_values.size();
+        const bool unchanged_here = has_old && local[i] == c.old_values[i];
+        if (unchanged_here || local[i] == c.new_values[i]) {
+          continue;  // no conflict on this column
+        }
+        ConflictRecord r = base_record(t, c.key, kind);
+        r.column = t.columns[c.columns[i]];
+        r.local = local[i];
+        r.old = has_old ? c.old_values[i] : Value();
+        r.incoming = c.new_values[i];
+        r.resolved = incoming_wins ? c.new_values[i] : local[i];
+        r.outcome = incoming_wins ? "incoming" : "local";
+        SQLPOST_TRY_ASSIGN(values[i], record(r));
+        differs = differs || !(values[i] == c.new_values[i]);
+      }
+    }
+    SQLPOST_TRY_ASSIGN(const bool done, guarded(t, c, run_update(t, c.columns, values, c.key)));
+    if (!done) {
+      return success();
+    }
+    ++stats_.updated;
+    if (differs) {
+      return capture_row_image(db_, t.table, c.key);  // tell the origin what was decided
+    }
+    return success();
+  }
+
+  const ConflictPolicy& policy_for(const std::string& table) const {
+    static const ConflictPolicy kDefault;
+    const auto found = ctx_.policies.find(table);
+    return found == ctx_.policies.end() ? kDefault : found->second;
+  }
+
+  Result<bool> incoming_wins_by_policy(const TableBlock& t, const WireChange& c) {
+    const ConflictPolicy& policy = policy_for(t.table);
+    if (policy.kind == PolicyKind::kIncoming) {
+      return true;
+    }
+    if (policy.kind == PolicyKind::kConsolidated) {
+      return false;
+    }
+    SQLPOST_TRY_ASSIGN(const auto local, read_row(t, c.key, {policy.column}));
+    const Value local_stamp = local ? local->front() : Value();
+    Value incoming_stamp = local_stamp;  // the change does not touch the column: a tie
+    for (std::size_t i = 0; i < c.columns.size(); ++i) {
+      if (t.columns[c.columns[i]] == policy.column) {
+        incoming_stamp = c.new_values[i];
+      }
+    }
+    const int order = compare_values(incoming_stamp, local_stamp);
+    return order > 0 || (order == 0 && ctx_.from_site < ctx_.local_site);
+  }
+
+  // SQLite's ordering: NULL < numbers < text < blob; numbers by value, text/blob by bytes.
+  static int compare_values(const Value& a, const Value& b) {
+    const auto rank = [](const Value& v) {
+      const auto& s = v.storage();
+      if (std::holds_alternative<std::int64_t>(s) || std::holds_alternative<double>(s)) {
+        return 1;
+      }
+      return std::holds_alternative<Text>(s) ? 2 : std::holds_alternative<Blob>(s) ? 3 : 0;
+    };
+    if (rank(a) != rank(b)) {
+      return rank(a) < rank(b) ? -1 : 1;
+    }
+    const auto number = [](const Value& v) {
+      const auto* i = std::get_if<std::int64_t>(&v.storage());
+      return i != nullptr ? static_cast<long double>(*i)
+                          : static_cast<long double>(std::get<double>(v.storage()));
+    };
+    switch (rank(a)) {
+      case 1: return number(a) < number(b) ? -1 : (number(b) < number(a) ? 1 : 0);
+      case 2: return std::get<Text>(a.storage()).bytes.compare(std::get<Text>(b.storage()).bytes);
+      case 3: {
+        const auto& x = std::get<Blob>(a.storage()).bytes;
+        const auto& y = std::get<Blob>(b.storage()).bytes;
+        return x < y ? -1 : (y < x ? 1 : 0);
+      }
+      default: return 0;
+    }
+  }
+
+  ConflictRecord base_record(const TableBlock& t, const Row& key, std::string_view kind) const {
+    ConflictRecord r;
+    r.at = ctx_.now;
+    r.table = t.table;
+    r.row_key = render_key(key);
+    r.kind = std::string(kind);
+    r.from_site = ctx_.from_site;
+    r.local_site = ctx_.local_site;
+    r.policy = policy_for(t.table).text;
+    return r;
+  }
+
+  Result<Value> record(const ConflictRecord& r) {
+    ++stats_.conflicts;
+    return record_conflict(db_, r);
+  }
+
+  Result<> record_only(const ConflictRecord& r) {
+    auto recorded = record(r);
+    if (!recorded.ok()) {
+      return recorded.take_error();
+    }
+    return success();
+  }
+
+  Result<> record_foreign_key(const std::string& table, const Value& rowid,
+                              const std::string& parent) {
+    const std::string key = "rowid " + rowid.debug_string();
+    SQLPOST_TRY_ASSIGN(Statement * seen,
+                       db_.cached("SELECT count(*) FROM sqlpost_conflicts WHERE kind = ? AND "
+                                  "table_name = ? AND row_key = ?"));
+    seen->bind(1, kConflictForeignKey).bind(2, table).bind(3, key);
+    SQLPOST_TRY(seen->step());
+    const bool known = seen->column_int(0) > 0;
+    seen->reset();
+    if (known) {
+      return success();
+    }
+    ConflictRecord r;
+    r.at = ctx_.now;
+    r.table = table;
+    r.row_key = key;
+    r.kind = std::string(kConflictForeignKey);
+    r.from_site = ctx_.from_site;
+    r.local_site = ctx_.local_site;
+    r.policy = policy_for(table).text;
+    r.outcome = "kept";
+    r.detail = "references a row of '" + parent + "' that does not exist here";
+    return record_only(r);
+  }
+
+  // The payload's tables and every table with a foreign key into one of them.
+  Result<std::set<std::string>> tables_to_check(const Payload& payload) {
+    std::set<std::string> tables;
+    for (const auto& t : payload.tables) {
+      tables.insert(t.table);
+    }
+    SQLPOST_TRY_ASSIGN(Statement st,
+                       db_.prepare("SELECT m.name, f.\"table\" FROM sqlite_master m, "
+                                   "pragma_foreign_key_list(m.name) f WHERE m.type = 'table'"));
+    std::set<std::string> referencing;
+    for (;;) {
+      SQLPOST_TRY_ASSIGN(const bool row, st.step());
+      if (!row) {
+        break;
+      }
+      if (tables.count(st.column_text(1)) > 0) {
+        referencing.insert(st.column_text(0));
+      }
+    }
+    tables.insert(referencing.begin(), referencing.end());
+    return tables;
+  }
+
+  Database& db_;
+  const ApplyContext& ctx_;
+  ApplyStats& stats_;
+};
 
 }  // namespace
 
-Result<ApplyStats> apply_payload(Database& db, const Payload& payload) {
+Result<ApplyStats> apply_payload(Database& db, const Payload& payload,
+                                 const ApplyContext& context) {
   if (!db.in_transaction()) {
     return make_error(Errc::kInternal, "apply needs the caller's write transaction");
   }
@@ -148,9 +438,10 @@ Result<ApplyStats> apply_payload(Database& db, const Payload& payload) {
   }
   SQLPOST_TRY(db.exec("PRAGMA defer_foreign_keys = ON"));
   ApplyStats stats;
+  Applier applier(db, context, stats);
   for (const auto& epoch : payload.epochs) {
     for (const auto& change : epoch.changes) {
-      auto applied = apply_change(db, payload.tables[change.table], change, stats);
+      auto applied = applier.apply(payload.tables[change.table], change);
       if (!applied.ok()) {
         Error e = applied.take_error();
         e.message = "applying a change to '" + payload.tables[change.table].table + "' (epoch " +
@@ -159,6 +450,7 @@ Result<ApplyStats> apply_payload(Database& db, const Payload& payload) {
       }
     }
   }
+  SQLPOST_TRY(applier.check_foreign_keys(payload));
   return stats;
 }
 

@@ -2,28 +2,53 @@
 //
 // Contract: apply_payload() applies every change of a decoded payload inside
 // the caller's write transaction (which also holds the OriginMark and records
-// "applied n"), so a message is applied whole or not at all. Foreign keys are
-// deferred to the end of the transaction. Tables and columns are matched by
-// name; a table or column this site does not have is Errc::kUnsupported
-// ("schema mismatch"): the caller stops applying that partner's stream rather
-// than guess. INSERT of an existing key updates the row; UPDATE carries only
-// the changed columns (so changes to different columns of a row merge); UPDATE
-// or DELETE of a missing row is counted, not an error. Statements are prepared
-// once per connection and reused.
+// "applied n"), so a message is applied whole or not at all. Tables and columns
+// are matched by name; a table or column this site does not have is
+// Errc::kUnsupported ("schema mismatch"): the caller stops applying that
+// partner's stream rather than guess. Statements are prepared once per
+// connection and reused. Conflicts (docs/conflicts.md):
+//  * UPDATE carries the old values of the changed columns; a column whose
+//    current value is neither the old nor the new one is a conflict. Changes to
+//    different columns of a row merge. A site receiving from its parent applies
+//    what the parent decided; a site receiving from a child (ctx.decides)
+//    resolves each conflict with the article's policy, records it in
+//    sqlpost_conflicts (a user trigger there may change the outcome) and, when
+//    the outcome differs from what the child sent, logs the resolved row with
+//    itself as origin so that the child converges too.
+//  * INSERT of an existing key: an upsert from a parent; a conflict of the
+//    differing columns from a child. UPDATE or DELETE of a missing row: recorded,
+//    nothing applied. NOT NULL / CHECK / UNIQUE failures: the change is skipped
+//    and recorded (a deciding site sends its own row back to the origin).
+//    Foreign-key violations left at the end of the message: recorded once per
+//    row, rows kept. None of these stops the stream.
 #pragma once
 
+#include <map>
+#include <string>
+
+#include "replication/conflicts.h"
 #include "replication/payload.h"
 #include "schema/db.h"
 
 namespace sqlpost {
 
+struct ApplyContext {
+  std::string local_site;
+  std::string from_site;
+  bool decides = false;  // the sender is a child: this site resolves conflicts
+  std::map<std::string, ConflictPolicy> policies;  // table -> policy (default incoming)
+  std::int64_t now = 0;
+};
+
 struct ApplyStats {
   std::size_t inserted = 0;
   std::size_t updated = 0;
   std::size_t deleted = 0;
-  std::size_t missing = 0;  // update or delete of a row this site does not have
+  std::size_t missing = 0;    // update or delete of a row this site does not have
+  std::size_t conflicts = 0;  // rows written to sqlpost_conflicts
 };
 
-Result<ApplyStats> apply_payload(Database& db, const Payload& payload);
+Result<ApplyStats> apply_payload(Database& db, const Payload& payload,
+                                 const ApplyContext& context = {});
 
 }  // namespace sqlpost

@@ -377,10 +377,26 @@ struct Engine::Impl {
     return st.run();
   }
 
+  // A site decides the conflicts of changes from its children and follows its parent.
+  Result<ApplyContext> apply_context(const Partner& partner) {
+    ApplyContext context;
+    context.local_site = local.name;
+    context.from_site = partner.name;
+    context.decides = partner.relation == Relation::kChild;
+    context.now = now();
+    SQLPOST_TRY_ASSIGN(const auto articles, load_articles(db));
+    for (const auto& a : articles) {
+      SQLPOST_TRY_ASSIGN(ConflictPolicy policy, parse_conflict_policy(a.conflict));
+      context.policies.emplace(a.table, std::move(policy));
+    }
+    return context;
+  }
+
   Result<> apply_in_transaction(const Partner& partner, std::int64_t seq, const Payload& payload) {
     SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
     SQLPOST_TRY_ASSIGN(OriginMark mark, OriginMark::set(db, partner.name));
-    SQLPOST_TRY_ASSIGN(const ApplyStats stats, apply_payload(db, payload));
+    SQLPOST_TRY_ASSIGN(const ApplyContext context, apply_context(partner));
+    SQLPOST_TRY_ASSIGN(const ApplyStats stats, apply_payload(db, payload, context));
     SQLPOST_TRY(process_ack(partner, payload));
     SQLPOST_TRY(update_stream(
         partner.name, "applied_seq = ?2, ack_owed = 1, gap_since = NULL, halted = NULL", seq));
@@ -392,6 +408,11 @@ struct Engine::Impl {
     SQLPOST_TRY(crash_point("before-apply-commit"));
     SQLPOST_TRY(tx.commit());
     ++report.messages_applied;
+    if (stats.conflicts > 0) {
+      report.notes.push_back(std::to_string(stats.conflicts) + " conflict(s) in message " +
+                             std::to_string(seq) + " from " + partner.name +
+                             " recorded (sqlpost conflicts DB)");
+    }
     report.changes_applied += stats.inserted + stats.updated + stats.deleted + stats.missing;
     return success();
   }

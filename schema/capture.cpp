@@ -178,4 +178,66 @@ Result<std::vector<CaptureLayout>> load_layouts(Database& db) {
   return layouts;
 }
 
+namespace {
+
+std::string key_match(const CaptureLayout& layout) {
+  std::string sql;
+  for (std::size_t i = 0; i < layout.key_count; ++i) {
+    sql += (i == 0 ? "" : " AND ") + std::string("t.") + quote_identifier(layout.columns[i]) +
+           " IS ?" + std::to_string(i + 1);
+  }
+  return sql;
+}
+
+Result<bool> log_row_as_insert(Database& db, const CaptureLayout& layout, const Row& key) {
+  std::string names = "epoch, layout, op, origin";
+  std::string values = "e.epoch, " + std::to_string(layout.id) + ", " +
+                       std::to_string(static_cast<int>(ChangeOp::kInsert)) + ", NULL";
+  for (std::size_t i = 0; i < layout.columns.size(); ++i) {
+    names += ", n" + std::to_string(i);
+    values += ", t." + quote_identifier(layout.columns[i]);
+  }
+  SQLPOST_TRY_ASSIGN(Statement * st,
+                     db.cached("INSERT INTO sqlpost_log(" + names + ") SELECT " + values +
+                               " FROM sqlpost_epoch e, " + quote_identifier(layout.table) +
+                               " t WHERE " + key_match(layout)));
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    st->bind(static_cast<int>(i + 1), key[i]);
+  }
+  SQLPOST_TRY(st->run());
+  return db.changes() > 0;
+}
+
+Result<> log_row_as_delete(Database& db, const CaptureLayout& layout, const Row& key) {
+  std::string names = "epoch, layout, op, origin";
+  std::string values = "epoch, " + std::to_string(layout.id) + ", " +
+                       std::to_string(static_cast<int>(ChangeOp::kDelete)) + ", NULL";
+  for (std::size_t i = 0; i < layout.key_count; ++i) {
+    names += ", o" + std::to_string(i);
+    values += ", ?" + std::to_string(i + 1);
+  }
+  SQLPOST_TRY_ASSIGN(Statement * st, db.cached("INSERT INTO sqlpost_log(" + names + ") SELECT " +
+                                               values + " FROM sqlpost_epoch"));
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    st->bind(static_cast<int>(i + 1), key[i]);
+  }
+  return st->run();
+}
+
+}  // namespace
+
+Result<> capture_row_image(Database& db, std::string_view table, const Row& key) {
+  SQLPOST_TRY_ASSIGN(CaptureLayout layout, capture_layout_for(db, table));
+  if (key.size() != layout.key_count) {
+    return make_error(Errc::kInternal,
+                      "capture_row_image: wrong key size for " + std::string(table));
+  }
+  SQLPOST_TRY_ASSIGN(layout.id, find_or_add_layout(db, layout));
+  SQLPOST_TRY_ASSIGN(const bool present, log_row_as_insert(db, layout, key));
+  if (present) {
+    return success();
+  }
+  return log_row_as_delete(db, layout, key);
+}
+
 }  // namespace sqlpost

@@ -1,0 +1,71 @@
+// sqlpost/replication/conflicts.h — conflict policies and the conflicts table.
+//
+// Contract: a policy is chosen per article (`publish --conflict`): `incoming` (the
+// change that arrives last wins), `consolidated` (the deciding site's value stays) or
+// `newest:COLUMN` (the higher value of COLUMN wins; a tie goes to the site whose name
+// sorts first). Only a site receiving from its child decides; a site receiving from
+// its parent follows it. record_conflict() writes one row of sqlpost_conflicts (one
+// per conflicting column, or one per failed change) inside the caller's transaction
+// with the policy's choice in resolved_value, then reads resolved_value back: an
+// AFTER INSERT trigger on sqlpost_conflicts may change it (the counterpart of SQL
+// Remote's RESOLVE UPDATE) and the result is what is applied. load_conflicts() reads
+// the table for `sqlpost conflicts` and `status`.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "schema/db.h"
+#include "schema/value.h"
+
+namespace sqlpost {
+
+enum class PolicyKind { kIncoming, kConsolidated, kNewest };
+
+struct ConflictPolicy {
+  PolicyKind kind = PolicyKind::kIncoming;
+  std::string column;  // kNewest: the timestamp/version column
+  std::string text = "incoming";
+};
+
+Result<ConflictPolicy> parse_conflict_policy(std::string_view text);
+
+// Conflict kinds, as stored in sqlpost_conflicts.kind.
+inline constexpr std::string_view kConflictUpdate = "update";  // values differ
+inline constexpr std::string_view kConflictInsertExists = "insert_exists";
+inline constexpr std::string_view kConflictUpdateMissing = "update_missing";
+inline constexpr std::string_view kConflictDeleteMissing = "delete_missing";
+inline constexpr std::string_view kConflictConstraint = "constraint";  // NOT NULL/CHECK/UNIQUE
+inline constexpr std::string_view kConflictForeignKey = "foreign_key";
+
+struct ConflictRecord {
+  std::int64_t id = 0;
+  std::int64_t at = 0;
+  std::string table;
+  std::string row_key;  // the key values, rendered
+  std::string kind;
+  std::optional<std::string> column;
+  Value local;
+  Value old;
+  Value incoming;
+  Value resolved;
+  std::string from_site;
+  std::string local_site;
+  std::string policy;
+  std::string outcome;  // incoming, local, trigger, skipped, kept, none
+  std::string detail;
+};
+
+// Inserts `record`; returns resolved_value as it is after the user's triggers ran.
+Result<Value> record_conflict(Database& db, const ConflictRecord& record);
+
+Result<std::vector<ConflictRecord>> load_conflicts(Database& db, std::int64_t limit);
+Result<std::int64_t> count_conflicts(Database& db);
+
+// Renders key values for sqlpost_conflicts.row_key: (1, 'a', x'00').
+std::string render_key(const Row& key);
+
+}  // namespace sqlpost
