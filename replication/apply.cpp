@@ -1,10 +1,11 @@
 #include "replication/apply.h"
 
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <set>
 
-#include "schema/capture.h"
+#include "replication/bounce.h"
 #include "schema/introspect.h"
 
 namespace sqlpost {
@@ -63,8 +64,14 @@ std::string insert_sql(const TableBlock& t, const std::vector<std::uint32_t>& co
     updates += (updates.empty() ? "" : ", ") + quote_identifier(t.columns[c]) + " = excluded." +
                quote_identifier(t.columns[c]);
   }
+  // The conflict target is the primary key: a clash on another UNIQUE index is a
+  // constraint failure, never an update of some other row.
+  std::string key;
+  for (std::size_t i = 0; i < t.key_count; ++i) {
+    key += (i == 0 ? "" : ", ") + quote_identifier(t.columns[i]);
+  }
   return "INSERT INTO " + quote_identifier(t.table) + " (" + names + ") VALUES (" + params +
-         ") ON CONFLICT DO " + (updates.empty() ? "NOTHING" : "UPDATE SET " + updates);
+         ") ON CONFLICT(" + key + ") DO " + (updates.empty() ? "NOTHING" : "UPDATE SET " + updates);
 }
 
 std::string update_sql(const TableBlock& t, const std::vector<std::uint32_t>& columns) {
@@ -171,7 +178,7 @@ class Applier {
     r.detail = ran.error().message;
     SQLPOST_TRY(record_only(r));
     if (ctx_.decides) {
-      SQLPOST_TRY(capture_row_image(db_, t.table, c.key));  // the origin gets our row back
+      decide_row(t, c.key);  // the origin gets this site's row (or its absence)
     }
     return false;
   }
@@ -212,7 +219,44 @@ class Applier {
 
   // ---- the three operations
 
+  // ---- a follower keeps its own changes the parent has not seen yet
+
+  [[nodiscard]] bool pending(const TableBlock& t, const Row& key, std::string_view column) const {
+    return !ctx_.pending.empty() && ctx_.pending.count(pending_key(t.table, key, column)) > 0;
+  }
+
+  // The change without the columns this site changed after the parent saw its state.
+  [[nodiscard]] WireChange without_pending(const TableBlock& t, const WireChange& c) const {
+    WireChange kept = c;
+    kept.columns.clear();
+    kept.new_values.clear();
+    kept.old_values.clear();
+    for (std::size_t i = 0; i < c.columns.size(); ++i) {
+      if (pending(t, c.key, t.columns[c.columns[i]])) {
+        continue;
+      }
+      kept.columns.push_back(c.columns[i]);
+      kept.new_values.push_back(c.new_values[i]);
+      if (i < c.old_values.size()) {
+        kept.old_values.push_back(c.old_values[i]);
+      }
+    }
+    return kept;
+  }
+
   Result<> apply_insert(const TableBlock& t, const WireChange& c) {
+    if (pending(t, c.key, "*")) {
+      return success();  // deleted here; the parent gets our delete
+    }
+    if (!ctx_.pending.empty()) {
+      const WireChange kept = without_pending(t, c);
+      if (kept.columns.size() != c.columns.size()) {
+        SQLPOST_TRY_ASSIGN(const auto local, read_row(t, c.key, {}));
+        if (local) {
+          return apply_update(t, kept);
+        }
+      }
+    }
     if (ctx_.decides) {
       SQLPOST_TRY_ASSIGN(const auto local, read_row(t, c.key, names_of(t, c.columns)));
       if (local) {
@@ -224,13 +268,20 @@ class Applier {
     return success();
   }
 
-  Result<> apply_update(const TableBlock& t, const WireChange& c) {
+  Result<> apply_update(const TableBlock& t, const WireChange& given) {
+    if (pending(t, given.key, "*")) {
+      return success();
+    }
+    const WireChange c = ctx_.pending.empty() ? given : without_pending(t, given);
     if (c.columns.empty()) {
       return success();
     }
     SQLPOST_TRY_ASSIGN(const auto local, read_row(t, c.key, names_of(t, c.columns)));
     if (!local) {
       ++stats_.missing;
+      if (ctx_.decides) {
+        decide_row(t, c.key);  // the origin still has the row: it gets the delete
+      }
       ConflictRecord r = base_record(t, c.key, kConflictUpdateMissing);
       r.outcome = "skipped";
       r.detail = "no row with this key here";
@@ -257,11 +308,25 @@ class Applier {
 
   // ---- conflicts
 
+  void decide_row(const TableBlock& t, const Row& key) {
+    decided_.emplace(std::make_pair(t.table, render_key(key)), key);
+  }
+
+ public:
+  // Notes the decided rows for the origin's next message (replication/bounce.h).
+  Result<> send_decided_rows_back() {
+    for (const auto& [where, key] : decided_) {
+      SQLPOST_TRY(remember_decided_row(db_, ctx_.from_site, where.first, key));
+    }
+    return success();
+  }
+
+ private:
   // The values to write: the incoming ones, except where this site decides otherwise.
   Result<> resolve_and_update(const TableBlock& t, const WireChange& c, const Row& local,
                               std::string_view kind) {
     Row values = c.new_values;
-    bool differs = false;
+    bool conflicted = false;
     if (ctx_.decides) {
       SQLPOST_TRY_ASSIGN(const bool incoming_wins, incoming_wins_by_policy(t, c));
       for (std::size_t i = 0; i < c.columns.size(); ++i) {
@@ -278,7 +343,7 @@ class Applier {
         r.resolved = incoming_wins ? c.new_values[i] : local[i];
         r.outcome = incoming_wins ? "incoming" : "local";
         SQLPOST_TRY_ASSIGN(values[i], record(r));
-        differs = differs || !(values[i] == c.new_values[i]);
+        conflicted = true;
       }
     }
     SQLPOST_TRY_ASSIGN(const bool done, guarded(t, c, run_update(t, c.columns, values, c.key)));
@@ -286,8 +351,8 @@ class Applier {
       return success();
     }
     ++stats_.updated;
-    if (differs) {
-      return capture_row_image(db_, t.table, c.key);  // tell the origin what was decided
+    if (conflicted) {
+      decide_row(t, c.key);
     }
     return success();
   }
@@ -424,9 +489,20 @@ class Applier {
   Database& db_;
   const ApplyContext& ctx_;
   ApplyStats& stats_;
+  // Rows to send back to the origin: (table, rendered key) -> key.
+  std::map<std::pair<std::string, std::string>, Row> decided_;
 };
 
 }  // namespace
+
+std::string pending_key(std::string_view table, const Row& key, std::string_view column) {
+  std::string text(table);
+  text += '\x1f';
+  text += render_key(key);
+  text += '\x1f';
+  text += column;
+  return text;
+}
 
 Result<ApplyStats> apply_payload(Database& db, const Payload& payload,
                                  const ApplyContext& context) {
@@ -450,6 +526,7 @@ Result<ApplyStats> apply_payload(Database& db, const Payload& payload,
       }
     }
   }
+  SQLPOST_TRY(applier.send_decided_rows_back());
   SQLPOST_TRY(applier.check_foreign_keys(payload));
   return stats;
 }

@@ -12,9 +12,11 @@
 //    different columns of a row merge. A site receiving from its parent applies
 //    what the parent decided; a site receiving from a child (ctx.decides)
 //    resolves each conflict with the article's policy, records it in
-//    sqlpost_conflicts (a user trigger there may change the outcome) and, when
-//    the outcome differs from what the child sent, logs the resolved row with
-//    itself as origin so that the child converges too.
+//    sqlpost_conflicts (a user trigger there may change the outcome) and then
+//    logs the resolved row with itself as origin, so that the child — which also
+//    receives this site's own earlier change of the row — ends with it too.
+//  * A change from the parent to a column this site changed since the parent last
+//    saw its changes is skipped (ctx.pending): the parent has not decided yet.
 //  * INSERT of an existing key: an upsert from a parent; a conflict of the
 //    differing columns from a child. UPDATE or DELETE of a missing row: recorded,
 //    nothing applied. NOT NULL / CHECK / UNIQUE failures: the change is skipped
@@ -24,6 +26,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 
 #include "replication/conflicts.h"
@@ -38,7 +41,14 @@ struct ApplyContext {
   bool decides = false;  // the sender is a child: this site resolves conflicts
   std::map<std::string, ConflictPolicy> policies;  // table -> policy (default incoming)
   std::int64_t now = 0;
+  // From the parent: columns (pending_key()) this site changed after the parent last
+  // saw its changes. The parent's change of such a column is older than ours: it is
+  // skipped, the parent decides when ours arrives and sends the decided row back.
+  std::set<std::string> pending;
 };
+
+// "table\x1fkey\x1fcolumn"; column "*" marks a row this site deleted.
+std::string pending_key(std::string_view table, const Row& key, std::string_view column);
 
 struct ApplyStats {
   std::size_t inserted = 0;

@@ -1,5 +1,7 @@
 #include "replication/changelog.h"
 
+#include <limits>
+
 #include <map>
 
 namespace sqlpost {
@@ -138,6 +140,13 @@ Result<std::int64_t> epoch_end_seq(Database& db, std::int64_t epoch) {
   return row ? st.column_int(0) : 0;
 }
 
+namespace {
+
+Result<> read_log_range(Database& db, std::int64_t from_seq, std::int64_t to_seq,
+                        const std::set<std::string>& tables, const ChangeVisitor& visit);
+
+}  // namespace
+
 Result<> read_changes(Database& db, std::int64_t after_epoch, std::int64_t upto_epoch,
                       const std::set<std::string>& tables, const ChangeVisitor& visit) {
   SQLPOST_TRY_ASSIGN(const std::int64_t closed, last_closed_epoch(db));
@@ -148,6 +157,19 @@ Result<> read_changes(Database& db, std::int64_t after_epoch, std::int64_t upto_
   }
   SQLPOST_TRY_ASSIGN(const std::int64_t from_seq, epoch_end_seq(db, after_epoch));
   SQLPOST_TRY_ASSIGN(const std::int64_t to_seq, epoch_end_seq(db, upto_epoch));
+  return read_log_range(db, from_seq, to_seq, tables, visit);
+}
+
+Result<> read_changes_since(Database& db, std::int64_t after_epoch,
+                            const std::set<std::string>& tables, const ChangeVisitor& visit) {
+  SQLPOST_TRY_ASSIGN(const std::int64_t from_seq, epoch_end_seq(db, after_epoch));
+  return read_log_range(db, from_seq, std::numeric_limits<std::int64_t>::max(), tables, visit);
+}
+
+namespace {
+
+Result<> read_log_range(Database& db, std::int64_t from_seq, std::int64_t to_seq,
+                        const std::set<std::string>& tables, const ChangeVisitor& visit) {
   SQLPOST_TRY_ASSIGN(const LayoutMap layouts, layouts_by_id(db));
   SQLPOST_TRY_ASSIGN(const std::size_t width, log_width(db));
   SQLPOST_TRY_ASSIGN(Statement st, db.prepare(select_log_sql(width)));
@@ -170,6 +192,8 @@ Result<> read_changes(Database& db, std::int64_t after_epoch, std::int64_t upto_
   }
   return success();
 }
+
+}  // namespace
 
 }  // namespace sqlpost
 

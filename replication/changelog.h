@@ -56,6 +56,9 @@ using ChangeVisitor = std::function<Result<>(const Change&)>;
 // (every table when `tables` is empty), in commit order.
 Result<> read_changes(Database& db, std::int64_t after_epoch, std::int64_t upto_epoch,
                       const std::set<std::string>& tables, const ChangeVisitor& visit);
+// The same for every change after `after_epoch`, the open epoch included.
+Result<> read_changes_since(Database& db, std::int64_t after_epoch,
+                            const std::set<std::string>& tables, const ChangeVisitor& visit);
 
 }  // namespace sqlpost
 

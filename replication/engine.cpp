@@ -4,6 +4,7 @@
 #include <map>
 
 #include "replication/apply.h"
+#include "replication/bounce.h"
 #include "replication/changelog.h"
 #include "replication/origin.h"
 #include "replication/payload.h"
@@ -392,12 +393,62 @@ struct Engine::Impl {
     return context;
   }
 
+  // The last epoch of ours the partner had applied when it built a message with `ack`.
+  Result<std::int64_t> epoch_seen_by(const Partner& partner, std::uint64_t ack) {
+    if (ack == 0) {
+      return std::int64_t{0};
+    }
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("SELECT coalesce((SELECT max(to_epoch) FROM sqlpost_sent WHERE "
+                                 "site = ?1 AND seq <= ?2), (SELECT min(from_epoch) FROM "
+                                 "sqlpost_sent WHERE site = ?1), ?3)"));
+    st->bind(1, partner.name).bind(2, static_cast<std::int64_t>(ack)).bind(3, partner.sent_epoch);
+    SQLPOST_TRY(st->step());
+    const std::int64_t epoch = st->column_int(0);
+    st->reset();
+    return epoch;
+  }
+
+  // Columns this site changed (itself or through its children) after `seen_epoch`.
+  Result<std::set<std::string>> pending_columns(const Partner& parent, std::int64_t seen_epoch) {
+    std::set<std::string> pending;
+    SQLPOST_TRY_ASSIGN(const auto tables, tables_routed_to(db, parent));
+    SQLPOST_TRY(read_changes_since(db, seen_epoch, tables, [&](const Change& c) {
+      if (c.origin == parent.name) {
+        return success();
+      }
+      const Row key = c.key();
+      if (c.op == ChangeOp::kDelete) {
+        pending.insert(pending_key(c.table(), key, "*"));
+        return success();
+      }
+      if (c.op == ChangeOp::kInsert) {
+        pending.erase(pending_key(c.table(), key, "*"));
+        for (std::size_t i = c.layout->key_count; i < c.layout->columns.size(); ++i) {
+          pending.insert(pending_key(c.table(), key, c.layout->columns[i]));
+        }
+        return success();
+      }
+      for (const auto i : c.changed_columns()) {
+        pending.insert(pending_key(c.table(), key, c.layout->columns[i]));
+      }
+      return success();
+    }));
+    return pending;
+  }
+
   Result<> apply_in_transaction(const Partner& partner, std::int64_t seq, const Payload& payload) {
     SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
     SQLPOST_TRY_ASSIGN(OriginMark mark, OriginMark::set(db, partner.name));
-    SQLPOST_TRY_ASSIGN(const ApplyContext context, apply_context(partner));
+    SQLPOST_TRY_ASSIGN(ApplyContext context, apply_context(partner));
+    if (partner.relation == Relation::kParent) {
+      SQLPOST_TRY_ASSIGN(const std::int64_t seen, epoch_seen_by(partner, payload.ack));
+      SQLPOST_TRY_ASSIGN(context.pending, pending_columns(partner, seen));
+    }
     SQLPOST_TRY_ASSIGN(const ApplyStats stats, apply_payload(db, payload, context));
     SQLPOST_TRY(process_ack(partner, payload));
+    SQLPOST_TRY(update_stream(partner.name, "seen_ack = max(seen_ack, ?2)",
+                              static_cast<std::int64_t>(payload.ack)));
     SQLPOST_TRY(update_stream(
         partner.name, "applied_seq = ?2, ack_owed = 1, gap_since = NULL, halted = NULL", seq));
     SQLPOST_TRY_ASSIGN(Statement * del,
@@ -483,6 +534,7 @@ struct Engine::Impl {
               {local.name, partner.name, static_cast<std::uint64_t>(s.next_seq)}, local.address,
               partner.address, bytes, key, options.max_message_bytes));
       SQLPOST_TRY(insert_outbox(partner.name, s.next_seq, mails));
+      SQLPOST_TRY(forget_decided_rows(db, partner.name));
       SQLPOST_TRY_ASSIGN(Statement * sent,
                          db.cached("INSERT OR REPLACE INTO sqlpost_sent(site, seq, from_epoch, "
                                    "to_epoch) VALUES (?, ?, ?, ?)"));
@@ -665,6 +717,7 @@ Result<> Engine::prepare(RunReport& report) {
   for (const auto& [name, partner] : impl.partners) {
     SQLPOST_TRY_ASSIGN(Payload payload,
                        collect_changes_for(db_, partner, partner.sent_epoch, closed));
+    SQLPOST_TRY(append_decided_rows(db_, partner, payload, closed));
     SQLPOST_TRY(impl.store_outgoing(partner, std::move(payload), closed));
   }
   SQLPOST_TRY_ASSIGN(const PruneSummary pruned,

@@ -9,12 +9,17 @@ namespace sqlpost {
 namespace {
 
 // The oldest epoch a partner may still need: the start of its first
-// unacknowledged message, or its send position when all are acknowledged.
+// unacknowledged message, or its send position when all are acknowledged. For the
+// parent, also what it had not seen when it built the last message applied here
+// (apply compares the parent's changes with ours from there on).
 Result<std::int64_t> still_needed_from(Database& db, const Partner& p) {
+  const std::string acked =
+      p.relation == Relation::kParent ? "min(t.acked_seq, t.seen_ack)" : "t.acked_seq";
   SQLPOST_TRY_ASSIGN(Statement st,
                      db.prepare("SELECT min(s.from_epoch) FROM sqlpost_sent s JOIN "
                                 "sqlpost_streams t ON t.site = s.site WHERE s.site = ? AND s.seq "
-                                "> t.acked_seq"));
+                                "> " +
+                                acked));
   st.bind(1, p.name);
   SQLPOST_TRY(st.step());
   return st.column_is_null(0) ? p.sent_epoch : std::min(p.sent_epoch, st.column_int(0));

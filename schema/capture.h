@@ -35,10 +35,5 @@ Result<CaptureLayout> capture_layout_for(Database& db, std::string_view table);
 
 Result<std::vector<CaptureLayout>> load_layouts(Database& db);
 
-// Logs the current image of one row of a published table as an insert — or, when
-// the row is gone, a delete — with this site as origin, inside the caller's
-// transaction. Routing sends it to every subscriber, including the site whose
-// change was just applied: how a deciding site tells the origin what it decided.
-Result<> capture_row_image(Database& db, std::string_view table, const Row& key);
 
 }  // namespace sqlpost

@@ -127,6 +127,19 @@ CREATE TABLE sqlpost_conflicts(
   policy TEXT NOT NULL,
   outcome TEXT NOT NULL,
   detail TEXT);
+-- Rows a deciding site sends back to the origin of a conflicting change with its next
+-- message: one row per key value (position 0..), values stored exactly.
+CREATE TABLE sqlpost_bounce(
+  site TEXT NOT NULL,
+  table_name TEXT NOT NULL,
+  row_key TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  value,
+  PRIMARY KEY (site, table_name, row_key, position)) WITHOUT ROWID;
+-- The acknowledgement carried by the last message applied in order from a partner:
+-- what the parent had seen of this site when it built that message. Changes after
+-- it stay in the log (a parent's older change of them is skipped on apply).
+ALTER TABLE sqlpost_streams ADD COLUMN seen_ack INTEGER NOT NULL DEFAULT 0;
 )sql",
 };
 

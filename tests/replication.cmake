@@ -3,3 +3,4 @@ sqlpost_test(replication_test SOURCES replication_test.cpp cluster.cpp LIBS sqlp
 sqlpost_test(e2e_file_test SOURCES e2e_file_test.cpp LIBS sqlpost_agent)
 add_test(NAME demo COMMAND bash ${PROJECT_SOURCE_DIR}/tools/demo.sh ${CMAKE_BINARY_DIR}/test-tmp/demo)
 set_tests_properties(demo PROPERTIES ENVIRONMENT "SQLPOST_BUILD_DIR=${CMAKE_BINARY_DIR}")
+sqlpost_test(conflicts_test SOURCES conflicts_test.cpp cluster.cpp LIBS sqlpost_replication)

@@ -1,0 +1,242 @@
+// Conflicts over the fake mail network: a hub deciding between itself and two
+// remotes, one test per conflict kind and policy, the user-trigger hook, and
+// foreign keys left broken at the end of a message.
+#include <doctest/doctest.h>
+
+#include "replication/apply.h"
+#include "replication/origin.h"
+#include "schema/migrations.h"
+#include "tests/cluster.h"
+
+using namespace sqlpost;        // NOLINT(google-build-using-namespace)
+using namespace sqlpost::test;  // NOLINT(google-build-using-namespace)
+
+namespace {
+
+// A hub and two remotes holding item 1 ('start', qty 10), the hub deciding with `policy`.
+struct Setup {
+  TempDir dir;
+  Cluster c{dir, 2, 7, {}};
+  Database& hq = *c.site("hq").db;
+  Database& r1 = *c.site("r1").db;
+  Database& r2 = *c.site("r2").db;
+
+  explicit Setup(const std::string& policy = "incoming") {
+    exec(hq, "UPDATE sqlpost_articles SET conflict = '" + policy + "' WHERE table_name = 'item'");
+    exec(hq, "INSERT INTO item VALUES (1, 'start', 10, 1.5, NULL)");
+    converge();
+  }
+
+  void converge() {
+    REQUIRE_MESSAGE(c.run_until_quiet(60), "the cluster did not become quiet");
+    const std::string diff = c.differences();
+    REQUIRE_MESSAGE(diff.empty(), diff);
+  }
+
+  std::int64_t conflicts(const std::string& where = "1") {
+    return query_int(hq, "SELECT count(*) FROM sqlpost_conflicts WHERE " + where);
+  }
+};
+
+std::string name_of(Database& db, int id) {
+  auto st = db.prepare("SELECT name FROM item WHERE id = " + std::to_string(id)).value();
+  return st.step().value() ? st.column_text(0) : "(none)";
+}
+
+}  // namespace
+
+TEST_SUITE_BEGIN("conflicts");
+
+TEST_CASE("same column changed at the hub and a remote: incoming wins, everyone converges") {
+  Setup s("incoming");
+  exec(s.hq, "UPDATE item SET name = 'hub' WHERE id = 1");
+  exec(s.r1, "UPDATE item SET name = 'r1' WHERE id = 1");
+  s.converge();
+  CHECK(name_of(s.hq, 1) == "r1");
+  CHECK(name_of(s.r1, 1) == "r1");
+  CHECK(s.conflicts("kind = 'update' AND column_name = 'name' AND local_value = 'hub' AND "
+                    "old_value = 'start' AND incoming_value = 'r1' AND outcome = 'incoming' AND "
+                    "from_site = 'r1' AND local_site = 'hq' AND policy = 'incoming'") == 1);
+  CHECK(query_int(s.r1, "SELECT count(*) FROM sqlpost_conflicts") == 0);  // remotes follow
+}
+
+TEST_CASE("consolidated: the hub's value stays and the remote is told") {
+  Setup s("consolidated");
+  exec(s.hq, "UPDATE item SET name = 'hub' WHERE id = 1");
+  exec(s.r1, "UPDATE item SET name = 'r1', price = 9.5 WHERE id = 1");
+  s.converge();
+  CHECK(name_of(s.r1, 1) == "hub");
+  CHECK(query_int(s.r2, "SELECT price = 9.5 FROM item WHERE id = 1") == 1);  // no conflict: kept
+  CHECK(s.conflicts("column_name = 'name' AND outcome = 'local'") == 1);
+  CHECK(s.conflicts() == 1);
+}
+
+TEST_CASE("two remotes change the same column: the later arrival at the hub wins everywhere") {
+  Setup s("incoming");
+  exec(s.r1, "UPDATE item SET name = 'r1' WHERE id = 1");
+  exec(s.r2, "UPDATE item SET name = 'r2' WHERE id = 1");
+  s.converge();
+  CHECK(name_of(s.hq, 1) == "r2");  // r1's message is applied first (site order), then r2's
+  CHECK(s.conflicts("column_name = 'name' AND from_site = 'r2' AND local_value = 'r1'") == 1);
+}
+
+TEST_CASE("newest:qty: the higher version wins, whichever arrives last") {
+  SUBCASE("the remote's is newer") {
+    Setup s("newest:qty");
+    exec(s.hq, "UPDATE item SET name = 'hub', qty = 11 WHERE id = 1");
+    exec(s.r1, "UPDATE item SET name = 'r1', qty = 12 WHERE id = 1");
+    s.converge();
+    CHECK(name_of(s.r2, 1) == "r1");
+    CHECK(s.conflicts("column_name = 'name' AND outcome = 'incoming'") == 1);
+  }
+  SUBCASE("the hub's is newer") {
+    Setup s("newest:qty");
+    exec(s.hq, "UPDATE item SET name = 'hub', qty = 13 WHERE id = 1");
+    exec(s.r1, "UPDATE item SET name = 'r1', qty = 12 WHERE id = 1");
+    s.converge();
+    CHECK(name_of(s.r1, 1) == "hub");
+    CHECK(s.conflicts("column_name = 'name' AND outcome = 'local'") == 1);
+  }
+  SUBCASE("a tie goes to the site whose name sorts first (hq before r1)") {
+    Setup s("newest:qty");
+    exec(s.hq, "UPDATE item SET name = 'hub', qty = 12 WHERE id = 1");
+    exec(s.r1, "UPDATE item SET name = 'r1', qty = 12 WHERE id = 1");
+    s.converge();
+    CHECK(name_of(s.r1, 1) == "hub");
+  }
+}
+
+TEST_CASE("different columns of one row changed at two sites merge without a conflict") {
+  Setup s;
+  exec(s.hq, "UPDATE item SET name = 'renamed at hub' WHERE id = 1");
+  exec(s.r1, "UPDATE item SET price = 2.25 WHERE id = 1");
+  s.converge();
+  CHECK(name_of(s.r2, 1) == "renamed at hub");
+  CHECK(query_int(s.r2, "SELECT price = 2.25 FROM item WHERE id = 1") == 1);
+  CHECK(s.conflicts() == 0);
+}
+
+TEST_CASE("a user trigger on sqlpost_conflicts decides: inventory = local + incoming - old") {
+  Setup s;
+  exec(s.hq,
+       "CREATE TRIGGER resolve_qty AFTER INSERT ON sqlpost_conflicts "
+       "WHEN NEW.table_name = 'item' AND NEW.column_name = 'qty' BEGIN "
+       "UPDATE sqlpost_conflicts SET resolved_value = NEW.local_value + NEW.incoming_value - "
+       "NEW.old_value WHERE id = NEW.id; END");
+  exec(s.hq, "UPDATE item SET qty = qty - 3 WHERE id = 1");  // the hub sells 3
+  exec(s.r1, "UPDATE item SET qty = qty - 2 WHERE id = 1");  // a shop sells 2
+  s.converge();
+  for (Database* db : {&s.hq, &s.r1, &s.r2}) {
+    CHECK(query_int(*db, "SELECT qty FROM item WHERE id = 1") == 5);
+  }
+  CHECK(s.conflicts("column_name = 'qty' AND outcome = 'trigger' AND resolved_value = 5") == 1);
+}
+
+TEST_CASE("insert of an existing key at two sites: a conflict of the differing columns") {
+  Setup s("incoming");
+  exec(s.hq, "INSERT INTO item VALUES (42, 'hub row', 1, NULL, NULL)");
+  exec(s.r1, "INSERT INTO item VALUES (42, 'r1 row', 1, NULL, NULL)");
+  s.converge();
+  CHECK(name_of(s.r2, 42) == "r1 row");
+  CHECK(s.conflicts("kind = 'insert_exists' AND column_name = 'name'") == 1);
+  CHECK(s.conflicts("kind = 'insert_exists'") == 1);  // qty was the same: no conflict
+}
+
+TEST_CASE("update of a row deleted elsewhere, and delete of a row already gone") {
+  Setup s;
+  exec(s.hq, "INSERT INTO item VALUES (2, 'second', 1, NULL, NULL)");
+  s.converge();
+  exec(s.hq, "DELETE FROM item WHERE id = 1");
+  exec(s.r1, "UPDATE item SET name = 'too late' WHERE id = 1");
+  exec(s.hq, "DELETE FROM item WHERE id = 2");
+  exec(s.r2, "DELETE FROM item WHERE id = 2");
+  s.converge();
+  CHECK(query_int(s.r1, "SELECT count(*) FROM item") == 0);
+  CHECK(s.conflicts("kind = 'update_missing' AND from_site = 'r1' AND outcome = 'skipped'") == 1);
+  CHECK(s.conflicts("kind = 'delete_missing' AND from_site = 'r2'") == 1);
+}
+
+TEST_CASE("a UNIQUE violation skips that change only; the hub's state goes back to the origin") {
+  Setup s;
+  exec(s.hq, "CREATE UNIQUE INDEX item_name ON item(name)");           // only at the hub
+  exec(s.r1, "INSERT INTO item VALUES (50, 'start', 1, NULL, NULL)");  // name taken at the hub
+  exec(s.r1, "INSERT INTO item VALUES (51, 'fine', 1, NULL, NULL)");
+  s.converge();
+  CHECK(query_int(s.r1, "SELECT count(*) FROM item WHERE id = 50") == 0);  // undone at r1 too
+  CHECK(name_of(s.r2, 51) == "fine");                                      // the rest applied
+  CHECK(s.conflicts("kind = 'constraint' AND detail LIKE '%UNIQUE constraint failed%'") == 1);
+}
+
+TEST_CASE("concurrent edits of shared rows converge over a lossy channel, 20 seeds") {
+  transport::FaultConfig faults;
+  faults.drop = 0.1;
+  faults.duplicate = 0.1;
+  faults.reorder = 0.3;
+  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+    CAPTURE(seed);
+    TempDir dir;
+    Cluster c(dir, 2, seed, faults);
+    exec(*c.site("hq").db,
+         "UPDATE sqlpost_articles SET conflict = '" +
+             std::string(seed % 3 == 0 ? "consolidated"
+                                       : (seed % 3 == 1 ? "incoming" : "newest:qty")) +
+             "' WHERE table_name = 'item'");
+    exec(*c.site("hq").db,
+         "INSERT INTO item VALUES (1, 'a', 1, 1.0, NULL), (2, 'b', 2, 2.0, NULL)");
+    std::mt19937_64 rng(seed);
+    for (int round = 0; round < 12; ++round) {
+      for (auto& site : c.sites()) {
+        if (rng() % 2 == 0) {
+          const auto id = std::to_string(1 + rng() % 2);
+          exec(*site.db, "UPDATE item SET name = '" + site.name + std::to_string(round) +
+                             "', qty = qty + " + std::to_string(rng() % 5) + " WHERE id = " + id);
+        }
+        if (rng() % 3 == 0) {
+          exec(*site.db,
+               "UPDATE item SET price = " + std::to_string(rng() % 100) + " WHERE id = 2");
+        }
+      }
+      c.round();
+    }
+    REQUIRE_MESSAGE(c.run_until_quiet(400), "not quiet");
+    const std::string diff = c.differences();
+    CHECK_MESSAGE(diff.empty(), diff);
+    CHECK(query_int(*c.site("hq").db, "SELECT count(*) FROM sqlpost_conflicts") > 0);
+  }
+}
+
+TEST_CASE("foreign-key violations at the end of a message are recorded once and kept") {
+  TempDir dir;
+  Database db = open_db(dir.path("fk.db"));
+  exec(db,
+       "CREATE TABLE parent(id INTEGER PRIMARY KEY);"
+       "CREATE TABLE child(id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id));");
+  REQUIRE(create_site_tables(db).ok());
+  Payload payload;
+  payload.tables.push_back(TableBlock{"child", {"id", "parent_id"}, 1});
+  WireChange orphan;
+  orphan.op = ChangeOp::kInsert;
+  orphan.table = 0;
+  orphan.key = {Value(std::int64_t{1})};
+  orphan.columns = {1};
+  orphan.new_values = {Value(std::int64_t{99})};
+  payload.epochs.push_back(EpochBlock{5, {orphan}});
+  ApplyContext context;
+  context.local_site = "hq";
+  context.from_site = "r1";
+  context.decides = true;
+  for (int message = 0; message < 2; ++message) {
+    auto tx = Transaction::begin(db);
+    REQUIRE(tx.ok());
+    auto stats = apply_payload(db, payload, context);
+    REQUIRE_MESSAGE(stats.ok(), stats.error().message);
+    REQUIRE(tx->commit().ok());
+  }
+  CHECK(query_int(db, "SELECT count(*) FROM child") == 1);
+  CHECK(query_int(db,
+                  "SELECT count(*) FROM sqlpost_conflicts WHERE kind = 'foreign_key' AND "
+                  "table_name = 'child' AND outcome = 'kept' AND detail LIKE "
+                  "'%parent%'") == 1);
+}
+
+TEST_SUITE_END();
