@@ -61,6 +61,74 @@ class PayloadBuilder {
   std::map<std::int64_t, std::uint32_t> index_;  // layout id -> table index
 };
 
+// Where the partner itself changed a row column later in the same range: the
+// partner holds that value, and this site took it (else a conflict sent the decided
+// row back), so an earlier change of that column from elsewhere is stale for it.
+// Key: "table\x1fkey\x1fcolumn" ("*": the partner inserted the row) -> log seq.
+using SupersededBy = std::map<std::string, std::int64_t>;
+
+std::string column_key(const Change& c, const Row& key, std::string_view column) {
+  std::string text = c.table();
+  text += '\x1f';
+  for (const auto& v : key) {
+    text += v.debug_string();
+    text += ',';
+  }
+  text += '\x1f';
+  text += column;
+  return text;
+}
+
+Result<SupersededBy> partner_changes(Database& db, const Partner& partner, std::int64_t after_epoch,
+                                     std::int64_t upto_epoch, const std::set<std::string>& tables) {
+  SupersededBy last;
+  SQLPOST_TRY(read_changes(db, after_epoch, upto_epoch, tables, [&](const Change& c) {
+    if (c.origin != partner.name || c.op == ChangeOp::kDelete) {
+      return success();
+    }
+    const Row key = c.key();
+    if (c.op == ChangeOp::kInsert) {
+      last[column_key(c, key, "*")] = c.seq;
+      return success();
+    }
+    for (const auto i : c.changed_columns()) {
+      last[column_key(c, key, c.layout->columns[i])] = c.seq;
+    }
+    return success();
+  }));
+  return last;
+}
+
+bool superseded_at(const SupersededBy& later, const std::string& key, std::int64_t seq) {
+  const auto found = later.find(key);
+  return found != later.end() && found->second > seq;
+}
+
+// The change as the partner needs it: without columns it changed itself afterwards.
+Change without_superseded(const Change& c, const SupersededBy& later) {
+  const Row key = c.key();
+  if (superseded_at(later, column_key(c, key, "*"), c.seq)) {
+    Change none = c;
+    none.op = ChangeOp::kUpdate;  // an update without changed columns is not sent
+    none.old_values = c.op == ChangeOp::kInsert ? c.new_values : c.old_values;
+    none.new_values = none.old_values;
+    return none;
+  }
+  if (c.op == ChangeOp::kDelete) {
+    return c;
+  }
+  Change kept = c;
+  for (std::size_t i = c.layout->key_count; i < c.layout->columns.size(); ++i) {
+    if (!superseded_at(later, column_key(c, key, c.layout->columns[i]), c.seq)) {
+      continue;
+    }
+    if (c.op == ChangeOp::kUpdate) {
+      kept.new_values[i] = kept.old_values[i];  // no longer a change of this column
+    }
+  }
+  return kept;
+}
+
 }  // namespace
 
 Result<Payload> collect_changes_for(Database& db, const Partner& partner, std::int64_t after_epoch,
@@ -70,10 +138,17 @@ Result<Payload> collect_changes_for(Database& db, const Partner& partner, std::i
   if (tables.empty() || upto_epoch <= after_epoch) {
     return payload;
   }
+  SQLPOST_TRY_ASSIGN(const SupersededBy superseded,
+                     partner_changes(db, partner, after_epoch, upto_epoch, tables));
   PayloadBuilder builder(payload);
   SQLPOST_TRY(read_changes(db, after_epoch, upto_epoch, tables, [&](const Change& c) {
-    if (c.origin != partner.name) {
+    if (c.origin == partner.name) {
+      return success();
+    }
+    if (superseded.empty()) {
       builder.add(c);
+    } else {
+      builder.add(without_superseded(c, superseded));
     }
     return success();
   }));
