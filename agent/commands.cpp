@@ -1,6 +1,7 @@
 #include "agent/commands.h"
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <functional>
 #include <iostream>
@@ -15,6 +16,7 @@
 #include "agent/run.h"
 #include "agent/schedule.h"
 #include "agent/status.h"
+#include "replication/conflicts.h"
 #include "replication/extract.h"
 #include "replication/retention.h"
 #include "schema/metadata.h"
@@ -425,6 +427,87 @@ void add_run(CLI::App& app, Action& action, int& exit_code) {
   });
 }
 
+// ---- conflicts
+
+nlohmann::json value_json(const Value& v) {
+  const auto& s = v.storage();
+  if (const auto* i = std::get_if<std::int64_t>(&s)) {
+    return *i;
+  }
+  if (const auto* d = std::get_if<double>(&s)) {
+    return *d;
+  }
+  if (const auto* t = std::get_if<Text>(&s)) {
+    return t->bytes;  // invalid UTF-8 is replaced when printed
+  }
+  return v.is_null() ? nlohmann::json(nullptr) : nlohmann::json(v.debug_string());
+}
+
+nlohmann::json conflict_json(const ConflictRecord& r) {
+  return {{"id", r.id},
+          {"at", r.at},
+          {"table", r.table},
+          {"key", r.row_key},
+          {"kind", r.kind},
+          {"column", r.column ? nlohmann::json(*r.column) : nlohmann::json(nullptr)},
+          {"local", value_json(r.local)},
+          {"old", value_json(r.old)},
+          {"incoming", value_json(r.incoming)},
+          {"resolved", value_json(r.resolved)},
+          {"from_site", r.from_site},
+          {"local_site", r.local_site},
+          {"policy", r.policy},
+          {"outcome", r.outcome},
+          {"detail", r.detail}};
+}
+
+void print_conflict(const ConflictRecord& r) {
+  std::cout << "#" << r.id << " " << r.table << " " << r.row_key << " " << r.kind;
+  if (r.column) {
+    std::cout << " " << *r.column << ": local " << r.local.debug_string() << ", old "
+              << r.old.debug_string() << ", from " << r.from_site << " "
+              << r.incoming.debug_string() << " -> " << r.resolved.debug_string();
+  } else {
+    std::cout << " from " << r.from_site;
+  }
+  std::cout << " (" << r.policy << ": " << r.outcome << ")";
+  if (!r.detail.empty()) {
+    std::cout << " " << r.detail;
+  }
+  std::cout << "\n";
+}
+
+Result<> show_conflicts(const std::string& path, bool json, std::int64_t limit) {
+  SQLPOST_TRY_ASSIGN(Database db, open_site(path));
+  SQLPOST_TRY_ASSIGN(const auto records, load_conflicts(db, limit));
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : records) {
+      out.push_back(conflict_json(r));
+    }
+    std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    return success();
+  }
+  for (const auto& r : records) {
+    print_conflict(r);
+  }
+  std::cout << records.size() << " conflict(s) shown, newest first\n";
+  return success();
+}
+
+void add_conflicts(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand("conflicts", "List the conflicts this site recorded");
+  auto db = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  auto limit = std::make_shared<std::int64_t>(100);
+  cmd->add_option("DB", *db, "SQLite database file")->required();
+  cmd->add_flag("--json", *json, "as JSON");
+  cmd->add_option("--limit", *limit, "how many, newest first (default 100)");
+  cmd->callback([&action, db, json, limit] {
+    action = [db, json, limit]() -> Result<> { return show_conflicts(*db, *json, *limit); };
+  });
+}
+
 // ---- check
 
 Result<> check_connection(const std::string& path, int& exit_code) {
@@ -529,6 +612,7 @@ int run_cli(int argc, char** argv) {
   int run_exit_code = kExitOk;
   add_run(app, action, run_exit_code);
   add_check(app, action, run_exit_code);
+  add_conflicts(app, action);
   add_resend(app, action);
   add_rescan(app, action);
   try {

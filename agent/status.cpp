@@ -1,5 +1,7 @@
 #include "agent/status.h"
 
+#include "replication/conflicts.h"
+
 #include <array>
 #include <ctime>
 #include <sstream>
@@ -102,6 +104,7 @@ Result<nlohmann::json> collect_status(Database& db) {
   SQLPOST_TRY_ASSIGN(status["log_rows"], db.query_int("SELECT count(*) FROM sqlpost_log"));
   SQLPOST_TRY_ASSIGN(status["rejected_mail"],
                      db.query_int("SELECT count(*) FROM sqlpost_rejected"));
+  SQLPOST_TRY_ASSIGN(status["conflicts"], count_conflicts(db));
   return status;
 }
 
@@ -154,7 +157,9 @@ std::string render_status_text(const nlohmann::json& status) {
       }
     }
   }
-  out << "\nrejected mail kept: " << status["rejected_mail"].get<std::int64_t>() << "\n";
+  out << "\nrejected mail kept: " << status["rejected_mail"].get<std::int64_t>();
+  out << "\nconflicts recorded: " << status["conflicts"].get<std::int64_t>()
+      << " (sqlpost conflicts DB)\n";
   return out.str();
 }
 

@@ -169,6 +169,28 @@ TEST_CASE("foreign files in a mailbox folder are left alone across runs") {
   CHECK(run_command("test -f " + q(foreign)).exit_code == 0);
 }
 
+TEST_CASE("a conflict is listed by sqlpost conflicts and counted in status") {
+  Deployment d;
+  d.run_until_quiet();
+  sqlite_shell(d.hub, "UPDATE customer SET name = 'hub says' WHERE id = 1;");
+  sqlite_shell(d.r1, "UPDATE customer SET name = 'r1 says' WHERE id = 1;");
+  d.run_until_quiet();
+  d.expect_converged();
+  const auto listed = run_sqlpost("conflicts " + q(d.hub) + " --json");
+  REQUIRE(listed.exit_code == 0);
+  const auto conflicts = nlohmann::json::parse(listed.output);
+  REQUIRE(conflicts.size() == 1);
+  CHECK(conflicts[0]["kind"] == "update");
+  CHECK(conflicts[0]["column"] == "name");
+  CHECK(conflicts[0]["local"] == "hub says");
+  CHECK(conflicts[0]["incoming"] == "r1 says");
+  CHECK(conflicts[0]["outcome"] == "incoming");
+  const auto text = run_sqlpost("conflicts " + q(d.hub));
+  CHECK(text.output.find("customer (1) update name") != std::string::npos);
+  const auto status = run_sqlpost("status " + q(d.hub) + " --json");
+  CHECK(nlohmann::json::parse(status.output)["conflicts"] == 1);
+}
+
 TEST_CASE("run --every: passes until SIGTERM, holds the lock, logs to a file") {
   Deployment d;
   sqlite_shell(d.r1,
