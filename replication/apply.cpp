@@ -272,22 +272,46 @@ class Applier {
     if (pending(t, given.key, "*")) {
       return success();
     }
-    const WireChange c = ctx_.pending.empty() ? given : without_pending(t, given);
-    if (c.columns.empty()) {
+    WireChange filtered;
+    const WireChange* c = &given;
+    if (!ctx_.pending.empty()) {
+      filtered = without_pending(t, given);
+      c = &filtered;
+    }
+    if (c->columns.empty()) {
       return success();
     }
-    SQLPOST_TRY_ASSIGN(const auto local, read_row(t, c.key, names_of(t, c.columns)));
-    if (!local) {
-      ++stats_.missing;
-      if (ctx_.decides) {
-        decide_row(t, c.key);  // the origin still has the row: it gets the delete
-      }
-      ConflictRecord r = base_record(t, c.key, kConflictUpdateMissing);
-      r.outcome = "skipped";
-      r.detail = "no row with this key here";
-      return record_only(r);
+    if (!ctx_.decides) {
+      return follow_update(t, *c);
     }
-    return resolve_and_update(t, c, *local, kConflictUpdate);
+    SQLPOST_TRY_ASSIGN(const auto local, read_row(t, c->key, names_of(t, c->columns)));
+    if (!local) {
+      decide_row(t, c->key);  // the origin still has the row: it gets the delete
+      return record_missing(t, *c);
+    }
+    return resolve_and_update(t, *c, *local, kConflictUpdate);
+  }
+
+  // From the parent: its values, without reading the row first.
+  Result<> follow_update(const TableBlock& t, const WireChange& c) {
+    SQLPOST_TRY_ASSIGN(const bool done,
+                       guarded(t, c, run_update(t, c.columns, c.new_values, c.key)));
+    if (!done) {
+      return success();
+    }
+    if (db_.changes() > 0) {
+      ++stats_.updated;
+      return success();
+    }
+    return record_missing(t, c);
+  }
+
+  Result<> record_missing(const TableBlock& t, const WireChange& c) {
+    ++stats_.missing;
+    ConflictRecord r = base_record(t, c.key, kConflictUpdateMissing);
+    r.outcome = "skipped";
+    r.detail = "no row with this key here";
+    return record_only(r);
   }
 
   Result<> apply_delete(const TableBlock& t, const WireChange& c) {
