@@ -18,7 +18,9 @@
 #include "agent/status.h"
 #include "replication/conflicts.h"
 #include "replication/extract.h"
+#include "replication/origin.h"
 #include "replication/retention.h"
+#include "schema/capture.h"
 #include "schema/metadata.h"
 #include "schema/migrations.h"
 #include "transport/key.h"
@@ -508,6 +510,58 @@ void add_conflicts(CLI::App& app, Action& action) {
   });
 }
 
+// ---- passthrough
+
+struct PassthroughRequest {
+  std::string db;
+  std::string site;
+  bool all = false;
+  bool only = false;
+  std::string sql;
+};
+
+Result<> run_here_without_capture(Database& db, const std::string& sql) {
+  SQLPOST_TRY_ASSIGN(OriginMark mark, OriginMark::set(db, kPassthroughOrigin));
+  SQLPOST_TRY(db.exec(sql));
+  return mark.clear();
+}
+
+Result<> passthrough(const PassthroughRequest& r) {
+  if (r.all == !r.site.empty()) {
+    return make_error(Errc::kInvalidArgument, "say where the SQL goes: --site NAME or --all");
+  }
+  SQLPOST_TRY_ASSIGN(Database db, open_site(r.db));
+  SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+  if (!r.site.empty()) {
+    SQLPOST_TRY_ASSIGN(const Partner partner, load_partner(db, r.site));
+    if (partner.relation != Relation::kChild) {
+      return make_error(Errc::kInvalidArgument,
+                        "'" + r.site + "' is this site's parent; passthrough goes to children");
+    }
+  }
+  if (!r.only) {
+    SQLPOST_TRY(run_here_without_capture(db, r.sql));
+  }
+  SQLPOST_TRY(regenerate_capture(db));
+  SQLPOST_TRY(log_passthrough(db, r.sql, r.all ? Value() : Value::text(r.site)));
+  SQLPOST_TRY(tx.commit());
+  std::cout << (r.only ? "" : "ran here; ") << "sent to " << (r.all ? "every child" : r.site)
+            << " with the next run, in order with the data\n";
+  return success();
+}
+
+void add_passthrough(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand(
+      "passthrough", "Send SQL (e.g. ALTER TABLE ... ADD COLUMN) to children through the stream");
+  auto r = std::make_shared<PassthroughRequest>();
+  cmd->add_option("DB", r->db, "SQLite database file")->required();
+  auto* site = cmd->add_option("--site", r->site, "the one child to run it");
+  cmd->add_flag("--all", r->all, "every child (and theirs)")->excludes(site);
+  cmd->add_flag("--only", r->only, "do not run it at this site");
+  cmd->add_option("SQL", r->sql, "the statements")->required();
+  cmd->callback([&action, r] { action = [r]() -> Result<> { return passthrough(*r); }; });
+}
+
 // ---- check
 
 Result<> check_connection(const std::string& path, int& exit_code) {
@@ -613,6 +667,7 @@ int run_cli(int argc, char** argv) {
   add_run(app, action, run_exit_code);
   add_check(app, action, run_exit_code);
   add_conflicts(app, action);
+  add_passthrough(app, action);
   add_resend(app, action);
   add_rescan(app, action);
   try {

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "replication/bounce.h"
+#include "schema/capture.h"
 #include "schema/introspect.h"
 
 namespace sqlpost {
@@ -108,8 +109,32 @@ class Applier {
       case ChangeOp::kInsert: return apply_insert(t, c);
       case ChangeOp::kUpdate: return apply_update(t, c);
       case ChangeOp::kDelete: return apply_delete(t, c);
+      case ChangeOp::kPassthrough: break;
     }
     return make_error(Errc::kCorruption, "unknown change operation");
+  }
+
+  // Runs the statements (what they change is not replicated as data), regenerates
+  // the capture triggers, and logs the passthrough again for this site's children.
+  Result<> apply_passthrough(const WireChange& c) {
+    const std::string& sql = std::get<Text>(c.key.front().storage()).bytes;
+    SQLPOST_TRY(set_origin(std::string(kPassthroughOrigin)));
+    auto ran = db_.exec(sql);
+    if (!ran.ok()) {
+      return make_error(Errc::kUnsupported, "passthrough SQL from " + ctx_.from_site +
+                                                " failed here (" + ran.error().message +
+                                                "); fix the database by hand, then sqlpost "
+                                                "resend on the sender, or re-extract this site");
+    }
+    SQLPOST_TRY(set_origin(ctx_.from_site));
+    SQLPOST_TRY(regenerate_capture(db_));
+    return log_passthrough(db_, sql, c.new_values.front());
+  }
+
+  Result<> set_origin(const std::string& origin) {
+    SQLPOST_TRY_ASSIGN(Statement * st, db_.cached("UPDATE sqlpost_context SET origin = ?"));
+    st->bind(1, origin);
+    return st->run();
   }
 
   // Rows left violating a foreign key: recorded once per row, kept.
@@ -533,18 +558,28 @@ Result<ApplyStats> apply_payload(Database& db, const Payload& payload,
   if (!db.in_transaction()) {
     return make_error(Errc::kInternal, "apply needs the caller's write transaction");
   }
-  for (const auto& t : payload.tables) {
-    SQLPOST_TRY(check_table(db, t));
-  }
   SQLPOST_TRY(db.exec("PRAGMA defer_foreign_keys = ON"));
   ApplyStats stats;
   Applier applier(db, context, stats);
+  // Tables are checked when first used: passthrough SQL earlier in the message may
+  // have added what later changes need.
+  std::vector<bool> checked(payload.tables.size(), false);
   for (const auto& epoch : payload.epochs) {
     for (const auto& change : epoch.changes) {
-      auto applied = applier.apply(payload.tables[change.table], change);
+      if (change.op == ChangeOp::kPassthrough) {
+        SQLPOST_TRY(applier.apply_passthrough(change));
+        ++stats.passthrough;
+        continue;
+      }
+      const TableBlock& table = payload.tables[change.table];
+      if (!checked[change.table]) {
+        SQLPOST_TRY(check_table(db, table));
+        checked[change.table] = true;
+      }
+      auto applied = applier.apply(table, change);
       if (!applied.ok()) {
         Error e = applied.take_error();
-        e.message = "applying a change to '" + payload.tables[change.table].table + "' (epoch " +
+        e.message = "applying a change to '" + table.table + "' (epoch " +
                     std::to_string(epoch.epoch) + "): " + e.message;
         return e;
       }

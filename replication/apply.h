@@ -54,8 +54,9 @@ struct ApplyStats {
   std::size_t inserted = 0;
   std::size_t updated = 0;
   std::size_t deleted = 0;
-  std::size_t missing = 0;    // update or delete of a row this site does not have
-  std::size_t conflicts = 0;  // rows written to sqlpost_conflicts
+  std::size_t missing = 0;      // update or delete of a row this site does not have
+  std::size_t conflicts = 0;    // rows written to sqlpost_conflicts
+  std::size_t passthrough = 0;  // passthrough statements run
 };
 
 Result<ApplyStats> apply_payload(Database& db, const Payload& payload,

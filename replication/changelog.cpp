@@ -59,6 +59,20 @@ Change change_from_row(const Statement& st, const std::shared_ptr<const CaptureL
   return c;
 }
 
+// A passthrough row: n0 holds the SQL, o0 the target site (NULL: every child).
+Change passthrough_from_row(const Statement& st) {
+  static const auto kNoTable = std::make_shared<const CaptureLayout>();
+  Change c;
+  c.seq = st.column_int(0);
+  c.epoch = st.column_int(1);
+  c.op = ChangeOp::kPassthrough;
+  c.origin = st.column_text(4);
+  c.layout = kNoTable;
+  c.new_values = {st.column(kFirstValueColumn)};
+  c.old_values = {st.column(kFirstValueColumn + 1)};
+  return c;
+}
+
 bool key_changed(const Change& c) {
   for (std::size_t i = 0; i < c.layout->key_count; ++i) {
     if (!(c.new_values[i] == c.old_values[i])) {
@@ -179,6 +193,10 @@ Result<> read_log_range(Database& db, std::int64_t from_seq, std::int64_t to_seq
     if (!row) {
       break;
     }
+    if (st.column_int(3) == static_cast<int>(ChangeOp::kPassthrough)) {
+      SQLPOST_TRY(visit(passthrough_from_row(st)));
+      continue;
+    }
     const auto layout = layouts.find(st.column_int(2));
     if (layout == layouts.end()) {
       return make_error(Errc::kInternal, "change log row " + std::to_string(st.column_int(0)) +
@@ -225,8 +243,9 @@ Result<std::int64_t> count_unsent_changes(Database& db, const Partner& partner) 
   SQLPOST_TRY_ASSIGN(Statement st,
                      db.prepare("SELECT l.table_name, count(*) FROM sqlpost_log g JOIN "
                                 "sqlpost_layouts l ON l.id = g.layout WHERE g.seq > ? AND "
-                                "(g.origin IS NULL OR g.origin <> ?) GROUP BY l.table_name"));
-  st.bind(1, from_seq).bind(2, partner.name);
+                                "(g.origin IS NULL OR (g.origin <> ? AND g.origin <> ?)) GROUP BY "
+                                "l.table_name"));
+  st.bind(1, from_seq).bind(2, partner.name).bind(3, kPassthroughOrigin);
   std::int64_t total = 0;
   for (;;) {
     SQLPOST_TRY_ASSIGN(const bool row, st.step());
@@ -236,6 +255,15 @@ Result<std::int64_t> count_unsent_changes(Database& db, const Partner& partner) 
     if (tables.count(st.column_text(0)) > 0) {
       total += st.column_int(1);
     }
+  }
+  if (partner.relation == Relation::kChild) {
+    SQLPOST_TRY_ASSIGN(Statement sql,
+                       db.prepare("SELECT count(*) FROM sqlpost_log WHERE seq > ? AND op = ? AND "
+                                  "(origin IS NULL OR origin <> ?) AND (o0 IS NULL OR o0 = ?)"));
+    sql.bind(1, from_seq).bind(2, static_cast<std::int64_t>(ChangeOp::kPassthrough));
+    sql.bind(3, partner.name).bind(4, partner.name);
+    SQLPOST_TRY(sql.step());
+    total += sql.column_int(0);
   }
   return total;
 }

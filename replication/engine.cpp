@@ -477,6 +477,10 @@ struct Engine::Impl {
       return false;
     }
     auto payload = load_message(partner, seq);
+    if (!payload.ok() && payload.error().code == Errc::kUnsupported) {
+      SQLPOST_TRY(halt(partner, payload.error()));  // a newer sqlpost: keep it, stop here
+      return false;
+    }
     if (!payload.ok()) {
       note(report, payload.error(), "message " + std::to_string(seq) + " from " + partner.name);
       SQLPOST_TRY(discard_message(partner, seq, payload.error().message));
@@ -692,13 +696,9 @@ Result<> Engine::receive(RunReport& report) {
 Result<> Engine::apply(RunReport& report) {
   Impl impl{db_, link_, options_, report, {}, {}};
   SQLPOST_TRY(impl.load());
+  // A stream stopped by an error is tried again on every run (the error is reported
+  // again until whoever can fix it has), so fixing the cause is all it takes.
   for (const auto& [name, partner] : impl.partners) {
-    SQLPOST_TRY_ASSIGN(const Stream s, impl.stream(name));
-    if (!s.halted.empty()) {
-      report.problems.push_back("messages from " + name + " are not applied: " + s.halted);
-      report.worst = Errc::kUnsupported;
-      continue;
-    }
     for (;;) {
       SQLPOST_TRY_ASSIGN(const bool applied, impl.apply_next(partner));
       if (!applied) {

@@ -157,11 +157,33 @@ Result<> check_change_shape(const WireChange& c, const TableBlock& t) {
   return success();
 }
 
+// [0, 4, [sql], [], [target or null], []]
+Result<WireChange> passthrough_from_json(json& j) {
+  WireChange c;
+  c.op = ChangeOp::kPassthrough;
+  SQLPOST_TRY_ASSIGN(c.key, row_from_json(j[2], 1));
+  SQLPOST_TRY_ASSIGN(c.new_values, row_from_json(j[4], 1));
+  const auto is_text = [](const Value& v) { return std::holds_alternative<Text>(v.storage()); };
+  if (c.key.size() != 1 || !is_text(c.key[0]) || c.new_values.size() != 1 ||
+      !(c.new_values[0].is_null() || is_text(c.new_values[0])) || !j[3].empty() || !j[5].empty()) {
+    return corrupt("a passthrough is not [0, 4, [sql], [], [site or null], []]");
+  }
+  if (std::get<Text>(c.key[0].storage()).bytes.size() > kMaxPassthroughBytes) {
+    return make_error(Errc::kLimitExceeded, "a passthrough statement is longer than " +
+                                                std::to_string(kMaxPassthroughBytes) + " bytes");
+  }
+  return c;
+}
+
 Result<WireChange> change_from_json(json& j, const std::vector<TableBlock>& tables) {
   if (!j.is_array() || j.size() != 6 || !j[3].is_array() || j[3].size() > kMaxPayloadColumns) {
     return corrupt("a change is not [table, op, key, columns, new, old]");
   }
   WireChange c;
+  SQLPOST_TRY_ASSIGN(const std::uint64_t op_number, unsigned_field(j[1], "op"));
+  if (op_number == static_cast<std::uint64_t>(ChangeOp::kPassthrough)) {
+    return passthrough_from_json(j);
+  }
   SQLPOST_TRY_ASSIGN(const std::uint64_t table, unsigned_field(j[0], "table"));
   if (table >= tables.size()) {
     return corrupt("a change names table index " + std::to_string(table) + " of " +
@@ -214,10 +236,11 @@ Result<Payload> payload_from_json(json& doc) {
     }
   }
   SQLPOST_TRY_ASSIGN(const std::uint64_t version, unsigned_field(doc["v"], "v"));
-  if (version != kPayloadVersion) {
+  if (version != kPayloadVersion && version != kPayloadVersionWithPassthrough) {
     return make_error(Errc::kUnsupported, "message payload version " + std::to_string(version) +
                                               " is not supported (this sqlpost reads " +
-                                              std::to_string(kPayloadVersion) + ")");
+                                              std::to_string(kPayloadVersion) + " and " +
+                                              std::to_string(kPayloadVersionWithPassthrough) + ")");
   }
   SQLPOST_TRY_ASSIGN(const std::uint64_t kind, unsigned_field(doc["k"], "k"));
   if (kind > 1) {
@@ -244,6 +267,17 @@ Result<Payload> payload_from_json(json& doc) {
 
 }  // namespace
 
+bool Payload::has_passthrough() const {
+  for (const auto& e : epochs) {
+    for (const auto& c : e.changes) {
+      if (c.op == ChangeOp::kPassthrough) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 std::size_t Payload::change_count() const {
   std::size_t n = 0;
   for (const auto& e : epochs) {
@@ -265,9 +299,13 @@ std::vector<std::uint8_t> encode_payload(const Payload& payload) {
     }
     epochs.push_back(json::array({e.epoch, std::move(changes)}));
   }
-  const json doc = {{"v", kPayloadVersion},   {"k", payload.kind == PayloadKind::kData ? 0 : 1},
-                    {"a", payload.ack},       {"r", payload.resend_from},
-                    {"t", std::move(tables)}, {"e", std::move(epochs)}};
+  const json doc = {
+      {"v", payload.has_passthrough() ? kPayloadVersionWithPassthrough : kPayloadVersion},
+      {"k", payload.kind == PayloadKind::kData ? 0 : 1},
+      {"a", payload.ack},
+      {"r", payload.resend_from},
+      {"t", std::move(tables)},
+      {"e", std::move(epochs)}};
   return json::to_cbor(doc);
 }
 

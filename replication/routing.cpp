@@ -13,17 +13,28 @@ class PayloadBuilder {
 
   void add(const Change& c) {
     WireChange w;
+    if (c.op == ChangeOp::kPassthrough) {
+      w.op = c.op;
+      w.key = c.new_values;         // the SQL
+      w.new_values = c.old_values;  // the target site, or NULL
+      append(c.epoch, std::move(w));
+      return;
+    }
     if (!to_wire(c, w)) {
       return;
     }
     w.table = table_index(*c.layout);
-    if (payload_.epochs.empty() || payload_.epochs.back().epoch != c.epoch) {
-      payload_.epochs.push_back(EpochBlock{c.epoch, {}});
+    append(c.epoch, std::move(w));
+  }
+
+ private:
+  void append(std::int64_t epoch, WireChange w) {
+    if (payload_.epochs.empty() || payload_.epochs.back().epoch != epoch) {
+      payload_.epochs.push_back(EpochBlock{epoch, {}});
     }
     payload_.epochs.back().changes.push_back(std::move(w));
   }
 
- private:
   std::uint32_t table_index(const CaptureLayout& layout) {
     const auto found = index_.find(layout.id);
     if (found != index_.end()) {
@@ -129,6 +140,16 @@ Change without_superseded(const Change& c, const SupersededBy& later) {
   return kept;
 }
 
+// Passthrough SQL flows down: to every child, or to the one site it names.
+bool passthrough_goes_to(const Change& c, const Partner& partner) {
+  if (partner.relation != Relation::kChild) {
+    return false;
+  }
+  const Value& target = c.old_values.front();
+  const auto* name = std::get_if<Text>(&target.storage());
+  return target.is_null() || (name != nullptr && name->bytes == partner.name);
+}
+
 }  // namespace
 
 Result<Payload> collect_changes_for(Database& db, const Partner& partner, std::int64_t after_epoch,
@@ -142,7 +163,13 @@ Result<Payload> collect_changes_for(Database& db, const Partner& partner, std::i
                      partner_changes(db, partner, after_epoch, upto_epoch, tables));
   PayloadBuilder builder(payload);
   SQLPOST_TRY(read_changes(db, after_epoch, upto_epoch, tables, [&](const Change& c) {
-    if (c.origin == partner.name) {
+    if (c.origin == partner.name || c.origin == kPassthroughOrigin) {
+      return success();
+    }
+    if (c.op == ChangeOp::kPassthrough) {
+      if (passthrough_goes_to(c, partner)) {
+        builder.add(c);
+      }
       return success();
     }
     if (superseded.empty()) {

@@ -178,4 +178,14 @@ Result<std::vector<CaptureLayout>> load_layouts(Database& db) {
   return layouts;
 }
 
+Result<> log_passthrough(Database& db, std::string_view sql, const Value& target) {
+  SQLPOST_TRY(ensure_log_width(db, 1));
+  SQLPOST_TRY_ASSIGN(Statement st,
+                     db.prepare("INSERT INTO sqlpost_log(epoch, layout, op, origin, n0, o0) "
+                                "SELECT epoch, 0, ?, (SELECT origin FROM sqlpost_context), ?, ? "
+                                "FROM sqlpost_epoch"));
+  st.bind(1, static_cast<std::int64_t>(ChangeOp::kPassthrough)).bind(2, sql).bind(3, target);
+  return st.run();
+}
+
 }  // namespace sqlpost

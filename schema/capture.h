@@ -19,7 +19,11 @@
 
 namespace sqlpost {
 
-enum class ChangeOp : int { kInsert = 1, kUpdate = 2, kDelete = 3 };
+enum class ChangeOp : int { kInsert = 1, kUpdate = 2, kDelete = 3, kPassthrough = 4 };
+
+// The origin written while passthrough SQL runs: what its statements change is
+// not replicated as data (the statements themselves travel).
+inline constexpr std::string_view kPassthroughOrigin = "!passthrough";
 
 struct CaptureLayout {
   std::int64_t id = 0;
@@ -35,5 +39,8 @@ Result<CaptureLayout> capture_layout_for(Database& db, std::string_view table);
 
 Result<std::vector<CaptureLayout>> load_layouts(Database& db);
 
+// Logs passthrough SQL for the children (`target`: one site's name, or NULL for
+// all) with the current origin mark, inside the caller's transaction.
+Result<> log_passthrough(Database& db, std::string_view sql, const Value& target);
 
 }  // namespace sqlpost

@@ -191,6 +191,83 @@ TEST_CASE("a conflict is listed by sqlpost conflicts and counted in status") {
   CHECK(nlohmann::json::parse(status.output)["conflicts"] == 1);
 }
 
+// hq -> mid -> leaf, one table, over the file link.
+struct Hierarchy {
+  TempDir dir;
+  std::string hq = dir.path("hq.db");
+  std::string mid = dir.path("mid.db");
+  std::string leaf = dir.path("leaf.db");
+
+  Hierarchy() {
+    sqlite_shell(hq,
+                 "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a');");
+    sqlpost_ok("init " + q(hq) + " --site hq --address hq@x.test");
+    sqlpost_ok("config " + q(hq) + " link=file file.dir=" + q(dir.path("mail")));
+    sqlpost_ok("publish " + q(hq) + " p t");
+    sqlpost_ok("site add " + q(hq) + " mid --address mid@x.test");
+    sqlpost_ok("subscribe " + q(hq) + " mid p");
+    sqlpost_ok("extract " + q(hq) + " mid --output " + q(mid));
+    sqlpost_ok("site add " + q(mid) + " leaf --address leaf@x.test");  // a remote's own remote
+    sqlpost_ok("subscribe " + q(mid) + " leaf p");
+    sqlpost_ok("extract " + q(mid) + " leaf --output " + q(leaf));
+  }
+
+  // Runs every agent `n` times (leaf, mid, hq); returns the last exit codes.
+  std::string rounds(int n) {
+    std::string codes;
+    for (int i = 0; i < n; ++i) {
+      codes.clear();
+      for (const auto& db : {leaf, mid, hq}) {
+        codes += std::to_string(run_sqlpost("run " + q(db) + " --once").exit_code);
+      }
+    }
+    return codes;
+  }
+
+  void expect_same() {
+    Database h = open_db(hq);
+    for (const auto& path : {mid, leaf}) {
+      Database other = open_db(path);
+      const std::string diff = compare_tables(h, other, "t");
+      CHECK_MESSAGE(diff.empty(), path << ": " << diff);
+    }
+  }
+};
+
+TEST_CASE("three levels: changes flow hub -> mid -> leaf and back; passthrough ADD COLUMN") {
+  Hierarchy h;
+  sqlite_shell(h.leaf, "INSERT INTO t VALUES (2, 'from leaf');");
+  sqlite_shell(h.hq, "INSERT INTO t VALUES (3, 'from hq');");
+  CHECK(h.rounds(3) == "000");
+  h.expect_same();
+
+  sqlpost_ok("passthrough " + q(h.hq) + " --all " +
+             q("ALTER TABLE t ADD COLUMN extra TEXT DEFAULT 'none'"));
+  sqlite_shell(h.hq, "INSERT INTO t VALUES (4, 'uses it', 'x4');");  // right behind the ALTER
+  CHECK(h.rounds(3) == "000");
+  sqlite_shell(h.leaf, "INSERT INTO t VALUES (5, 'leaf uses it', 'x5');");
+  CHECK(h.rounds(3) == "000");
+  h.expect_same();
+  Database leaf = open_db(h.leaf);
+  CHECK(query_int(leaf, "SELECT count(*) FROM t WHERE extra = 'x4'") == 1);
+  Database hq = open_db(h.hq);
+  CHECK(query_int(hq, "SELECT count(*) FROM t WHERE extra = 'x5'") == 1);
+}
+
+TEST_CASE("data for a column a site does not have stops that stream until it is fixed") {
+  Hierarchy h;
+  sqlpost_ok("passthrough " + q(h.hq) + " --site mid " + q("ALTER TABLE t ADD COLUMN extra TEXT"));
+  sqlite_shell(h.hq, "UPDATE t SET extra = 'new' WHERE id = 1;");
+  h.rounds(3);  // mid has the column; the leaf does not
+  const auto stopped = run_sqlpost("run " + q(h.leaf) + " --once");
+  CHECK(stopped.exit_code != 0);
+  CHECK(stopped.output.find("has no column 'extra'") != std::string::npos);
+  CHECK(run_sqlpost("status " + q(h.leaf)).output.find("STOPPED") != std::string::npos);
+  sqlite_shell(h.leaf, "ALTER TABLE t ADD COLUMN extra TEXT;");  // the fix, by hand
+  CHECK(h.rounds(3) == "000");
+  h.expect_same();
+}
+
 TEST_CASE("run --every: passes until SIGTERM, holds the lock, logs to a file") {
   Deployment d;
   sqlite_shell(d.r1,

@@ -61,6 +61,24 @@ TEST_CASE("truncated or bit-flipped payloads give errors, never a crash") {
   CHECK(rejected > bytes.size());
 }
 
+TEST_CASE("passthrough SQL round-trips as version 2; malformed passthrough is refused") {
+  Payload p;
+  WireChange sql;
+  sql.op = ChangeOp::kPassthrough;
+  sql.key = {Value::text("ALTER TABLE t ADD COLUMN c")};
+  sql.new_values = {Value::text("r1")};
+  p.epochs.push_back(EpochBlock{3, {sql}});
+  const auto bytes = encode_payload(p);
+  auto back = decode_payload(bytes);
+  REQUIRE_MESSAGE(back.ok(), back.error().message);
+  CHECK(*back == p);
+  CHECK(back->has_passthrough());
+  p.epochs[0].changes[0].key = {Value(std::int64_t{1})};  // not text
+  auto bad = decode_payload(encode_payload(p));
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message.find("passthrough") != std::string::npos);
+}
+
 TEST_CASE("deep nesting, wrong version and bad shapes are exact errors") {
   std::vector<std::uint8_t> deep(100000, 0x81);  // arrays of arrays of ...
   deep.push_back(0x01);
@@ -75,13 +93,13 @@ TEST_CASE("deep nesting, wrong version and bad shapes are exact errors") {
   auto json_bytes = bytes;
   for (std::size_t i = 0; i + 2 < json_bytes.size(); ++i) {
     if (json_bytes[i] == 0x61 && json_bytes[i + 1] == 'v' && json_bytes[i + 2] == 0x01) {
-      json_bytes[i + 2] = 0x02;
+      json_bytes[i + 2] = 0x03;  // versions 1 and 2 are read; 3 is from a newer sqlpost
       break;
     }
   }
-  auto v2 = decode_payload(json_bytes);
-  REQUIRE_FALSE(v2.ok());
-  CHECK(v2.error().code == Errc::kUnsupported);
+  auto v3 = decode_payload(json_bytes);
+  REQUIRE_FALSE(v3.ok());
+  CHECK(v3.error().code == Errc::kUnsupported);
 
   p.epochs[0].changes[0].columns = {7};  // a column index outside the table
   p.epochs[0].changes[0].new_values = {Value()};
