@@ -361,18 +361,22 @@ void add_extract(CLI::App& app, Action& action) {
 // ---- run
 
 void log_report(const RunReport& r) {
+  for (const auto& d : r.details) {
+    log_debug(d);
+  }
   for (const auto& n : r.notes) {
     log_info(n);
   }
   for (const auto& p : r.problems) {
     log_warn(p);
   }
-  std::cout << "received " << r.parts_received << " part(s) (" << r.duplicates << " duplicate, "
-            << r.rejected << " rejected, " << r.foreign << " foreign left alone); applied "
-            << r.messages_applied << " message(s), " << r.changes_applied << " change(s); prepared "
-            << r.messages_prepared << " message(s); sent " << r.parts_sent << " part(s), "
-            << r.acks_sent << " ack(s)\n"
-            << std::flush;
+  log_info("received " + std::to_string(r.parts_received) + " part(s) (" +
+           std::to_string(r.duplicates) + " duplicate, " + std::to_string(r.rejected) +
+           " rejected, " + std::to_string(r.foreign) + " foreign left alone); applied " +
+           std::to_string(r.messages_applied) + " message(s), " +
+           std::to_string(r.changes_applied) + " change(s); prepared " +
+           std::to_string(r.messages_prepared) + " message(s); sent " +
+           std::to_string(r.parts_sent) + " part(s), " + std::to_string(r.acks_sent) + " ack(s)");
 }
 
 // One pass of the agent; every failure is logged. Returns the exit code.

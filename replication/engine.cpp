@@ -204,9 +204,15 @@ struct Engine::Impl {
     SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
     if (static_cast<std::int64_t>(h.sequence) <= s.applied_seq) {
       ++report.duplicates;  // applied already: drop it, and acknowledge again
+      report.details.push_back("mail " + ref.id + ": message " + std::to_string(h.sequence) +
+                               " part " + std::to_string(h.part) + " from " + partner.name +
+                               " was applied before; dropped");
       SQLPOST_TRY(update_stream(partner.name, "ack_owed = 1"));
     } else {
       ++report.parts_received;
+      report.details.push_back("mail " + ref.id + ": message " + std::to_string(h.sequence) +
+                               " part " + std::to_string(h.part) + "/" + std::to_string(h.parts) +
+                               " from " + partner.name + " stored");
       SQLPOST_TRY_ASSIGN(Statement * st,
                          db.cached("INSERT OR IGNORE INTO sqlpost_inbox(site, seq, part, parts, "
                                    "mail, received_at) VALUES (?, ?, ?, ?, ?, ?)"));
@@ -459,6 +465,11 @@ struct Engine::Impl {
     SQLPOST_TRY(crash_point("before-apply-commit"));
     SQLPOST_TRY(tx.commit());
     ++report.messages_applied;
+    report.details.push_back("applied message " + std::to_string(seq) + " from " + partner.name +
+                             ": " + std::to_string(stats.inserted) + " inserted, " +
+                             std::to_string(stats.updated) + " updated, " +
+                             std::to_string(stats.deleted) + " deleted, " +
+                             std::to_string(stats.missing) + " missing rows");
     if (stats.conflicts > 0) {
       report.notes.push_back(std::to_string(stats.conflicts) + " conflict(s) in message " +
                              std::to_string(seq) + " from " + partner.name +
@@ -638,6 +649,9 @@ struct Engine::Impl {
       st->bind(1, now()).bind(2, partner.name).bind(3, p.seq).bind(4, p.part);
       SQLPOST_TRY(st->run());
       ++report.parts_sent;
+      report.details.push_back("sent message " + std::to_string(p.seq) + " part " +
+                               std::to_string(p.part) + " to " + partner.name + " <" +
+                               partner.address + ">");
     }
     if (!parts.empty()) {
       SQLPOST_TRY(update_stream(partner.name, "last_sent_at = ?2", now()));

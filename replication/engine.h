@@ -61,6 +61,7 @@ struct RunReport {
   std::size_t send_failures = 0;
   std::vector<std::string> problems;  // failures, one line each, for the log
   std::vector<std::string> notes;     // things worth logging that are not failures
+  std::vector<std::string> details;   // every message and part, for a verbose log
   Errc worst = Errc::kInternal;       // meaningful when !problems.empty()
 };
 

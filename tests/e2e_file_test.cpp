@@ -274,7 +274,7 @@ TEST_CASE("run --every: passes until SIGTERM, holds the lock, logs to a file") {
                "INSERT INTO customer VALUES (900, 'while the hub agent runs', NULL, NULL, NULL);");
   const std::string log = d.dir.path("hq.log");
   const std::string pid_file = d.dir.path("hq.pid");
-  const auto started = run_command(q(env_bin()) + " run " + q(d.hub) + " --every 1s --log " +
+  const auto started = run_command(q(env_bin()) + " run " + q(d.hub) + " --every 1s -v --log " +
                                    q(log) + " >/dev/null 2>&1 & echo $! > " + q(pid_file));
   REQUIRE(started.exit_code == 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -291,6 +291,8 @@ TEST_CASE("run --every: passes until SIGTERM, holds the lock, logs to a file") {
   const auto logged = run_command("cat " + q(log));
   CHECK(logged.output.find("runs every 1s") != std::string::npos);
   CHECK(logged.output.find("stop requested") != std::string::npos);
+  CHECK(logged.output.find("[debug] applied message 1 from r1") != std::string::npos);  // -v
+  CHECK(logged.output.find("[info] received ") != std::string::npos);  // each pass's summary
   d.run_until_quiet();
   d.expect_converged();
 }
