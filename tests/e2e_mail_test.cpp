@@ -291,6 +291,28 @@ TEST_CASE("SMTP server unreachable: exit code 4, nothing lost, delivered once it
   d.expect_converged();
 }
 
+TEST_CASE("Postfix stopped during a run: exit code 4, nothing lost, delivered once it is back") {
+  if (!mailstack_running()) {
+    return;
+  }
+  MailDeployment d;
+  const std::string postfix = "postfix -c " + q(env("MAILSTACK_DIR") + "/etc/postfix");
+  sqlite_shell(d.hub,
+               "INSERT INTO customer VALUES (450, 'while Postfix is down', NULL, NULL, NULL);");
+  REQUIRE(run_command(postfix + " stop").exit_code == 0);
+  const auto down = run_sqlpost("run " + q(d.hub) + " --once");
+  const auto started = run_command(postfix + " start");
+  const auto listening =
+      run_command("bash -c 'for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/" +
+                  d.port_submission + ") 2>/dev/null && exit 0; sleep 0.1; done; exit 1'");
+  REQUIRE(started.exit_code == 0);
+  REQUIRE(listening.exit_code == 0);
+  CHECK(down.exit_code == 4);
+  CHECK(down.output.find("kept in the outbox") != std::string::npos);
+  d.run_until_quiet();
+  d.expect_converged();
+}
+
 TEST_CASE("a permanent refusal (550 unknown user) is reported and not retried every run") {
   if (!mailstack_running()) {
     return;
