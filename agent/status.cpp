@@ -84,7 +84,7 @@ std::string time_text(std::int64_t seconds) {
   std::tm tm{};
   gmtime_r(&t, &tm);
   std::array<char, 32> buf{};
-  std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M:%S UTC", &tm);
+  (void)std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M:%S UTC", &tm);
   return buf.data();
 }
 

@@ -26,7 +26,7 @@ inline constexpr std::uint32_t kPayloadVersion = 1;
 // Written only when a payload carries passthrough SQL, so that an older sqlpost
 // stops at exactly those messages ("not supported") instead of misreading them.
 inline constexpr std::uint32_t kPayloadVersionWithPassthrough = 2;
-inline constexpr std::size_t kMaxPassthroughBytes = 1024 * 1024;
+inline constexpr std::size_t kMaxPassthroughBytes = std::size_t{1024} * 1024;
 inline constexpr std::size_t kMaxPayloadDepth = 8;
 inline constexpr std::size_t kMaxPayloadTables = 10000;
 inline constexpr std::size_t kMaxPayloadColumns = 2000;  // SQLite's default column limit
