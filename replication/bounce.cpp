@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "replication/conflicts.h"
+#include "replication/subsets.h"
 #include "schema/capture.h"
 
 namespace sqlpost {
@@ -92,6 +93,7 @@ Result<> append_decided_rows(Database& db, const Partner& partner, Payload& payl
   if (rows.empty()) {
     return success();
   }
+  SQLPOST_TRY_ASSIGN(const SubsetFilter subset, SubsetFilter::load(db, partner));
   EpochBlock block{epoch, {}};
   for (const auto& [where, key] : rows) {
     SQLPOST_TRY_ASSIGN(const CaptureLayout layout, capture_layout_for(db, where.first));
@@ -99,6 +101,17 @@ Result<> append_decided_rows(Database& db, const Partner& partner, Payload& payl
       continue;  // the table's key changed since: nothing sensible to send
     }
     SQLPOST_TRY_ASSIGN(WireChange change, current_row(db, layout, key));
+    if (change.op == ChangeOp::kInsert) {
+      // The decided row may have left the partner's subset: then it is a delete there.
+      Row image = key;
+      image.insert(image.end(), change.new_values.begin(), change.new_values.end());
+      SQLPOST_TRY_ASSIGN(const auto in, subset.contains(db, layout, image));
+      if (in != true) {
+        change.op = ChangeOp::kDelete;
+        change.columns.clear();
+        change.new_values.clear();
+      }
+    }
     change.table = table_block(payload, layout);
     block.changes.push_back(std::move(change));
   }

@@ -306,11 +306,12 @@ struct Engine::Impl {
     const std::int64_t first = row && !oldest->column_is_null(0) ? oldest->column_int(0) : 0;
     oldest->reset();
     if (first == 0 || first > from) {
-      report.problems.push_back(
+      // Usually a late, stale request (an ack-only message overtaken by a newer
+      // acknowledgement); if the partner keeps asking, it was restored from a backup.
+      report.notes.push_back(
           "site " + partner.name + " asks for message " + std::to_string(from) +
-          ", which is no longer in the outbox; if it was restored from a backup, run "
-          "'sqlpost rescan' or re-extract it");
-      report.worst = Errc::kNotFound;
+          ", which it has acknowledged since; if it keeps asking, it was restored from a "
+          "backup: run 'sqlpost rescan' or re-extract it");
     }
     return success();
   }

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "replication/changelog.h"
+#include "replication/subsets.h"
 #include "schema/introspect.h"
 #include "schema/metadata.h"
 #include "schema/migrations.h"
@@ -56,8 +57,16 @@ Result<std::vector<std::string>> schema_sql(Database& hub, const std::string& ta
   return statements;
 }
 
-Result<std::size_t> copy_rows(Database& hub, Database& out, const std::string& table) {
-  SQLPOST_TRY_ASSIGN(Statement read, hub.prepare("SELECT * FROM " + quote_identifier(table)));
+// The rows of `table` the site subscribes to (`filter`: SubsetFilter::row_filter).
+Result<std::size_t> copy_rows(Database& hub, Database& out, const std::string& table,
+                              const std::string& filter) {
+  auto prepared = hub.prepare("SELECT * FROM " + quote_identifier(table) + " WHERE " + filter);
+  if (!prepared.ok()) {
+    return make_error(Errc::kConfig, "the subset of '" + table + "' cannot be selected (" +
+                                         prepared.error().message +
+                                         "); check the article's --where / --subscribe-by");
+  }
+  Statement read = std::move(prepared).value();
   const int n = read.column_count();
   std::string params;
   for (int i = 0; i < n; ++i) {
@@ -149,12 +158,14 @@ Result<ExtractSummary> fill(Database& hub, Database& out, const std::string& sit
   for (const auto& a : articles) {
     tables.insert(a.table);
   }
+  SQLPOST_TRY_ASSIGN(const SubsetFilter subset, SubsetFilter::load(hub, partner));
   for (const auto& table : tables) {
     SQLPOST_TRY_ASSIGN(const auto statements, schema_sql(hub, table));
     for (const auto& sql : statements) {
       SQLPOST_TRY(out.exec(sql));
     }
-    SQLPOST_TRY_ASSIGN(const std::size_t rows, copy_rows(hub, out, table));
+    SQLPOST_TRY_ASSIGN(const std::size_t rows,
+                       copy_rows(hub, out, table, subset.row_filter(table)));
     summary.rows += rows;
     ++summary.tables;
   }

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "replication/changelog.h"
+#include "replication/subsets.h"
 
 namespace sqlpost {
 namespace {
@@ -150,6 +151,59 @@ bool passthrough_goes_to(const Change& c, const Partner& partner) {
   return target.is_null() || (name != nullptr && name->bytes == partner.name);
 }
 
+Change as_insert(const Change& c) {
+  Change insert = c;
+  insert.op = ChangeOp::kInsert;
+  insert.old_values.clear();
+  return insert;
+}
+
+Change as_delete(const Change& c) {
+  Change removal = c;
+  removal.op = ChangeOp::kDelete;
+  removal.new_values.clear();
+  return removal;
+}
+
+// A table the partner holds part of: a row entering its subset arrives as an
+// insert of the whole row, a row leaving it as a delete — also when the partner's
+// own change moved the row out (it must not keep a row it no longer subscribes to).
+Result<> route_subset(Database& db, const SubsetFilter& subset, const Partner& partner,
+                      const Change& c, PayloadBuilder& builder) {
+  const bool own = c.origin == partner.name;
+  if (c.op == ChangeOp::kInsert) {
+    SQLPOST_TRY_ASSIGN(const auto in, subset.contains(db, *c.layout, c.new_values));
+    if (!own && in == true) {
+      builder.add(c);
+    } else if (own && in != true) {  // the partner wrote a row outside its subset
+      Change removal = c;
+      removal.op = ChangeOp::kDelete;
+      removal.old_values = c.new_values;
+      removal.new_values.clear();
+      builder.add(removal);
+    }
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(const auto was_in, subset.contains(db, *c.layout, c.old_values));
+  if (c.op == ChangeOp::kDelete) {
+    if (!own && was_in != false) {  // unknown (a dependent row's parent is gone): send it
+      builder.add(c);
+    }
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(const auto is_in, subset.contains(db, *c.layout, c.new_values));
+  if (was_in == true && is_in != true) {
+    builder.add(as_delete(c));  // leaves the subset, whoever moved it
+  } else if (was_in != true && is_in == true) {
+    // Entering: also when the partner itself moved the row back in, since the delete
+    // its earlier move out brought may have removed it there meanwhile.
+    builder.add(as_insert(c));
+  } else if (!own && was_in == true && is_in == true) {
+    builder.add(c);
+  }
+  return success();
+}
+
 }  // namespace
 
 Result<Payload> collect_changes_for(Database& db, const Partner& partner, std::int64_t after_epoch,
@@ -161,15 +215,22 @@ Result<Payload> collect_changes_for(Database& db, const Partner& partner, std::i
   }
   SQLPOST_TRY_ASSIGN(const SupersededBy superseded,
                      partner_changes(db, partner, after_epoch, upto_epoch, tables));
+  SQLPOST_TRY_ASSIGN(const SubsetFilter subset, SubsetFilter::load(db, partner));
   PayloadBuilder builder(payload);
   SQLPOST_TRY(read_changes(db, after_epoch, upto_epoch, tables, [&](const Change& c) {
-    if (c.origin == partner.name || c.origin == kPassthroughOrigin) {
+    if (c.origin == kPassthroughOrigin) {
       return success();
     }
     if (c.op == ChangeOp::kPassthrough) {
-      if (passthrough_goes_to(c, partner)) {
+      if (c.origin != partner.name && passthrough_goes_to(c, partner)) {
         builder.add(c);
       }
+      return success();
+    }
+    if (!subset.whole(c.table())) {
+      return route_subset(db, subset, partner, c, builder);
+    }
+    if (c.origin == partner.name) {
       return success();
     }
     if (superseded.empty()) {

@@ -1,0 +1,129 @@
+#include "replication/subsets.h"
+
+#include <variant>
+
+namespace sqlpost {
+namespace {
+
+// SELECT <expression> over one row image bound as ?1..?n, aliased as the table.
+std::string image_query(const CaptureLayout& layout, const std::string& expression) {
+  std::string columns;
+  for (std::size_t i = 0; i < layout.columns.size(); ++i) {
+    columns += (i == 0 ? "" : ", ") + std::string("?") + std::to_string(i + 1) + " AS " +
+               quote_identifier(layout.columns[i]);
+  }
+  return "SELECT " + expression + " FROM (SELECT " + columns + ") AS " +
+         quote_identifier(layout.table);
+}
+
+Result<Value> evaluate(Database& db, const CaptureLayout& layout, const Row& image,
+                       const std::string& expression) {
+  auto st = db.cached(image_query(layout, expression));
+  if (!st.ok()) {
+    return make_error(Errc::kConfig, "the subset expression '" + expression + "' of table '" +
+                                         layout.table + "' does not work: " +
+                                         st.error().message);
+  }
+  for (std::size_t i = 0; i < image.size(); ++i) {
+    (*st)->bind(static_cast<int>(i + 1), image[i]);
+  }
+  SQLPOST_TRY_ASSIGN(const bool row, (*st)->step());
+  Value v = row ? (*st)->column(0) : Value();
+  (*st)->reset();
+  return v;
+}
+
+}  // namespace
+
+Result<SubsetFilter> SubsetFilter::load(Database& db, const Partner& partner) {
+  SubsetFilter f;
+  if (partner.relation == Relation::kParent) {
+    f.everything_ = true;
+    return f;
+  }
+  SQLPOST_TRY_ASSIGN(const auto subscriptions, load_subscriptions(db));
+  std::map<std::string, std::set<std::string>> values;  // publication -> values
+  for (const auto& s : subscriptions) {
+    if (s.site == partner.name) {
+      values[s.publication].insert(s.value);
+    }
+  }
+  SQLPOST_TRY_ASSIGN(const auto articles, load_articles(db));
+  for (const auto& a : articles) {
+    const auto subscribed = values.find(a.publication);
+    if (subscribed == values.end()) {
+      continue;
+    }
+    if (a.where_expr.empty() && a.subscribe_by.empty()) {
+      f.whole_tables_.insert(a.table);
+      continue;
+    }
+    f.rules_[a.table].push_back(Rule{a.where_expr, a.subscribe_by, subscribed->second});
+  }
+  return f;
+}
+
+bool SubsetFilter::whole(const std::string& table) const {
+  return everything_ || whole_tables_.count(table) > 0 || rules_.count(table) == 0;
+}
+
+Result<std::optional<bool>> SubsetFilter::matches(Database& db, const CaptureLayout& layout,
+                                                  const Row& image, const Rule& rule) const {
+  if (!rule.where_expr.empty()) {
+    SQLPOST_TRY_ASSIGN(const Value ok, evaluate(db, layout, image,
+                                                "CASE WHEN (" + rule.where_expr +
+                                                    ") THEN 1 ELSE 0 END"));
+    if (ok == Value(std::int64_t{0})) {
+      return std::optional<bool>(false);
+    }
+  }
+  if (rule.subscribe_by.empty()) {
+    return std::optional<bool>(true);
+  }
+  SQLPOST_TRY_ASSIGN(const Value v,
+                     evaluate(db, layout, image, "CAST((" + rule.subscribe_by + ") AS TEXT)"));
+  const auto* text = std::get_if<Text>(&v.storage());
+  if (text == nullptr) {
+    return std::optional<bool>();  // NULL: unknown
+  }
+  return std::optional<bool>(rule.values.count(text->bytes) > 0);
+}
+
+Result<std::optional<bool>> SubsetFilter::contains(Database& db, const CaptureLayout& layout,
+                                                   const Row& image) const {
+  if (whole(layout.table)) {
+    return std::optional<bool>(true);
+  }
+  std::optional<bool> result(false);
+  for (const auto& rule : rules_.at(layout.table)) {
+    SQLPOST_TRY_ASSIGN(const auto in, matches(db, layout, image, rule));
+    if (in == true) {
+      return in;
+    }
+    if (!in) {
+      result.reset();
+    }
+  }
+  return result;
+}
+
+std::string SubsetFilter::row_filter(const std::string& table) const {
+  if (whole(table)) {
+    return "1";
+  }
+  std::string any;
+  for (const auto& rule : rules_.at(table)) {
+    std::string test = rule.where_expr.empty() ? "1" : "(" + rule.where_expr + ")";
+    if (!rule.subscribe_by.empty()) {
+      std::string list;
+      for (const auto& v : rule.values) {
+        list += (list.empty() ? "" : ", ") + quote_literal(v);
+      }
+      test += " AND CAST((" + rule.subscribe_by + ") AS TEXT) IN (" + list + ")";
+    }
+    any += (any.empty() ? "(" : " OR (") + test + ")";
+  }
+  return any;
+}
+
+}  // namespace sqlpost
