@@ -77,7 +77,11 @@ class PayloadBuilder {
 // partner holds that value, and this site took it (else a conflict sent the decided
 // row back), so an earlier change of that column from elsewhere is stale for it.
 // Key: "table\x1fkey\x1fcolumn" ("*": the partner inserted the row) -> log seq.
-using SupersededBy = std::map<std::string, std::int64_t>;
+struct Superseding {
+  std::int64_t seq = 0;
+  Value value;  // the partner's value of the column (column entries only)
+};
+using SupersededBy = std::map<std::string, Superseding>;
 
 std::string column_key(const Change& c, const Row& key, std::string_view column) {
   std::string text = c.table();
@@ -95,31 +99,48 @@ Result<SupersededBy> partner_changes(Database& db, const Partner& partner, std::
                                      std::int64_t upto_epoch, const std::set<std::string>& tables) {
   SupersededBy last;
   SQLPOST_TRY(read_changes(db, after_epoch, upto_epoch, tables, [&](const Change& c) {
-    if (c.origin != partner.name || c.op == ChangeOp::kDelete) {
+    if (c.origin != partner.name) {
       return success();
     }
     const Row key = c.key();
+    if (c.op == ChangeOp::kDelete) {
+      // A child's later delete makes earlier changes of the row stale for it (they
+      // would bring it back). Towards the parent they still go: it decides, and
+      // records what it could not apply.
+      if (partner.relation == Relation::kChild) {
+        last[column_key(c, key, "-")] = Superseding{c.seq, {}};
+      }
+      return success();
+    }
     if (c.op == ChangeOp::kInsert) {
-      last[column_key(c, key, "*")] = c.seq;
+      last[column_key(c, key, "*")] = Superseding{c.seq, {}};
       return success();
     }
     for (const auto i : c.changed_columns()) {
-      last[column_key(c, key, c.layout->columns[i])] = c.seq;
+      last[column_key(c, key, c.layout->columns[i])] = Superseding{c.seq, c.new_values[i]};
     }
     return success();
   }));
   return last;
 }
 
-bool superseded_at(const SupersededBy& later, const std::string& key, std::int64_t seq) {
+const Superseding* superseded_at(const SupersededBy& later, const std::string& key,
+                                 std::int64_t seq) {
   const auto found = later.find(key);
-  return found != later.end() && found->second > seq;
+  return found != later.end() && found->second.seq > seq ? &found->second : nullptr;
+}
+
+// The partner deleted the row after this change: the change is stale for it.
+bool deleted_later_by_partner(const Change& c, const SupersededBy& later) {
+  return c.op != ChangeOp::kDelete && !later.empty() &&
+         superseded_at(later, column_key(c, c.key(), "-"), c.seq) != nullptr;
 }
 
 // The change as the partner needs it: without columns it changed itself afterwards.
 Change without_superseded(const Change& c, const SupersededBy& later) {
   const Row key = c.key();
-  if (superseded_at(later, column_key(c, key, "*"), c.seq)) {
+  if (superseded_at(later, column_key(c, key, "*"), c.seq) != nullptr ||
+      deleted_later_by_partner(c, later)) {
     Change none = c;
     none.op = ChangeOp::kUpdate;  // an update without changed columns is not sent
     none.old_values = c.op == ChangeOp::kInsert ? c.new_values : c.old_values;
@@ -131,11 +152,14 @@ Change without_superseded(const Change& c, const SupersededBy& later) {
   }
   Change kept = c;
   for (std::size_t i = c.layout->key_count; i < c.layout->columns.size(); ++i) {
-    if (!superseded_at(later, column_key(c, key, c.layout->columns[i]), c.seq)) {
+    const Superseding* by = superseded_at(later, column_key(c, key, c.layout->columns[i]), c.seq);
+    if (by == nullptr) {
       continue;
     }
     if (c.op == ChangeOp::kUpdate) {
       kept.new_values[i] = kept.old_values[i];  // no longer a change of this column
+    } else {
+      kept.new_values[i] = by->value;  // an insert carries what the partner holds
     }
   }
   return kept;
@@ -169,12 +193,12 @@ Change as_delete(const Change& c) {
 // insert of the whole row, a row leaving it as a delete — also when the partner's
 // own change moved the row out (it must not keep a row it no longer subscribes to).
 Result<> route_subset(Database& db, const SubsetFilter& subset, const Partner& partner,
-                      const Change& c, PayloadBuilder& builder) {
+                      const Change& c, const SupersededBy& later, PayloadBuilder& builder) {
   const bool own = c.origin == partner.name;
   if (c.op == ChangeOp::kInsert) {
     SQLPOST_TRY_ASSIGN(const auto in, subset.contains(db, *c.layout, c.new_values));
     if (!own && in == true) {
-      builder.add(c);
+      builder.add(without_superseded(c, later));
     } else if (own && in != true) {  // the partner wrote a row outside its subset
       Change removal = c;
       removal.op = ChangeOp::kDelete;
@@ -197,9 +221,9 @@ Result<> route_subset(Database& db, const SubsetFilter& subset, const Partner& p
   } else if (was_in != true && is_in == true) {
     // Entering: also when the partner itself moved the row back in, since the delete
     // its earlier move out brought may have removed it there meanwhile.
-    builder.add(as_insert(c));
+    builder.add(without_superseded(as_insert(c), later));
   } else if (!own && was_in == true && is_in == true) {
-    builder.add(c);
+    builder.add(without_superseded(c, later));
   }
   return success();
 }
@@ -228,7 +252,10 @@ Result<Payload> collect_changes_for(Database& db, const Partner& partner, std::i
       return success();
     }
     if (!subset.whole(c.table())) {
-      return route_subset(db, subset, partner, c, builder);
+      if (deleted_later_by_partner(c, superseded)) {
+        return success();
+      }
+      return route_subset(db, subset, partner, c, superseded, builder);
     }
     if (c.origin == partner.name) {
       return success();

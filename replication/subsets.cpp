@@ -21,8 +21,7 @@ Result<Value> evaluate(Database& db, const CaptureLayout& layout, const Row& ima
   auto st = db.cached(image_query(layout, expression));
   if (!st.ok()) {
     return make_error(Errc::kConfig, "the subset expression '" + expression + "' of table '" +
-                                         layout.table + "' does not work: " +
-                                         st.error().message);
+                                         layout.table + "' does not work: " + st.error().message);
   }
   for (std::size_t i = 0; i < image.size(); ++i) {
     (*st)->bind(static_cast<int>(i + 1), image[i]);
@@ -70,9 +69,9 @@ bool SubsetFilter::whole(const std::string& table) const {
 Result<std::optional<bool>> SubsetFilter::matches(Database& db, const CaptureLayout& layout,
                                                   const Row& image, const Rule& rule) const {
   if (!rule.where_expr.empty()) {
-    SQLPOST_TRY_ASSIGN(const Value ok, evaluate(db, layout, image,
-                                                "CASE WHEN (" + rule.where_expr +
-                                                    ") THEN 1 ELSE 0 END"));
+    SQLPOST_TRY_ASSIGN(
+        const Value ok,
+        evaluate(db, layout, image, "CASE WHEN (" + rule.where_expr + ") THEN 1 ELSE 0 END"));
     if (ok == Value(std::int64_t{0})) {
       return std::optional<bool>(false);
     }

@@ -188,8 +188,9 @@ class Sales {
     if (n == 0) {
       return std::nullopt;
     }
-    return std::to_string(query_int(*s.db, "SELECT id FROM " + table + " ORDER BY id LIMIT 1 "
-                                           "OFFSET " +
+    return std::to_string(query_int(*s.db, "SELECT id FROM " + table +
+                                               " ORDER BY id LIMIT 1 "
+                                               "OFFSET " +
                                                std::to_string(rng_() % n)));
   }
 
@@ -272,11 +273,11 @@ TEST_CASE("a remote's own move out of its subset: applied at the hub, gone at th
   exec(east, "UPDATE customer SET region = 'north' WHERE id = 1");
   REQUIRE(sales.run_until_quiet(20));
   CHECK(sales.differences().empty());
-  CHECK(query_int(sales.hub(), "SELECT count(*) FROM customer WHERE id = 1 AND region = "
-                               "'north'") == 1);
+  CHECK(query_int(sales.hub(),
+                  "SELECT count(*) FROM customer WHERE id = 1 AND region = "
+                  "'north'") == 1);
   CHECK(query_int(east, "SELECT count(*) FROM customer WHERE id = 1") == 0);
-  CHECK(query_int(*sales.sites()[3].db, "SELECT count(*) FROM orders WHERE customer_id = 1") ==
-        1);
+  CHECK(query_int(*sales.sites()[3].db, "SELECT count(*) FROM orders WHERE customer_id = 1") == 1);
 }
 
 TEST_CASE("field sales: random work everywhere, moves included, 20 lossy seeds") {
