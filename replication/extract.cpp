@@ -11,6 +11,7 @@
 
 #include "replication/changelog.h"
 #include "replication/subsets.h"
+#include "schema/capture.h"
 #include "schema/introspect.h"
 #include "schema/metadata.h"
 #include "schema/migrations.h"
@@ -60,7 +61,13 @@ Result<std::vector<std::string>> schema_sql(Database& hub, const std::string& ta
 // The rows of `table` the site subscribes to (`filter`: SubsetFilter::row_filter).
 Result<std::size_t> copy_rows(Database& hub, Database& out, const std::string& table,
                               const std::string& filter) {
-  auto prepared = hub.prepare("SELECT * FROM " + quote_identifier(table) + " WHERE " + filter);
+  SQLPOST_TRY_ASSIGN(const CaptureLayout layout, capture_layout_for(hub, table));
+  std::string published;  // only the captured columns leave the hub
+  for (const auto& column : layout.columns) {
+    published += (published.empty() ? "" : ", ") + quote_identifier(column);
+  }
+  auto prepared =
+      hub.prepare("SELECT " + published + " FROM " + quote_identifier(table) + " WHERE " + filter);
   if (!prepared.ok()) {
     return make_error(Errc::kConfig, "the subset of '" + table + "' cannot be selected (" +
                                          prepared.error().message +

@@ -241,6 +241,23 @@ class Sales {
 
 TEST_SUITE_BEGIN("subsets");
 
+TEST_CASE("a column subset: unpublished columns never leave the hub, not even at extraction") {
+  TempDir dir;
+  Database hub = open_db(dir.path("hq.db"));
+  exec(hub,
+       "CREATE TABLE staff(id INTEGER PRIMARY KEY, name TEXT, salary INTEGER);"
+       "INSERT INTO staff VALUES (1, 'Ada', 5000);");
+  must(create_site_tables(hub));
+  must(init_site(hub, LocalSite{"hq", "hq@x.test", Role::kConsolidated, ""}));
+  must(publish(hub, Article{"hr", "staff", {"id", "name"}, "", "", "incoming"}));
+  must(add_partner(
+      hub, Partner{"shop", "shop@x.test", Relation::kChild, std::vector<std::uint8_t>(32, 7), 0}));
+  must(subscribe(hub, Subscription{"shop", "hr", ""}));
+  REQUIRE(extract_site(hub, "shop", dir.path("shop.db")).ok());
+  Database shop = open_db(dir.path("shop.db"));
+  CHECK(query_int(shop, "SELECT count(*) FROM staff WHERE name = 'Ada' AND salary IS NULL") == 1);
+}
+
 TEST_CASE("extraction takes exactly the subscribed rows") {
   TempDir dir;
   Sales sales(dir, 1, {});
