@@ -164,18 +164,25 @@ bool Cluster::quiet() {
     if (std::any_of(mails.begin(), mails.end(), transport::looks_like_sqlpost)) {
       return false;  // foreign mail stays in the mailbox for ever, by design
     }
-    const auto pending = query_int(*s.db,
-                                   "SELECT (SELECT count(*) FROM sqlpost_outbox) + "
-                                   "(SELECT count(*) FROM sqlpost_inbox) + (SELECT "
-                                   "count(*) FROM sqlpost_streams WHERE ack_owed OR "
-                                   "resend_from IS NOT NULL)");
-    if (pending > 0) {
+    if (!delivery_idle(*s.db)) {
       return false;
     }
-    for (const auto& p : load_partners(*s.db).value()) {
-      if (count_unsent_changes(*s.db, p).value() > 0) {
-        return false;
-      }
+  }
+  return true;
+}
+
+bool delivery_idle(Database& db) {
+  const auto pending = query_int(db,
+                                 "SELECT (SELECT count(*) FROM sqlpost_outbox) + "
+                                 "(SELECT count(*) FROM sqlpost_inbox) + (SELECT "
+                                 "count(*) FROM sqlpost_streams WHERE ack_owed OR "
+                                 "resend_from IS NOT NULL)");
+  if (pending > 0) {
+    return false;
+  }
+  for (const auto& p : load_partners(db).value()) {
+    if (count_unsent_changes(db, p).value() > 0) {
+      return false;
     }
   }
   return true;

@@ -30,6 +30,9 @@ struct Site {
   std::size_t messages_applied = 0;
 };
 
+// Nothing in the outbox or inbox, no ack or resend owed, no change left to send.
+bool delivery_idle(Database& db);
+
 class Cluster {
  public:
   // A hub "hq" with remotes r1..rN, every remote subscribed to everything.

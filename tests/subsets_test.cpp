@@ -9,6 +9,7 @@
 #include "replication/extract.h"
 #include "schema/metadata.h"
 #include "schema/migrations.h"
+#include "tests/cluster.h"
 #include "tests/support.h"
 #include "transport/codec.h"
 #include "transport/fake_link.h"
@@ -215,17 +216,8 @@ class Sales {
           return false;
         }
       }
-      const auto pending = query_int(*s.db,
-                                     "SELECT (SELECT count(*) FROM sqlpost_outbox) + (SELECT "
-                                     "count(*) FROM sqlpost_inbox) + (SELECT count(*) FROM "
-                                     "sqlpost_streams WHERE ack_owed OR resend_from IS NOT NULL)");
-      if (pending > 0) {
+      if (!delivery_idle(*s.db)) {
         return false;
-      }
-      for (const auto& p : load_partners(*s.db).value()) {
-        if (count_unsent_changes(*s.db, p).value() > 0) {
-          return false;
-        }
       }
     }
     return true;
