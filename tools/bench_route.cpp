@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <string>
 
@@ -27,7 +28,7 @@ using Clock = std::chrono::steady_clock;
 
 void must(const sqlpost::Result<>& r, const char* what) {
   if (!r.ok()) {
-    std::fprintf(stderr, "bench-route: %s: %s\n", what, r.error().message.c_str());
+    (void)std::fprintf(stderr, "bench-route: %s: %s\n", what, r.error().message.c_str());
     std::exit(1);
   }
 }
@@ -35,7 +36,7 @@ void must(const sqlpost::Result<>& r, const char* what) {
 template <typename T>
 T must(sqlpost::Result<T> r, const char* what) {
   if (!r.ok()) {
-    std::fprintf(stderr, "bench-route: %s: %s\n", what, r.error().message.c_str());
+    (void)std::fprintf(stderr, "bench-route: %s: %s\n", what, r.error().message.c_str());
     std::exit(1);
   }
   return std::move(r).value();
@@ -81,13 +82,13 @@ Figures run(const std::string& path, int sites, int changes) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int bench(int argc, char** argv) {
   int changes = 100000;
   std::string dir = "/tmp/sqlpost-bench";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--changes") {
-      changes = std::atoi(argv[i + 1]);
+      changes = static_cast<int>(std::strtol(argv[i + 1], nullptr, 10));
     } else if (flag == "--dir") {
       dir = argv[i + 1];
     }
@@ -103,4 +104,13 @@ int main(int argc, char** argv) {
               static_cast<double>(many.routed) / many.seconds);
   std::printf("time ratio 1000/10 sites: %.1fx (goal <= 2x)\n", many.seconds / few.seconds);
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return bench(argc, argv);
+  } catch (const std::exception& e) {
+    (void)std::fprintf(stderr, "bench-route: %s\n", e.what());
+    return 1;
+  }
 }
