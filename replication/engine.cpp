@@ -729,9 +729,13 @@ Result<> Engine::prepare(RunReport& report) {
   Impl impl{db_, link_, options_, report, {}, {}};
   SQLPOST_TRY(impl.load());
   SQLPOST_TRY_ASSIGN(const std::int64_t closed, cut_epoch(db_, impl.now()));
+  std::vector<Partner> partners;
   for (const auto& [name, partner] : impl.partners) {
-    SQLPOST_TRY_ASSIGN(Payload payload,
-                       collect_changes_for(db_, partner, partner.sent_epoch, closed));
+    partners.push_back(partner);
+  }
+  SQLPOST_TRY_ASSIGN(auto payloads, collect_changes_for_all(db_, partners, closed));
+  for (const auto& [name, partner] : impl.partners) {
+    Payload payload = std::move(payloads[name]);
     SQLPOST_TRY(append_decided_rows(db_, partner, payload, closed));
     SQLPOST_TRY(impl.store_outgoing(partner, std::move(payload), closed));
   }

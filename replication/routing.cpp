@@ -1,6 +1,9 @@
 #include "replication/routing.h"
 
 #include <map>
+#include <memory>
+#include <optional>
+#include <set>
 
 #include "replication/changelog.h"
 #include "replication/subsets.h"
@@ -95,33 +98,25 @@ std::string column_key(const Change& c, const Row& key, std::string_view column)
   return text;
 }
 
-Result<SupersededBy> partner_changes(Database& db, const Partner& partner, std::int64_t after_epoch,
-                                     std::int64_t upto_epoch, const std::set<std::string>& tables) {
-  SupersededBy last;
-  SQLPOST_TRY(read_changes(db, after_epoch, upto_epoch, tables, [&](const Change& c) {
-    if (c.origin != partner.name) {
-      return success();
+// Notes a change the partner made itself (c.origin == partner) in its map.
+void note_partner_change(SupersededBy& last, const Partner& partner, const Change& c) {
+  const Row key = c.key();
+  if (c.op == ChangeOp::kDelete) {
+    // A child's later delete makes earlier changes of the row stale for it (they
+    // would bring it back). Towards the parent they still go: it decides, and
+    // records what it could not apply.
+    if (partner.relation == Relation::kChild) {
+      last[column_key(c, key, "-")] = Superseding{c.seq, {}};
     }
-    const Row key = c.key();
-    if (c.op == ChangeOp::kDelete) {
-      // A child's later delete makes earlier changes of the row stale for it (they
-      // would bring it back). Towards the parent they still go: it decides, and
-      // records what it could not apply.
-      if (partner.relation == Relation::kChild) {
-        last[column_key(c, key, "-")] = Superseding{c.seq, {}};
-      }
-      return success();
-    }
-    if (c.op == ChangeOp::kInsert) {
-      last[column_key(c, key, "*")] = Superseding{c.seq, {}};
-      return success();
-    }
-    for (const auto i : c.changed_columns()) {
-      last[column_key(c, key, c.layout->columns[i])] = Superseding{c.seq, c.new_values[i]};
-    }
-    return success();
-  }));
-  return last;
+    return;
+  }
+  if (c.op == ChangeOp::kInsert) {
+    last[column_key(c, key, "*")] = Superseding{c.seq, {}};
+    return;
+  }
+  for (const auto i : c.changed_columns()) {
+    last[column_key(c, key, c.layout->columns[i])] = Superseding{c.seq, c.new_values[i]};
+  }
 }
 
 const Superseding* superseded_at(const SupersededBy& later, const std::string& key,
@@ -192,30 +187,28 @@ Change as_delete(const Change& c) {
 // A table the partner holds part of: a row entering its subset arrives as an
 // insert of the whole row, a row leaving it as a delete — also when the partner's
 // own change moved the row out (it must not keep a row it no longer subscribes to).
-Result<> route_subset(Database& db, const SubsetFilter& subset, const Partner& partner,
-                      const Change& c, const SupersededBy& later, PayloadBuilder& builder) {
+// was_in / is_in: the old / new image in the partner's subset (nullopt: unknown).
+void route_subset(const Partner& partner, const Change& c, std::optional<bool> was_in,
+                  std::optional<bool> is_in, const SupersededBy& later, PayloadBuilder& builder) {
   const bool own = c.origin == partner.name;
   if (c.op == ChangeOp::kInsert) {
-    SQLPOST_TRY_ASSIGN(const auto in, subset.contains(db, *c.layout, c.new_values));
-    if (!own && in == true) {
+    if (!own && is_in == true) {
       builder.add(without_superseded(c, later));
-    } else if (own && in != true) {  // the partner wrote a row outside its subset
+    } else if (own && is_in != true) {  // the partner wrote a row outside its subset
       Change removal = c;
       removal.op = ChangeOp::kDelete;
       removal.old_values = c.new_values;
       removal.new_values.clear();
       builder.add(removal);
     }
-    return success();
+    return;
   }
-  SQLPOST_TRY_ASSIGN(const auto was_in, subset.contains(db, *c.layout, c.old_values));
   if (c.op == ChangeOp::kDelete) {
     if (!own && was_in != false) {  // unknown (a dependent row's parent is gone): send it
       builder.add(c);
     }
-    return success();
+    return;
   }
-  SQLPOST_TRY_ASSIGN(const auto is_in, subset.contains(db, *c.layout, c.new_values));
   if (was_in == true && is_in != true) {
     builder.add(as_delete(c));  // leaves the subset, whoever moved it
   } else if (was_in != true && is_in == true) {
@@ -225,49 +218,230 @@ Result<> route_subset(Database& db, const SubsetFilter& subset, const Partner& p
   } else if (!own && was_in == true && is_in == true) {
     builder.add(without_superseded(c, later));
   }
-  return success();
 }
 
-}  // namespace
+// Everything one pass over the log needs for one partner.
+struct Route {
+  Partner partner;
+  std::set<std::string> tables;
+  SubsetFilter subset;
+  SupersededBy superseded;
+  std::unique_ptr<PayloadBuilder> builder;
+};
 
-Result<Payload> collect_changes_for(Database& db, const Partner& partner, std::int64_t after_epoch,
-                                    std::int64_t upto_epoch) {
-  Payload payload;
-  SQLPOST_TRY_ASSIGN(const auto tables, tables_routed_to(db, partner));
-  if (tables.empty() || upto_epoch <= after_epoch) {
-    return payload;
+// Who might hold rows of one table with subsets: per rule, partners by value.
+struct TableIndex {
+  std::vector<std::size_t> whole;                   // partners holding the whole table
+  std::map<std::string, SubsetFilter::Rule> rules;  // distinct rules, by key
+  std::map<std::string, std::map<std::string, std::vector<std::size_t>>> by_value;
+  std::map<std::string, std::vector<std::size_t>> any_value;  // rules without SUBSCRIBE BY
+  std::set<std::size_t> subset_partners;
+};
+
+std::map<std::string, TableIndex> index_routes(const std::vector<Route>& routes) {
+  std::map<std::string, TableIndex> index;
+  for (std::size_t i = 0; i < routes.size(); ++i) {
+    for (const auto& table : routes[i].tables) {
+      TableIndex& t = index[table];
+      if (routes[i].subset.whole(table)) {
+        t.whole.push_back(i);
+        continue;
+      }
+      t.subset_partners.insert(i);
+      for (const auto& rule : routes[i].subset.rules(table)) {
+        t.rules.emplace(rule.key(), rule);
+        if (rule.subscribe_by.empty()) {
+          t.any_value[rule.key()].push_back(i);
+        }
+        for (const auto& v : rule.values) {
+          t.by_value[rule.key()][v].push_back(i);
+        }
+      }
+    }
   }
-  SQLPOST_TRY_ASSIGN(const SupersededBy superseded,
-                     partner_changes(db, partner, after_epoch, upto_epoch, tables));
-  SQLPOST_TRY_ASSIGN(const SubsetFilter subset, SubsetFilter::load(db, partner));
-  PayloadBuilder builder(payload);
-  SQLPOST_TRY(read_changes(db, after_epoch, upto_epoch, tables, [&](const Change& c) {
+  return index;
+}
+
+using Evaluations = std::map<std::string, SubsetFilter::Evaluation>;
+
+Result<Evaluations> evaluate_all(Database& db, const Change& c, const Row& image,
+                                 const TableIndex& t) {
+  Evaluations out;
+  for (const auto& [key, rule] : t.rules) {
+    SQLPOST_TRY_ASSIGN(out[key], SubsetFilter::evaluate_rule(db, *c.layout, image, rule));
+  }
+  return out;
+}
+
+// The partners whose subset the old or the new image may be in, plus the origin.
+std::set<std::size_t> candidates(const TableIndex& t, const Evaluations* before,
+                                 const Evaluations* after, std::optional<std::size_t> origin) {
+  std::set<std::size_t> out;
+  for (const Evaluations* e : {before, after}) {
+    if (e == nullptr) {
+      continue;
+    }
+    for (const auto& [key, evaluation] : *e) {
+      if (!evaluation.where_ok) {
+        continue;
+      }
+      if (const auto any = t.any_value.find(key); any != t.any_value.end()) {
+        out.insert(any->second.begin(), any->second.end());
+      }
+      const auto rule = t.by_value.find(key);
+      if (rule == t.by_value.end()) {
+        continue;
+      }
+      if (!evaluation.value) {  // unknown: every subscriber of the rule may hold it
+        for (const auto& [value, partners] : rule->second) {
+          out.insert(partners.begin(), partners.end());
+        }
+        continue;
+      }
+      if (const auto found = rule->second.find(*evaluation.value); found != rule->second.end()) {
+        out.insert(found->second.begin(), found->second.end());
+      }
+    }
+  }
+  if (origin && t.subset_partners.count(*origin) > 0) {
+    out.insert(*origin);
+  }
+  return out;
+}
+
+// One change, every partner of the pass.
+class Router {
+ public:
+  Router(Database& db, std::vector<Route>& routes)
+      : db_(db), routes_(routes), index_(index_routes(routes)) {
+    for (std::size_t i = 0; i < routes_.size(); ++i) {
+      by_name_.emplace(routes_[i].partner.name, i);
+    }
+  }
+
+  void note_own_change(const Change& c) {
+    if (const auto found = by_name_.find(c.origin); found != by_name_.end()) {
+      note_partner_change(routes_[found->second].superseded, routes_[found->second].partner, c);
+    }
+  }
+
+  Result<> route(const Change& c) {
     if (c.origin == kPassthroughOrigin) {
       return success();
     }
     if (c.op == ChangeOp::kPassthrough) {
-      if (c.origin != partner.name && passthrough_goes_to(c, partner)) {
-        builder.add(c);
+      for (auto& r : routes_) {
+        if (c.origin != r.partner.name && passthrough_goes_to(c, r.partner)) {
+          r.builder->add(c);
+        }
       }
       return success();
     }
-    if (!subset.whole(c.table())) {
-      if (deleted_later_by_partner(c, superseded)) {
-        return success();
-      }
-      return route_subset(db, subset, partner, c, superseded, builder);
-    }
-    if (c.origin == partner.name) {
+    const auto table = index_.find(c.table());
+    if (table == index_.end()) {
       return success();
     }
-    if (superseded.empty()) {
-      builder.add(c);
+    for (const std::size_t i : table->second.whole) {
+      route_whole(routes_[i], c);
+    }
+    if (table->second.subset_partners.empty()) {
+      return success();
+    }
+    return route_subsets(table->second, c);
+  }
+
+ private:
+  static void route_whole(Route& r, const Change& c) {
+    if (c.origin == r.partner.name) {
+      return;
+    }
+    if (r.superseded.empty()) {
+      r.builder->add(c);
     } else {
-      builder.add(without_superseded(c, superseded));
+      r.builder->add(without_superseded(c, r.superseded));
+    }
+  }
+
+  Result<> route_subsets(const TableIndex& t, const Change& c) {
+    std::optional<Evaluations> before;
+    std::optional<Evaluations> after;
+    if (c.op != ChangeOp::kInsert) {
+      SQLPOST_TRY_ASSIGN(before, evaluate_all(db_, c, c.old_values, t));
+    }
+    if (c.op != ChangeOp::kDelete) {
+      SQLPOST_TRY_ASSIGN(after, evaluate_all(db_, c, c.new_values, t));
+    }
+    std::optional<std::size_t> origin;
+    if (const auto found = by_name_.find(c.origin); found != by_name_.end()) {
+      origin = found->second;
+    }
+    for (const std::size_t i :
+         candidates(t, before ? &*before : nullptr, after ? &*after : nullptr, origin)) {
+      Route& r = routes_[i];
+      if (deleted_later_by_partner(c, r.superseded)) {
+        continue;
+      }
+      const auto& rules = r.subset.rules(c.table());
+      const std::optional<bool> was_in =
+          before ? SubsetFilter::member(rules, *before) : std::optional<bool>(false);
+      const std::optional<bool> is_in =
+          after ? SubsetFilter::member(rules, *after) : std::optional<bool>(false);
+      route_subset(r.partner, c, was_in, is_in, r.superseded, *r.builder);
     }
     return success();
+  }
+
+  Database& db_;
+  std::vector<Route>& routes_;
+  std::map<std::string, TableIndex> index_;
+  std::map<std::string, std::size_t> by_name_;
+};
+
+// One pass over (after, upto] for the partners that were sent up to `after`.
+Result<> route_group(Database& db, std::vector<Route>& routes, std::int64_t after_epoch,
+                     std::int64_t upto_epoch) {
+  std::set<std::string> tables;
+  for (const auto& r : routes) {
+    tables.insert(r.tables.begin(), r.tables.end());
+  }
+  if (tables.empty() || upto_epoch <= after_epoch) {
+    return success();
+  }
+  Router router(db, routes);
+  SQLPOST_TRY(read_changes(db, after_epoch, upto_epoch, tables, [&](const Change& c) {
+    router.note_own_change(c);
+    return success();
   }));
-  return payload;
+  return read_changes(db, after_epoch, upto_epoch, tables,
+                      [&](const Change& c) { return router.route(c); });
+}
+
+}  // namespace
+
+Result<std::map<std::string, Payload>> collect_changes_for_all(Database& db,
+                                                               const std::vector<Partner>& partners,
+                                                               std::int64_t upto_epoch) {
+  std::map<std::string, Payload> payloads;
+  std::map<std::int64_t, std::vector<Route>> groups;  // by the epoch sent up to
+  for (const auto& partner : partners) {
+    Route r{partner, {}, {}, {}, nullptr};
+    SQLPOST_TRY_ASSIGN(r.tables, tables_routed_to(db, partner));
+    SQLPOST_TRY_ASSIGN(r.subset, SubsetFilter::load(db, partner));
+    r.builder = std::make_unique<PayloadBuilder>(payloads[partner.name]);
+    groups[partner.sent_epoch].push_back(std::move(r));
+  }
+  for (auto& [after_epoch, routes] : groups) {
+    SQLPOST_TRY(route_group(db, routes, after_epoch, upto_epoch));
+  }
+  return payloads;
+}
+
+Result<Payload> collect_changes_for(Database& db, const Partner& partner, std::int64_t after_epoch,
+                                    std::int64_t upto_epoch) {
+  Partner from = partner;
+  from.sent_epoch = after_epoch;
+  SQLPOST_TRY_ASSIGN(auto payloads, collect_changes_for_all(db, {from}, upto_epoch));
+  return std::move(payloads[partner.name]);
 }
 
 }  // namespace sqlpost

@@ -6,8 +6,15 @@
 // published table) that did not come from it (origin != partner, so nothing is
 // echoed back). The result is a data Payload without ack fields; epochs without
 // routed changes are left out. UPDATEs that change no captured column are
-// dropped. Values are copied, never re-encoded.
+// dropped. Values are copied, never re-encoded. Row subsets (subsets.h): a row
+// entering a child's subset arrives as an insert, one leaving it as a delete (also
+// when the child's own change moved it). Changes the partner superseded or deleted
+// later in the same range are left out for it.
 #pragma once
+
+#include <map>
+#include <string>
+#include <vector>
 
 #include "replication/payload.h"
 #include "schema/db.h"
@@ -17,5 +24,13 @@ namespace sqlpost {
 
 Result<Payload> collect_changes_for(Database& db, const Partner& partner, std::int64_t after_epoch,
                                     std::int64_t upto_epoch);
+
+// The same for many partners in one pass over the log per distinct send position
+// (partner.sent_epoch): row subsets are evaluated once per change image and the
+// subscribers found by value, so the cost grows with the rows routed, not with
+// partners x changes. The result maps partner name -> payload.
+Result<std::map<std::string, Payload>> collect_changes_for_all(Database& db,
+                                                               const std::vector<Partner>& partners,
+                                                               std::int64_t upto_epoch);
 
 }  // namespace sqlpost

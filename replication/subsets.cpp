@@ -66,26 +66,52 @@ bool SubsetFilter::whole(const std::string& table) const {
   return everything_ || whole_tables_.count(table) > 0 || rules_.count(table) == 0;
 }
 
-Result<std::optional<bool>> SubsetFilter::matches(Database& db, const CaptureLayout& layout,
-                                                  const Row& image, const Rule& rule) const {
+const std::vector<SubsetFilter::Rule>& SubsetFilter::rules(const std::string& table) const {
+  static const std::vector<Rule> kNone;
+  const auto found = rules_.find(table);
+  return everything_ || found == rules_.end() ? kNone : found->second;
+}
+
+Result<SubsetFilter::Evaluation> SubsetFilter::evaluate_rule(Database& db,
+                                                             const CaptureLayout& layout,
+                                                             const Row& image, const Rule& rule) {
+  Evaluation e;
   if (!rule.where_expr.empty()) {
     SQLPOST_TRY_ASSIGN(
         const Value ok,
         evaluate(db, layout, image, "CASE WHEN (" + rule.where_expr + ") THEN 1 ELSE 0 END"));
-    if (ok == Value(std::int64_t{0})) {
-      return std::optional<bool>(false);
+    e.where_ok = !(ok == Value(std::int64_t{0}));
+  }
+  if (e.where_ok && !rule.subscribe_by.empty()) {
+    SQLPOST_TRY_ASSIGN(const Value v,
+                       evaluate(db, layout, image, "CAST((" + rule.subscribe_by + ") AS TEXT)"));
+    if (const auto* text = std::get_if<Text>(&v.storage())) {
+      e.value = text->bytes;
     }
   }
-  if (rule.subscribe_by.empty()) {
-    return std::optional<bool>(true);
+  return e;
+}
+
+std::optional<bool> SubsetFilter::member(const std::vector<Rule>& rules,
+                                         const std::map<std::string, Evaluation>& evaluations) {
+  std::optional<bool> result(false);
+  for (const auto& rule : rules) {
+    const Evaluation& e = evaluations.at(rule.key());
+    if (!e.where_ok) {
+      continue;
+    }
+    if (rule.subscribe_by.empty()) {
+      return true;
+    }
+    if (!e.value) {
+      result.reset();  // NULL: unknown
+      continue;
+    }
+    if (rule.values.count(*e.value) > 0) {
+      return true;
+    }
   }
-  SQLPOST_TRY_ASSIGN(const Value v,
-                     evaluate(db, layout, image, "CAST((" + rule.subscribe_by + ") AS TEXT)"));
-  const auto* text = std::get_if<Text>(&v.storage());
-  if (text == nullptr) {
-    return std::optional<bool>();  // NULL: unknown
-  }
-  return std::optional<bool>(rule.values.count(text->bytes) > 0);
+  return result;
 }
 
 Result<std::optional<bool>> SubsetFilter::contains(Database& db, const CaptureLayout& layout,
@@ -93,17 +119,11 @@ Result<std::optional<bool>> SubsetFilter::contains(Database& db, const CaptureLa
   if (whole(layout.table)) {
     return std::optional<bool>(true);
   }
-  std::optional<bool> result(false);
+  std::map<std::string, Evaluation> evaluations;
   for (const auto& rule : rules_.at(layout.table)) {
-    SQLPOST_TRY_ASSIGN(const auto in, matches(db, layout, image, rule));
-    if (in == true) {
-      return in;
-    }
-    if (!in) {
-      result.reset();
-    }
+    SQLPOST_TRY_ASSIGN(evaluations[rule.key()], evaluate_rule(db, layout, image, rule));
   }
-  return result;
+  return member(rules_.at(layout.table), evaluations);
 }
 
 std::string SubsetFilter::row_filter(const std::string& table) const {

@@ -36,15 +36,26 @@ class SubsetFilter {
   // An SQL condition over `table` selecting the partner's rows ("1" for all).
   [[nodiscard]] std::string row_filter(const std::string& table) const;
 
- private:
   struct Rule {
     std::string where_expr;
     std::string subscribe_by;
     std::set<std::string> values;
+    [[nodiscard]] std::string key() const { return where_expr + '\x1f' + subscribe_by; }
   };
-  Result<std::optional<bool>> matches(Database& db, const CaptureLayout& layout, const Row& image,
-                                      const Rule& rule) const;
+  // One rule's verdict on one image: WHERE, and the SUBSCRIBE BY value as text.
+  struct Evaluation {
+    bool where_ok = true;
+    std::optional<std::string> value;  // nullopt: NULL (or no SUBSCRIBE BY)
+  };
+  // The rules of a table that is not whole (empty when it is).
+  [[nodiscard]] const std::vector<Rule>& rules(const std::string& table) const;
+  static Result<Evaluation> evaluate_rule(Database& db, const CaptureLayout& layout,
+                                          const Row& image, const Rule& rule);
+  // contains() from evaluations already made, by rule key.
+  static std::optional<bool> member(const std::vector<Rule>& rules,
+                                    const std::map<std::string, Evaluation>& evaluations);
 
+ private:
   std::set<std::string> whole_tables_;
   std::map<std::string, std::vector<Rule>> rules_;  // table -> rules (any one suffices)
   bool everything_ = false;                         // the parent
