@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -56,6 +57,46 @@ Result<std::vector<std::string>> schema_sql(Database& hub, const std::string& ta
     statements.push_back(st.column_text(0));
   }
   return statements;
+}
+
+// Drops the columns a column subset leaves out, where SQLite allows it (not for a
+// column an index, a constraint or a generated column uses: that one stays, empty).
+Result<std::set<std::string>> drop_unpublished(Database& hub, Database& out,
+                                               const std::string& table) {
+  SQLPOST_TRY_ASSIGN(const CaptureLayout layout, capture_layout_for(hub, table));
+  SQLPOST_TRY_ASSIGN(const TableInfo info, describe_table(hub, table));
+  std::set<std::string> dropped;
+  for (const auto& c : info.columns) {
+    const bool published =
+        std::find(layout.columns.begin(), layout.columns.end(), c.name) != layout.columns.end();
+    if (published || c.generated) {
+      continue;
+    }
+    if (out.exec("ALTER TABLE " + quote_identifier(table) + " DROP COLUMN " +
+                 quote_identifier(c.name))
+            .ok()) {
+      dropped.insert(c.name);
+    }
+  }
+  return dropped;
+}
+
+// The table as at the hub, without the columns it does not publish, then its indexes
+// (an index on a dropped column is left out).
+Result<> create_table(Database& hub, Database& out, const std::string& table) {
+  SQLPOST_TRY_ASSIGN(const auto statements, schema_sql(hub, table));
+  if (statements.empty()) {
+    return make_error(Errc::kNotFound, "table '" + table + "' has no schema at this site");
+  }
+  SQLPOST_TRY(out.exec(statements.front()));
+  SQLPOST_TRY_ASSIGN(const auto dropped, drop_unpublished(hub, out, table));
+  for (std::size_t i = 1; i < statements.size(); ++i) {
+    auto created = out.exec(statements[i]);
+    if (!created.ok() && dropped.empty()) {
+      return created;
+    }
+  }
+  return success();
 }
 
 // The rows of `table` the site subscribes to (`filter`: SubsetFilter::row_filter).
@@ -167,10 +208,7 @@ Result<ExtractSummary> fill(Database& hub, Database& out, const std::string& sit
   }
   SQLPOST_TRY_ASSIGN(const SubsetFilter subset, SubsetFilter::load(hub, partner));
   for (const auto& table : tables) {
-    SQLPOST_TRY_ASSIGN(const auto statements, schema_sql(hub, table));
-    for (const auto& sql : statements) {
-      SQLPOST_TRY(out.exec(sql));
-    }
+    SQLPOST_TRY(create_table(hub, out, table));
     SQLPOST_TRY_ASSIGN(const std::size_t rows,
                        copy_rows(hub, out, table, subset.row_filter(table)));
     summary.rows += rows;
