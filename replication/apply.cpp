@@ -247,7 +247,7 @@ class Applier {
   // ---- a follower keeps its own changes the parent has not seen yet
 
   [[nodiscard]] bool pending(const TableBlock& t, const Row& key, std::string_view column) const {
-    return !ctx_.pending.empty() && ctx_.pending.count(pending_key(t.table, key, column)) > 0;
+    return !ctx_.pending.empty() && ctx_.pending.count(row_column_key(t.table, key, column)) > 0;
   }
 
   // The change without the columns this site changed after the parent saw its state.
@@ -543,15 +543,6 @@ class Applier {
 };
 
 }  // namespace
-
-std::string pending_key(std::string_view table, const Row& key, std::string_view column) {
-  std::string text(table);
-  text += '\x1f';
-  text += render_key(key);
-  text += '\x1f';
-  text += column;
-  return text;
-}
 
 Result<ApplyStats> apply_payload(Database& db, const Payload& payload,
                                  const ApplyContext& context) {

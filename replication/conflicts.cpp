@@ -1,5 +1,8 @@
 #include "replication/conflicts.h"
 
+#include <array>
+#include <cstdio>
+
 namespace sqlpost {
 
 Result<ConflictPolicy> parse_conflict_policy(std::string_view text) {
@@ -23,12 +26,47 @@ Result<ConflictPolicy> parse_conflict_policy(std::string_view text) {
                                                 "' (use incoming, consolidated or newest:COLUMN)");
 }
 
+namespace {
+
+std::string exact_text(const Value& v) {
+  const auto& s = v.storage();
+  if (const auto* d = std::get_if<double>(&s)) {
+    std::array<char, 40> buf{};
+    (void)std::snprintf(buf.data(), buf.size(), "%.17g", *d);
+    std::string text = buf.data();
+    // Keep REAL apart from INTEGER: 1.0 renders as "1.0", not "1".
+    return text.find_first_of(".eni") == std::string::npos ? text + ".0" : text;
+  }
+  if (const auto* b = std::get_if<Blob>(&s)) {
+    static constexpr std::array<char, 16> kHex = {'0', '1', '2', '3', '4', '5', '6', '7',
+                                                  '8', '9', 'a', 'b', 'c', 'd', 'e', 'f'};
+    std::string text = "x'";
+    for (const auto byte : b->bytes) {
+      text += kHex[byte >> 4];
+      text += kHex[byte & 0x0f];
+    }
+    return text + "'";
+  }
+  return v.debug_string();  // NULL, INTEGER and TEXT are rendered in full there
+}
+
+}  // namespace
+
 std::string render_key(const Row& key) {
   std::string text = "(";
   for (std::size_t i = 0; i < key.size(); ++i) {
-    text += (i == 0 ? "" : ", ") + key[i].debug_string();
+    text += (i == 0 ? "" : ", ") + exact_text(key[i]);
   }
   return text + ")";
+}
+
+std::string row_column_key(std::string_view table, const Row& key, std::string_view column) {
+  std::string text(table);
+  text += '\x1f';
+  text += render_key(key);
+  text += '\x1f';
+  text += column;
+  return text;
 }
 
 Result<Value> record_conflict(Database& db, const ConflictRecord& r) {

@@ -65,7 +65,11 @@ Result<Value> record_conflict(Database& db, const ConflictRecord& record);
 Result<std::vector<ConflictRecord>> load_conflicts(Database& db, std::int64_t limit);
 Result<std::int64_t> count_conflicts(Database& db);
 
-// Renders key values for sqlpost_conflicts.row_key: (1, 'a', x'00').
+// Renders key values exactly (distinct keys give distinct text; 1 and 1.0 differ,
+// BLOBs in full): (1, 2.5, 'a', x'00'). Used as sqlpost_conflicts.row_key and to
+// index rows in memory.
 std::string render_key(const Row& key);
+// "table\x1fkey\x1fcolumn": one column of one row ("*", "-": row-level marks).
+std::string row_column_key(std::string_view table, const Row& key, std::string_view column);
 
 }  // namespace sqlpost

@@ -426,18 +426,18 @@ struct Engine::Impl {
       }
       const Row key = c.key();
       if (c.op == ChangeOp::kDelete) {
-        pending.insert(pending_key(c.table(), key, "*"));
+        pending.insert(row_column_key(c.table(), key, "*"));
         return success();
       }
       if (c.op == ChangeOp::kInsert) {
-        pending.erase(pending_key(c.table(), key, "*"));
+        pending.erase(row_column_key(c.table(), key, "*"));
         for (std::size_t i = c.layout->key_count; i < c.layout->columns.size(); ++i) {
-          pending.insert(pending_key(c.table(), key, c.layout->columns[i]));
+          pending.insert(row_column_key(c.table(), key, c.layout->columns[i]));
         }
         return success();
       }
       for (const auto i : c.changed_columns()) {
-        pending.insert(pending_key(c.table(), key, c.layout->columns[i]));
+        pending.insert(row_column_key(c.table(), key, c.layout->columns[i]));
       }
       return success();
     }));

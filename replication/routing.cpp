@@ -6,6 +6,7 @@
 #include <set>
 
 #include "replication/changelog.h"
+#include "replication/conflicts.h"
 #include "replication/subsets.h"
 
 namespace sqlpost {
@@ -87,15 +88,7 @@ struct Superseding {
 using SupersededBy = std::map<std::string, Superseding>;
 
 std::string column_key(const Change& c, const Row& key, std::string_view column) {
-  std::string text = c.table();
-  text += '\x1f';
-  for (const auto& v : key) {
-    text += v.debug_string();
-    text += ',';
-  }
-  text += '\x1f';
-  text += column;
-  return text;
+  return row_column_key(c.table(), key, column);
 }
 
 // Notes a change the partner made itself (c.origin == partner) in its map.

@@ -47,6 +47,17 @@ std::string name_of(Database& db, int id) {
 
 TEST_SUITE_BEGIN("conflicts");
 
+TEST_CASE("row keys render exactly: long BLOBs in full, REAL apart from INTEGER") {
+  const Blob a{std::vector<std::uint8_t>(40, 0xAB)};
+  Blob b = a;
+  b.bytes.back() = 0xAC;  // differs after the first 16 bytes
+  CHECK(render_key({Value(a)}) != render_key({Value(b)}));
+  CHECK(render_key({Value(std::int64_t{1})}) == "(1)");
+  CHECK(render_key({Value(1.0)}) == "(1.0)");
+  CHECK(render_key({Value(-0.0)}) != render_key({Value(0.0)}));
+  CHECK(row_column_key("t", {Value(a)}, "c") != row_column_key("t", {Value(b)}, "c"));
+}
+
 TEST_CASE("same column changed at the hub and a remote: incoming wins, everyone converges") {
   Setup s("incoming");
   exec(s.hq, "UPDATE item SET name = 'hub' WHERE id = 1");
