@@ -558,6 +558,11 @@ Result<ApplyStats> apply_payload(Database& db, const Payload& payload,
   for (const auto& epoch : payload.epochs) {
     for (const auto& change : epoch.changes) {
       if (change.op == ChangeOp::kPassthrough) {
+        if (context.decides) {  // SQL only flows down: a child never sends it
+          return make_error(Errc::kUnsupported, "message from child site " + context.from_site +
+                                                    " carries passthrough SQL, which only a "
+                                                    "parent may send; not run");
+        }
         SQLPOST_TRY(applier.apply_passthrough(change));
         ++stats.passthrough;
         continue;

@@ -216,6 +216,30 @@ TEST_CASE("concurrent edits of shared rows converge over a lossy channel, 20 see
   }
 }
 
+TEST_CASE("passthrough SQL from a child is refused, not run") {
+  TempDir dir;
+  Database db = open_db(dir.path("hq.db"));
+  exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY);");
+  REQUIRE(create_site_tables(db).ok());
+  Payload payload;
+  WireChange sql;
+  sql.op = ChangeOp::kPassthrough;
+  sql.key = {Value::text("DROP TABLE t")};
+  sql.new_values = {Value()};
+  payload.epochs.push_back(EpochBlock{1, {sql}});
+  ApplyContext context;
+  context.local_site = "hq";
+  context.from_site = "r1";
+  context.decides = true;
+  auto tx = Transaction::begin(db);
+  REQUIRE(tx.ok());
+  const auto applied = apply_payload(db, payload, context);
+  REQUIRE_FALSE(applied.ok());
+  CHECK(applied.error().code == Errc::kUnsupported);
+  CHECK(applied.error().message.find("only a parent may send") != std::string::npos);
+  CHECK(query_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 't'") == 1);
+}
+
 TEST_CASE("foreign-key violations at the end of a message are recorded once and kept") {
   TempDir dir;
   Database db = open_db(dir.path("fk.db"));
