@@ -40,7 +40,8 @@ int exit_code_for_errc(Errc code) {
     case Errc::kTimeout: return kExitTransport;
     case Errc::kCorruption:
     case Errc::kAuthentication: return kExitRejected;
-    case Errc::kBusy: return kExitBusy;
+    case Errc::kAgentRunning: return kExitBusy;
+    case Errc::kBusy: return kExitDatabaseBusy;
     case Errc::kDatabase: return kExitDatabase;
     case Errc::kNotFound:
     case Errc::kUnsupported:

@@ -18,6 +18,7 @@ enum ExitCode : int {
   kExitBusy = 6,       // another agent holds this database
   kExitNotASite = 7,   // the database is not (or not yet) an sqlpost site
   kExitDatabase = 8,   // SQLite reported an error
+  kExitDatabaseBusy = 9,  // an application held the database's write lock longer than lock_wait
 };
 
 // The exit code that best describes an error.

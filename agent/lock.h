@@ -2,7 +2,7 @@
 //
 // Contract: AgentLock::acquire() takes an exclusive, non-blocking flock on
 // "<DB>.sqlpost-lock" (created mode 0600 if missing). A second agent on the
-// same database gets Errc::kBusy at once, naming the lock file. The lock is
+// same database gets Errc::kAgentRunning at once, naming the lock file. The lock is
 // released when the AgentLock is destroyed or the process dies (flock), so a
 // killed agent never leaves a stale lock behind.
 #pragma once

@@ -50,6 +50,7 @@ const std::vector<ParamSpec>& parameter_specs() {
       {"gap_patience", "seconds to wait for a missing message before asking again (300)"},
       {"resend_interval", "least seconds between two resend requests to a partner (600)"},
       {"log_retention", "seconds acknowledged changes stay in the log for rescan (604800)"},
+      {"lock_wait", "seconds a run waits for the database write lock per step (10)"},
       {"address", "this site's own e-mail address (where partners send its mail)"},
       {"smtp.host", "SMTP server for outgoing mail"},
       {"smtp.port", "SMTP port (default 587 for starttls, 465 for tls, 25 for none)"},
@@ -118,7 +119,7 @@ Result<> validate_parameter(std::string_view key, std::string_view value) {
   if (key == "smtp.port" || key == "pop3.port" || key == "imap.port") {
     return require_int(key, value, 1, 65535);
   }
-  if (key == "timeout") {
+  if (key == "timeout" || key == "lock_wait") {
     return require_int(key, value, 1, 3600);
   }
   if (key == "max_message_bytes") {

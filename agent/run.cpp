@@ -119,6 +119,15 @@ Result<> ask_for_mail_settings(Database& db, const LocalSite& site) {
   return tx.commit();
 }
 
+// One step of a run waits this long for the write lock an application holds.
+Result<> set_run_lock_wait(Database& db) {
+  constexpr std::int64_t kDefaultLockWaitSeconds = 10;
+  SQLPOST_TRY_ASSIGN(const std::int64_t seconds,
+                     int_parameter(db, "lock_wait", kDefaultLockWaitSeconds));
+  db.set_lock_wait(std::chrono::seconds(seconds));
+  return success();
+}
+
 }  // namespace
 
 Result<std::unique_ptr<transport::Link>> make_link(Database& db, const std::string& db_path,
@@ -157,6 +166,7 @@ Result<RunReport> run_agent_once(const std::string& db_path, const RunOptions& o
     lock.emplace(std::move(acquired).value());
   }
   SQLPOST_TRY_ASSIGN(Database db, open_site(db_path));
+  SQLPOST_TRY(set_run_lock_wait(db));
   SQLPOST_TRY_ASSIGN(const LocalSite site, load_local_site(db));
   SQLPOST_TRY_ASSIGN(const auto link_kind, get_config(db, "link"));
   if (link_kind == "smtp" && interactive()) {
@@ -165,18 +175,8 @@ Result<RunReport> run_agent_once(const std::string& db_path, const RunOptions& o
   SQLPOST_TRY_ASSIGN(auto link, make_link(db, db_path, site));
   SQLPOST_TRY_ASSIGN(const EngineOptions engine_opts, engine_options(db));
   Engine engine(db, *link, engine_opts);
-  RunReport report;
-  if (!options.send_only) {
-    auto received = engine.receive(report);  // a transport failure still lets us send
-    if (!received.ok() && received.error().code == Errc::kDatabase) {
-      return received.take_error();
-    }
-    SQLPOST_TRY(engine.apply(report));
-  }
-  if (!options.receive_only) {
-    SQLPOST_TRY(engine.prepare(report));
-    SQLPOST_TRY(engine.send(report));
-  }
+  SQLPOST_TRY_ASSIGN(RunReport report,
+                     engine.run_once(RunPhases{!options.send_only, !options.receive_only}));
   if (auto finished = link->finish(); !finished.ok()) {
     report.problems.push_back("ending the mailbox session: " + finished.error().message +
                               " (received mail stays in the mailbox; it is recognised next run)");

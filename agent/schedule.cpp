@@ -89,18 +89,20 @@ StopSignal::~StopSignal() {
   sigaction(SIGINT, &previous_int_, nullptr);
 }
 
+Waiter::TimePoint StopSignal::now() const { return std::chrono::steady_clock::now(); }
+
 bool StopSignal::requested() const { return g_stop_requested.load(); }
 
 void StopSignal::request() const { g_stop_requested.store(true); }
 
-bool StopSignal::wait_until(std::chrono::steady_clock::time_point deadline) const {
+bool StopSignal::wait_until(TimePoint deadline) const {
   while (!requested()) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) {
+    const auto current = std::chrono::steady_clock::now();
+    if (current >= deadline) {
       return false;
     }
     std::this_thread::sleep_for(
-        std::min<std::chrono::steady_clock::duration>(deadline - now, kWaitSlice));
+        std::min<std::chrono::steady_clock::duration>(deadline - current, kWaitSlice));
   }
   return true;
 }
@@ -109,13 +111,13 @@ bool StopSignal::wait_for(std::chrono::seconds duration) const {
   return wait_until(std::chrono::steady_clock::now() + duration);
 }
 
-int run_every(std::chrono::seconds interval, const StopSignal& stop,
+int run_every(std::chrono::seconds interval, const Waiter& waiter,
               const std::function<int()>& pass) {
   int exit_code = 0;
-  while (!stop.requested()) {
-    const auto next_start = std::chrono::steady_clock::now() + interval;
+  while (!waiter.requested()) {
+    const auto next_start = waiter.now() + interval;
     exit_code = pass();
-    if (stop.wait_until(next_start)) {
+    if (waiter.wait_until(next_start)) {
       break;
     }
   }

@@ -8,7 +8,9 @@
 // run_every() runs `pass` again and again, starting passes `interval` apart
 // (at once when a pass overran), and returns the exit code of the last pass
 // (0 if none ran) once a stop is requested. A pass always runs to its end: the
-// stop is only checked between passes and while waiting.
+// stop is only checked between passes and while waiting. run_every() reads the
+// time and waits through a Waiter: StopSignal in the program (the steady clock),
+// a scripted one in tests, so their verdicts never depend on the machine's speed.
 #pragma once
 
 #include <chrono>
@@ -25,28 +27,45 @@ inline constexpr std::chrono::seconds kMaxInterval{7 * 24 * 3600};
 
 Result<std::chrono::seconds> parse_interval(std::string_view text);
 
-class StopSignal {
+// What the --every loop needs of time and stop requests.
+class Waiter {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  Waiter() = default;
+  Waiter(const Waiter&) = delete;
+  Waiter& operator=(const Waiter&) = delete;
+  Waiter(Waiter&&) = delete;
+  Waiter& operator=(Waiter&&) = delete;
+  virtual ~Waiter() = default;
+  [[nodiscard]] virtual TimePoint now() const = 0;
+  [[nodiscard]] virtual bool requested() const = 0;
+  // Waits until `deadline` or a stop request; true when a stop was requested.
+  virtual bool wait_until(TimePoint deadline) const = 0;
+};
+
+class StopSignal final : public Waiter {
  public:
   StopSignal();  // installs the handlers and clears any earlier stop request
   StopSignal(const StopSignal&) = delete;
   StopSignal& operator=(const StopSignal&) = delete;
   StopSignal(StopSignal&&) = delete;
   StopSignal& operator=(StopSignal&&) = delete;
-  ~StopSignal();  // restores the handlers in force before construction
+  ~StopSignal() override;  // restores the handlers in force before construction
 
-  [[nodiscard]] bool requested() const;
+  [[nodiscard]] TimePoint now() const override;
+  [[nodiscard]] bool requested() const override;
   // Asks for a stop as SIGTERM would (for callers that stop the loop themselves).
   void request() const;
   // Sleeps until `duration` passed or a stop is requested; true when stopped.
   bool wait_for(std::chrono::seconds duration) const;
-  bool wait_until(std::chrono::steady_clock::time_point deadline) const;
+  bool wait_until(TimePoint deadline) const override;
 
  private:
   struct sigaction previous_term_ {};
   struct sigaction previous_int_ {};
 };
 
-int run_every(std::chrono::seconds interval, const StopSignal& stop,
+int run_every(std::chrono::seconds interval, const Waiter& waiter,
               const std::function<int()>& pass);
 
 }  // namespace sqlpost

@@ -33,6 +33,8 @@ Result<transport::Key> key_of(const Partner& p) {
   return transport::Key(bytes);
 }
 
+bool is_database_failure(Errc code) { return code == Errc::kDatabase || code == Errc::kBusy; }
+
 void note(RunReport& report, const Error& e, const std::string& context) {
   report.problems.push_back(context + ": " + e.message);
   report.worst = e.code;
@@ -760,17 +762,32 @@ Result<> Engine::send(RunReport& report) {
   return success();
 }
 
-Result<RunReport> Engine::run_once() {
-  RunReport report;
-  auto received = receive(report);
-  if (!received.ok() && received.error().code != Errc::kTransient &&
-      received.error().code != Errc::kIOError && received.error().code != Errc::kPermanent &&
-      received.error().code != Errc::kTimeout) {
-    return received.take_error();
+Result<> Engine::run_phases(RunReport& report, RunPhases phases) {
+  if (phases.receive) {
+    auto received = receive(report);  // a link failure is in the report; the run goes on
+    if (!received.ok() && is_database_failure(received.error().code)) {
+      return received.take_error();
+    }
+    SQLPOST_TRY(apply(report));
   }
-  SQLPOST_TRY(apply(report));
-  SQLPOST_TRY(prepare(report));
-  SQLPOST_TRY(send(report));
+  if (phases.send) {
+    SQLPOST_TRY(prepare(report));
+    SQLPOST_TRY(send(report));
+  }
+  return success();
+}
+
+Result<RunReport> Engine::run_once(RunPhases phases) {
+  RunReport report;
+  auto ran = run_phases(report, phases);
+  if (!ran.ok()) {
+    if (ran.error().code != Errc::kBusy) {
+      return ran.take_error();
+    }
+    note(report, ran.error(),
+         "the database write lock stayed taken by another connection; this run stopped "
+         "there and the next run goes on (nothing is lost)");
+  }
   return report;
 }
 

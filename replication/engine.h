@@ -65,6 +65,12 @@ struct RunReport {
   Errc worst = Errc::kInternal;       // meaningful when !problems.empty()
 };
 
+// Which halves of a run to do (sqlpost run --receive-only / --send-only).
+struct RunPhases {
+  bool receive = true;  // receive, then apply
+  bool send = true;     // prepare, then send
+};
+
 class Engine {
  public:
   Engine(Database& db, transport::Link& link, EngineOptions options);
@@ -73,11 +79,17 @@ class Engine {
   Result<> apply(RunReport& report);
   Result<> prepare(RunReport& report);
   Result<> send(RunReport& report);
-  // receive, apply, prepare, send.
-  Result<RunReport> run_once();
+  // The one orchestration of a run, used by the program and the tests alike:
+  // receive → apply → prepare → send. A failure of the link while receiving is
+  // in the report and the run goes on (the inbox is applied, the outbox sent);
+  // a database that another connection kept locked longer than its lock wait
+  // ends the run with a report that says so (worst = Errc::kBusy); any other
+  // database failure ends it with that error.
+  Result<RunReport> run_once(RunPhases phases = {});
 
  private:
   struct Impl;
+  Result<> run_phases(RunReport& report, RunPhases phases);
   Database& db_;
   transport::Link& link_;
   EngineOptions options_;

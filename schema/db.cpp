@@ -5,11 +5,30 @@
 #include <array>
 #include <cstdio>
 #include <limits>
+#include <thread>
 
 namespace sqlpost {
 namespace {
 
-constexpr int kBusyTimeoutMs = 30000;
+// Polls for a lock: short sleeps first (an application's gap between two commits
+// is often well under a millisecond), longer ones after, until the limit.
+extern "C" int poll_for_lock(void* state, int attempts) {
+  auto* wait = static_cast<Database::LockWait*>(state);
+  const auto now = std::chrono::steady_clock::now();
+  if (attempts == 0) {
+    wait->started = now;
+  }
+  if (now - wait->started >= wait->limit) {
+    return 0;  // give up: the statement returns SQLITE_BUSY
+  }
+  constexpr int kQuickAttempts = 200;
+  constexpr int kMediumAttempts = 2000;
+  const auto pause = attempts < kQuickAttempts    ? std::chrono::microseconds(50)
+                     : attempts < kMediumAttempts ? std::chrono::microseconds(500)
+                                                  : std::chrono::microseconds(2000);
+  std::this_thread::sleep_for(pause);
+  return 1;
+}
 
 int open_flags(Database::Mode mode) {
   switch (mode) {
@@ -191,6 +210,7 @@ void Database::Closer::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
 Database::Database(std::string path, sqlite3* db)
     : path_(std::move(path)),
       cache_(std::make_unique<std::unordered_map<std::string, Statement>>()),
+      lock_wait_(std::make_unique<LockWait>()),
       db_(db) {}
 
 Database::~Database() {
@@ -208,7 +228,7 @@ Result<Database> Database::open(const std::string& path, Mode mode) {
     return database_error(raw, rc, "opening " + path);
   }
   sqlite3_extended_result_codes(raw, 1);
-  sqlite3_busy_timeout(raw, kBusyTimeoutMs);
+  sqlite3_busy_handler(raw, poll_for_lock, db.lock_wait_.get());
   return db;
 }
 
@@ -234,6 +254,8 @@ Result<Statement*> Database::cached(const std::string& sql) {
 }
 
 void Database::clear_cache() { cache_->clear(); }
+
+void Database::set_lock_wait(std::chrono::milliseconds wait) { lock_wait_->limit = wait; }
 
 Result<> Database::exec(std::string_view sql) {
   const std::string text(sql);

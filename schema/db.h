@@ -6,8 +6,13 @@
 // return Result<>; SQLite errors become Errc::kDatabase (Errc::kBusy for
 // SQLITE_BUSY/LOCKED) with SQLite's message. Not thread-safe: one Database per
 // thread. A Transaction rolls back unless commit() succeeded.
+// Lock waits: when another connection holds the write lock, a connection polls
+// for it every 50 µs to 2 ms (SQLite's own busy timeout sleeps up to 100 ms and
+// loses the lock to an application that commits back to back) for at most
+// lock_wait (30 s unless set_lock_wait() says otherwise), then gives Errc::kBusy.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -92,6 +97,14 @@ class Database {
   [[nodiscard]] bool in_transaction() const;
   [[nodiscard]] const std::string& path() const { return path_; }
   [[nodiscard]] sqlite3* handle() const { return db_.get(); }
+  // How long a statement waits for a lock another connection holds.
+  void set_lock_wait(std::chrono::milliseconds wait);
+
+  // Deadline-bounded polling for a lock (the sqlite3_busy_handler's state).
+  struct LockWait {
+    std::chrono::milliseconds limit{30000};
+    std::chrono::steady_clock::time_point started;
+  };
 
  private:
   struct Closer {
@@ -100,6 +113,7 @@ class Database {
   Database(std::string path, sqlite3* db);
   std::string path_;
   std::unique_ptr<std::unordered_map<std::string, Statement>> cache_;
+  std::unique_ptr<LockWait> lock_wait_;  // stable address for the busy handler
   std::unique_ptr<sqlite3, Closer> db_;  // declared last: destroyed after the cache
 };
 

@@ -1,9 +1,12 @@
 // Tests of agent/schedule: interval parsing, the stop signal and the --every loop.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <csignal>
 #include <thread>
+#include <vector>
 
 #include "agent/schedule.h"
 
@@ -73,19 +76,19 @@ TEST_CASE("StopSignal restores the previous handlers") {
   sigaction(SIGINT, &original_int, nullptr);
 }
 
-TEST_CASE("wait_for returns early on a stop and sleeps the full time otherwise") {
+TEST_CASE("wait_for sleeps at least the full time when no stop comes") {
   const StopSignal stop;
-  auto start = Clock::now();
+  const auto start = Clock::now();
   CHECK_FALSE(stop.wait_for(seconds(1)));
-  CHECK(seconds_since(start) >= 1.0);
+  CHECK(seconds_since(start) >= 1.0);  // a lower bound only: never speed-dependent
+}
 
-  std::thread stopper([] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    (void)std::raise(SIGTERM);
-  });
-  start = Clock::now();
-  CHECK(stop.wait_for(seconds(30)));
-  CHECK(seconds_since(start) < 2.0);
+TEST_CASE("wait_for returns when SIGTERM arrives from another thread") {
+  const StopSignal stop;
+  // Raised at once: before or during the wait, the wait must end with "stopped"
+  // (without the stop it would sleep the full 600 s and ctest's timeout would say so).
+  std::thread stopper([] { (void)std::raise(SIGTERM); });
+  CHECK(stop.wait_for(seconds(600)));
   stopper.join();
 }
 
@@ -104,39 +107,68 @@ TEST_CASE("run_every stops after SIGTERM raised inside a pass, which runs to its
   CHECK(finished);
 }
 
-TEST_CASE("run_every starts passes an interval apart until SIGTERM from another thread") {
-  const StopSignal stop;
-  int passes = 0;
-  const auto start = Clock::now();
-  std::thread stopper([] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-    (void)std::raise(SIGTERM);
+namespace {
+
+// Scripted time: a pass "takes" what the test says by advancing the clock, a wait
+// jumps to its deadline, and a stop arrives during the wait the test names.
+class ScriptedWaiter final : public Waiter {
+ public:
+  [[nodiscard]] TimePoint now() const override { return now_; }
+  [[nodiscard]] bool requested() const override { return stopped_; }
+  bool wait_until(TimePoint deadline) const override {
+    ++waits_;
+    if (waits_ == stop_in_wait_) {
+      now_ += (deadline - now_) / 2;  // the stop comes halfway through the wait
+      stopped_ = true;
+      return true;
+    }
+    now_ = std::max(now_, deadline);
+    return stopped_;
+  }
+  void advance(std::chrono::milliseconds by) { now_ += by; }
+  void stop_during_wait(int n) { stop_in_wait_ = n; }
+  void stop_now() { stopped_ = true; }
+  [[nodiscard]] int waits() const { return waits_; }
+  [[nodiscard]] std::int64_t elapsed_ms() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(now_ - TimePoint{}).count();
+  }
+
+ private:
+  mutable TimePoint now_{};
+  mutable bool stopped_ = false;
+  mutable int waits_ = 0;
+  int stop_in_wait_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("run_every starts passes an interval apart and stops during a wait") {
+  ScriptedWaiter waiter;
+  waiter.stop_during_wait(3);
+  std::vector<std::int64_t> starts;
+  const int code = run_every(seconds(1), waiter, [&] {
+    starts.push_back(waiter.elapsed_ms());
+    waiter.advance(std::chrono::milliseconds(200));  // the pass takes 0.2 s
+    return 10 + static_cast<int>(starts.size());
   });
-  const int code = run_every(seconds(1), stop, [&] {
-    ++passes;
-    return 10 + passes;
-  });
-  stopper.join();
-  const double elapsed = seconds_since(start);
-  CHECK(passes == 3);  // at 0s, 1s and 2s
+  CHECK(starts == std::vector<std::int64_t>{0, 1000, 2000});
   CHECK(code == 13);
-  CHECK(elapsed >= 2.5);
-  CHECK(elapsed < 3.5);  // stopped during the wait, not after it
+  CHECK(waiter.waits() == 3);
+  CHECK(waiter.elapsed_ms() == 2600);  // stopped halfway through the third wait
 }
 
 TEST_CASE("run_every starts the next pass at once after a pass overran the interval") {
-  const StopSignal stop;
-  int passes = 0;
-  const auto start = Clock::now();
-  run_every(seconds(1), stop, [&] {
-    if (++passes == 2) {
-      stop.request();
+  ScriptedWaiter waiter;
+  std::vector<std::int64_t> starts;
+  run_every(seconds(1), waiter, [&] {
+    starts.push_back(waiter.elapsed_ms());
+    waiter.advance(std::chrono::milliseconds(1200));  // longer than the interval
+    if (starts.size() == 3) {
+      waiter.stop_now();
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
     return 0;
   });
-  CHECK(passes == 2);
-  CHECK(seconds_since(start) < 3.0);  // 2 x 1.2s, no extra wait between them
+  CHECK(starts == std::vector<std::int64_t>{0, 1200, 2400});  // no extra wait between them
 }
 
 TEST_CASE("run_every runs no pass when a stop was already requested") {

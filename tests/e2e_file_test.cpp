@@ -4,10 +4,8 @@
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
-#include <chrono>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "agent/lock.h"
 #include "tests/support.h"
@@ -268,6 +266,17 @@ TEST_CASE("data for a column a site does not have stops that stream until it is 
   h.expect_same();
 }
 
+namespace {
+
+// True once `file` holds `text` (polled for up to two minutes).
+bool log_shows(const std::string& file, const std::string& text) {
+  return run_command("for i in $(seq 1200); do grep -qF -- " + q(text) + " " + q(file) +
+                     " 2>/dev/null && exit 0; sleep 0.1; done; exit 1")
+             .exit_code == 0;
+}
+
+}  // namespace
+
 TEST_CASE("run --every: passes until SIGTERM, holds the lock, logs to a file") {
   Deployment d;
   sqlite_shell(d.r1,
@@ -277,15 +286,17 @@ TEST_CASE("run --every: passes until SIGTERM, holds the lock, logs to a file") {
   const auto started = run_command(q(env_bin()) + " run " + q(d.hub) + " --every 1s -v --log " +
                                    q(log) + " >/dev/null 2>&1 & echo $! > " + q(pid_file));
   REQUIRE(started.exit_code == 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Hand-over through the agent's own log: each step waits for the line that says
+  // the agent got there (bounded generously; no verdict depends on speed).
+  REQUIRE(log_shows(log, "] received "));  // the first pass ended; the lock is still held
   const auto second = run_sqlpost("run " + q(d.hub) + " --once");
   CHECK(second.exit_code == 6);  // the long-running agent holds the lock between passes too
   sqlpost_ok("run " + q(d.r1) + " --once");
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  REQUIRE(log_shows(log, "applied message 1 from r1"));  // a later pass took r1's mail
   const auto stopped = run_command("pid=$(cat " + q(pid_file) +
-                                   "); kill -TERM $pid; for i in $(seq 50); do kill -0 $pid "
+                                   "); kill -TERM $pid; for i in $(seq 1200); do kill -0 $pid "
                                    "2>/dev/null || exit 0; sleep 0.1; done; exit 1");
-  CHECK(stopped.exit_code == 0);  // it stopped within 5 s
+  CHECK(stopped.exit_code == 0);  // it stopped after the pass under way
   Database h = open_db(d.hub);
   CHECK(query_int(h, "SELECT count(*) FROM customer WHERE id = 900") == 1);
   const auto logged = run_command("cat " + q(log));
@@ -295,6 +306,25 @@ TEST_CASE("run --every: passes until SIGTERM, holds the lock, logs to a file") {
   CHECK(logged.output.find("[info] received ") != std::string::npos);  // each pass's summary
   d.run_until_quiet();
   d.expect_converged();
+}
+
+TEST_CASE("an application holding the write lock: run exits 9 after lock_wait, loses nothing") {
+  Deployment d;
+  sqlpost_ok("config " + q(d.hub) + " lock_wait=1");
+  Database application = open_db(d.hub);
+  // The application's transaction is open (its row not yet committed) for the whole run.
+  exec(application,
+       "BEGIN IMMEDIATE; INSERT INTO customer VALUES (950, 'held', NULL, NULL, NULL);");
+  const auto blocked = run_sqlpost("run " + q(d.hub) + " --once");
+  CHECK_MESSAGE(blocked.exit_code == 9, blocked.output);
+  CHECK(blocked.output.find("write lock stayed taken by another connection") != std::string::npos);
+  const auto other_agent = run_sqlpost("status " + q(d.hub));  // reads still work
+  CHECK(other_agent.exit_code == 0);
+  exec(application, "COMMIT");
+  d.run_until_quiet();
+  d.expect_converged();
+  Database r1 = open_db(d.r1);
+  CHECK(query_int(r1, "SELECT count(*) FROM customer WHERE id = 950") == 1);
 }
 
 TEST_SUITE_END();

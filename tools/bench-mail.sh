@@ -11,12 +11,10 @@ build="${SQLPOST_BUILD_DIR:-$root/build}"
 sqlpost="$build/agent/sqlpost"
 rows="${1:-100000}"
 [ -x "$sqlpost" ] || { echo "bench-mail: build sqlpost first (cmake --build build)" >&2; exit 1; }
-env_file="${MAILSTACK_DIR:-/tmp/mailstack}/mailstack.env"
-[ -r "$env_file" ] || bash "$root/tools/mailstack/start.sh" >&2
-set -a; . "$env_file"; set +a
+. "$root/tools/mailstack/ensure.sh"
 password_of() { tr ' ' '\n' <<<"$MAILSTACK_USERS" | awk -F: -v u="$1" '$1 == u { print $2 }'; }
 work="$(mktemp -d /tmp/sqlpost-bench-mail.XXXXXX)"
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work"; mailstack_release' EXIT
 
 # setup LINK DIR: a hub and an extracted remote, the remote's table still empty.
 setup() {

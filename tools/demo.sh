@@ -38,9 +38,8 @@ mail_site() {
   printf '%s\n' "$password" | "$sqlpost" config "$1" --secret pop3.password
 }
 if [ "$mail" -eq 1 ]; then
-  env_file="${MAILSTACK_DIR:-/tmp/mailstack}/mailstack.env"
-  [ -r "$env_file" ] || bash "$root/tools/mailstack/start.sh"
-  set -a; . "$env_file"; set +a
+  . "$root/tools/mailstack/ensure.sh"
+  trap mailstack_release EXIT
   hq_address=hq@hq.test shop1_address=site1@site1.test shop2_address=site2@site2.test
   run "$sqlpost" init hq.db --site hq --address "$hq_address"
   run "$sqlpost" config hq.db link=smtp smtp.host=127.0.0.1 smtp.port="$MAILSTACK_SUBMISSION_PORT" \

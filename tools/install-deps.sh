@@ -9,6 +9,7 @@ packages=(
   libcurl4-openssl-dev libssl-dev
   nlohmann-json3-dev libcli11-dev doctest-dev
   libzstd-dev libspdlog-dev
+  clang clang-format clang-tidy ccache
 )
 
 missing=()

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds sqlpost and runs every test with ctest.
 # Usage: tools/test.sh            (from anywhere inside the checkout)
+# The mail tests need the throw-away Postfix + Dovecot of tools/mailstack: started
+# here when they are not running, and stopped at the end only if started here.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -8,15 +10,14 @@ cd "$root"
 bash tools/install-deps.sh
 
 build="${SQLPOST_BUILD_DIR:-$root/build}"
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSQLPOST_WERROR=ON
+launcher=()
+if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSQLPOST_WERROR=ON "${launcher[@]}"
 cmake --build "$build" -j "$(nproc)"
 
-# End-to-end tests against real mail servers run when the harness exists.
-if [ -x tools/mailstack/start.sh ] && [ "${SQLPOST_SKIP_MAIL:-0}" != "1" ]; then
-  bash tools/mailstack/stop.sh >/dev/null  # a leftover instance of an interrupted run
-  bash tools/mailstack/start.sh
-  trap 'bash tools/mailstack/stop.sh' EXIT
-  set -a; . "${MAILSTACK_DIR:-/tmp/mailstack}/mailstack.env"; set +a
+if [ "${SQLPOST_SKIP_MAIL:-0}" != "1" ]; then
+  . tools/mailstack/ensure.sh
+  trap mailstack_release EXIT
 fi
 
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)" --timeout 900

@@ -14,6 +14,7 @@ const char* errc_name(Errc code) {
     case Errc::kIOError: return "I/O error";
     case Errc::kDatabase: return "database error";
     case Errc::kBusy: return "busy";
+    case Errc::kAgentRunning: return "agent running";
     case Errc::kConfig: return "configuration error";
     case Errc::kTransient: return "transient failure";
     case Errc::kPermanent: return "permanent failure";

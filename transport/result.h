@@ -25,7 +25,8 @@ enum class Errc {
   kLimitExceeded,    // a named size/count limit was exceeded
   kIOError,          // file system failure
   kDatabase,         // SQLite failure
-  kBusy,             // a lock is held by someone else
+  kBusy,             // another connection held the database's write lock too long
+  kAgentRunning,     // another sqlpost agent holds this database's agent lock
   kConfig,           // missing or invalid control parameters
   kTransient,        // transport failure worth retrying later (4xx, timeout)
   kPermanent,        // transport failure not worth retrying (5xx)

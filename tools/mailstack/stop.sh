@@ -2,7 +2,8 @@
 # Stops the mail servers started by start.sh: Postfix first (its smtpd processes hold
 # SASL connections to Dovecot auth), then Dovecot. Finds them only by the pid files in
 # $MAILSTACK_DIR and checks /proc/PID/exe before signalling; never kills by name.
-# Safe to run when nothing is running (rc 0). Leaves $MAILSTACK_DIR in place (logs).
+# Safe to run when nothing is running (rc 0). Leaves $MAILSTACK_DIR in place (logs)
+# but removes mailstack.env, so nothing talks to servers that are gone.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/common.sh"
@@ -34,5 +35,6 @@ stop_master() {
 
 stop_master "$POSTFIX_PID_FILE" "$POSTFIX_MASTER"
 stop_master "$DOVECOT_PID_FILE" "$DOVECOT_MASTER"
+rm -f "$D/mailstack.env"
 echo "mailstack: stopped ($D)"
 exit 0
