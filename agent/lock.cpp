@@ -19,7 +19,7 @@ Result<AgentLock> AgentLock::acquire(const std::string& database_path) {
   AgentLock lock(fd);
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     return make_error(Errc::kAgentRunning, "another sqlpost agent is running on " + database_path +
-                                       " (lock " + path + "); this one exits");
+                                               " (lock " + path + "); this one exits");
   }
   return lock;
 }

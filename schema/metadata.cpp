@@ -28,12 +28,33 @@ std::string columns_json(const std::vector<std::string>& columns) {
   return nlohmann::json(columns).dump();
 }
 
-std::vector<std::string> columns_from_json(const std::string& text) {
+}  // namespace
+
+Result<std::vector<std::string>> parse_column_list(const std::string& text,
+                                                   std::string_view context) {
   if (text.empty()) {
-    return {};
+    return std::vector<std::string>{};
   }
-  return nlohmann::json::parse(text).get<std::vector<std::string>>();
+  const auto parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  const auto corrupt = [&] {
+    return make_error(Errc::kCorruption, "corrupt sqlpost metadata: " + std::string(context) +
+                                             " holds '" + text.substr(0, 80) +
+                                             "', not a JSON list of column names");
+  };
+  if (!parsed.is_array()) {
+    return corrupt();
+  }
+  std::vector<std::string> columns;
+  for (const auto& item : parsed) {
+    if (!item.is_string()) {
+      return corrupt();
+    }
+    columns.push_back(item.get<std::string>());
+  }
+  return columns;
 }
+
+namespace {
 
 Result<> check_publication_name(std::string_view name) {
   if (name.empty() || name.size() > kMaxSiteNameBytes ||
@@ -324,7 +345,9 @@ Result<std::vector<Article>> load_articles(Database& db) {
     Article a;
     a.publication = st.column_text(0);
     a.table = st.column_text(1);
-    a.columns = columns_from_json(st.column_text(2));
+    SQLPOST_TRY_ASSIGN(a.columns,
+                       parse_column_list(st.column_text(2), "the column list of article " +
+                                                                a.publication + "." + a.table));
     a.where_expr = st.column_text(3);
     a.subscribe_by = st.column_text(4);
     a.conflict = st.column_text(5);

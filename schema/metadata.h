@@ -70,6 +70,10 @@ Result<> publish(Database& db, Article article);
 // Removes an article, or the whole publication when table is empty.
 Result<> unpublish(Database& db, std::string_view publication, std::string_view table);
 Result<std::vector<Article>> load_articles(Database& db);
+// A column list as stored in sqlpost's metadata (a JSON array of names; "" for
+// none). Never throws: a damaged value is Errc::kCorruption naming `context`.
+Result<std::vector<std::string>> parse_column_list(const std::string& text,
+                                                   std::string_view context);
 Result<std::vector<std::string>> load_publications(Database& db);
 
 Result<> subscribe(Database& db, const Subscription& subscription);

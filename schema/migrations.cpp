@@ -182,8 +182,9 @@ Result<> create_site_tables(Database& db) { return migrate_from(db, 0); }
 
 Result<Database> open_site(const std::string& path) {
   SQLPOST_TRY_ASSIGN(Database db, Database::open(path, Database::Mode::kReadWrite));
-  SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
-  SQLPOST_TRY_ASSIGN(const int version, schema_version(db));
+  // Read without the write lock: an application may hold it, and opening a site
+  // that needs no migration must not wait for it (statuses, runs with lock_wait).
+  SQLPOST_TRY_ASSIGN(int version, schema_version(db));
   if (version == 0) {
     return make_error(Errc::kNotFound, path + " is not an sqlpost site; run 'sqlpost init " + path +
                                            " --site NAME --address ADDRESS' first");
@@ -195,9 +196,13 @@ Result<Database> open_site(const std::string& path) {
                           std::to_string(kSchemaVersion) + "); upgrade sqlpost");
   }
   if (version < kSchemaVersion) {
-    SQLPOST_TRY(migrate_from(db, version));
+    SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+    SQLPOST_TRY_ASSIGN(version, schema_version(db));  // another process may have migrated
+    if (version < kSchemaVersion) {
+      SQLPOST_TRY(migrate_from(db, version));
+    }
+    SQLPOST_TRY(tx.commit());
   }
-  SQLPOST_TRY(tx.commit());
   return db;
 }
 

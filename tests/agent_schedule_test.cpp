@@ -3,8 +3,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdint>
 #include <csignal>
+#include <cstdint>
 #include <thread>
 #include <vector>
 

@@ -69,8 +69,7 @@ std::string insert_rows(int txn, int from, int to) {
 // which answers "cutting" and starts its cut while the transaction is still open;
 // the writer then finishes and commits. Even transactions: committed whole, and
 // the cut comes after. Every commit is followed by "committed".
-int write_transactions(const std::string& path, const Channel& to_agent,
-                       const Channel& to_writer) {
+int write_transactions(const std::string& path, const Channel& to_agent, const Channel& to_writer) {
   auto opened = Database::open(path, Database::Mode::kReadWrite);
   if (!opened.ok()) {
     return 2;

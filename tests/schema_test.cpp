@@ -82,6 +82,25 @@ TEST_CASE("partners: add, duplicate, remove with subscriptions") {
   CHECK(remove_partner(db, "r1").error().code == Errc::kNotFound);
 }
 
+TEST_CASE("damaged column lists in the metadata are errors, never exceptions") {
+  TempDir dir;
+  Database db = make_site(dir);
+  exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, b TEXT)");
+  REQUIRE(publish(db, Article{"p", "t", {"id", "a"}, "", "", "incoming"}).ok());
+  for (const char* damaged : {"not json", "{\"a\": 1}", "[1, 2]", "[\"id\", null]", "["}) {
+    CAPTURE(damaged);
+    exec(db, "UPDATE sqlpost_articles SET columns = " + quote_literal(damaged));
+    const auto articles = load_articles(db);
+    REQUIRE_FALSE(articles.ok());
+    CHECK(articles.error().code == Errc::kCorruption);
+    CHECK(articles.error().message.find("p.t") != std::string::npos);
+    exec(db, "UPDATE sqlpost_layouts SET columns = " + quote_literal(damaged));
+    CHECK(load_layouts(db).error().code == Errc::kCorruption);
+  }
+  CHECK(parse_column_list("", "x").value().empty());
+  CHECK(parse_column_list("[\"id\",\"a\"]", "x").value() == std::vector<std::string>{"id", "a"});
+}
+
 TEST_CASE("publish validates tables, keys and columns") {
   TempDir dir;
   Database db = make_site(dir);
