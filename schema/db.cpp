@@ -58,7 +58,7 @@ std::string Value::debug_string() const {
     std::string operator()(std::int64_t v) const { return std::to_string(v); }
     std::string operator()(double v) const {
       std::array<char, 32> buf{};
-      std::snprintf(buf.data(), buf.size(), "%.17g", v);
+      (void)std::snprintf(buf.data(), buf.size(), "%.17g", v);
       return buf.data();
     }
     std::string operator()(const Text& t) const { return quote_literal(t.bytes); }
@@ -166,8 +166,8 @@ int Statement::column_count() const { return sqlite3_column_count(stmt_.get()); 
 Value Statement::column(int index) const {
   sqlite3_stmt* s = stmt_.get();
   switch (sqlite3_column_type(s, index)) {
-    case SQLITE_INTEGER: return Value(static_cast<std::int64_t>(sqlite3_column_int64(s, index)));
-    case SQLITE_FLOAT: return Value(sqlite3_column_double(s, index));
+    case SQLITE_INTEGER: return {static_cast<std::int64_t>(sqlite3_column_int64(s, index))};
+    case SQLITE_FLOAT: return {sqlite3_column_double(s, index)};
     case SQLITE_TEXT: {
       const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, index));
       const int n = sqlite3_column_bytes(s, index);

@@ -44,7 +44,7 @@ class Channel {
   // The next signal, or 0 when the other side has gone.
   [[nodiscard]] char wait() const {
     char what = 0;
-    return read(fds_[0], &what, 1) == 1 ? what : 0;
+    return read(fds_[0], &what, 1) == 1 ? what : '\0';
   }
 
  private:

@@ -47,7 +47,7 @@ struct Waits {
 };
 
 [[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "bench-lock: %s\n", what.c_str());
+  (void)std::fprintf(stderr, "bench-lock: %s\n", what.c_str());
   std::exit(1);  // NOLINT(concurrency-mt-unsafe): single-threaded tool
 }
 
@@ -94,7 +94,7 @@ void make_site(const std::string& path, const std::string& journal) {
 }
 
 // The application: one-row transactions back to back until the pipe closes.
-int write_until_closed(const std::string& path, int stop_fd) {
+int write_until_closed(const std::string& path, int stop_fd, int ready_fd) {
   Database db = open_or_die(path);
   sqlite3_busy_timeout(db.handle(), 5000);
   std::int64_t n = 0;
@@ -105,7 +105,14 @@ int write_until_closed(const std::string& path, int stop_fd) {
     }
     const std::string sql =
         "BEGIN; INSERT INTO t(v) VALUES ('row " + std::to_string(++n) + "'); COMMIT;";
-    if (!db.exec(sql).ok()) {
+    constexpr std::int64_t kWarmUp = 50;
+    if (n == kWarmUp) {  // the agent starts cutting once the application is in full swing
+      const char byte_ready = 'r';
+      (void)write(ready_fd, &byte_ready, 1);
+      close(ready_fd);
+    }
+    if (auto done = db.exec(sql); !done.ok()) {
+      (void)std::fprintf(stderr, "bench-lock: application: %s\n", done.error().message.c_str());
       (void)db.exec("ROLLBACK");
     }
   }
@@ -143,17 +150,24 @@ int main(int argc, char** argv) {
   make_site(path, o.journal);
 
   std::array<int, 2> stop{};
-  if (pipe(stop.data()) != 0) {
+  std::array<int, 2> ready{};
+  if (pipe(stop.data()) != 0 || pipe(ready.data()) != 0) {
     die("pipe failed");
   }
   const pid_t child = fork();
   if (child == 0) {
     close(stop[1]);
+    close(ready[0]);
     // The application never blocks on the pipe: it only notices its end.
     (void)fcntl(stop[0], F_SETFL, O_NONBLOCK);  // NOLINT(cppcoreguidelines-pro-type-vararg)
-    _exit(write_until_closed(path, stop[0]));
+    _exit(write_until_closed(path, stop[0], ready[1]));
   }
   close(stop[0]);
+  close(ready[1]);
+  std::array<char, 1> started{};
+  if (read(ready[0], started.data(), 1) != 1) {
+    die("the application process did not start");
+  }
 
   Database sqlite_way = open_or_die(path);
   sqlite3_busy_timeout(sqlite_way.handle(), o.lock_wait_seconds * 1000);
