@@ -9,7 +9,7 @@
 
 #include <string>
 
-#include "transport/result.h"
+#include "common/result.h"
 
 namespace sqlpost {
 

@@ -16,7 +16,7 @@
 #include <functional>
 #include <string_view>
 
-#include "transport/result.h"
+#include "common/result.h"
 
 namespace sqlpost {
 

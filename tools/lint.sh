@@ -11,6 +11,6 @@ clang-format --dry-run --Werror "${all[@]}"
 [ -f "$build/compile_commands.json" ] ||
   cmake -S . -B "$build" -G Ninja -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
 if [ $# -gt 0 ]; then files=("$@"); else
-  mapfile -t files < <(git ls-files 'agent/*.cpp' 'transport/*.cpp' 'replication/*.cpp' 'schema/*.cpp')
+  mapfile -t files < <(git ls-files 'common/*.cpp' 'agent/*.cpp' 'transport/*.cpp' 'replication/*.cpp' 'schema/*.cpp')
 fi
 clang-tidy -p "$build" --quiet --warnings-as-errors='*' "${files[@]}"

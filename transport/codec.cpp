@@ -10,6 +10,7 @@
 #include <iterator>
 #include <optional>
 
+#include "common/hex.h"
 #include "transport/compress.h"
 #include "transport/envelope.h"
 #include "transport/mime.h"
@@ -67,16 +68,6 @@ std::string rfc5322_date(std::time_t t) {
   return n > 0 ? std::string(buf.data()) : std::string();
 }
 
-std::string hex(std::span<const std::uint8_t> bytes) {
-  static constexpr std::string_view kDigits = "0123456789abcdef";
-  std::string out;
-  for (const std::uint8_t b : bytes) {
-    out.push_back(kDigits[b >> 4U]);
-    out.push_back(kDigits[b & 0x0FU]);
-  }
-  return out;
-}
-
 // <sqlpost.A+B.n.i.k@sqlpost>, or with the pair hashed when that line would be too long.
 std::string message_id(const PartHeader& h) {
   const std::string numbers = "." + std::to_string(h.sequence) + "." + std::to_string(h.part) +
@@ -86,7 +77,7 @@ std::string message_id(const PartHeader& h) {
   const std::string pair = h.sender + "+" + h.receiver;
   const auto digest =
       crypto::sha256(std::span(reinterpret_cast<const std::uint8_t*>(pair.data()), pair.size()));
-  return "<sqlpost.h" + hex(std::span(digest).first(8)) + numbers;
+  return "<sqlpost.h" + hex_encode(std::span(digest).first(8)) + numbers;
 }
 
 struct MailContext {
