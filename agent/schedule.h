@@ -2,9 +2,10 @@
 //
 // Contract: parse_interval() accepts "30s", "5m", "2h", "1d" or a plain number
 // of seconds, from 1s to 7d; anything else is Errc::kInvalidArgument with a
-// message naming the text. StopSignal turns SIGTERM and SIGINT into a stop
-// request (the handler only sets an atomic flag) and restores the previous
-// handlers when destroyed; at most one StopSignal may exist at a time.
+// message naming the text. StopSignal turns the OS's stop requests (SIGTERM and
+// SIGINT; on Windows Ctrl+C, Ctrl+Break, console close: platform::StopRequests)
+// into a stop request (the handler only sets an atomic flag) and restores the
+// previous handlers when destroyed; at most one StopSignal may exist at a time.
 // run_every() runs `pass` again and again, starting passes `interval` apart
 // (at once when a pass overran), and returns the exit code of the last pass
 // (0 if none ran) once a stop is requested. A pass always runs to its end: the
@@ -12,11 +13,11 @@
 #pragma once
 
 #include <chrono>
-#include <csignal>
 #include <functional>
 #include <string_view>
 
 #include "common/result.h"
+#include "platform/process.h"
 
 namespace sqlpost {
 
@@ -27,12 +28,12 @@ Result<std::chrono::seconds> parse_interval(std::string_view text);
 
 class StopSignal {
  public:
-  StopSignal();  // installs the handlers and clears any earlier stop request
+  StopSignal() = default;  // installs the handlers and clears any earlier stop request
   StopSignal(const StopSignal&) = delete;
   StopSignal& operator=(const StopSignal&) = delete;
   StopSignal(StopSignal&&) = delete;
   StopSignal& operator=(StopSignal&&) = delete;
-  ~StopSignal();  // restores the handlers in force before construction
+  ~StopSignal() = default;  // restores the handlers in force before construction
 
   [[nodiscard]] bool requested() const;
   // Asks for a stop as SIGTERM would (for callers that stop the loop themselves).
@@ -42,8 +43,7 @@ class StopSignal {
   bool wait_until(std::chrono::steady_clock::time_point deadline) const;
 
  private:
-  struct sigaction previous_term_ {};
-  struct sigaction previous_int_ {};
+  platform::StopRequests handlers_;
 };
 
 int run_every(std::chrono::seconds interval, const StopSignal& stop,

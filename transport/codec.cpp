@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "common/hex.h"
+#include "platform/process.h"
 #include "transport/compress.h"
 #include "transport/envelope.h"
 #include "transport/mime.h"
@@ -58,8 +59,7 @@ std::string rfc5322_date(std::time_t t) {
                                                        "Thu", "Fri", "Sat"};
   static constexpr std::array<const char*, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  std::tm tm{};
-  gmtime_r(&t, &tm);
+  const std::tm tm = platform::utc_time(t);
   std::array<char, 64> buf{};
   const int n = std::snprintf(buf.data(), buf.size(), "%s, %02d %s %04d %02d:%02d:%02d +0000",
                               kDays.at(static_cast<std::size_t>(tm.tm_wday)), tm.tm_mday,
