@@ -4,7 +4,7 @@
 // monitoring test them); docs/operations.md lists them. Never renumber.
 #pragma once
 
-#include "transport/result.h"
+#include "common/result.h"
 
 namespace sqlpost {
 

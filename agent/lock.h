@@ -1,30 +1,27 @@
 // sqlpost/agent/lock.h — one agent per database at a time.
 //
-// Contract: AgentLock::acquire() takes an exclusive, non-blocking flock on
-// "<DB>.sqlpost-lock" (created mode 0600 if missing). A second agent on the
-// same database gets Errc::kAgentRunning at once, naming the lock file. The lock is
-// released when the AgentLock is destroyed or the process dies (flock), so a
-// killed agent never leaves a stale lock behind.
+// Contract: AgentLock::acquire() takes an exclusive, non-blocking lock on
+// "<DB>.sqlpost-lock" (created owner only if missing; platform::FileLock: flock
+// or LockFileEx). A second agent on the same database gets Errc::kAgentRunning at once,
+// naming the lock file. The lock is released when the AgentLock is destroyed or
+// the process dies, so a killed agent never leaves a stale lock behind.
 #pragma once
 
 #include <string>
+#include <utility>
 
-#include "transport/result.h"
+#include "common/result.h"
+#include "platform/files.h"
 
 namespace sqlpost {
 
 class AgentLock {
  public:
   static Result<AgentLock> acquire(const std::string& database_path);
-  AgentLock(AgentLock&& other) noexcept;
-  AgentLock& operator=(AgentLock&&) = delete;
-  AgentLock(const AgentLock&) = delete;
-  AgentLock& operator=(const AgentLock&) = delete;
-  ~AgentLock();
 
  private:
-  explicit AgentLock(int fd) : fd_(fd) {}
-  int fd_;
+  explicit AgentLock(platform::FileLock lock) : lock_(std::move(lock)) {}
+  platform::FileLock lock_;
 };
 
 }  // namespace sqlpost

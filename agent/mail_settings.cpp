@@ -1,15 +1,13 @@
 #include "agent/mail_settings.h"
 
-#include <sys/stat.h>
-#include <termios.h>
-#include <unistd.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <optional>
 
 #include "agent/params.h"
+#include "platform/console.h"
+#include "platform/files.h"
 
 namespace sqlpost {
 namespace {
@@ -45,13 +43,14 @@ Error config_error(const std::string& message) { return make_error(Errc::kConfig
 
 // The first line of a password file; the file must not be readable by others.
 Result<std::string> password_from_file(const std::string& key, const std::string& path) {
-  struct stat info {};
-  if (stat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) {
+  const platform::Privacy privacy = platform::file_privacy(path);
+  if (privacy == platform::Privacy::kNotRegularFile) {
     return config_error(key + ": '" + path + "' is not a readable regular file");
   }
-  if ((info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+  if (privacy == platform::Privacy::kReadableByOthers) {
     return config_error(key + ": '" + path +
-                        "' may be read by other users; make it private with: chmod 600 " + path);
+                        "' may be read by other users; make it private with: " +
+                        platform::make_private_command(path));
   }
   std::ifstream in(path);
   std::string line;
@@ -183,19 +182,17 @@ Result<transport::MailLinkConfig> load_mail_settings(Database& db, const LocalSi
 }
 
 Result<std::string> read_secret(std::string_view prompt) {
-  const bool terminal = isatty(STDIN_FILENO) == 1;
-  termios saved{};
+  const bool terminal = platform::stdin_is_terminal();
   if (terminal) {
     std::cerr << prompt << std::flush;
-    tcgetattr(STDIN_FILENO, &saved);
-    termios quiet = saved;
-    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
   }
   std::string line;
-  const bool got = static_cast<bool>(std::getline(std::cin, line));
+  bool got = false;
+  {
+    const platform::EchoOff quiet;  // restores the echo at the end of this block
+    got = static_cast<bool>(std::getline(std::cin, line));
+  }
   if (terminal) {
-    tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
     std::cerr << "\n";
   }
   if (!got) {

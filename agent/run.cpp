@@ -1,7 +1,5 @@
 #include "agent/run.h"
 
-#include <unistd.h>
-
 #include <iostream>
 #include <optional>
 
@@ -11,6 +9,7 @@
 #include "agent/log.h"
 #include "agent/mail_settings.h"
 #include "agent/params.h"
+#include "platform/console.h"
 #include "schema/migrations.h"
 #include "transport/file_link.h"
 
@@ -78,7 +77,7 @@ Result<std::unique_ptr<transport::Link>> make_mail_link(Database& db, const std:
   return std::unique_ptr<transport::Link>(std::move(link).value());
 }
 
-bool interactive() { return isatty(STDIN_FILENO) == 1 && isatty(STDERR_FILENO) == 1; }
+bool interactive() { return platform::stdin_is_terminal() && platform::stderr_is_terminal(); }
 
 Result<std::string> ask(const std::string& key) {
   const ParamSpec* spec = find_parameter(key);

@@ -1,7 +1,6 @@
 #include "agent/schedule.h"
 
 #include <algorithm>
-#include <atomic>
 #include <charconv>
 #include <cstdint>
 #include <string>
@@ -12,23 +11,7 @@
 namespace sqlpost {
 namespace {
 
-// Written by the signal handler: must be lock-free to be async-signal-safe.
-std::atomic<bool> g_stop_requested{false};
-static_assert(std::atomic<bool>::is_always_lock_free);
-
 constexpr std::chrono::milliseconds kWaitSlice{100};
-
-extern "C" void on_stop_signal(int /*signal*/) {
-  g_stop_requested.store(true, std::memory_order_relaxed);
-}
-
-void install_handler(int signal, struct sigaction* previous) {
-  struct sigaction action {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;  // a pass's blocking calls resume: the pass runs to its end
-  sigaction(signal, &action, previous);
-}
 
 Error bad_interval(std::string_view text, const std::string& why) {
   return make_error(Errc::kInvalidArgument,
@@ -78,22 +61,11 @@ Result<std::chrono::seconds> parse_interval(std::string_view text) {
   return interval;
 }
 
-StopSignal::StopSignal() {
-  g_stop_requested.store(false);
-  install_handler(SIGTERM, &previous_term_);
-  install_handler(SIGINT, &previous_int_);
-}
-
-StopSignal::~StopSignal() {
-  sigaction(SIGTERM, &previous_term_, nullptr);
-  sigaction(SIGINT, &previous_int_, nullptr);
-}
+bool StopSignal::requested() const { return platform::StopRequests::requested(); }
 
 Waiter::TimePoint StopSignal::now() const { return std::chrono::steady_clock::now(); }
 
-bool StopSignal::requested() const { return g_stop_requested.load(); }
-
-void StopSignal::request() const { g_stop_requested.store(true); }
+void StopSignal::request() const { platform::StopRequests::request(); }
 
 bool StopSignal::wait_until(TimePoint deadline) const {
   while (!requested()) {

@@ -2,9 +2,10 @@
 //
 // Contract: parse_interval() accepts "30s", "5m", "2h", "1d" or a plain number
 // of seconds, from 1s to 7d; anything else is Errc::kInvalidArgument with a
-// message naming the text. StopSignal turns SIGTERM and SIGINT into a stop
-// request (the handler only sets an atomic flag) and restores the previous
-// handlers when destroyed; at most one StopSignal may exist at a time.
+// message naming the text. StopSignal turns the OS's stop requests (SIGTERM and
+// SIGINT; on Windows Ctrl+C, Ctrl+Break, console close: platform::StopRequests)
+// into a stop request (the handler only sets an atomic flag) and restores the
+// previous handlers when destroyed; at most one StopSignal may exist at a time.
 // run_every() runs `pass` again and again, starting passes `interval` apart
 // (at once when a pass overran), and returns the exit code of the last pass
 // (0 if none ran) once a stop is requested. A pass always runs to its end: the
@@ -14,11 +15,11 @@
 #pragma once
 
 #include <chrono>
-#include <csignal>
 #include <functional>
 #include <string_view>
 
-#include "transport/result.h"
+#include "common/result.h"
+#include "platform/process.h"
 
 namespace sqlpost {
 
@@ -45,12 +46,12 @@ class Waiter {
 
 class StopSignal final : public Waiter {
  public:
-  StopSignal();  // installs the handlers and clears any earlier stop request
+  StopSignal() = default;  // installs the handlers and clears any earlier stop request
   StopSignal(const StopSignal&) = delete;
   StopSignal& operator=(const StopSignal&) = delete;
   StopSignal(StopSignal&&) = delete;
   StopSignal& operator=(StopSignal&&) = delete;
-  ~StopSignal() override;  // restores the handlers in force before construction
+  ~StopSignal() override = default;  // restores the handlers in force before construction
 
   [[nodiscard]] TimePoint now() const override;
   [[nodiscard]] bool requested() const override;
@@ -61,8 +62,7 @@ class StopSignal final : public Waiter {
   bool wait_until(TimePoint deadline) const override;
 
  private:
-  struct sigaction previous_term_ {};
-  struct sigaction previous_int_ {};
+  platform::StopRequests handlers_;
 };
 
 int run_every(std::chrono::seconds interval, const Waiter& waiter,

@@ -6,6 +6,7 @@
 #include <ctime>
 #include <sstream>
 
+#include "platform/process.h"
 #include "replication/changelog.h"
 #include "replication/engine.h"
 #include "schema/metadata.h"
@@ -81,8 +82,7 @@ std::string time_text(std::int64_t seconds) {
     return "never";
   }
   const std::time_t t = seconds;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
+  const std::tm tm = platform::utc_time(t);
   std::array<char, 32> buf{};
   (void)std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M:%S UTC", &tm);
   return buf.data();

@@ -3,6 +3,8 @@
 #include <array>
 #include <cstdio>
 
+#include "common/hex.h"
+
 namespace sqlpost {
 
 Result<ConflictPolicy> parse_conflict_policy(std::string_view text) {
@@ -38,14 +40,7 @@ std::string exact_text(const Value& v) {
     return text.find_first_of(".eni") == std::string::npos ? text + ".0" : text;
   }
   if (const auto* b = std::get_if<Blob>(&s)) {
-    static constexpr std::array<char, 16> kHex = {'0', '1', '2', '3', '4', '5', '6', '7',
-                                                  '8', '9', 'a', 'b', 'c', 'd', 'e', 'f'};
-    std::string text = "x'";
-    for (const auto byte : b->bytes) {
-      text += kHex[byte >> 4];
-      text += kHex[byte & 0x0f];
-    }
-    return text + "'";
+    return "x'" + hex_encode(b->bytes) + "'";
   }
   return v.debug_string();  // NULL, INTEGER and TEXT are rendered in full there
 }

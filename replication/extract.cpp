@@ -1,15 +1,11 @@
 #include "replication/extract.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <set>
 
+#include "platform/files.h"
 #include "replication/changelog.h"
 #include "replication/subsets.h"
 #include "schema/capture.h"
@@ -35,11 +31,8 @@ Result<std::string> create_private_file(const std::string& output) {
     return make_error(Errc::kAlreadyExists, output + " exists; extract never overwrites a file");
   }
   const std::string temp = output + ".partial";
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return make_error(Errc::kIOError, "cannot create " + temp + ": " + std::strerror(errno));
-  }
-  ::close(fd);
+  SQLPOST_TRY_ASSIGN(platform::File file, platform::File::create_new(temp));
+  SQLPOST_TRY(file.close());
   return temp;
 }
 
@@ -237,9 +230,7 @@ Result<ExtractSummary> extract_site(Database& db, const std::string& site,
     SQLPOST_TRY_ASSIGN(ExtractSummary s, fill(db, out, site));
     SQLPOST_TRY(out_tx.commit());
     // The file is complete and closed before the hub commits its new position.
-    if (::link(temp.c_str(), output.c_str()) != 0) {
-      return make_error(Errc::kIOError, "cannot create " + output + ": " + std::strerror(errno));
-    }
+    SQLPOST_TRY(platform::link_new(temp, output));
     auto committed = hub_tx.commit();
     if (!committed.ok()) {
       std::filesystem::remove(output);

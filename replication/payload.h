@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "common/result.h"
 #include "schema/capture.h"
 #include "schema/value.h"
-#include "transport/result.h"
 
 namespace sqlpost {
 

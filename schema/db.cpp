@@ -2,10 +2,13 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <limits>
 #include <thread>
+
+#include "common/hex.h"
 
 namespace sqlpost {
 namespace {
@@ -40,13 +43,8 @@ int open_flags(Database::Mode mode) {
 }
 
 std::string hex_prefix(const std::vector<std::uint8_t>& bytes) {
-  std::string out;
   constexpr std::size_t kShown = 16;
-  for (std::size_t i = 0; i < bytes.size() && i < kShown; ++i) {
-    std::array<char, 3> buf{};
-    std::snprintf(buf.data(), buf.size(), "%02x", bytes[i]);
-    out += buf.data();
-  }
+  const std::string out = hex_encode(std::span(bytes).first(std::min(bytes.size(), kShown)));
   return bytes.size() > kShown ? out + "..." : out;
 }
 

@@ -20,8 +20,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "common/result.h"
 #include "schema/value.h"
-#include "transport/result.h"
 
 struct sqlite3;
 struct sqlite3_stmt;

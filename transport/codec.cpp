@@ -10,6 +10,8 @@
 #include <iterator>
 #include <optional>
 
+#include "common/hex.h"
+#include "platform/process.h"
 #include "transport/compress.h"
 #include "transport/envelope.h"
 #include "transport/mime.h"
@@ -57,24 +59,13 @@ std::string rfc5322_date(std::time_t t) {
                                                        "Thu", "Fri", "Sat"};
   static constexpr std::array<const char*, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  std::tm tm{};
-  gmtime_r(&t, &tm);
+  const std::tm tm = platform::utc_time(t);
   std::array<char, 64> buf{};
   const int n = std::snprintf(buf.data(), buf.size(), "%s, %02d %s %04d %02d:%02d:%02d +0000",
                               kDays.at(static_cast<std::size_t>(tm.tm_wday)), tm.tm_mday,
                               kMonths.at(static_cast<std::size_t>(tm.tm_mon)), tm.tm_year + 1900,
                               tm.tm_hour, tm.tm_min, tm.tm_sec);
   return n > 0 ? std::string(buf.data()) : std::string();
-}
-
-std::string hex(std::span<const std::uint8_t> bytes) {
-  static constexpr std::string_view kDigits = "0123456789abcdef";
-  std::string out;
-  for (const std::uint8_t b : bytes) {
-    out.push_back(kDigits[b >> 4U]);
-    out.push_back(kDigits[b & 0x0FU]);
-  }
-  return out;
 }
 
 // <sqlpost.A+B.n.i.k@sqlpost>, or with the pair hashed when that line would be too long.
@@ -86,7 +77,7 @@ std::string message_id(const PartHeader& h) {
   const std::string pair = h.sender + "+" + h.receiver;
   const auto digest =
       crypto::sha256(std::span(reinterpret_cast<const std::uint8_t*>(pair.data()), pair.size()));
-  return "<sqlpost.h" + hex(std::span(digest).first(8)) + numbers;
+  return "<sqlpost.h" + hex_encode(std::span(digest).first(8)) + numbers;
 }
 
 struct MailContext {

@@ -26,10 +26,10 @@
 #include <string_view>
 #include <vector>
 
+#include "common/result.h"
 #include "transport/crypto.h"
 #include "transport/key.h"
 #include "transport/limits.h"
-#include "transport/result.h"
 
 namespace sqlpost::transport {
 

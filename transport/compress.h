@@ -12,7 +12,7 @@
 #include <span>
 #include <vector>
 
-#include "transport/result.h"
+#include "common/result.h"
 
 namespace sqlpost::transport::zstd {
 

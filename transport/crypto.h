@@ -13,8 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/result.h"
 #include "transport/key.h"
-#include "transport/result.h"
 
 namespace sqlpost::transport::crypto {
 

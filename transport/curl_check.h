@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "common/result.h"
 #include "transport/curl_imap.h"
 #include "transport/curl_server.h"
 #include "transport/curl_smtp.h"
-#include "transport/result.h"
 
 namespace sqlpost::transport {
 

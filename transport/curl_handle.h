@@ -22,8 +22,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/result.h"
 #include "transport/limits.h"
-#include "transport/result.h"
 
 namespace sqlpost::transport {
 

@@ -28,8 +28,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/result.h"
 #include "transport/curl_handle.h"
-#include "transport/result.h"
 
 namespace sqlpost::transport {
 

@@ -13,8 +13,8 @@
 #include <span>
 #include <vector>
 
+#include "common/result.h"
 #include "transport/codec.h"
-#include "transport/result.h"
 
 namespace sqlpost::transport::envelope {
 

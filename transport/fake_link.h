@@ -18,8 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/result.h"
 #include "transport/link.h"
-#include "transport/result.h"
 
 namespace sqlpost::transport {
 

@@ -1,18 +1,14 @@
 #include "transport/file_link.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <utility>
 
+#include "platform/files.h"
+#include "platform/process.h"
 #include "transport/crypto.h"
 #include "transport/limits.h"
 
@@ -20,31 +16,6 @@ namespace sqlpost::transport {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Owns one POSIX file descriptor.
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&&) = delete;
-  ~UniqueFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  [[nodiscard]] int get() const { return fd_; }
-  [[nodiscard]] bool valid() const { return fd_ >= 0; }
-  // Closes now and reports the error close() may return (delayed write errors).
-  int close() { return ::close(std::exchange(fd_, -1)); }
-
- private:
-  int fd_;
-};
-
-Error io_error(const std::string& what, const fs::path& path, int err) {
-  const Errc code = (err == ENOENT) ? Errc::kNotFound : Errc::kIOError;
-  return make_error(code, what + " " + path.string() + ": " + std::strerror(err));
-}
 
 Result<> ensure_maildir(const fs::path& dir) {
   for (const char* sub : {"tmp", "new", "cur"}) {
@@ -66,49 +37,28 @@ Result<std::string> unique_name() {
   SQLPOST_TRY(crypto::random_bytes(rnd));
   std::array<char, 96> buf{};
   const int n = std::snprintf(buf.data(), buf.size(), "%020lld.%ld_%llu_%02x%02x%02x%02x.sqlpost",
-                              static_cast<long long>(ns), static_cast<long>(::getpid()),
+                              static_cast<long long>(ns), platform::process_id(),
                               static_cast<unsigned long long>(counter.fetch_add(1)), rnd[0], rnd[1],
                               rnd[2], rnd[3]);
   if (n <= 0) return make_error(Errc::kInternal, "cannot format a mail file name");
   return std::string(buf.data());
 }
 
-Result<> write_all(int fd, std::string_view data, const fs::path& path) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return io_error("cannot write", path, errno);
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return success();
-}
-
-Result<> fsync_dir(const fs::path& dir) {
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.valid()) return io_error("cannot open directory", dir, errno);
-  if (::fsync(fd.get()) != 0) return io_error("cannot fsync directory", dir, errno);
-  return success();
-}
-
 // Writes `mail` to `path` durably (fsync + close both checked).
 Result<> write_file(const fs::path& path, std::string_view mail) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!fd.valid()) return io_error("cannot create", path, errno);
-  SQLPOST_TRY(write_all(fd.get(), mail, path));
-  if (::fsync(fd.get()) != 0) return io_error("cannot fsync", path, errno);
-  if (fd.close() != 0) return io_error("cannot close", path, errno);
-  return success();
+  SQLPOST_TRY_ASSIGN(platform::File file, platform::File::create_new(path));
+  SQLPOST_TRY(file.write_all(mail));
+  SQLPOST_TRY(file.sync());
+  return file.close();
 }
 
-Result<std::string> read_bounded(int fd, const fs::path& path) {
+Result<std::string> read_bounded(platform::File& file, const fs::path& path) {
   std::string out;
   std::array<char, std::size_t{64} * 1024> buf{};
   for (;;) {
-    const ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return io_error("cannot read", path, errno);
+    SQLPOST_TRY_ASSIGN(const std::size_t n, file.read(buf));
     if (n == 0) return out;
-    out.append(buf.data(), static_cast<std::size_t>(n));
+    out.append(buf.data(), n);
     if (out.size() > kMaxMailBytes) {
       return make_error(Errc::kLimitExceeded, path.string() + " is larger than kMaxMailBytes");
     }
@@ -172,15 +122,14 @@ Result<> FileLink::send(std::string_view to_address, std::string_view mail) {
   SQLPOST_TRY_ASSIGN(const std::string name, unique_name());
   const fs::path tmp = dir / "tmp" / name;
   if (auto written = write_file(tmp, mail); !written.ok()) {
-    ::unlink(tmp.c_str());
+    (void)platform::remove_file(tmp);
     return written;
   }
-  if (::rename(tmp.c_str(), (dir / "new" / name).c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return io_error("cannot deliver", tmp, err);
+  if (auto delivered = platform::rename_replace(tmp, dir / "new" / name); !delivered.ok()) {
+    (void)platform::remove_file(tmp);
+    return delivered;
   }
-  return fsync_dir(dir / "new");
+  return platform::sync_directory(dir / "new");
 }
 
 Result<std::vector<MailRef>> FileLink::list() {
@@ -208,20 +157,17 @@ Result<std::filesystem::path> FileLink::path_of(const MailRef& ref) const {
 
 Result<std::string> FileLink::fetch(const MailRef& ref) {
   SQLPOST_TRY_ASSIGN(const fs::path path, path_of(ref));
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return io_error("cannot open", path, errno);
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return io_error("cannot stat", path, errno);
-  if (static_cast<std::uint64_t>(st.st_size) > kMaxMailBytes) {
+  SQLPOST_TRY_ASSIGN(platform::File file, platform::File::open_read(path));
+  SQLPOST_TRY_ASSIGN(const std::uint64_t size, file.size());
+  if (size > kMaxMailBytes) {
     return make_error(Errc::kLimitExceeded, path.string() + " is larger than kMaxMailBytes");
   }
-  return read_bounded(fd.get(), path);
+  return read_bounded(file, path);
 }
 
 Result<> FileLink::remove(const MailRef& ref) {
   SQLPOST_TRY_ASSIGN(const fs::path path, path_of(ref));
-  if (::unlink(path.c_str()) != 0) return io_error("cannot remove", path, errno);
-  return success();
+  return platform::remove_file(path);
 }
 
 }  // namespace sqlpost::transport

@@ -9,7 +9,8 @@
 // "new/<name>" or "cur/<name>". fetch() reads at most kMaxMailBytes. remove()
 // unlinks. An address is a safe folder name: 1..kMaxAddressBytes of
 // [A-Za-z0-9._@+-], not starting with '.', without ".." (kInvalidArgument).
-// POSIX only (open/fsync/rename).
+// File calls go through platform/files.h (POSIX and Windows); mail files are
+// created owner only.
 #pragma once
 
 #include <filesystem>
@@ -18,8 +19,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/result.h"
 #include "transport/link.h"
-#include "transport/result.h"
 
 namespace sqlpost::transport {
 

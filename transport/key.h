@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "transport/result.h"
+#include "common/result.h"
 
 namespace sqlpost::transport {
 

@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-#include "transport/result.h"
+#include "common/result.h"
 
 namespace sqlpost::transport {
 

@@ -14,13 +14,13 @@
 #include <string_view>
 #include <vector>
 
+#include "common/result.h"
 #include "transport/curl_check.h"
 #include "transport/curl_imap.h"
 #include "transport/curl_pop3.h"
 #include "transport/curl_server.h"
 #include "transport/curl_smtp.h"
 #include "transport/link.h"
-#include "transport/result.h"
 
 namespace sqlpost::transport {
 

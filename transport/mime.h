@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "transport/result.h"
+#include "common/result.h"
 
 namespace sqlpost::transport::mime {
 

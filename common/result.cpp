@@ -1,4 +1,4 @@
-#include "transport/result.h"
+#include "common/result.h"
 
 namespace sqlpost {
 

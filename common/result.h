@@ -1,11 +1,10 @@
-// sqlpost/transport/result.h — the one error vocabulary shared by every module.
+// sqlpost/common/result.h — the one error vocabulary shared by every module.
 //
 // Contract: every fallible function in sqlpost returns Result<T> (or Result<>
 // for no value). An Error carries a code an administrator or caller can act on
 // and a one-line message naming the problem. No exception crosses a module
-// boundary. This header lives in transport/ because transport/ is the lowest
-// layer of the build (it depends on nothing else of ours); it includes no
-// SQLite and no libcurl.
+// boundary. It lives in common/, the lowest layer of the build: common/ depends
+// on nothing else of ours and on no library, and does no I/O.
 #pragma once
 
 #include <cassert>

@@ -1,0 +1,41 @@
+// sqlpost/platform/process.h — the process: stop requests, identity, crash dumps, time.
+//
+// Contract: a StopRequests object turns the polite stop requests of the OS into a
+// flag: SIGTERM and SIGINT on POSIX (SA_RESTART, so blocking calls resume);
+// Ctrl+C, Ctrl+Break, closing the console, logoff and shutdown on Windows
+// (SetConsoleCtrlHandler). The handlers only set a lock-free atomic flag. The
+// constructor clears the flag and installs the handlers, the destructor restores
+// what was there before; at most one StopRequests may exist at a time.
+// disable_core_dumps() keeps memory images (and the secrets in them) out of core
+// files: RLIMIT_CORE 0 and, on Linux, PR_SET_DUMPABLE 0; on Windows, no crash
+// dialog and no heap in Windows Error Reporting dumps. utc_time() is a thread-safe
+// gmtime.
+#pragma once
+
+#include <ctime>
+
+#include "common/result.h"
+
+namespace sqlpost::platform {
+
+class StopRequests {
+ public:
+  StopRequests();
+  StopRequests(const StopRequests&) = delete;
+  StopRequests& operator=(const StopRequests&) = delete;
+  StopRequests(StopRequests&&) = delete;
+  StopRequests& operator=(StopRequests&&) = delete;
+  ~StopRequests();
+
+  [[nodiscard]] static bool requested();
+  // Sets the flag as a stop request from the OS would.
+  static void request();
+};
+
+long process_id();
+
+Result<> disable_core_dumps();
+
+std::tm utc_time(std::time_t t);
+
+}  // namespace sqlpost::platform
