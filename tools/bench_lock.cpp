@@ -81,13 +81,13 @@ Database open_or_die(const std::string& path) {
 void make_site(const std::string& path, const std::string& journal) {
   std::filesystem::remove(path);
   Database db = open_or_die(path);
-  const bool ok = db.exec("PRAGMA journal_mode = " + journal).ok() &&
-                  db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)").ok() &&
-                  sqlpost::create_site_tables(db).ok() &&
-                  sqlpost::init_site(db, sqlpost::LocalSite{"hq", "hq@x",
-                                                            sqlpost::Role::kConsolidated, ""})
-                      .ok() &&
-                  sqlpost::publish(db, sqlpost::Article{"p", "t", {}, "", "", "incoming"}).ok();
+  const bool ok =
+      db.exec("PRAGMA journal_mode = " + journal).ok() &&
+      db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)").ok() &&
+      sqlpost::create_site_tables(db).ok() &&
+      sqlpost::init_site(db, sqlpost::LocalSite{"hq", "hq@x", sqlpost::Role::kConsolidated, ""})
+          .ok() &&
+      sqlpost::publish(db, sqlpost::Article{"p", "t", {}, "", "", "incoming"}).ok();
   if (!ok) {
     die("cannot make the site database");
   }
@@ -121,7 +121,8 @@ int write_until_closed(const std::string& path, int stop_fd, int ready_fd) {
 double one_cut(Database& agent, Waits& waits) {
   const auto start = std::chrono::steady_clock::now();
   const auto cut = sqlpost::cut_epoch(agent);
-  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!cut.ok()) {
     ++waits.gave_up;
   }
@@ -185,10 +186,11 @@ int main(int argc, char** argv) {
 
   Database check = open_or_die(path);
   const auto rows = check.query_int("SELECT count(*) FROM t");
-  std::printf("bench-lock: %d cuts each way, journal=%s, lock wait %d s, the application "
-              "committed %lld one-row transactions meanwhile\n",
-              o.cuts, o.journal.c_str(), o.lock_wait_seconds,
-              static_cast<long long>(rows.ok() ? rows.value() : -1));
+  std::printf(
+      "bench-lock: %d cuts each way, journal=%s, lock wait %d s, the application "
+      "committed %lld one-row transactions meanwhile\n",
+      o.cuts, o.journal.c_str(), o.lock_wait_seconds,
+      static_cast<long long>(rows.ok() ? rows.value() : -1));
   std::printf("%-8s  %10s  %10s  %10s  %s\n", "wait", "median s", "p90 s", "max s", "gave up");
   print("sqlite", sqlite_waits);
   print("sqlpost", sqlpost_waits);
