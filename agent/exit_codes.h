@@ -4,6 +4,9 @@
 // monitoring test them); docs/operations.md lists them. Never renumber.
 #pragma once
 
+#include <string_view>
+#include <vector>
+
 #include "transport/result.h"
 
 namespace sqlpost {
@@ -18,7 +21,18 @@ enum ExitCode : int {
   kExitBusy = 6,       // another agent holds this database
   kExitNotASite = 7,   // the database is not (or not yet) an sqlpost site
   kExitDatabase = 8,   // SQLite reported an error
+  // 9 is kept free for lock contention (another engineer's change).
+  kExitAlert = 10,  // run: the pass went well, but an alert is in force (see status)
 };
+
+// What each code means and what to do about it, one row per code above, in
+// order: the man page prints this table (docs/operations.md lists the same).
+struct ExitCodeMeaning {
+  int code;
+  std::string_view meaning;
+  std::string_view action;
+};
+const std::vector<ExitCodeMeaning>& exit_code_meanings();
 
 // The exit code that best describes an error.
 int exit_code_for(const Error& error);

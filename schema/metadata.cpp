@@ -28,13 +28,6 @@ std::string columns_json(const std::vector<std::string>& columns) {
   return nlohmann::json(columns).dump();
 }
 
-std::vector<std::string> columns_from_json(const std::string& text) {
-  if (text.empty()) {
-    return {};
-  }
-  return nlohmann::json::parse(text).get<std::vector<std::string>>();
-}
-
 Result<> check_publication_name(std::string_view name) {
   if (name.empty() || name.size() > kMaxSiteNameBytes ||
       !std::all_of(name.begin(), name.end(), is_name_char)) {
@@ -124,6 +117,23 @@ Result<bool> row_exists(Database& db, std::string_view sql, std::string_view a,
 }
 
 }  // namespace
+
+Result<std::vector<std::string>> parse_column_list(const std::string& text,
+                                                   const std::string& where) {
+  if (text.empty()) {
+    return std::vector<std::string>{};
+  }
+  const auto parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  const bool names = parsed.is_array() && std::all_of(parsed.begin(), parsed.end(),
+                                                      [](const auto& c) { return c.is_string(); });
+  if (!names) {
+    return make_error(Errc::kDatabase,
+                      "damaged sqlpost metadata: " + where + " holds '" + text.substr(0, 80) +
+                          "', not a JSON list of column names (restore a backup of the "
+                          "database, or repair that row)");
+  }
+  return parsed.get<std::vector<std::string>>();
+}
 
 const char* role_name(Role role) { return role == Role::kConsolidated ? "consolidated" : "remote"; }
 
@@ -324,7 +334,9 @@ Result<std::vector<Article>> load_articles(Database& db) {
     Article a;
     a.publication = st.column_text(0);
     a.table = st.column_text(1);
-    a.columns = columns_from_json(st.column_text(2));
+    SQLPOST_TRY_ASSIGN(
+        a.columns, parse_column_list(st.column_text(2), "sqlpost_articles row (" + a.publication +
+                                                            ", " + a.table + ") column 'columns'"));
     a.where_expr = st.column_text(3);
     a.subscribe_by = st.column_text(4);
     a.conflict = st.column_text(5);

@@ -76,6 +76,12 @@ Result<> subscribe(Database& db, const Subscription& subscription);
 Result<> unsubscribe(Database& db, std::string_view site, std::string_view publication);
 Result<std::vector<Subscription>> load_subscriptions(Database& db);
 
+// A column list as sqlpost_* tables store it (a JSON array of names; "" for
+// every column). Anything else is damaged metadata: Errc::kDatabase naming
+// `where` (the table, row and column it came from).
+Result<std::vector<std::string>> parse_column_list(const std::string& text,
+                                                   const std::string& where);
+
 Result<std::optional<std::string>> get_config(Database& db, std::string_view key);
 Result<> set_config(Database& db, std::string_view key, std::string_view value);
 Result<> unset_config(Database& db, std::string_view key);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages sqlpost needs to build and test, when missing.
 # Non-interactive; needs root (or sudo). Safe to run repeatedly.
+# dpkg-dev (dpkg-shlibdeps, for the .deb's dependencies), file, man-db and
+# systemd (systemd-analyze) are used by the packaging tests.
 set -euo pipefail
 
 packages=(
@@ -9,6 +11,7 @@ packages=(
   libcurl4-openssl-dev libssl-dev
   nlohmann-json3-dev libcli11-dev doctest-dev
   libzstd-dev libspdlog-dev
+  dpkg-dev file man-db systemd
 )
 
 missing=()
