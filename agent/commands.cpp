@@ -3,19 +3,28 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <ctime>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <optional>
 
+#include "agent/alerts.h"
 #include "agent/check.h"
 #include "agent/exit_codes.h"
+#include "agent/history.h"
 #include "agent/lock.h"
 #include "agent/log.h"
 #include "agent/mail_settings.h"
+#include "agent/manpage.h"
+#include "agent/ops_commands.h"
 #include "agent/params.h"
 #include "agent/run.h"
 #include "agent/schedule.h"
+#include "agent/site_file.h"
 #include "agent/status.h"
+#include "agent/version.h"
 #include "replication/conflicts.h"
 #include "replication/extract.h"
 #include "replication/origin.h"
@@ -260,13 +269,33 @@ void add_status(CLI::App& app, Action& action) {
 
 // ---- config
 
-Result<> show_config(Database& db) {
+// With `all`, every key: those not set with the value in force and "(default)".
+Result<> show_config(Database& db, bool all) {
   SQLPOST_TRY_ASSIGN(const LocalSite site, load_local_site(db));
   std::cout << "address=" << site.address << "\n";
   SQLPOST_TRY_ASSIGN(const auto values, load_config(db));
+  const std::map<std::string, std::string> set(values.begin(), values.end());
   for (const auto& [key, value] : values) {
     const ParamSpec* spec = find_parameter(key);
-    std::cout << key << "=" << (spec != nullptr ? masked(*spec, value) : value) << "\n";
+    if (!all || spec == nullptr) {
+      std::cout << key << "=" << (spec != nullptr ? masked(*spec, value) : value) << "\n";
+    }
+  }
+  if (!all) {
+    return success();
+  }
+  for (const auto& spec : parameter_specs()) {
+    if (spec.key == "address") {
+      continue;
+    }
+    const auto found = set.find(std::string(spec.key));
+    if (found != set.end()) {
+      std::cout << spec.key << "=" << masked(spec, found->second) << "\n";
+    } else if (!spec.default_value.empty()) {
+      std::cout << spec.key << "=" << spec.default_value << "  (default)\n";
+    } else {
+      std::cout << spec.key << "=  (not set)\n";
+    }
   }
   return success();
 }
@@ -304,8 +333,8 @@ Result<> set_secret(Database& db, const std::string& key) {
   return set_config(db, key, secret);
 }
 
-std::string config_help() {
-  std::string help = "Show or set control parameters (KEY=VALUE; KEY= removes). Keys:";
+std::string config_keys_help() {
+  std::string help = "Keys:";
   for (const auto& spec : parameter_specs()) {
     help += "\n  " + std::string(spec.key) + ": " + std::string(spec.help);
   }
@@ -313,7 +342,9 @@ std::string config_help() {
 }
 
 void add_config(CLI::App& app, Action& action) {
-  auto* cmd = app.add_subcommand("config", config_help());
+  auto* cmd =
+      app.add_subcommand("config", "Show or set control parameters (KEY=VALUE; KEY= removes)");
+  cmd->footer(config_keys_help());
   auto db = std::make_shared<std::string>();
   auto assignments = std::make_shared<std::vector<std::string>>();
   cmd->add_option("DB", *db, "SQLite database file")->required();
@@ -321,14 +352,16 @@ void add_config(CLI::App& app, Action& action) {
   auto secret = std::make_shared<std::string>();
   cmd->add_option("--secret", *secret,
                   "set a password key, read without echo (or one line from standard input)");
-  cmd->callback([&action, db, assignments, secret] {
-    action = [db, assignments, secret]() -> Result<> {
+  auto all = std::make_shared<bool>(false);
+  cmd->add_flag("--all", *all, "show every key, with the defaults of those not set");
+  cmd->callback([&action, db, assignments, secret, all] {
+    action = [db, assignments, secret, all]() -> Result<> {
       if (!secret->empty()) {
         SQLPOST_TRY(with_site_write(*db, [&](Database& d) { return set_secret(d, *secret); }));
       }
       if (assignments->empty() && secret->empty()) {
         SQLPOST_TRY_ASSIGN(Database d, open_site(*db));
-        return show_config(d);
+        return show_config(d, *all);
       }
       if (assignments->empty()) {
         return success();
@@ -380,15 +413,71 @@ void log_report(const RunReport& r) {
            std::to_string(r.parts_sent) + " part(s), " + std::to_string(r.acks_sent) + " ack(s)");
 }
 
-// One pass of the agent; every failure is logged. Returns the exit code.
-int agent_pass(const std::string& db, const RunOptions& options) {
+std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+// A pass that ran (not one turned away by another agent's lock) goes into the history.
+void record_history(const std::string& db, PassRecord pass) {
+  if (pass.exit_code == kExitBusy) {
+    return;
+  }
+  pass.ended_at = unix_now();
+  if (auto recorded = record_pass(db, pass); !recorded.ok()) {
+    log_warn("the history of this run was not recorded: " + recorded.error().message);
+  }
+}
+
+// After a pass that ran: logs the alerts in force, writes the metrics file, and
+// turns a clean pass into kExitAlert when an alert is in force.
+int finish_pass(const std::string& db, int exit_code, const std::string& metrics) {
+  if (exit_code == kExitBusy) {
+    return exit_code;
+  }
+  auto site = open_site(db);
+  if (!site.ok()) {
+    return exit_code;
+  }
+  const std::int64_t now = unix_now();
+  auto alerts = evaluate_alerts(*site, now);
+  if (!alerts.ok()) {
+    log_warn("alerts not evaluated: " + alerts.error().message);
+    return exit_code;
+  }
+  for (const auto& a : *alerts) {
+    log_warn("ALERT " + a.kind + ": " + a.text);
+  }
+  const int code = exit_code == kExitOk && !alerts->empty() ? kExitAlert : exit_code;
+  if (!metrics.empty()) {
+    if (auto written = write_metrics(*site, metrics, now, code, *alerts); !written.ok()) {
+      log_warn(written.error().message);
+    }
+  }
+  return code;
+}
+
+int agent_pass_unguarded(const std::string& db, const RunOptions& options,
+                         const std::string& metrics) {
+  PassRecord pass;
+  pass.started_at = unix_now();
+  pass.mode = options.send_only ? "send-only" : options.receive_only ? "receive-only" : "full";
   auto report = run_agent_once(db, options);
   if (!report.ok()) {
     log_error(report.error().message);
-    return exit_code_for(report.error());
+    pass.exit_code = exit_code_for(report.error());
+    pass.error = report.error().message;
+    record_history(db, pass);
+    return finish_pass(db, pass.exit_code, metrics);
   }
   log_report(*report);
-  return exit_code_for_report(*report);
+  pass.exit_code = exit_code_for_report(*report);
+  pass.report = &report.value();
+  record_history(db, pass);
+  return finish_pass(db, pass.exit_code, metrics);
+}
+
+// One pass of the agent; every failure is logged, an exception too (a
+// long-running agent goes on with its next pass). Returns the exit code.
+int agent_pass(const std::string& db, const RunOptions& options, const std::string& metrics) {
+  return run_guarded([&] { return agent_pass_unguarded(db, options, metrics); });
 }
 
 struct RunSettings {
@@ -396,12 +485,13 @@ struct RunSettings {
   RunOptions options;
   std::string every;
   LogOptions log;
+  std::string metrics;
 };
 
 Result<> run_agent_command(RunSettings settings, int& exit_code) {
   SQLPOST_TRY(init_logging(settings.log));
   if (settings.every.empty()) {
-    exit_code = agent_pass(settings.db, settings.options);
+    exit_code = agent_pass(settings.db, settings.options, settings.metrics);
     return success();
   }
   SQLPOST_TRY_ASSIGN(const auto interval, parse_interval(settings.every));
@@ -410,7 +500,8 @@ Result<> run_agent_command(RunSettings settings, int& exit_code) {
   const StopSignal stop;
   log_info("agent for " + settings.db + " runs every " + settings.every +
            "; SIGTERM or Ctrl-C stops it after the current pass");
-  exit_code = run_every(interval, stop, [&] { return agent_pass(settings.db, settings.options); });
+  exit_code = run_every(
+      interval, stop, [&] { return agent_pass(settings.db, settings.options, settings.metrics); });
   return success();
 }
 
@@ -429,6 +520,8 @@ void add_run(CLI::App& app, Action& action, int& exit_code) {
       ->excludes(send_only);
   cmd->add_option("--log", s->log.file, "also log to FILE (rotated at 10 MiB, 5 files kept)");
   cmd->add_flag("-v,--verbose", s->log.verbose, "log more detail");
+  cmd->add_option("--metrics", s->metrics,
+                  "after each pass, rewrite FILE (Prometheus textfile) with metrics and alerts");
   cmd->callback([&action, &exit_code, s] {
     action = [s, &exit_code]() -> Result<> { return run_agent_command(*s, exit_code); };
   });
@@ -556,8 +649,8 @@ Result<> passthrough(const PassthroughRequest& r) {
 }
 
 void add_passthrough(CLI::App& app, Action& action) {
-  auto* cmd = app.add_subcommand(
-      "passthrough", "Send SQL (e.g. ALTER TABLE ... ADD COLUMN) to children through the stream");
+  auto* cmd = app.add_subcommand("passthrough",
+                                 "Send SQL (e.g. ALTER TABLE) to children through the stream");
   auto r = std::make_shared<PassthroughRequest>();
   cmd->add_option("DB", r->db, "SQLite database file")->required();
   auto* site = cmd->add_option("--site", r->site, "the one child to run it");
@@ -591,7 +684,7 @@ Result<> check_connection(const std::string& path, int& exit_code) {
 
 void add_check(CLI::App& app, Action& action, int& exit_code) {
   auto* cmd = app.add_subcommand(
-      "check", "Test the mail settings step by step (connect, greeting, TLS, login, mailbox)");
+      "check", "Test the mail settings step by step (connect, TLS, login, mailbox)");
   auto db = std::make_shared<std::string>();
   cmd->add_option("DB", *db, "SQLite database file")->required();
   cmd->callback([&action, &exit_code, db] {
@@ -629,8 +722,8 @@ void add_resend(CLI::App& app, Action& action) {
 // ---- rescan
 
 void add_rescan(CLI::App& app, Action& action) {
-  auto* cmd = app.add_subcommand(
-      "rescan", "Regenerate a partner's messages from the change log (after it lost them)");
+  auto* cmd =
+      app.add_subcommand("rescan", "Regenerate the messages a partner lost from the change log");
   auto db = std::make_shared<std::string>();
   auto site = std::make_shared<std::string>();
   auto from = std::make_shared<std::int64_t>(0);
@@ -650,14 +743,58 @@ void add_rescan(CLI::App& app, Action& action) {
   });
 }
 
+// The command's DB argument, checked before the command opens it: not a site
+// (or, for init, not an SQLite database) gives the reason.
+std::optional<std::string> check_database_argument(CLI::App& app) {
+  CLI::App* command = &app;
+  while (!command->get_subcommands().empty()) {
+    command = command->get_subcommands().front();
+  }
+  const CLI::Option* db = command->get_option_no_throw("DB");
+  if (db == nullptr || db->count() == 0) {
+    return std::nullopt;
+  }
+  return check_site_file(db->as<std::string>(), command->get_name() == "init");
+}
+
 }  // namespace
+
+int run_guarded(const std::function<int()>& body) noexcept {
+  try {
+    try {
+      return body();
+    } catch (const std::exception& e) {
+      std::cerr << "sqlpost: internal error: " << e.what()
+                << " (nothing was lost: each step is its own transaction; please report this)\n";
+    } catch (...) {
+      std::cerr << "sqlpost: internal error: an unknown exception (nothing was lost: each step "
+                   "is its own transaction; please report this)\n";
+    }
+  } catch (...) {  // writing the message failed: nothing more to say
+  }
+  return kExitFailure;
+}
 
 int exit_code_for(const Error& error) { return exit_code_for_errc(error.code); }
 
 int run_cli(int argc, char** argv) {
   CLI::App app{"sqlpost - keeps SQLite databases at many sites in step by e-mail", "sqlpost"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "sqlpost 0.1.0");
+  app.set_version_flag("--version", std::string("sqlpost ") + kVersion);
+  app.footer("'sqlpost COMMAND --help' shows a command's options; 'man sqlpost' shows them all.");
+  // Hidden: the build writes the man page and the bash completion with these.
+  app.add_flag_callback("--help-man",
+                        [&app] {
+                          std::cout << man_page(app);
+                          throw CLI::Success();
+                        })
+      ->group("");
+  app.add_flag_callback("--help-completion",
+                        [&app] {
+                          std::cout << bash_completion(app);
+                          throw CLI::Success();
+                        })
+      ->group("");
   Action action;
   add_init(app, action);
   add_publish(app, action);
@@ -675,6 +812,8 @@ int run_cli(int argc, char** argv) {
   add_passthrough(app, action);
   add_resend(app, action);
   add_rescan(app, action);
+  add_ops_commands(app, action);
+  name_option_values(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -683,6 +822,10 @@ int run_cli(int argc, char** argv) {
   }
   if (!action) {
     return kExitUsage;
+  }
+  if (const auto not_a_site = check_database_argument(app)) {
+    std::cerr << "sqlpost: " << *not_a_site << "\n";
+    return kExitNotASite;
   }
   const Result<> result = action();
   if (!result.ok()) {

@@ -18,6 +18,19 @@ namespace {
 constexpr std::string_view kLoggerName = "sqlpost";
 // spdlog's own name for warn is "warning"; the documented format says "warn".
 constexpr char kLevelFlag = '*';
+constexpr char kSiteFlag = '&';
+// One format for stderr and the file: UTC time, site, program and pid, level, text.
+constexpr std::string_view kPattern = "%Y-%m-%dT%H:%M:%S.%eZ %& sqlpost[%P] [%*] %v";
+
+std::mutex& site_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+std::string& site_slot() {
+  static std::string site = "-";
+  return site;
+}
 
 std::string_view level_name(spdlog::level::level_enum level) {
   switch (level) {
@@ -41,15 +54,30 @@ class LevelFlag final : public spdlog::custom_flag_formatter {
   }
 };
 
-std::unique_ptr<spdlog::formatter> make_formatter(const std::string& pattern) {
-  auto formatter = std::make_unique<spdlog::pattern_formatter>();
-  formatter->add_flag<LevelFlag>(kLevelFlag).set_pattern(pattern);
+class SiteFlag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& /*msg*/, const std::tm& /*tm*/,
+              spdlog::memory_buf_t& dest) override {
+    const std::lock_guard<std::mutex> guard(site_mutex());
+    const std::string& site = site_slot();
+    dest.append(site.data(), site.data() + site.size());
+  }
+  [[nodiscard]] std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<SiteFlag>();
+  }
+};
+
+std::unique_ptr<spdlog::formatter> make_formatter() {
+  auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+  formatter->add_flag<LevelFlag>(kLevelFlag)
+      .add_flag<SiteFlag>(kSiteFlag)
+      .set_pattern(std::string(kPattern));
   return formatter;
 }
 
 spdlog::sink_ptr make_stderr_sink() {
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-  sink->set_formatter(make_formatter("sqlpost: %*: %v"));
+  sink->set_formatter(make_formatter());
   return sink;
 }
 
@@ -57,7 +85,7 @@ spdlog::sink_ptr make_stderr_sink() {
 spdlog::sink_ptr make_file_sink(const LogOptions& options) {
   auto sink = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
       options.file, options.max_bytes, options.max_files);
-  sink->set_formatter(make_formatter("%Y-%m-%d %H:%M:%S.%e [%*] %v"));
+  sink->set_formatter(make_formatter());
   return sink;
 }
 
@@ -116,6 +144,11 @@ Result<> init_logging(const LogOptions& options) {
   }
   install_logger(make_logger(std::move(sinks), options.verbose));
   return success();
+}
+
+void set_log_site(std::string_view site) {
+  const std::lock_guard<std::mutex> guard(site_mutex());
+  site_slot() = site.empty() ? "-" : std::string(site);
 }
 
 void reset_logging() { install_logger(make_logger({make_stderr_sink()}, false)); }

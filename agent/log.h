@@ -1,10 +1,12 @@
 // sqlpost/agent/log.h — the one logging module of the agent (built on spdlog).
 //
-// Contract: before init_logging() every message goes to stderr only, as
-// "sqlpost: <level>: <text>". init_logging() adds, when LogOptions::file is set,
-// a size-rotated log file ("<file>", "<file stem>.1<ext>", ...) whose lines read
-// "2026-11-25 10:00:00.123 [warn] text"; stderr keeps every level, info
-// included, so cron mails show it. Debug messages are written only when
+// Contract: every line, on stderr and in the file alike, reads
+// "2026-11-25T10:00:00.123Z hq sqlpost[4242] [warn] text": UTC time, the site
+// (set_log_site(); "-" until known), the process id, the level and the text.
+// Before init_logging() every message goes to stderr only. init_logging()
+// adds, when LogOptions::file is set, a size-rotated log file ("<file>",
+// "<file stem>.1<ext>", ...); stderr keeps every level, info included, so cron
+// mails show it. Debug messages are written only when
 // `verbose`. An unopenable log file gives Errc::kConfig naming the path, and
 // the previous logging stays in force. Every function here is thread-safe and
 // never throws. The module cannot recognise secrets: callers must never pass
@@ -30,6 +32,8 @@ struct LogOptions {
 Result<> init_logging(const LogOptions& options);
 // Back to the state before init_logging(): stderr only, not verbose; closes the file.
 void reset_logging();
+// The site named in every line from now on ("-" when empty).
+void set_log_site(std::string_view site);
 
 void log_info(std::string_view text);
 void log_warn(std::string_view text);

@@ -45,39 +45,60 @@ const std::vector<ParamSpec>& parameter_specs() {
   static const std::vector<ParamSpec> specs = {
       {"link", "how mail travels: file (shared folder) or smtp (with receive=pop3|imap)"},
       {"file.dir", "file link: the shared root folder (one Maildir per address)"},
-      {"max_message_bytes", "largest e-mail sqlpost writes (default 1000000)"},
-      {"resend_timeout", "seconds before an unacknowledged message is sent again (3600)"},
-      {"gap_patience", "seconds to wait for a missing message before asking again (300)"},
-      {"resend_interval", "least seconds between two resend requests to a partner (600)"},
-      {"log_retention", "seconds acknowledged changes stay in the log for rescan (604800)"},
-      {"lock_wait", "seconds a run waits for the database write lock per step (10)"},
+      {"max_message_bytes", "largest e-mail sqlpost writes (default 1000000)", false, "1000000"},
+      {"resend_timeout", "seconds before an unacknowledged message is sent again (3600)", false,
+       "3600"},
+      {"gap_patience", "seconds to wait for a missing message before asking again (300)", false,
+       "300"},
+      {"resend_interval", "least seconds between two resend requests to a partner (600)", false,
+       "600"},
+      {"log_retention", "seconds acknowledged changes stay in the log for rescan (604800)", false,
+       "604800"},
+      {"history_retention", "seconds runs and the message log are kept (7776000 = 90 days)", false,
+       "7776000"},
+      {"stats_retention", "seconds statistics per partner per day are kept (34560000 = 400 days)",
+       false, "34560000"},
+      {"alert.silent", "seconds a partner may send nothing before an alert (0: off)", false,
+       "86400"},
+      {"alert.unacknowledged",
+       "seconds a message may wait for its acknowledgement before an alert (0: off)", false,
+       "86400"},
+      {"alert.stopped", "yes or no: alert while applying a partner's messages is stopped", false,
+       "yes"},
+      {"alert.rejected", "alert for this many seconds after mail was rejected (0: off)", false,
+       "86400"},
+      {"lock_wait", "seconds a run waits for the database write lock per step (10)", false, "10"},
       {"address", "this site's own e-mail address (where partners send its mail)"},
       {"smtp.host", "SMTP server for outgoing mail"},
-      {"smtp.port", "SMTP port (default 587 for starttls, 465 for tls, 25 for none)"},
-      {"smtp.security", "starttls (default, required), tls (implicit) or none"},
-      {"smtp.user", "SMTP AUTH user (default: the pop3/imap user)"},
+      {"smtp.port", "SMTP port (default 587 for starttls, 465 for tls, 25 for none)", false,
+       "587 for starttls, 465 for tls, 25 for none"},
+      {"smtp.security", "starttls (default, required), tls (implicit) or none", false, "starttls"},
+      {"smtp.user", "SMTP AUTH user (default: the pop3/imap user)", false, "the pop3/imap user"},
       {"smtp.password", "SMTP password (default: the pop3/imap one); set with --secret", true},
       {"smtp.password_file", "file (mode 0600) holding the SMTP password"},
       {"smtp.password_env", "environment variable holding the SMTP password"},
-      {"receive", "how this site's mailbox is read: pop3 (default) or imap"},
+      {"receive", "how this site's mailbox is read: pop3 (default) or imap", false, "pop3"},
       {"pop3.host", "POP3 server of this site's mailbox"},
-      {"pop3.port", "POP3 port (default 110 for starttls/none, 995 for tls)"},
-      {"pop3.security", "starttls (default, required), tls (implicit) or none"},
+      {"pop3.port", "POP3 port (default 110 for starttls/none, 995 for tls)", false,
+       "110 for starttls and none, 995 for tls"},
+      {"pop3.security", "starttls (default, required), tls (implicit) or none", false, "starttls"},
       {"pop3.user", "POP3 user"},
       {"pop3.password", "POP3 password; set with --secret", true},
       {"pop3.password_file", "file (mode 0600) holding the POP3 password"},
       {"pop3.password_env", "environment variable holding the POP3 password"},
       {"imap.host", "IMAP server of this site's mailbox"},
-      {"imap.port", "IMAP port (default 143 for starttls/none, 993 for tls)"},
-      {"imap.security", "starttls (default, required), tls (implicit) or none"},
+      {"imap.port", "IMAP port (default 143 for starttls/none, 993 for tls)", false,
+       "143 for starttls and none, 993 for tls"},
+      {"imap.security", "starttls (default, required), tls (implicit) or none", false, "starttls"},
       {"imap.user", "IMAP user"},
       {"imap.password", "IMAP password; set with --secret", true},
       {"imap.password_file", "file (mode 0600) holding the IMAP password"},
       {"imap.password_env", "environment variable holding the IMAP password"},
-      {"imap.mailbox", "IMAP folder to read (default INBOX)"},
-      {"tls.ca_file", "PEM file of the CA that signed the servers' certificates"},
-      {"tls.verify", "yes (default) or no: check the servers' certificates"},
-      {"timeout", "seconds to wait for a mail server before giving up (default 60)"},
+      {"imap.mailbox", "IMAP folder to read (default INBOX)", false, "INBOX"},
+      {"tls.ca_file", "PEM file of the CA that signed the servers' certificates", false,
+       "the system certificate store"},
+      {"tls.verify", "yes (default) or no: check the servers' certificates", false, "yes"},
+      {"timeout", "seconds to wait for a mail server before giving up (default 60)", false, "60"},
   };
   return specs;
 }
@@ -128,6 +149,15 @@ Result<> validate_parameter(std::string_view key, std::string_view value) {
   if (key == "resend_timeout" || key == "gap_patience" || key == "resend_interval" ||
       key == "log_retention") {
     return require_int(key, value, 0, 365LL * 24 * 3600);
+  }
+  if (key == "alert.silent" || key == "alert.unacknowledged" || key == "alert.rejected") {
+    return require_int(key, value, 0, 365LL * 24 * 3600);
+  }
+  if (key == "alert.stopped") {
+    return require_one_of(key, value, {"yes", "no"});
+  }
+  if (key == "history_retention" || key == "stats_retention") {
+    return require_int(key, value, 3600, 10 * 366LL * 24 * 3600);
   }
   if (value.empty()) {
     return make_error(Errc::kInvalidArgument, std::string(key) + " must not be empty");

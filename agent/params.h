@@ -18,6 +18,7 @@ struct ParamSpec {
   std::string_view key;
   std::string_view help;
   bool secret = false;
+  std::string_view default_value{};  // in force when the key is not set (config --all)
 };
 
 const std::vector<ParamSpec>& parameter_specs();

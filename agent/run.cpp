@@ -167,6 +167,7 @@ Result<RunReport> run_agent_once(const std::string& db_path, const RunOptions& o
   SQLPOST_TRY_ASSIGN(Database db, open_site(db_path));
   SQLPOST_TRY(set_run_lock_wait(db));
   SQLPOST_TRY_ASSIGN(const LocalSite site, load_local_site(db));
+  set_log_site(site.name);
   SQLPOST_TRY_ASSIGN(const auto link_kind, get_config(db, "link"));
   if (link_kind == "smtp" && interactive()) {
     SQLPOST_TRY(ask_for_mail_settings(db, site));

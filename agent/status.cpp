@@ -1,5 +1,7 @@
 #include "agent/status.h"
 
+#include "agent/alerts.h"
+
 #include "replication/conflicts.h"
 
 #include <array>
@@ -93,8 +95,11 @@ std::string time_text(std::int64_t seconds) {
 Result<nlohmann::json> collect_status(Database& db) {
   SQLPOST_TRY_ASSIGN(Transaction read, Transaction::begin(db, Transaction::Kind::kDeferred));
   SQLPOST_TRY_ASSIGN(const LocalSite site, load_local_site(db));
-  nlohmann::json status{
-      {"site", site.name}, {"address", site.address}, {"role", role_name(site.role)}};
+  nlohmann::json status{{"schema", "sqlpost.status"},
+                        {"schema_version", 1},
+                        {"site", site.name},
+                        {"address", site.address},
+                        {"role", role_name(site.role)}};
   if (!site.parent.empty()) {
     status["parent"] = site.parent;
   }
@@ -105,6 +110,8 @@ Result<nlohmann::json> collect_status(Database& db) {
   SQLPOST_TRY_ASSIGN(status["rejected_mail"],
                      db.query_int("SELECT count(*) FROM sqlpost_rejected"));
   SQLPOST_TRY_ASSIGN(status["conflicts"], count_conflicts(db));
+  SQLPOST_TRY_ASSIGN(const auto alerts, evaluate_alerts(db, std::time(nullptr)));
+  status["alerts"] = alerts_json(alerts);
   return status;
 }
 
@@ -160,6 +167,7 @@ std::string render_status_text(const nlohmann::json& status) {
   out << "\nrejected mail kept: " << status["rejected_mail"].get<std::int64_t>();
   out << "\nconflicts recorded: " << status["conflicts"].get<std::int64_t>()
       << " (sqlpost conflicts DB)\n";
+  out << render_alerts_text(status["alerts"]);
   return out.str();
 }
 

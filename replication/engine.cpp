@@ -78,6 +78,11 @@ struct Engine::Impl {
 
   std::int64_t now() const { return options.now ? options.now() : system_now(); }
 
+  void event(MessageEvent e) const {
+    e.at = now();
+    report.events.push_back(std::move(e));
+  }
+
   Result<> crash_point(std::string_view point) const {
     if (options.crash_at && options.crash_at(point)) {
       return make_error(Errc::kInternal, "injected crash at " + std::string(point));
@@ -164,6 +169,10 @@ struct Engine::Impl {
         " (kept in sqlpost_rejected)");
     report.worst = Errc::kCorruption;
     ++report.rejected;
+    event({.partner = claimed_sender.empty() ? "?" : claimed_sender,
+           .event = "rejected",
+           .bytes = static_cast<std::int64_t>(mail.size()),
+           .detail = "mail " + ref.id + ": " + reason});
     SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
     SQLPOST_TRY_ASSIGN(Statement * st,
                        db.cached("INSERT INTO sqlpost_rejected(received_at, claimed_sender, "
@@ -196,6 +205,15 @@ struct Engine::Impl {
     SQLPOST_TRY(process_ack(partner, payload.value()));
     SQLPOST_TRY(update_stream(partner.name, "last_received_at = ?2", now()));
     SQLPOST_TRY(tx.commit());
+    event({.partner = partner.name,
+           .event = "received",
+           .part = 1,
+           .parts = 1,
+           .bytes = static_cast<std::int64_t>(mail.size()),
+           .detail =
+               "acknowledgement of #" + std::to_string(payload->ack) +
+               (payload->resend_from > 0 ? ", resend from #" + std::to_string(payload->resend_from)
+                                         : "")});
     SQLPOST_TRY(crash_point("after-control-commit"));
     return remove_mail(ref);
   }
@@ -210,6 +228,13 @@ struct Engine::Impl {
                                " part " + std::to_string(h.part) + " from " + partner.name +
                                " was applied before; dropped");
       SQLPOST_TRY(update_stream(partner.name, "ack_owed = 1"));
+      event({.partner = partner.name,
+             .event = "duplicate",
+             .seq = static_cast<std::int64_t>(h.sequence),
+             .part = static_cast<std::int64_t>(h.part),
+             .parts = static_cast<std::int64_t>(h.parts),
+             .bytes = static_cast<std::int64_t>(mail.size()),
+             .detail = {}});
     } else {
       ++report.parts_received;
       report.details.push_back("mail " + ref.id + ": message " + std::to_string(h.sequence) +
@@ -222,6 +247,13 @@ struct Engine::Impl {
       st->bind(3, static_cast<std::int64_t>(h.part)).bind(4, static_cast<std::int64_t>(h.parts));
       st->bind(5, Value(as_blob(mail))).bind(6, now());
       SQLPOST_TRY(st->run());
+      event({.partner = partner.name,
+             .event = "received",
+             .seq = static_cast<std::int64_t>(h.sequence),
+             .part = static_cast<std::int64_t>(h.part),
+             .parts = static_cast<std::int64_t>(h.parts),
+             .bytes = static_cast<std::int64_t>(mail.size()),
+             .detail = {}});
     }
     SQLPOST_TRY(update_stream(partner.name, "last_received_at = ?2", now()));
     SQLPOST_TRY(tx.commit());
@@ -283,6 +315,7 @@ struct Engine::Impl {
                              std::to_string(ack) + " but only " + std::to_string(s.next_seq - 1) +
                              " were sent; ignoring (was this site restored from a backup?)");
     } else if (ack > s.acked_seq) {
+      SQLPOST_TRY(note_acknowledged(partner, s.acked_seq, ack));
       SQLPOST_TRY(update_stream(partner.name, "acked_seq = ?2", ack));
       SQLPOST_TRY_ASSIGN(Statement * del,
                          db.cached("DELETE FROM sqlpost_outbox WHERE site = ? AND seq <= ?"));
@@ -292,6 +325,24 @@ struct Engine::Impl {
     if (payload.resend_from > 0) {
       SQLPOST_TRY(schedule_resend(partner, static_cast<std::int64_t>(payload.resend_from)));
     }
+    return success();
+  }
+
+  // The message log's "acknowledged": how many messages, and the seconds from
+  // writing the newest of them to its acknowledgement (the partner's lag).
+  Result<> note_acknowledged(const Partner& partner, std::int64_t before, std::int64_t ack) {
+    SQLPOST_TRY_ASSIGN(Statement * st, db.cached("SELECT min(created_at) FROM sqlpost_outbox "
+                                                 "WHERE site = ? AND seq = ?"));
+    st->bind(1, partner.name).bind(2, ack);
+    SQLPOST_TRY(st->step());
+    const std::int64_t written = st->column_is_null(0) ? 0 : st->column_int(0);
+    st->reset();
+    event({.partner = partner.name,
+           .event = "acknowledged",
+           .seq = ack,
+           .changes = ack - before,
+           .lag = written > 0 ? std::max<std::int64_t>(0, now() - written) : 0,
+           .detail = {}});
     return success();
   }
 
@@ -374,13 +425,16 @@ struct Engine::Impl {
     del.bind(1, partner.name).bind(2, seq);
     SQLPOST_TRY(del.run());
     SQLPOST_TRY(update_stream(partner.name, "rejected = rejected + 1"));
-    return tx.commit();
+    SQLPOST_TRY(tx.commit());
+    event({.partner = partner.name, .event = "rejected", .seq = seq, .detail = why});
+    return success();
   }
 
   Result<> halt(const Partner& partner, const Error& e) {
     report.problems.push_back("stopped applying messages from " + partner.name + ": " + e.message +
                               " (fix the schema, then run again)");
     report.worst = e.code;
+    event({.partner = partner.name, .event = "stopped", .detail = e.message});
     SQLPOST_TRY_ASSIGN(Statement st,
                        db.prepare("UPDATE sqlpost_streams SET halted = ? WHERE site = ?"));
     st.bind(1, e.message).bind(2, partner.name);
@@ -468,6 +522,13 @@ struct Engine::Impl {
     SQLPOST_TRY(crash_point("before-apply-commit"));
     SQLPOST_TRY(tx.commit());
     ++report.messages_applied;
+    event({.partner = partner.name,
+           .event = "applied",
+           .seq = seq,
+           .changes = static_cast<std::int64_t>(stats.inserted + stats.updated + stats.deleted +
+                                                stats.missing),
+           .conflicts = static_cast<std::int64_t>(stats.conflicts),
+           .detail = {}});
     report.details.push_back("applied message " + std::to_string(seq) + " from " + partner.name +
                              ": " + std::to_string(stats.inserted) + " inserted, " +
                              std::to_string(stats.updated) + " updated, " +
@@ -552,6 +613,17 @@ struct Engine::Impl {
               {local.name, partner.name, static_cast<std::uint64_t>(s.next_seq)}, local.address,
               partner.address, bytes, key, options.max_message_bytes));
       SQLPOST_TRY(insert_outbox(partner.name, s.next_seq, mails));
+      std::int64_t bytes_written = 0;
+      for (const auto& m : mails) {
+        bytes_written += static_cast<std::int64_t>(m.size());
+      }
+      event({.partner = partner.name,
+             .event = "prepared",
+             .seq = s.next_seq,
+             .parts = static_cast<std::int64_t>(mails.size()),
+             .bytes = bytes_written,
+             .changes = static_cast<std::int64_t>(payload.change_count()),
+             .detail = {}});
       SQLPOST_TRY(forget_decided_rows(db, partner.name));
       SQLPOST_TRY_ASSIGN(Statement * sent,
                          db.cached("INSERT OR REPLACE INTO sqlpost_sent(site, seq, from_epoch, "
@@ -592,11 +664,14 @@ struct Engine::Impl {
     std::int64_t seq;
     std::int64_t part;
     std::string mail;
+    std::int64_t parts = 1;
+    std::int64_t sent_count = 0;
   };
 
   Result<std::vector<OutboxPart>> due_parts(const std::string& site) {
     SQLPOST_TRY_ASSIGN(Statement st,
-                       db.prepare("SELECT seq, part, mail FROM sqlpost_outbox WHERE site = ? AND "
+                       db.prepare("SELECT seq, part, mail, parts, sent_count FROM sqlpost_outbox "
+                                  "WHERE site = ? AND "
                                   "(last_sent_at IS NULL OR last_sent_at <= ?) ORDER BY seq, "
                                   "part"));
     st.bind(1, site).bind(2, now() - options.resend_timeout);
@@ -606,7 +681,8 @@ struct Engine::Impl {
       if (!row) {
         break;
       }
-      parts.push_back({st.column_int(0), st.column_int(1), blob_text(st.column(2))});
+      parts.push_back({st.column_int(0), st.column_int(1), blob_text(st.column(2)),
+                       st.column_int(3), st.column_int(4)});
     }
     return parts;
   }
@@ -623,6 +699,13 @@ struct Engine::Impl {
         " s); check the partner's address and the server's size limit (max_message_bytes), "
         "then run sqlpost resend to try at once");
     report.worst = refusal.code;
+    event({.partner = partner.name,
+           .event = "refused",
+           .seq = p.seq,
+           .part = p.part,
+           .parts = p.parts,
+           .bytes = static_cast<std::int64_t>(p.mail.size()),
+           .detail = refusal.message});
     SQLPOST_TRY_ASSIGN(Statement * st,
                        db.cached("UPDATE sqlpost_outbox SET last_sent_at = ? WHERE site = ? AND "
                                  "seq = ? AND part = ?"));
@@ -643,6 +726,13 @@ struct Engine::Impl {
         note(report, sent.error(),
              "sending message " + std::to_string(p.seq) + " part " + std::to_string(p.part) +
                  " to " + partner.name + " (kept in the outbox, retried next run)");
+        event({.partner = partner.name,
+               .event = "failed",
+               .seq = p.seq,
+               .part = p.part,
+               .parts = p.parts,
+               .bytes = static_cast<std::int64_t>(p.mail.size()),
+               .detail = sent.error().message});
         return false;
       }
       SQLPOST_TRY(crash_point("after-send"));
@@ -652,6 +742,13 @@ struct Engine::Impl {
       st->bind(1, now()).bind(2, partner.name).bind(3, p.seq).bind(4, p.part);
       SQLPOST_TRY(st->run());
       ++report.parts_sent;
+      event({.partner = partner.name,
+             .event = p.sent_count > 0 ? "resent" : "sent",
+             .seq = p.seq,
+             .part = p.part,
+             .parts = p.parts,
+             .bytes = static_cast<std::int64_t>(p.mail.size()),
+             .detail = {}});
       report.details.push_back("sent message " + std::to_string(p.seq) + " part " +
                                std::to_string(p.part) + " to " + partner.name + " <" +
                                partner.address + ">");
@@ -685,6 +782,17 @@ struct Engine::Impl {
       }
     }
     ++report.acks_sent;
+    std::int64_t ack_bytes = 0;
+    for (const auto& m : mails) {
+      ack_bytes += static_cast<std::int64_t>(m.size());
+    }
+    event({.partner = partner.name,
+           .event = "sent",
+           .part = 1,
+           .parts = static_cast<std::int64_t>(mails.size()),
+           .bytes = ack_bytes,
+           .detail = "acknowledgement of #" + std::to_string(s.applied_seq) +
+                     (s.resend_from > 0 ? ", resend from #" + std::to_string(s.resend_from) : "")});
     return update_stream(
         partner.name,
         "ack_owed = 0, last_sent_at = ?2" +

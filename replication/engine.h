@@ -47,6 +47,23 @@ struct EngineOptions {
   std::function<bool(std::string_view point)> crash_at;
 };
 
+// One message or part event of a run, for the site's message log (sqlpost log):
+// received, duplicate, rejected, applied, stopped, acknowledged, prepared,
+// sent, resent, refused, failed. Sequence 0 is an acknowledgement-only message.
+struct MessageEvent {
+  std::int64_t at = 0;
+  std::string partner;
+  std::string event;
+  std::int64_t seq = 0;
+  std::int64_t part = 0;
+  std::int64_t parts = 0;
+  std::int64_t bytes = 0;
+  std::int64_t changes = 0;    // rows (applied, prepared) or messages (acknowledged)
+  std::int64_t conflicts = 0;  // applied
+  std::int64_t lag = 0;        // acknowledged: seconds from writing the message to its ack
+  std::string detail;
+};
+
 struct RunReport {
   std::size_t mails_seen = 0;
   std::size_t foreign = 0;
@@ -62,6 +79,7 @@ struct RunReport {
   std::vector<std::string> problems;  // failures, one line each, for the log
   std::vector<std::string> notes;     // things worth logging that are not failures
   std::vector<std::string> details;   // every message and part, for a verbose log
+  std::vector<MessageEvent> events;   // every message and part, for the message log
   Errc worst = Errc::kInternal;       // meaningful when !problems.empty()
 };
 

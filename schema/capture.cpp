@@ -171,8 +171,9 @@ Result<std::vector<CaptureLayout>> load_layouts(Database& db) {
     CaptureLayout l;
     l.id = st.column_int(0);
     l.table = st.column_text(1);
-    SQLPOST_TRY_ASSIGN(
-        l.columns, parse_column_list(st.column_text(2), "the capture layout of table " + l.table));
+    SQLPOST_TRY_ASSIGN(l.columns, parse_column_list(st.column_text(2), "sqlpost_layouts row " +
+                                                                           std::to_string(l.id) +
+                                                                           " column 'columns'"));
     l.key_count = static_cast<std::size_t>(st.column_int(3));
     layouts.push_back(std::move(l));
   }

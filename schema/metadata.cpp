@@ -28,34 +28,6 @@ std::string columns_json(const std::vector<std::string>& columns) {
   return nlohmann::json(columns).dump();
 }
 
-}  // namespace
-
-Result<std::vector<std::string>> parse_column_list(const std::string& text,
-                                                   std::string_view context) {
-  if (text.empty()) {
-    return std::vector<std::string>{};
-  }
-  const auto parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  const auto corrupt = [&] {
-    return make_error(Errc::kCorruption, "corrupt sqlpost metadata: " + std::string(context) +
-                                             " holds '" + text.substr(0, 80) +
-                                             "', not a JSON list of column names");
-  };
-  if (!parsed.is_array()) {
-    return corrupt();
-  }
-  std::vector<std::string> columns;
-  for (const auto& item : parsed) {
-    if (!item.is_string()) {
-      return corrupt();
-    }
-    columns.push_back(item.get<std::string>());
-  }
-  return columns;
-}
-
-namespace {
-
 Result<> check_publication_name(std::string_view name) {
   if (name.empty() || name.size() > kMaxSiteNameBytes ||
       !std::all_of(name.begin(), name.end(), is_name_char)) {
@@ -145,6 +117,23 @@ Result<bool> row_exists(Database& db, std::string_view sql, std::string_view a,
 }
 
 }  // namespace
+
+Result<std::vector<std::string>> parse_column_list(const std::string& text,
+                                                   const std::string& where) {
+  if (text.empty()) {
+    return std::vector<std::string>{};
+  }
+  const auto parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  const bool names = parsed.is_array() && std::all_of(parsed.begin(), parsed.end(),
+                                                      [](const auto& c) { return c.is_string(); });
+  if (!names) {
+    return make_error(Errc::kDatabase,
+                      "damaged sqlpost metadata: " + where + " holds '" + text.substr(0, 80) +
+                          "', not a JSON list of column names (restore a backup of the "
+                          "database, or repair that row)");
+  }
+  return parsed.get<std::vector<std::string>>();
+}
 
 const char* role_name(Role role) { return role == Role::kConsolidated ? "consolidated" : "remote"; }
 
@@ -345,9 +334,9 @@ Result<std::vector<Article>> load_articles(Database& db) {
     Article a;
     a.publication = st.column_text(0);
     a.table = st.column_text(1);
-    SQLPOST_TRY_ASSIGN(a.columns,
-                       parse_column_list(st.column_text(2), "the column list of article " +
-                                                                a.publication + "." + a.table));
+    SQLPOST_TRY_ASSIGN(
+        a.columns, parse_column_list(st.column_text(2), "sqlpost_articles row (" + a.publication +
+                                                            ", " + a.table + ") column 'columns'"));
     a.where_expr = st.column_text(3);
     a.subscribe_by = st.column_text(4);
     a.conflict = st.column_text(5);

@@ -70,15 +70,17 @@ Result<> publish(Database& db, Article article);
 // Removes an article, or the whole publication when table is empty.
 Result<> unpublish(Database& db, std::string_view publication, std::string_view table);
 Result<std::vector<Article>> load_articles(Database& db);
-// A column list as stored in sqlpost's metadata (a JSON array of names; "" for
-// none). Never throws: a damaged value is Errc::kCorruption naming `context`.
-Result<std::vector<std::string>> parse_column_list(const std::string& text,
-                                                   std::string_view context);
 Result<std::vector<std::string>> load_publications(Database& db);
 
 Result<> subscribe(Database& db, const Subscription& subscription);
 Result<> unsubscribe(Database& db, std::string_view site, std::string_view publication);
 Result<std::vector<Subscription>> load_subscriptions(Database& db);
+
+// A column list as sqlpost_* tables store it (a JSON array of names; "" for
+// every column). Anything else is damaged metadata: Errc::kDatabase naming
+// `where` (the table, row and column it came from).
+Result<std::vector<std::string>> parse_column_list(const std::string& text,
+                                                   const std::string& where);
 
 Result<std::optional<std::string>> get_config(Database& db, std::string_view key);
 Result<> set_config(Database& db, std::string_view key, std::string_view value);

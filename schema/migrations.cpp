@@ -141,6 +141,62 @@ CREATE TABLE sqlpost_bounce(
 -- it stay in the log (a parent's older change of them is skipped on apply).
 ALTER TABLE sqlpost_streams ADD COLUMN seen_ack INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 4: history an administrator reads (sqlpost log, sqlpost stats), pruned by the agent
+    // after history_retention / stats_retention: one row per agent pass, one per message or
+    // part event, and per partner per UTC day the traffic both ways.
+    R"sql(
+CREATE TABLE sqlpost_runs(
+  id INTEGER PRIMARY KEY,
+  started_at INTEGER NOT NULL,
+  ended_at INTEGER NOT NULL,
+  pid INTEGER NOT NULL,
+  mode TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  exit_code INTEGER NOT NULL,
+  parts_received INTEGER NOT NULL DEFAULT 0,
+  duplicates INTEGER NOT NULL DEFAULT 0,
+  rejected INTEGER NOT NULL DEFAULT 0,
+  messages_applied INTEGER NOT NULL DEFAULT 0,
+  changes_applied INTEGER NOT NULL DEFAULT 0,
+  messages_prepared INTEGER NOT NULL DEFAULT 0,
+  parts_sent INTEGER NOT NULL DEFAULT 0,
+  acks_sent INTEGER NOT NULL DEFAULT 0,
+  send_failures INTEGER NOT NULL DEFAULT 0,
+  message TEXT);
+CREATE INDEX sqlpost_runs_started ON sqlpost_runs(started_at);
+CREATE TABLE sqlpost_message_log(
+  id INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  run INTEGER,
+  partner TEXT NOT NULL,
+  event TEXT NOT NULL,
+  seq INTEGER,
+  part INTEGER,
+  parts INTEGER,
+  bytes INTEGER,
+  changes INTEGER,
+  detail TEXT);
+CREATE INDEX sqlpost_message_log_at ON sqlpost_message_log(at);
+CREATE TABLE sqlpost_stats(
+  day TEXT NOT NULL,
+  partner TEXT NOT NULL,
+  messages_in INTEGER NOT NULL DEFAULT 0,
+  parts_in INTEGER NOT NULL DEFAULT 0,
+  bytes_in INTEGER NOT NULL DEFAULT 0,
+  rows_in INTEGER NOT NULL DEFAULT 0,
+  messages_out INTEGER NOT NULL DEFAULT 0,
+  parts_out INTEGER NOT NULL DEFAULT 0,
+  bytes_out INTEGER NOT NULL DEFAULT 0,
+  rows_out INTEGER NOT NULL DEFAULT 0,
+  resent INTEGER NOT NULL DEFAULT 0,
+  refused INTEGER NOT NULL DEFAULT 0,
+  rejected INTEGER NOT NULL DEFAULT 0,
+  conflicts INTEGER NOT NULL DEFAULT 0,
+  lag_max INTEGER NOT NULL DEFAULT 0,
+  lag_sum INTEGER NOT NULL DEFAULT 0,
+  lag_count INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (day, partner)) WITHOUT ROWID;
+)sql",
 };
 
 Result<> set_version(Database& db, int version) {

@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <sstream>
 #include <string>
 
@@ -63,14 +65,36 @@ TEST_CASE("log lines reach the file with timestamp and level") {
   CHECK(text.find("[info] first pass done\n") != std::string::npos);
   CHECK(text.find("[warn] mailbox slow\n") != std::string::npos);
   CHECK(text.find("[error] link failed\n") != std::string::npos);
-  // "2026-11-25 10:00:00.123 [warn] text"
+  // "2026-11-25T10:00:00.123Z - sqlpost[4242] [info] text" (no site set: "-")
   const std::string first_line = text.substr(0, text.find('\n'));
   REQUIRE(first_line.size() > 24);
   CHECK(first_line[4] == '-');
-  CHECK(first_line[10] == ' ');
+  CHECK(first_line[10] == 'T');
   CHECK(first_line[13] == ':');
   CHECK(first_line[19] == '.');
-  CHECK(first_line.substr(23, 8) == " [info] ");
+  CHECK(first_line[23] == 'Z');
+  CHECK(first_line.substr(24) ==
+        " - sqlpost[" + std::to_string(::getpid()) + "] [info] first pass done");
+}
+
+TEST_CASE("the time is UTC and the site is named once known") {
+  const test::TempDir dir;
+  const ResetLogging reset;
+  const std::string file = dir.path("agent.log");
+  REQUIRE(init_logging(LogOptions{.file = file}).ok());
+  const std::time_t before = std::time(nullptr);
+  set_log_site("shop12");
+  log_info("with site");
+  set_log_site("");
+  const std::time_t after = std::time(nullptr);
+  const std::string text = read_file(file);
+  const std::string line = text.substr(0, text.find('\n'));
+  std::tm tm{};
+  std::istringstream(line.substr(0, 19)) >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+  const std::time_t logged = timegm(&tm);  // as UTC: equal to the clock only if it was UTC
+  CHECK(logged >= before);
+  CHECK(logged <= after);
+  CHECK(line.substr(23) == "Z shop12 sqlpost[" + std::to_string(::getpid()) + "] [info] with site");
 }
 
 TEST_CASE("a message is written as given, never used as a format string") {
@@ -113,7 +137,7 @@ TEST_CASE("the file rotates past max_bytes and keeps max_files") {
   CHECK(read_file(file).find("line 99 ") != std::string::npos);
 }
 
-TEST_CASE("stderr shows every level as 'sqlpost: level: text'") {
+TEST_CASE("stderr shows every level, in the same format as the file") {
   const test::TempDir dir;
   const ResetLogging reset;
   const std::string captured = dir.path("stderr.txt");
@@ -126,10 +150,19 @@ TEST_CASE("stderr shows every level as 'sqlpost: level: text'") {
     log_debug("not verbose");
   }
   const std::string text = read_file(captured);
-  CHECK(text.find("sqlpost: info: before init\n") != std::string::npos);
-  CHECK(text.find("sqlpost: info: cron sees this\n") != std::string::npos);
-  CHECK(text.find("sqlpost: warn: careful\n") != std::string::npos);
+  const std::string tag = "Z - sqlpost[" + std::to_string(::getpid()) + "] ";
+  CHECK(text.find(tag + "[info] before init\n") != std::string::npos);
+  CHECK(text.find(tag + "[info] cron sees this\n") != std::string::npos);
+  CHECK(text.find(tag + "[warn] careful\n") != std::string::npos);
   CHECK(text.find("not verbose") == std::string::npos);
+  // The file has the same line as stderr.
+  const std::string file_text = read_file(dir.path("agent.log"));
+  const auto at = text.find("[warn] careful");
+  REQUIRE(at != std::string::npos);
+  const auto newline_before = text.rfind('\n', at);
+  const auto start = newline_before == std::string::npos ? 0 : newline_before + 1;
+  const std::string stderr_line = text.substr(start, text.find('\n', at) + 1 - start);
+  CHECK(file_text.find(stderr_line) != std::string::npos);
 }
 
 TEST_CASE("an unopenable log file is kConfig naming the path") {

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages sqlpost needs to build and test, when missing.
 # Non-interactive; needs root (or sudo). Safe to run repeatedly.
+# dpkg-dev (dpkg-shlibdeps, for the .deb's dependencies), file, man-db and
+# systemd (systemd-analyze) are used by the packaging tests.
 set -euo pipefail
 
 packages=(
@@ -10,6 +12,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev doctest-dev
   libzstd-dev libspdlog-dev
   clang clang-format clang-tidy ccache
+  dpkg-dev file man-db systemd
 )
 
 missing=()

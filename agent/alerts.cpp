@@ -1,0 +1,295 @@
+#include "agent/alerts.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "agent/history.h"
+#include "agent/params.h"
+#include "replication/conflicts.h"
+#include "schema/metadata.h"
+
+namespace sqlpost {
+namespace {
+
+std::string duration_text(std::int64_t seconds) {
+  if (seconds >= 86400) {
+    return std::to_string(seconds / 86400) + "d " + std::to_string(seconds % 86400 / 3600) + "h";
+  }
+  if (seconds >= 3600) {
+    return std::to_string(seconds / 3600) + "h " + std::to_string(seconds % 3600 / 60) + "m";
+  }
+  return std::to_string(seconds / 60) + "m " + std::to_string(seconds % 60) + "s";
+}
+
+Result<> silent_partners(Database& db, std::int64_t now, std::vector<Alert>& alerts) {
+  SQLPOST_TRY_ASSIGN(const std::int64_t after,
+                     int_parameter(db, "alert.silent", kDefaultAlertAfter));
+  if (after <= 0) {
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(Statement st,
+                     db.prepare("SELECT p.name, ifnull(s.last_received_at, 0), p.created_at FROM "
+                                "sqlpost_sites p LEFT JOIN sqlpost_streams s ON s.site = p.name "
+                                "ORDER BY p.name"));
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, st.step());
+    if (!row) {
+      return success();
+    }
+    const std::int64_t last = st.column_int(1);
+    const std::int64_t since = last > 0 ? last : st.column_int(2);
+    if (now - since > after) {
+      alerts.push_back({"silent", st.column_text(0), since,
+                        st.column_text(0) + " has sent nothing for " + duration_text(now - since) +
+                            (last > 0 ? " (last mail " + utc_time(last) + ")" : " (never)") +
+                            "; alert.silent=" + std::to_string(after)});
+    }
+  }
+}
+
+Result<> unacknowledged(Database& db, std::int64_t now, std::vector<Alert>& alerts) {
+  SQLPOST_TRY_ASSIGN(const std::int64_t after,
+                     int_parameter(db, "alert.unacknowledged", kDefaultAlertAfter));
+  if (after <= 0) {
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(Statement st,
+                     db.prepare("SELECT site, min(created_at), count(DISTINCT seq), min(seq) FROM "
+                                "sqlpost_outbox GROUP BY site HAVING min(created_at) < ? ORDER "
+                                "BY site"));
+  st.bind(1, now - after);
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, st.step());
+    if (!row) {
+      return success();
+    }
+    const std::int64_t since = st.column_int(1);
+    alerts.push_back({"unacknowledged", st.column_text(0), since,
+                      std::to_string(st.column_int(2)) + " message(s) to " + st.column_text(0) +
+                          " unacknowledged, the oldest (#" + std::to_string(st.column_int(3)) +
+                          ") for " + duration_text(now - since) +
+                          "; alert.unacknowledged=" + std::to_string(after)});
+  }
+}
+
+Result<> stopped_streams(Database& db, std::vector<Alert>& alerts) {
+  SQLPOST_TRY_ASSIGN(const auto enabled, get_config(db, "alert.stopped"));
+  if (enabled == "no") {
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT site, halted FROM sqlpost_streams WHERE "
+                                              "halted IS NOT NULL ORDER BY site"));
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, st.step());
+    if (!row) {
+      return success();
+    }
+    alerts.push_back(
+        {"stopped", st.column_text(0), 0,
+         "applying messages from " + st.column_text(0) + " stopped: " + st.column_text(1)});
+  }
+}
+
+Result<> rejected_mail(Database& db, std::int64_t now, std::vector<Alert>& alerts) {
+  SQLPOST_TRY_ASSIGN(const std::int64_t window,
+                     int_parameter(db, "alert.rejected", kDefaultAlertAfter));
+  if (window <= 0) {
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(
+      Statement st,
+      db.prepare("SELECT CASE WHEN r.claimed_sender IN (SELECT name FROM sqlpost_sites) THEN "
+                 "r.claimed_sender ELSE '' END AS partner, count(*), min(received_at), (SELECT "
+                 "reason FROM sqlpost_rejected n WHERE n.received_at >= ?1 ORDER BY id DESC "
+                 "LIMIT 1) FROM sqlpost_rejected r WHERE received_at >= ?1 GROUP BY partner "
+                 "ORDER BY partner"));
+  st.bind(1, now - window);
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, st.step());
+    if (!row) {
+      return success();
+    }
+    const std::string partner = st.column_text(0);
+    alerts.push_back({"rejected", partner, st.column_int(2),
+                      std::to_string(st.column_int(1)) + " mail(s)" +
+                          (partner.empty() ? "" : " claiming to be from " + partner) +
+                          " rejected in the last " + duration_text(window) +
+                          " (newest: " + st.column_text(3) + "; sqlpost queue DB)"});
+  }
+}
+
+// Prometheus label value: backslash, quote and newline escaped.
+std::string label(const std::string& value) {
+  std::string out;
+  for (const char c : value) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+Result<std::string> metrics_text(Database& db, std::int64_t now, int last_exit_code,
+                                 const std::vector<Alert>& alerts) {
+  SQLPOST_TRY_ASSIGN(const LocalSite site, load_local_site(db));
+  const std::string s = "site=\"" + label(site.name) + "\"";
+  std::ostringstream out;
+  const auto metric = [&](const char* name, const char* type, const char* help) {
+    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
+  };
+  metric("sqlpost_last_run_timestamp_seconds", "gauge", "When the last pass ended.");
+  out << "sqlpost_last_run_timestamp_seconds{" << s << "} " << now << "\n";
+  metric("sqlpost_last_run_exit_code", "gauge", "Exit code of the last pass (see sqlpost(1)).");
+  out << "sqlpost_last_run_exit_code{" << s << "} " << last_exit_code << "\n";
+  metric("sqlpost_alerts", "gauge", "Alerts in force.");
+  out << "sqlpost_alerts{" << s << "} " << alerts.size() << "\n";
+  metric("sqlpost_alert", "gauge", "1 while an alert of this kind is in force for the partner.");
+  const auto active = [&](const std::string& kind, const std::string& partner) {
+    for (const auto& a : alerts) {
+      if (a.kind == kind && a.partner == partner) {
+        return 1;
+      }
+    }
+    return 0;
+  };
+  SQLPOST_TRY_ASSIGN(const auto partners, load_partners(db));
+  std::vector<std::string> names{""};
+  for (const auto& p : partners) {
+    names.push_back(p.name);
+  }
+  for (const auto& name : names) {
+    for (const char* kind : {"silent", "unacknowledged", "stopped", "rejected"}) {
+      if (name.empty() && std::string(kind) != "rejected") {
+        continue;
+      }
+      out << "sqlpost_alert{" << s << ",partner=\"" << label(name) << "\",kind=\"" << kind << "\"} "
+          << active(kind, name) << "\n";
+    }
+  }
+  SQLPOST_TRY_ASSIGN(
+      Statement st,
+      db.prepare("SELECT p.name, ifnull(s.last_received_at, 0), ifnull(s.last_sent_at, 0), (SELECT "
+                 "count(DISTINCT seq) FROM sqlpost_outbox o WHERE o.site = p.name), ifnull((SELECT "
+                 "? - min(created_at) FROM sqlpost_outbox o WHERE o.site = p.name), 0), (SELECT "
+                 "count(*) FROM sqlpost_inbox i WHERE i.site = p.name), ifnull(s.rejected, 0) "
+                 "FROM sqlpost_sites p LEFT JOIN sqlpost_streams s ON s.site = p.name ORDER BY "
+                 "p.name"));
+  st.bind(1, now);
+  const std::vector<std::pair<const char*, const char*>> per_partner = {
+      {"sqlpost_partner_last_received_timestamp_seconds", "Last mail from the partner (0: never)."},
+      {"sqlpost_partner_last_sent_timestamp_seconds", "Last mail to the partner (0: never)."},
+      {"sqlpost_partner_outbox_messages", "Messages to the partner not yet acknowledged."},
+      {"sqlpost_partner_outbox_oldest_age_seconds", "Age of the oldest unacknowledged message."},
+      {"sqlpost_partner_inbox_parts", "Parts from the partner stored, not yet applied."},
+      {"sqlpost_partner_rejected_total", "Mail claiming to be from the partner, rejected."},
+  };
+  std::vector<std::ostringstream> series(per_partner.size());
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, st.step());
+    if (!row) {
+      break;
+    }
+    for (std::size_t i = 0; i < per_partner.size(); ++i) {
+      series[i] << per_partner[i].first << "{" << s << ",partner=\"" << label(st.column_text(0))
+                << "\"} " << st.column_int(static_cast<int>(i) + 1) << "\n";
+    }
+  }
+  for (std::size_t i = 0; i < per_partner.size(); ++i) {
+    const bool counter = std::string(per_partner[i].first).ends_with("_total");
+    metric(per_partner[i].first, counter ? "counter" : "gauge", per_partner[i].second);
+    out << series[i].str();
+  }
+  SQLPOST_TRY_ASSIGN(const std::int64_t rejected,
+                     db.query_int("SELECT count(*) FROM sqlpost_rejected"));
+  metric("sqlpost_rejected_mail", "gauge", "Rejected mail kept in sqlpost_rejected.");
+  out << "sqlpost_rejected_mail{" << s << "} " << rejected << "\n";
+  SQLPOST_TRY_ASSIGN(const std::int64_t conflicts, count_conflicts(db));
+  metric("sqlpost_conflicts", "gauge", "Conflicts recorded (sqlpost conflicts DB).");
+  out << "sqlpost_conflicts{" << s << "} " << conflicts << "\n";
+  return out.str();
+}
+
+Error file_error(const std::string& what, const std::string& path) {
+  return make_error(Errc::kIOError, "metrics file: " + what + " " + path + ": " +
+                                        std::error_code(errno, std::generic_category()).message());
+}
+
+// Writes `text` to a temporary file beside `path`, flushes it to disk, then
+// renames it over `path`: a reader sees the old file or the new one, whole.
+Result<> replace_file(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return file_error("cannot create", tmp);
+  }
+  std::size_t written = 0;
+  while (written < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
+    if (n < 0) {
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return file_error("cannot write", tmp);
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    return file_error("cannot write", tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return file_error("cannot rename to", path);
+  }
+  return success();
+}
+
+}  // namespace
+
+Result<std::vector<Alert>> evaluate_alerts(Database& db, std::int64_t now) {
+  std::vector<Alert> alerts;
+  SQLPOST_TRY(silent_partners(db, now, alerts));
+  SQLPOST_TRY(unacknowledged(db, now, alerts));
+  SQLPOST_TRY(stopped_streams(db, alerts));
+  SQLPOST_TRY(rejected_mail(db, now, alerts));
+  return alerts;
+}
+
+nlohmann::json alerts_json(const std::vector<Alert>& alerts) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& a : alerts) {
+    out.push_back({{"kind", a.kind},
+                   {"partner", a.partner},
+                   {"since", a.since},
+                   {"since_utc", utc_time(a.since)},
+                   {"text", a.text}});
+  }
+  return out;
+}
+
+std::string render_alerts_text(const nlohmann::json& alerts) {
+  if (alerts.empty()) {
+    return "alerts: none\n";
+  }
+  std::string out = "alerts: " + std::to_string(alerts.size()) + "\n";
+  for (const auto& a : alerts) {
+    out += "  ALERT " + a["kind"].get<std::string>() + ": " + a["text"].get<std::string>() + "\n";
+  }
+  return out;
+}
+
+Result<> write_metrics(Database& db, const std::string& file, std::int64_t now, int last_exit_code,
+                       const std::vector<Alert>& alerts) {
+  SQLPOST_TRY_ASSIGN(const std::string text, metrics_text(db, now, last_exit_code, alerts));
+  return replace_file(file, text);
+}
+
+}  // namespace sqlpost
