@@ -6,6 +6,7 @@
 #include <ctime>
 #include <sstream>
 
+#include "replication/bookkeeping.h"
 #include "replication/changelog.h"
 #include "replication/engine.h"
 #include "schema/metadata.h"
@@ -105,6 +106,11 @@ Result<nlohmann::json> collect_status(Database& db) {
   SQLPOST_TRY_ASSIGN(status["rejected_mail"],
                      db.query_int("SELECT count(*) FROM sqlpost_rejected"));
   SQLPOST_TRY_ASSIGN(status["conflicts"], count_conflicts(db));
+  SQLPOST_TRY_ASSIGN(const DroppedRecords dropped, load_dropped_records(db));
+  status["rejected_dropped"] = dropped.rejected;
+  SQLPOST_TRY_ASSIGN(status["foreign_mail"],
+                     db.query_int("SELECT count(*) FROM sqlpost_foreign_mail"));
+  status["foreign_dropped"] = dropped.foreign;
   return status;
 }
 
@@ -158,6 +164,11 @@ std::string render_status_text(const nlohmann::json& status) {
     }
   }
   out << "\nrejected mail kept: " << status["rejected_mail"].get<std::int64_t>();
+  if (status.value("rejected_dropped", std::int64_t{0}) > 0) {
+    out << " (" << status["rejected_dropped"].get<std::int64_t>()
+        << " older record(s) dropped to stay within the cap)";
+  }
+  out << "\nforeign mail remembered: " << status.value("foreign_mail", std::int64_t{0});
   out << "\nconflicts recorded: " << status["conflicts"].get<std::int64_t>()
       << " (sqlpost conflicts DB)\n";
   return out.str();

@@ -4,19 +4,20 @@
 #include <map>
 
 #include "replication/apply.h"
+#include "replication/authorize.h"
+#include "replication/bookkeeping.h"
 #include "replication/bounce.h"
 #include "replication/changelog.h"
 #include "replication/origin.h"
 #include "replication/payload.h"
 #include "replication/retention.h"
 #include "replication/routing.h"
+#include "replication/subsets.h"
 #include "schema/metadata.h"
 #include "transport/codec.h"
 
 namespace sqlpost {
 namespace {
-
-constexpr std::size_t kMaxRejectedMailKept = std::size_t{64} * 1024;
 
 std::int64_t system_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -73,6 +74,7 @@ struct Engine::Impl {
   RunReport& report;
   LocalSite local;
   std::map<std::string, Partner> partners;
+  std::size_t budget_ = 0;  // of the message being decoded
 
   std::int64_t now() const { return options.now ? options.now() : system_now(); }
 
@@ -143,7 +145,8 @@ struct Engine::Impl {
     SQLPOST_TRY_ASSIGN(Statement * st,
                        db.cached("INSERT OR IGNORE INTO sqlpost_foreign_mail VALUES (?, ?)"));
     st->bind(1, id).bind(2, now());
-    return st->run();
+    SQLPOST_TRY(st->run());
+    return cap_foreign(db, now());
   }
 
   Result<> remove_mail(const transport::MailRef& ref) {
@@ -172,6 +175,7 @@ struct Engine::Impl {
     if (partners.count(claimed_sender) > 0) {
       SQLPOST_TRY(update_stream(claimed_sender, "rejected = rejected + 1"));
     }
+    SQLPOST_TRY(cap_rejected(db, now()));
     SQLPOST_TRY(tx.commit());
     SQLPOST_TRY(crash_point("after-reject-commit"));
     return remove_mail(ref);
@@ -181,11 +185,11 @@ struct Engine::Impl {
                           const Partner& partner, transport::OpenedPart part) {
     std::vector<transport::OpenedPart> parts;
     parts.push_back(std::move(part));
-    auto bytes = transport::reassemble(std::move(parts));
+    auto bytes = decode_bounded(std::move(parts));
     if (!bytes.ok()) {
       return reject(ref, mail, partner.name, bytes.error().message);
     }
-    auto payload = decode_payload(bytes.value());
+    auto payload = decode_payload(bytes.value(), limits_for(bytes.value().size()));
     if (!payload.ok() || payload->kind != PayloadKind::kAckOnly) {
       return reject(ref, mail, partner.name,
                     payload.ok() ? "sequence 0 carries data" : payload.error().message);
@@ -349,10 +353,25 @@ struct Engine::Impl {
     return r;
   }
 
+  // The compressed payload of the parts, decompressed no further than its budget
+  // (payload.h: a small message never decodes into something big).
+  Result<std::vector<std::uint8_t>> decode_bounded(std::vector<transport::OpenedPart> parts) {
+    const std::size_t compressed =
+        parts.empty() ? 0 : static_cast<std::size_t>(parts.front().compressed_size);
+    budget_ = decode_budget(compressed);
+    return transport::reassemble(std::move(parts), budget_);
+  }
+
+  [[nodiscard]] DecodeLimits limits_for(std::size_t /*decoded_bytes*/) const {
+    DecodeLimits limits = options.decode_limits;
+    limits.memory_budget = std::min(limits.memory_budget, budget_);
+    return limits;
+  }
+
   Result<Payload> load_message(const Partner& partner, std::int64_t seq) {
     SQLPOST_TRY_ASSIGN(auto parts, open_inbox_parts(partner, seq));
-    SQLPOST_TRY_ASSIGN(const auto bytes, transport::reassemble(std::move(parts)));
-    SQLPOST_TRY_ASSIGN(Payload payload, decode_payload(bytes));
+    SQLPOST_TRY_ASSIGN(const auto bytes, decode_bounded(std::move(parts)));
+    SQLPOST_TRY_ASSIGN(Payload payload, decode_payload(bytes, limits_for(bytes.size())));
     if (payload.kind != PayloadKind::kData) {
       return make_error(Errc::kCorruption, "a sequenced message is not a data message");
     }
@@ -363,21 +382,27 @@ struct Engine::Impl {
     SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
     SQLPOST_TRY_ASSIGN(Statement st,
                        db.prepare("INSERT INTO sqlpost_rejected(received_at, claimed_sender, "
-                                  "reason, mail) SELECT ?, site, ?, mail FROM sqlpost_inbox "
-                                  "WHERE site = ? AND seq = ?"));
-    st.bind(1, now()).bind(2, why).bind(3, partner.name).bind(4, seq);
+                                  "reason, mail) SELECT ?, site, ?, substr(mail, 1, ?) FROM "
+                                  "sqlpost_inbox WHERE site = ? AND seq = ? ORDER BY part"));
+    st.bind(1, now()).bind(2, why).bind(3, static_cast<std::int64_t>(kMaxRejectedMailKept));
+    st.bind(4, partner.name).bind(5, seq);
     SQLPOST_TRY(st.run());
     SQLPOST_TRY_ASSIGN(Statement del,
                        db.prepare("DELETE FROM sqlpost_inbox WHERE site = ? AND seq = ?"));
     del.bind(1, partner.name).bind(2, seq);
     SQLPOST_TRY(del.run());
     SQLPOST_TRY(update_stream(partner.name, "rejected = rejected + 1"));
+    SQLPOST_TRY(cap_rejected(db, now()));
     return tx.commit();
   }
 
   Result<> halt(const Partner& partner, const Error& e) {
-    report.problems.push_back("stopped applying messages from " + partner.name + ": " + e.message +
-                              " (fix the schema, then run again)");
+    const bool refused = e.code == Errc::kAuthentication;
+    report.problems.push_back(
+        "stopped applying messages from " + partner.name + ": " + e.message +
+        (refused ? " (the message stays in the inbox; find out why that site sends it: a "
+                   "stolen or compromised machine, or a subscription changed here)"
+                 : " (fix the schema, then run again)"));
     report.worst = e.code;
     SQLPOST_TRY_ASSIGN(Statement st,
                        db.prepare("UPDATE sqlpost_streams SET halted = ? WHERE site = ?"));
@@ -396,6 +421,11 @@ struct Engine::Impl {
     for (const auto& a : articles) {
       SQLPOST_TRY_ASSIGN(ConflictPolicy policy, parse_conflict_policy(a.conflict));
       context.policies.emplace(a.table, std::move(policy));
+    }
+    // What the partner may change is this site's own decision (docs/security.md).
+    SQLPOST_TRY_ASSIGN(context.authorization, authorization_for(db, partner));
+    if (partner.relation == Relation::kChild) {
+      SQLPOST_TRY_ASSIGN(context.subset, SubsetFilter::load(db, partner));
     }
     return context;
   }
@@ -471,6 +501,13 @@ struct Engine::Impl {
                              std::to_string(stats.updated) + " updated, " +
                              std::to_string(stats.deleted) + " deleted, " +
                              std::to_string(stats.missing) + " missing rows");
+    if (stats.refused > 0) {
+      // Also a race (the row moved away here meanwhile), hence a note, not a problem.
+      report.notes.push_back(std::to_string(stats.refused) + " change(s) in message " +
+                             std::to_string(seq) + " from " + partner.name +
+                             " touched rows outside its subset and were not applied "
+                             "(sqlpost conflicts DB)");
+    }
     if (stats.conflicts > 0) {
       report.notes.push_back(std::to_string(stats.conflicts) + " conflict(s) in message " +
                              std::to_string(seq) + " from " + partner.name +
@@ -494,7 +531,13 @@ struct Engine::Impl {
       return false;
     }
     if (!payload.ok()) {
-      note(report, payload.error(), "message " + std::to_string(seq) + " from " + partner.name);
+      // Set aside (sqlpost_rejected), never retried: it would fail the same way.
+      note(report, payload.error(),
+           "message " + std::to_string(seq) + " from " + partner.name +
+               " set aside in sqlpost_rejected");
+      if (payload.error().code == Errc::kLimitExceeded) {
+        report.worst = Errc::kCorruption;  // hostile or oversized input: rejected (exit 5)
+      }
       SQLPOST_TRY(discard_message(partner, seq, payload.error().message));
       return false;
     }
@@ -695,7 +738,7 @@ Engine::Engine(Database& db, transport::Link& link, EngineOptions options)
     : db_(db), link_(link), options_(std::move(options)) {}
 
 Result<> Engine::receive(RunReport& report) {
-  Impl impl{db_, link_, options_, report, {}, {}};
+  Impl impl{db_, link_, options_, report, {}, {}, 0};
   SQLPOST_TRY(impl.load());
   auto refs = link_.list();
   if (!refs.ok()) {
@@ -709,7 +752,7 @@ Result<> Engine::receive(RunReport& report) {
 }
 
 Result<> Engine::apply(RunReport& report) {
-  Impl impl{db_, link_, options_, report, {}, {}};
+  Impl impl{db_, link_, options_, report, {}, {}, 0};
   SQLPOST_TRY(impl.load());
   // A stream stopped by an error is tried again on every run (the error is reported
   // again until whoever can fix it has), so fixing the cause is all it takes.
@@ -726,7 +769,7 @@ Result<> Engine::apply(RunReport& report) {
 }
 
 Result<> Engine::prepare(RunReport& report) {
-  Impl impl{db_, link_, options_, report, {}, {}};
+  Impl impl{db_, link_, options_, report, {}, {}, 0};
   SQLPOST_TRY(impl.load());
   SQLPOST_TRY_ASSIGN(const std::int64_t closed, cut_epoch(db_, impl.now()));
   std::vector<Partner> partners;
@@ -749,7 +792,7 @@ Result<> Engine::prepare(RunReport& report) {
 }
 
 Result<> Engine::send(RunReport& report) {
-  Impl impl{db_, link_, options_, report, {}, {}};
+  Impl impl{db_, link_, options_, report, {}, {}, 0};
   SQLPOST_TRY(impl.load());
   for (const auto& [name, partner] : impl.partners) {
     SQLPOST_TRY_ASSIGN(const bool reachable, impl.send_outbox(partner));
