@@ -535,9 +535,9 @@ struct Engine::Impl {
       note(report, payload.error(),
            "message " + std::to_string(seq) + " from " + partner.name +
                " set aside in sqlpost_rejected");
-      if (payload.error().code == Errc::kLimitExceeded) {
-        report.worst = Errc::kCorruption;  // hostile or oversized input: rejected (exit 5)
-      }
+      // Whatever the cause (limits, parts of different messages, bad CBOR): received
+      // input was rejected, exit code 5.
+      report.worst = Errc::kCorruption;
       SQLPOST_TRY(discard_message(partner, seq, payload.error().message));
       return false;
     }

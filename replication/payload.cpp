@@ -365,6 +365,11 @@ Result<Payload> payload_from_json(json& doc, std::size_t max_changes) {
   p.kind = kind == 0 ? PayloadKind::kData : PayloadKind::kAckOnly;
   SQLPOST_TRY_ASSIGN(p.ack, unsigned_field(doc["a"], "a"));
   SQLPOST_TRY_ASSIGN(p.resend_from, unsigned_field(doc["r"], "r"));
+  // Sequence numbers are SQLite integers: beyond INT64_MAX they would wrap negative.
+  constexpr auto kMaxSequence = static_cast<std::uint64_t>(INT64_MAX);
+  if (p.ack > kMaxSequence || p.resend_from > kMaxSequence) {
+    return corrupt("acknowledgement or resend request beyond the 64-bit signed range");
+  }
   if (!doc["t"].is_array() || doc["t"].size() > kMaxPayloadTables || !doc["e"].is_array()) {
     return corrupt("tables or epochs are not lists within limits");
   }
