@@ -111,6 +111,8 @@ Result<nlohmann::json> collect_status(Database& db) {
   SQLPOST_TRY_ASSIGN(status["foreign_mail"],
                      db.query_int("SELECT count(*) FROM sqlpost_foreign_mail"));
   status["foreign_dropped"] = dropped.foreign;
+  SQLPOST_TRY_ASSIGN(status["oversize_foreign_mail"],
+                     db.query_int("SELECT value FROM sqlpost_meta WHERE key = 'oversize_foreign'"));
   return status;
 }
 
@@ -169,6 +171,10 @@ std::string render_status_text(const nlohmann::json& status) {
         << " older record(s) dropped to stay within the cap)";
   }
   out << "\nforeign mail remembered: " << status.value("foreign_mail", std::int64_t{0});
+  if (status.value("oversize_foreign_mail", std::int64_t{0}) > 0) {
+    out << " (" << status["oversize_foreign_mail"].get<std::int64_t>()
+        << " over the size limit, left in the mailbox)";
+  }
   out << "\nconflicts recorded: " << status["conflicts"].get<std::int64_t>()
       << " (sqlpost conflicts DB)\n";
   return out.str();

@@ -263,6 +263,9 @@ struct Engine::Impl {
       return success();
     }
     auto mail = link.fetch(ref);
+    if (!mail.ok() && mail.error().code == Errc::kLimitExceeded) {
+      return handle_oversize(ref, mail.error());
+    }
     if (!mail.ok()) {
       note(report, mail.error(), "reading mail " + ref.id + " (left in the mailbox)");
       return success();
@@ -273,6 +276,36 @@ struct Engine::Impl {
       return remember_foreign(ref.id);
     }
     return handle_sqlpost_mail(ref, mail.value());
+  }
+
+  // Mail over kMaxMailBytes: sqlpost's (by its head) is recorded, headers only, and
+  // removed; foreign mail is left alone and remembered, so it is counted once and
+  // does not change the exit code of later runs.
+  Result<> handle_oversize(const transport::MailRef& ref, const Error& why) {
+    auto head = link.fetch_head(ref, transport::kMaxHeaderBlockBytes);
+    if (head.ok() && transport::looks_like_sqlpost(head.value())) {
+      const std::string& text = head.value();
+      const auto end = text.find("\r\n\r\n");
+      const std::string headers = end == std::string::npos ? text : text.substr(0, end + 2);
+      auto peeked = transport::peek_part(text);
+      return reject(ref, headers, peeked.ok() ? peeked->sender : std::string(),
+                    "mail of " + std::to_string(ref.size) + " bytes is larger than the limit (" +
+                        why.message + "); headers kept");
+    }
+    ++report.foreign;
+    report.notes.push_back("mail " + ref.id + " of " + std::to_string(ref.size) +
+                           " bytes is not sqlpost's and over the size limit; left in the "
+                           "mailbox and not read again");
+    SQLPOST_TRY(count_dropped_oversize());
+    return remember_foreign(ref.id);
+  }
+
+  Result<> count_dropped_oversize() {
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("INSERT INTO sqlpost_meta(key, value) VALUES "
+                                 "('oversize_foreign', 1) ON CONFLICT(key) DO UPDATE SET value = "
+                                 "ifnull(value, 0) + 1"));
+    return st->run();
   }
 
   // ---- acknowledgements and resend requests

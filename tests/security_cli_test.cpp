@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <random>
+
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -10,7 +12,11 @@
 #include <unistd.h>
 
 #include "agent/private_files.h"
+#include "replication/payload.h"
+#include "schema/metadata.h"
 #include "tests/support.h"
+#include "transport/codec.h"
+#include "transport/file_link.h"
 
 using namespace sqlpost;
 using namespace sqlpost::test;
@@ -76,6 +82,102 @@ TEST_CASE("the agent keeps its memory out of core dumps") {
   REQUIRE(waitpid(pid, &status, 0) == pid);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
+}
+
+namespace {
+
+// A hub and r1 over the file link, and a way to drop mail from r1 (with the pair
+// key, so it authenticates) into the hub's mailbox.
+struct Pair {
+  TempDir dir;
+  std::string hub = dir.path("hq.db");
+  std::string r1 = dir.path("r1.db");
+  std::string mail = dir.path("mail");
+
+  Pair() {
+    sqlite_shell(hub,
+                 "CREATE TABLE item(id INTEGER PRIMARY KEY, name TEXT); CREATE TABLE "
+                 "secret(id INTEGER PRIMARY KEY, v TEXT)");
+    sqlpost_ok("init " + q(hub) + " --site hq --address hq@hq.test");
+    sqlpost_ok("config " + q(hub) + " link=file file.dir=" + q(mail));
+    sqlpost_ok("publish " + q(hub) + " all item");
+    sqlpost_ok("site add " + q(hub) + " r1 --address r1@r1.test");
+    sqlpost_ok("subscribe " + q(hub) + " r1 all");
+    sqlpost_ok("extract " + q(hub) + " r1 --output " + q(r1));
+  }
+
+  transport::Key key() {
+    Database db = open_db(hub);
+    auto partner = load_partner(db, "r1");
+    REQUIRE(partner.ok());
+    transport::Key::Bytes bytes{};
+    std::copy(partner->key.begin(), partner->key.end(), bytes.begin());
+    return transport::Key(bytes);
+  }
+
+  void drop(const std::vector<std::string>& mails) {
+    auto link = transport::FileLink::open(mail, "r1@r1.test");
+    REQUIRE(link.ok());
+    for (const auto& m : mails) {
+      REQUIRE((*link)->send("hq@hq.test", m).ok());
+    }
+  }
+
+  std::vector<std::string> message(std::uint64_t seq, const std::vector<std::uint8_t>& payload,
+                                   std::size_t max_bytes = 1'000'000) {
+    auto mails = transport::encode_message({"r1", "hq", seq}, "r1@r1.test", "hq@hq.test", payload,
+                                           key(), max_bytes);
+    REQUIRE(mails.ok());
+    return *mails;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("exit code 5 end to end: a zstd bomb, parts of two messages, a refused message") {
+  SUBCASE("a zstd bomb from an authenticated partner is set aside") {
+    Pair p;
+    p.drop(p.message(1, std::vector<std::uint8_t>(std::size_t{64} << 20, 0)));
+    const auto run = run_sqlpost("run " + q(p.hub) + " --once");
+    CHECK_MESSAGE(run.exit_code == 5, run.output);
+    CHECK(run.output.find("set aside") != std::string::npos);
+    const auto again = run_sqlpost("run " + q(p.hub) + " --once");
+    CHECK_MESSAGE(again.exit_code == 0, again.output);  // not retried
+  }
+  SUBCASE("parts of two different messages with the same number") {
+    Pair p;
+    std::vector<std::uint8_t> noise(30'000);
+    std::mt19937_64 rng(5);  // NOLINT(cert-msc32-c,cert-msc51-cpp): incompressible, reproducible
+    for (auto& byte : noise) {
+      byte = static_cast<std::uint8_t>(rng());
+    }
+    auto a = p.message(1, noise, 8192);
+    noise[0] ^= 1U;
+    auto b = p.message(1, noise, 8192);
+    REQUIRE(a.size() > 2);
+    a[1] = b[1];  // part 2 of another encoding of message 1
+    p.drop(a);
+    const auto run = run_sqlpost("run " + q(p.hub) + " --once");
+    CHECK_MESSAGE(run.exit_code == 5, run.output);
+  }
+  SUBCASE("a change to a table the hub never published") {
+    Pair p;
+    Payload payload;
+    payload.tables.push_back(TableBlock{"secret", {"id", "v"}, 1});
+    WireChange w;
+    w.op = ChangeOp::kInsert;
+    w.key = {Value(std::int64_t{1})};
+    w.columns = {1};
+    w.new_values = {Value::text("stolen")};
+    payload.epochs.push_back(EpochBlock{1, {w}});
+    p.drop(p.message(1, encode_payload(payload)));
+    const auto run = run_sqlpost("run " + q(p.hub) + " --once");
+    CHECK_MESSAGE(run.exit_code == 5, run.output);
+    const auto status = run_sqlpost("status " + q(p.hub));
+    CHECK(status.output.find("STOPPED: not authorized") != std::string::npos);
+    Database db = open_db(p.hub);
+    CHECK(query_int(db, "SELECT count(*) FROM secret") == 0);
+  }
 }
 
 TEST_SUITE_END();

@@ -493,6 +493,35 @@ TEST_CASE("limits.max_value_bytes refuses a value the budget would allow") {
   CHECK(query_int(*hub.db, "SELECT count(*) FROM item") == 0);
 }
 
+TEST_CASE("oversize mail: sqlpost's is recorded and removed, foreign is left alone once") {
+  TempDir dir;
+  Cluster c(dir, 1, 83, {});
+  const std::string padding(transport::kMaxMailBytes + 1024, 'A');
+  transport::Key wrong{};
+  auto ours = transport::encode_message({"r1", "hq", 1}, "r1@r1.test", "hq@hq.test",
+                                        std::vector<std::uint8_t>{1, 2, 3}, wrong, 8192);
+  REQUIRE(ours.ok());
+  c.network().put("hq@hq.test", ours->front() + padding);
+  const std::string foreign = "From: boss@example.com\r\nSubject: video\r\n\r\n" + padding;
+  c.network().put("hq@hq.test", foreign);
+  const RunReport first = run_site(c, "hq");
+  CHECK(first.rejected == 1);
+  CHECK(first.foreign == 1);
+  Database& hub = *c.site("hq").db;
+  CHECK(query_int(hub,
+                  "SELECT count(*) FROM sqlpost_rejected WHERE reason LIKE '%larger than "
+                  "the limit%' AND length(mail) < 65536 AND instr(mail, 'X-Sqlpost') > 0") == 1);
+  const auto left = c.network().mailbox("hq@hq.test");
+  REQUIRE(left.size() == 1);
+  CHECK(left.front() == foreign);
+  for (int run = 0; run < 2; ++run) {
+    const RunReport later = run_site(c, "hq");
+    CHECK(later.problems.empty());  // exit code 0
+    CHECK(later.foreign == 1);
+  }
+  CHECK(query_int(hub, "SELECT value FROM sqlpost_meta WHERE key = 'oversize_foreign'") == 1);
+}
+
 TEST_CASE("1,000 forged mails stay within the cap of sqlpost_rejected") {
   TempDir dir;
   Cluster c(dir, 1, 79, {});
