@@ -20,6 +20,7 @@
 #include "agent/manpage.h"
 #include "agent/ops_commands.h"
 #include "agent/params.h"
+#include "agent/private_files.h"
 #include "agent/run.h"
 #include "agent/schedule.h"
 #include "agent/site_file.h"
@@ -92,6 +93,18 @@ std::vector<std::string> split_list(const std::string& text) {
   return items;
 }
 
+// ---- secrets at rest (docs/security.md)
+
+// The database holds every pair key and stored password: mode 0600, said when tightened.
+Result<> keep_private(const std::string& path) {
+  SQLPOST_TRY_ASSIGN(const auto tightened, make_private(path));
+  for (const auto& file : tightened) {
+    std::cout << "made " << file
+              << " private (mode 0600): it holds the site's keys and passwords\n";
+  }
+  return success();
+}
+
 // ---- init
 
 Result<> run_init(const std::string& path, const LocalSite& site) {
@@ -105,6 +118,7 @@ Result<> run_init(const std::string& path, const LocalSite& site) {
   SQLPOST_TRY(create_site_tables(db));
   SQLPOST_TRY(init_site(db, site));
   SQLPOST_TRY(tx.commit());
+  SQLPOST_TRY(keep_private(path));
   std::cout << "initialised " << path << " as consolidated site " << site.name << "\n";
   return success();
 }
@@ -253,8 +267,16 @@ void add_unsubscribe(CLI::App& app, Action& action) {
 
 Result<> show_status(const std::string& path, bool json) {
   SQLPOST_TRY_ASSIGN(Database db, open_site(path));
-  SQLPOST_TRY_ASSIGN(const nlohmann::json status, collect_status(db));
+  SQLPOST_TRY_ASSIGN(nlohmann::json status, collect_status(db));
+  SQLPOST_TRY_ASSIGN(const bool shared, shared_with_others(path));
+  status["database_private"] = !shared;
   std::cout << (json ? status.dump(2) + "\n" : render_status_text(status));
+  if (shared && !json) {
+    std::cout << "WARNING: " << path
+              << " may be read by other users of this machine, and it holds every pair key "
+                 "and stored password; make it private with: chmod 600 "
+              << path << "\n";
+  }
   return success();
 }
 
@@ -358,6 +380,7 @@ void add_config(CLI::App& app, Action& action) {
     action = [db, assignments, secret, all]() -> Result<> {
       if (!secret->empty()) {
         SQLPOST_TRY(with_site_write(*db, [&](Database& d) { return set_secret(d, *secret); }));
+        SQLPOST_TRY(keep_private(*db));
       }
       if (assignments->empty() && secret->empty()) {
         SQLPOST_TRY_ASSIGN(Database d, open_site(*db));
@@ -385,6 +408,7 @@ void add_extract(CLI::App& app, Action& action) {
     action = [db, site, output]() -> Result<> {
       SQLPOST_TRY_ASSIGN(Database d, open_site(*db));
       SQLPOST_TRY_ASSIGN(const ExtractSummary s, extract_site(d, *site, *output));
+      SQLPOST_TRY(keep_private(*output));
       std::cout << "extracted " << *site << " to " << *output << ": " << s.tables << " table(s), "
                 << s.rows << " row(s), changes after epoch " << s.epoch << " follow by mail\n";
       return success();
@@ -778,6 +802,7 @@ int run_guarded(const std::function<int()>& body) noexcept {
 int exit_code_for(const Error& error) { return exit_code_for_errc(error.code); }
 
 int run_cli(int argc, char** argv) {
+  disable_core_dumps();  // passwords and keys stay out of core files
   CLI::App app{"sqlpost - keeps SQLite databases at many sites in step by e-mail", "sqlpost"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("sqlpost ") + kVersion);

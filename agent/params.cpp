@@ -68,6 +68,10 @@ const std::vector<ParamSpec>& parameter_specs() {
       {"alert.rejected", "alert for this many seconds after mail was rejected (0: off)", false,
        "86400"},
       {"lock_wait", "seconds a run waits for the database write lock per step (10)", false, "10"},
+      {"limits.max_changes", "most changes one received message may carry (1000000)", false,
+       "1000000"},
+      {"limits.max_value_bytes",
+       "largest value (TEXT/BLOB) a received message may carry (67108864)", false, "67108864"},
       {"address", "this site's own e-mail address (where partners send its mail)"},
       {"smtp.host", "SMTP server for outgoing mail"},
       {"smtp.port", "SMTP port (default 587 for starttls, 465 for tls, 25 for none)", false,
@@ -145,6 +149,12 @@ Result<> validate_parameter(std::string_view key, std::string_view value) {
   }
   if (key == "max_message_bytes") {
     return require_int(key, value, 4096, 100'000'000);
+  }
+  if (key == "limits.max_changes") {
+    return require_int(key, value, 1, 100'000'000);
+  }
+  if (key == "limits.max_value_bytes") {
+    return require_int(key, value, 1024, 1'000'000'000);
   }
   if (key == "resend_timeout" || key == "gap_patience" || key == "resend_interval" ||
       key == "log_retention") {

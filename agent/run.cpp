@@ -152,6 +152,14 @@ Result<EngineOptions> engine_options(Database& db) {
   SQLPOST_TRY_ASSIGN(o.gap_patience, int_parameter(db, "gap_patience", o.gap_patience));
   SQLPOST_TRY_ASSIGN(o.resend_interval, int_parameter(db, "resend_interval", o.resend_interval));
   SQLPOST_TRY_ASSIGN(o.log_retention, int_parameter(db, "log_retention", o.log_retention));
+  SQLPOST_TRY_ASSIGN(
+      const auto max_changes,
+      int_parameter(db, "limits.max_changes", static_cast<std::int64_t>(kDefaultMaxChanges)));
+  o.decode_limits.max_changes = static_cast<std::size_t>(max_changes);
+  SQLPOST_TRY_ASSIGN(const auto max_value,
+                     int_parameter(db, "limits.max_value_bytes",
+                                   static_cast<std::int64_t>(kDefaultMaxValueBytes)));
+  o.decode_limits.max_value_bytes = static_cast<std::size_t>(max_value);
   return o;
 }
 

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "platform/process.h"
+#include "replication/bookkeeping.h"
 #include "replication/changelog.h"
 #include "replication/engine.h"
 #include "schema/metadata.h"
@@ -112,6 +113,13 @@ Result<nlohmann::json> collect_status(Database& db) {
   SQLPOST_TRY_ASSIGN(status["conflicts"], count_conflicts(db));
   SQLPOST_TRY_ASSIGN(const auto alerts, evaluate_alerts(db, std::time(nullptr)));
   status["alerts"] = alerts_json(alerts);
+  SQLPOST_TRY_ASSIGN(const DroppedRecords dropped, load_dropped_records(db));
+  status["rejected_dropped"] = dropped.rejected;
+  SQLPOST_TRY_ASSIGN(status["foreign_mail"],
+                     db.query_int("SELECT count(*) FROM sqlpost_foreign_mail"));
+  status["foreign_dropped"] = dropped.foreign;
+  SQLPOST_TRY_ASSIGN(status["oversize_foreign_mail"],
+                     db.query_int("SELECT value FROM sqlpost_meta WHERE key = 'oversize_foreign'"));
   return status;
 }
 
@@ -165,6 +173,15 @@ std::string render_status_text(const nlohmann::json& status) {
     }
   }
   out << "\nrejected mail kept: " << status["rejected_mail"].get<std::int64_t>();
+  if (status.value("rejected_dropped", std::int64_t{0}) > 0) {
+    out << " (" << status["rejected_dropped"].get<std::int64_t>()
+        << " older record(s) dropped to stay within the cap)";
+  }
+  out << "\nforeign mail remembered: " << status.value("foreign_mail", std::int64_t{0});
+  if (status.value("oversize_foreign_mail", std::int64_t{0}) > 0) {
+    out << " (" << status["oversize_foreign_mail"].get<std::int64_t>()
+        << " over the size limit, left in the mailbox)";
+  }
   out << "\nconflicts recorded: " << status["conflicts"].get<std::int64_t>()
       << " (sqlpost conflicts DB)\n";
   out << render_alerts_text(status["alerts"]);

@@ -8,6 +8,7 @@
 #include "replication/bounce.h"
 #include "schema/capture.h"
 #include "schema/introspect.h"
+#include "schema/sandbox.h"
 
 namespace sqlpost {
 namespace {
@@ -119,7 +120,19 @@ class Applier {
   Result<> apply_passthrough(const WireChange& c) {
     const std::string& sql = std::get<Text>(c.key.front().storage()).bytes;
     SQLPOST_TRY(set_origin(std::string(kPassthroughOrigin)));
-    auto ran = db_.exec(sql);
+    std::string refusal;
+    auto ran = [&]() -> Result<> {
+      SQLPOST_TRY_ASSIGN(const SqlSandbox sandbox, SqlSandbox::enter(db_));
+      auto result = db_.exec(sql);
+      refusal = sandbox.refusal();
+      return result;
+    }();
+    if (!refusal.empty()) {
+      return make_error(Errc::kAuthentication, "passthrough SQL from " + ctx_.from_site +
+                                                   " refused: " + refusal +
+                                                   " (docs/security.md); nothing of the "
+                                                   "message was applied");
+    }
     if (!ran.ok()) {
       return make_error(Errc::kUnsupported, "passthrough SQL from " + ctx_.from_site +
                                                 " failed here (" + ran.error().message +
@@ -242,6 +255,36 @@ class Applier {
     return st->run();
   }
 
+  // ---- a child changes only rows it holds (docs/security.md)
+
+  // False when this site's current row is outside the sending child's subset (the
+  // change is then recorded and not applied); true when there is no such row.
+  Result<bool> child_holds_row(const TableBlock& t, const WireChange& c) {
+    if (!ctx_.decides || !ctx_.subset || ctx_.subset->whole(t.table)) {
+      return true;
+    }
+    auto layout = layouts_.find(t.table);
+    if (layout == layouts_.end()) {
+      SQLPOST_TRY_ASSIGN(CaptureLayout loaded, capture_layout_for(db_, t.table));
+      layout = layouts_.emplace(t.table, std::move(loaded)).first;
+    }
+    SQLPOST_TRY_ASSIGN(const auto local, read_row(t, c.key, layout->second.columns));
+    if (!local) {
+      return true;
+    }
+    SQLPOST_TRY_ASSIGN(const std::optional<bool> in,
+                       ctx_.subset->contains(db_, layout->second, *local));
+    if (!in.has_value() || *in) {
+      return true;  // in its subset, or its SUBSCRIBE BY value is NULL (unplaced)
+    }
+    ++stats_.refused;
+    ConflictRecord r = base_record(t, c.key, kConflictOutsideSubset);
+    r.outcome = "refused";
+    r.detail = "site " + ctx_.from_site + " changed a row outside its subset here; not applied";
+    SQLPOST_TRY(record_only(r));
+    return false;
+  }
+
   // ---- the three operations
 
   // ---- a follower keeps its own changes the parent has not seen yet
@@ -283,6 +326,10 @@ class Applier {
       }
     }
     if (ctx_.decides) {
+      SQLPOST_TRY_ASSIGN(const bool held, child_holds_row(t, c));
+      if (!held) {
+        return success();
+      }
       SQLPOST_TRY_ASSIGN(const auto local, read_row(t, c.key, names_of(t, c.columns)));
       if (local) {
         return resolve_and_update(t, c, *local, kConflictInsertExists);
@@ -308,6 +355,10 @@ class Applier {
     }
     if (!ctx_.decides) {
       return follow_update(t, *c);
+    }
+    SQLPOST_TRY_ASSIGN(const bool held, child_holds_row(t, *c));
+    if (!held) {
+      return success();
     }
     SQLPOST_TRY_ASSIGN(const auto local, read_row(t, c->key, names_of(t, c->columns)));
     if (!local) {
@@ -340,6 +391,10 @@ class Applier {
   }
 
   Result<> apply_delete(const TableBlock& t, const WireChange& c) {
+    SQLPOST_TRY_ASSIGN(const bool held, child_holds_row(t, c));
+    if (!held) {
+      return success();
+    }
     SQLPOST_TRY_ASSIGN(const bool done, guarded(t, c, run_delete(t, c.key)));
     if (!done) {
       return success();
@@ -540,7 +595,26 @@ class Applier {
   ApplyStats& stats_;
   // Rows to send back to the origin: (table, rendered key) -> key.
   std::map<std::pair<std::string, std::string>, Row> decided_;
+  std::map<std::string, CaptureLayout> layouts_;  // for child_holds_row
 };
+
+// The whole message is refused before anything is applied when one of the tables
+// its changes use is outside the sender's grant.
+Result<> check_authorized(const Payload& payload, const ApplyContext& context) {
+  if (!context.authorization) {
+    return success();
+  }
+  std::vector<bool> used(payload.tables.size(), false);
+  for (const auto& epoch : payload.epochs) {
+    for (const auto& change : epoch.changes) {
+      if (change.op != ChangeOp::kPassthrough && !used[change.table]) {
+        used[change.table] = true;
+        SQLPOST_TRY(context.authorization->check_block(payload.tables[change.table]));
+      }
+    }
+  }
+  return success();
+}
 
 }  // namespace
 
@@ -549,6 +623,7 @@ Result<ApplyStats> apply_payload(Database& db, const Payload& payload,
   if (!db.in_transaction()) {
     return make_error(Errc::kInternal, "apply needs the caller's write transaction");
   }
+  SQLPOST_TRY(check_authorized(payload, context));
   SQLPOST_TRY(db.exec("PRAGMA defer_foreign_keys = ON"));
   ApplyStats stats;
   Applier applier(db, context, stats);

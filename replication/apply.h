@@ -23,14 +23,25 @@
 //    and recorded (a deciding site sends its own row back to the origin).
 //    Foreign-key violations left at the end of the message: recorded once per
 //    row, rows kept. None of these stops the stream.
+// Trust (docs/security.md): with ctx.authorization set, a message naming a table
+// or column outside the sender's grant is refused whole before anything is
+// applied (Errc::kAuthentication). With ctx.subset set (the sender is a child
+// with a row subset), an UPDATE or DELETE — or an INSERT of an existing key — of
+// a row whose current image here is outside the child's subset is not applied
+// and is recorded as an "outside_subset" conflict; a child may insert rows
+// outside its subset and move rows out of it.
 #pragma once
 
 #include <map>
 #include <set>
 #include <string>
 
+#include <optional>
+
+#include "replication/authorize.h"
 #include "replication/conflicts.h"
 #include "replication/payload.h"
+#include "replication/subsets.h"
 #include "schema/db.h"
 
 namespace sqlpost {
@@ -45,6 +56,10 @@ struct ApplyContext {
   // the parent last saw its changes. The parent's change of such a column is older than ours: it is
   // skipped, the parent decides when ours arrives and sends the decided row back.
   std::set<std::string> pending;
+  // What the sender may change (from this site's metadata); nullopt: not checked.
+  std::optional<Authorization> authorization;
+  // From a child with a row subset: the rows it holds.
+  std::optional<SubsetFilter> subset;
 };
 
 struct ApplyStats {
@@ -54,6 +69,7 @@ struct ApplyStats {
   std::size_t missing = 0;      // update or delete of a row this site does not have
   std::size_t conflicts = 0;    // rows written to sqlpost_conflicts
   std::size_t passthrough = 0;  // passthrough statements run
+  std::size_t refused = 0;      // changes of rows outside the sending child's subset
 };
 
 Result<ApplyStats> apply_payload(Database& db, const Payload& payload,

@@ -40,6 +40,8 @@ inline constexpr std::string_view kConflictUpdateMissing = "update_missing";
 inline constexpr std::string_view kConflictDeleteMissing = "delete_missing";
 inline constexpr std::string_view kConflictConstraint = "constraint";  // NOT NULL/CHECK/UNIQUE
 inline constexpr std::string_view kConflictForeignKey = "foreign_key";
+// A child changed a row it does not hold (outside its row subset here): not applied.
+inline constexpr std::string_view kConflictOutsideSubset = "outside_subset";
 
 struct ConflictRecord {
   std::int64_t id = 0;

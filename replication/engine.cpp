@@ -4,19 +4,20 @@
 #include <map>
 
 #include "replication/apply.h"
+#include "replication/authorize.h"
+#include "replication/bookkeeping.h"
 #include "replication/bounce.h"
 #include "replication/changelog.h"
 #include "replication/origin.h"
 #include "replication/payload.h"
 #include "replication/retention.h"
 #include "replication/routing.h"
+#include "replication/subsets.h"
 #include "schema/metadata.h"
 #include "transport/codec.h"
 
 namespace sqlpost {
 namespace {
-
-constexpr std::size_t kMaxRejectedMailKept = std::size_t{64} * 1024;
 
 std::int64_t system_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -75,6 +76,7 @@ struct Engine::Impl {
   RunReport& report;
   LocalSite local;
   std::map<std::string, Partner> partners;
+  std::size_t budget_ = 0;  // of the message being decoded
 
   std::int64_t now() const { return options.now ? options.now() : system_now(); }
 
@@ -150,7 +152,8 @@ struct Engine::Impl {
     SQLPOST_TRY_ASSIGN(Statement * st,
                        db.cached("INSERT OR IGNORE INTO sqlpost_foreign_mail VALUES (?, ?)"));
     st->bind(1, id).bind(2, now());
-    return st->run();
+    SQLPOST_TRY(st->run());
+    return cap_foreign(db, now());
   }
 
   Result<> remove_mail(const transport::MailRef& ref) {
@@ -183,6 +186,7 @@ struct Engine::Impl {
     if (partners.count(claimed_sender) > 0) {
       SQLPOST_TRY(update_stream(claimed_sender, "rejected = rejected + 1"));
     }
+    SQLPOST_TRY(cap_rejected(db, now()));
     SQLPOST_TRY(tx.commit());
     SQLPOST_TRY(crash_point("after-reject-commit"));
     return remove_mail(ref);
@@ -192,11 +196,11 @@ struct Engine::Impl {
                           const Partner& partner, transport::OpenedPart part) {
     std::vector<transport::OpenedPart> parts;
     parts.push_back(std::move(part));
-    auto bytes = transport::reassemble(std::move(parts));
+    auto bytes = decode_bounded(std::move(parts));
     if (!bytes.ok()) {
       return reject(ref, mail, partner.name, bytes.error().message);
     }
-    auto payload = decode_payload(bytes.value());
+    auto payload = decode_payload(bytes.value(), limits_for(bytes.value().size()));
     if (!payload.ok() || payload->kind != PayloadKind::kAckOnly) {
       return reject(ref, mail, partner.name,
                     payload.ok() ? "sequence 0 carries data" : payload.error().message);
@@ -293,6 +297,9 @@ struct Engine::Impl {
       return success();
     }
     auto mail = link.fetch(ref);
+    if (!mail.ok() && mail.error().code == Errc::kLimitExceeded) {
+      return handle_oversize(ref, mail.error());
+    }
     if (!mail.ok()) {
       note(report, mail.error(), "reading mail " + ref.id + " (left in the mailbox)");
       return success();
@@ -303,6 +310,36 @@ struct Engine::Impl {
       return remember_foreign(ref.id);
     }
     return handle_sqlpost_mail(ref, mail.value());
+  }
+
+  // Mail over kMaxMailBytes: sqlpost's (by its head) is recorded, headers only, and
+  // removed; foreign mail is left alone and remembered, so it is counted once and
+  // does not change the exit code of later runs.
+  Result<> handle_oversize(const transport::MailRef& ref, const Error& why) {
+    auto head = link.fetch_head(ref, transport::kMaxHeaderBlockBytes);
+    if (head.ok() && transport::looks_like_sqlpost(head.value())) {
+      const std::string& text = head.value();
+      const auto end = text.find("\r\n\r\n");
+      const std::string headers = end == std::string::npos ? text : text.substr(0, end + 2);
+      auto peeked = transport::peek_part(text);
+      return reject(ref, headers, peeked.ok() ? peeked->sender : std::string(),
+                    "mail of " + std::to_string(ref.size) + " bytes is larger than the limit (" +
+                        why.message + "); headers kept");
+    }
+    ++report.foreign;
+    report.notes.push_back("mail " + ref.id + " of " + std::to_string(ref.size) +
+                           " bytes is not sqlpost's and over the size limit; left in the "
+                           "mailbox and not read again");
+    SQLPOST_TRY(count_dropped_oversize());
+    return remember_foreign(ref.id);
+  }
+
+  Result<> count_dropped_oversize() {
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("INSERT INTO sqlpost_meta(key, value) VALUES "
+                                 "('oversize_foreign', 1) ON CONFLICT(key) DO UPDATE SET value = "
+                                 "ifnull(value, 0) + 1"));
+    return st->run();
   }
 
   // ---- acknowledgements and resend requests
@@ -402,10 +439,25 @@ struct Engine::Impl {
     return r;
   }
 
+  // The compressed payload of the parts, decompressed no further than its budget
+  // (payload.h: a small message never decodes into something big).
+  Result<std::vector<std::uint8_t>> decode_bounded(std::vector<transport::OpenedPart> parts) {
+    const std::size_t compressed =
+        parts.empty() ? 0 : static_cast<std::size_t>(parts.front().compressed_size);
+    budget_ = decode_budget(compressed);
+    return transport::reassemble(std::move(parts), budget_);
+  }
+
+  [[nodiscard]] DecodeLimits limits_for(std::size_t /*decoded_bytes*/) const {
+    DecodeLimits limits = options.decode_limits;
+    limits.memory_budget = std::min(limits.memory_budget, budget_);
+    return limits;
+  }
+
   Result<Payload> load_message(const Partner& partner, std::int64_t seq) {
     SQLPOST_TRY_ASSIGN(auto parts, open_inbox_parts(partner, seq));
-    SQLPOST_TRY_ASSIGN(const auto bytes, transport::reassemble(std::move(parts)));
-    SQLPOST_TRY_ASSIGN(Payload payload, decode_payload(bytes));
+    SQLPOST_TRY_ASSIGN(const auto bytes, decode_bounded(std::move(parts)));
+    SQLPOST_TRY_ASSIGN(Payload payload, decode_payload(bytes, limits_for(bytes.size())));
     if (payload.kind != PayloadKind::kData) {
       return make_error(Errc::kCorruption, "a sequenced message is not a data message");
     }
@@ -416,23 +468,29 @@ struct Engine::Impl {
     SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
     SQLPOST_TRY_ASSIGN(Statement st,
                        db.prepare("INSERT INTO sqlpost_rejected(received_at, claimed_sender, "
-                                  "reason, mail) SELECT ?, site, ?, mail FROM sqlpost_inbox "
-                                  "WHERE site = ? AND seq = ?"));
-    st.bind(1, now()).bind(2, why).bind(3, partner.name).bind(4, seq);
+                                  "reason, mail) SELECT ?, site, ?, substr(mail, 1, ?) FROM "
+                                  "sqlpost_inbox WHERE site = ? AND seq = ? ORDER BY part"));
+    st.bind(1, now()).bind(2, why).bind(3, static_cast<std::int64_t>(kMaxRejectedMailKept));
+    st.bind(4, partner.name).bind(5, seq);
     SQLPOST_TRY(st.run());
     SQLPOST_TRY_ASSIGN(Statement del,
                        db.prepare("DELETE FROM sqlpost_inbox WHERE site = ? AND seq = ?"));
     del.bind(1, partner.name).bind(2, seq);
     SQLPOST_TRY(del.run());
     SQLPOST_TRY(update_stream(partner.name, "rejected = rejected + 1"));
+    SQLPOST_TRY(cap_rejected(db, now()));
     SQLPOST_TRY(tx.commit());
     event({.partner = partner.name, .event = "rejected", .seq = seq, .detail = why});
     return success();
   }
 
   Result<> halt(const Partner& partner, const Error& e) {
-    report.problems.push_back("stopped applying messages from " + partner.name + ": " + e.message +
-                              " (fix the schema, then run again)");
+    const bool refused = e.code == Errc::kAuthentication;
+    report.problems.push_back(
+        "stopped applying messages from " + partner.name + ": " + e.message +
+        (refused ? " (the message stays in the inbox; find out why that site sends it: a "
+                   "stolen or compromised machine, or a subscription changed here)"
+                 : " (fix the schema, then run again)"));
     report.worst = e.code;
     event({.partner = partner.name, .event = "stopped", .detail = e.message});
     SQLPOST_TRY_ASSIGN(Statement st,
@@ -452,6 +510,11 @@ struct Engine::Impl {
     for (const auto& a : articles) {
       SQLPOST_TRY_ASSIGN(ConflictPolicy policy, parse_conflict_policy(a.conflict));
       context.policies.emplace(a.table, std::move(policy));
+    }
+    // What the partner may change is this site's own decision (docs/security.md).
+    SQLPOST_TRY_ASSIGN(context.authorization, authorization_for(db, partner));
+    if (partner.relation == Relation::kChild) {
+      SQLPOST_TRY_ASSIGN(context.subset, SubsetFilter::load(db, partner));
     }
     return context;
   }
@@ -534,6 +597,13 @@ struct Engine::Impl {
                              std::to_string(stats.updated) + " updated, " +
                              std::to_string(stats.deleted) + " deleted, " +
                              std::to_string(stats.missing) + " missing rows");
+    if (stats.refused > 0) {
+      // Also a race (the row moved away here meanwhile), hence a note, not a problem.
+      report.notes.push_back(std::to_string(stats.refused) + " change(s) in message " +
+                             std::to_string(seq) + " from " + partner.name +
+                             " touched rows outside its subset and were not applied "
+                             "(sqlpost conflicts DB)");
+    }
     if (stats.conflicts > 0) {
       report.notes.push_back(std::to_string(stats.conflicts) + " conflict(s) in message " +
                              std::to_string(seq) + " from " + partner.name +
@@ -557,7 +627,13 @@ struct Engine::Impl {
       return false;
     }
     if (!payload.ok()) {
-      note(report, payload.error(), "message " + std::to_string(seq) + " from " + partner.name);
+      // Set aside (sqlpost_rejected), never retried: it would fail the same way.
+      note(report, payload.error(),
+           "message " + std::to_string(seq) + " from " + partner.name +
+               " set aside in sqlpost_rejected");
+      // Whatever the cause (limits, parts of different messages, bad CBOR): received
+      // input was rejected, exit code 5.
+      report.worst = Errc::kCorruption;
       SQLPOST_TRY(discard_message(partner, seq, payload.error().message));
       return false;
     }
@@ -805,7 +881,7 @@ Engine::Engine(Database& db, transport::Link& link, EngineOptions options)
     : db_(db), link_(link), options_(std::move(options)) {}
 
 Result<> Engine::receive(RunReport& report) {
-  Impl impl{db_, link_, options_, report, {}, {}};
+  Impl impl{db_, link_, options_, report, {}, {}, 0};
   SQLPOST_TRY(impl.load());
   auto refs = link_.list();
   if (!refs.ok()) {
@@ -819,7 +895,7 @@ Result<> Engine::receive(RunReport& report) {
 }
 
 Result<> Engine::apply(RunReport& report) {
-  Impl impl{db_, link_, options_, report, {}, {}};
+  Impl impl{db_, link_, options_, report, {}, {}, 0};
   SQLPOST_TRY(impl.load());
   // A stream stopped by an error is tried again on every run (the error is reported
   // again until whoever can fix it has), so fixing the cause is all it takes.
@@ -836,7 +912,7 @@ Result<> Engine::apply(RunReport& report) {
 }
 
 Result<> Engine::prepare(RunReport& report) {
-  Impl impl{db_, link_, options_, report, {}, {}};
+  Impl impl{db_, link_, options_, report, {}, {}, 0};
   SQLPOST_TRY(impl.load());
   SQLPOST_TRY_ASSIGN(const std::int64_t closed, cut_epoch(db_, impl.now()));
   std::vector<Partner> partners;
@@ -859,7 +935,7 @@ Result<> Engine::prepare(RunReport& report) {
 }
 
 Result<> Engine::send(RunReport& report) {
-  Impl impl{db_, link_, options_, report, {}, {}};
+  Impl impl{db_, link_, options_, report, {}, {}, 0};
   SQLPOST_TRY(impl.load());
   for (const auto& [name, partner] : impl.partners) {
     SQLPOST_TRY_ASSIGN(const bool reachable, impl.send_outbox(partner));

@@ -2,6 +2,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <optional>
+
+#include "transport/limits.h"
+
 namespace sqlpost {
 namespace {
 
@@ -72,6 +77,116 @@ class BoundedDomParser : public nlohmann::detail::json_sax_dom_parser<json> {
   std::size_t max_elements_;
   std::size_t depth_ = 0;
   bool too_deep_ = false;
+};
+
+// ---- the counting pass: every count, length and nesting level is checked, and the
+// memory the decoded message will take is estimated, before anything is built.
+
+// Rough costs of one decoded item: the document node plus what the Payload keeps.
+constexpr std::size_t kValueCost = 64;
+constexpr std::size_t kContainerCost = 96;
+
+class ShapeCheck {
+ public:
+  ShapeCheck(const DecodeLimits& limits, std::size_t input_bytes)
+      : limits_(limits), input_bytes_(input_bytes) {}
+
+  bool null() { return item(0); }
+  bool boolean(bool /*value*/) { return item(0); }
+  bool number_integer(json::number_integer_t /*value*/) { return item(0); }
+  bool number_unsigned(json::number_unsigned_t /*value*/) { return item(0); }
+  bool number_float(json::number_float_t /*value*/, const std::string& /*text*/) { return item(0); }
+  bool string(std::string& value) { return sized(value.size()); }
+  bool binary(json::binary_t& value) { return sized(value.size()); }
+  bool key(std::string& name) {
+    if (depth_ == 1) {
+      top_key_ = name;
+    }
+    return sized(name.size());
+  }
+  bool start_object(std::size_t announced) { return enter(announced); }
+  bool end_object() { return leave(); }
+  // {"e": [[epoch, [change, ...]], ...]}: a change list opens at depth 3, a change at 4.
+  bool start_array(std::size_t announced) {
+    const bool in_epochs = top_key_ == "e";
+    if (in_epochs && depth_ == 3 && announced != kIndefinite && announced > limits_.max_changes) {
+      return fail(Errc::kLimitExceeded,
+                  "a message declares " + std::to_string(announced) + " changes; the limit is " +
+                      std::to_string(limits_.max_changes) + " (limits.max_changes)");
+    }
+    if (in_epochs && depth_ == 4 && ++changes_ > limits_.max_changes) {
+      return fail(Errc::kLimitExceeded, "a message has more than " +
+                                            std::to_string(limits_.max_changes) +
+                                            " changes (limits.max_changes)");
+    }
+    return enter(announced);
+  }
+  bool end_array() { return leave(); }
+  bool parse_error(std::size_t /*pos*/, const std::string& /*token*/,
+                   const nlohmann::detail::exception& ex) {
+    return fail(Errc::kCorruption, std::string("not valid CBOR: ") + ex.what());
+  }
+
+  [[nodiscard]] const std::optional<Error>& failure() const { return failure_; }
+
+ private:
+  static constexpr std::size_t kIndefinite = static_cast<std::size_t>(-1);
+
+  bool fail(Errc code, std::string why) {
+    if (!failure_) {
+      failure_ = Error{code, std::move(why)};
+    }
+    return false;
+  }
+
+  bool charge(std::size_t bytes) {
+    estimate_ += bytes;
+    if (estimate_ > limits_.memory_budget) {
+      return fail(Errc::kLimitExceeded,
+                  "the message would take more than " + std::to_string(limits_.memory_budget) +
+                      " bytes to decode, more than its size allows (docs/security.md)");
+    }
+    return true;
+  }
+
+  bool item(std::size_t extra) { return charge(kValueCost + extra); }
+
+  bool sized(std::size_t bytes) {
+    if (bytes > limits_.max_value_bytes) {
+      return fail(Errc::kLimitExceeded,
+                  "a value of " + std::to_string(bytes) + " bytes is larger than the limit of " +
+                      std::to_string(limits_.max_value_bytes) + " (limits.max_value_bytes)");
+    }
+    return item(bytes);
+  }
+
+  bool enter(std::size_t announced) {
+    if (++depth_ > kMaxPayloadDepth) {
+      return fail(Errc::kCorruption,
+                  "nested deeper than " + std::to_string(kMaxPayloadDepth) + " levels");
+    }
+    // SIZE_MAX means "indefinite length"; anything else must fit in the input and
+    // in the budget before a single element is read.
+    if (announced != kIndefinite &&
+        (announced > input_bytes_ || announced > limits_.memory_budget / kValueCost)) {
+      return fail(Errc::kLimitExceeded, "a list declares " + std::to_string(announced) +
+                                            " elements, more than the message can hold");
+    }
+    return charge(kContainerCost);
+  }
+
+  bool leave() {
+    --depth_;
+    return true;
+  }
+
+  const DecodeLimits& limits_;
+  std::size_t input_bytes_;
+  std::size_t depth_ = 0;
+  std::size_t estimate_ = 0;
+  std::size_t changes_ = 0;
+  std::string top_key_;
+  std::optional<Error> failure_;
 };
 
 Error corrupt(const std::string& what) {
@@ -207,15 +322,15 @@ Result<WireChange> change_from_json(json& j, const std::vector<TableBlock>& tabl
 }
 
 Result<EpochBlock> epoch_from_json(json& j, const std::vector<TableBlock>& tables,
-                                   std::size_t& budget) {
+                                   std::size_t& budget, std::size_t max_changes) {
   if (!j.is_array() || j.size() != 2 || !j[0].is_number_integer() || !j[1].is_array()) {
     return corrupt("an epoch is not [number, [changes]]");
   }
   EpochBlock e;
   e.epoch = j[0].get<std::int64_t>();
   if (j[1].size() > budget) {
-    return make_error(Errc::kLimitExceeded, "message payload has more than " +
-                                                std::to_string(kMaxPayloadChanges) + " changes");
+    return make_error(Errc::kLimitExceeded,
+                      "message payload has more than " + std::to_string(max_changes) + " changes");
   }
   budget -= j[1].size();
   e.changes.reserve(j[1].size());
@@ -226,7 +341,7 @@ Result<EpochBlock> epoch_from_json(json& j, const std::vector<TableBlock>& table
   return e;
 }
 
-Result<Payload> payload_from_json(json& doc) {
+Result<Payload> payload_from_json(json& doc, std::size_t max_changes) {
   if (!doc.is_object()) {
     return corrupt("not a map");
   }
@@ -250,6 +365,11 @@ Result<Payload> payload_from_json(json& doc) {
   p.kind = kind == 0 ? PayloadKind::kData : PayloadKind::kAckOnly;
   SQLPOST_TRY_ASSIGN(p.ack, unsigned_field(doc["a"], "a"));
   SQLPOST_TRY_ASSIGN(p.resend_from, unsigned_field(doc["r"], "r"));
+  // Sequence numbers are SQLite integers: beyond INT64_MAX they would wrap negative.
+  constexpr auto kMaxSequence = static_cast<std::uint64_t>(INT64_MAX);
+  if (p.ack > kMaxSequence || p.resend_from > kMaxSequence) {
+    return corrupt("acknowledgement or resend request beyond the 64-bit signed range");
+  }
   if (!doc["t"].is_array() || doc["t"].size() > kMaxPayloadTables || !doc["e"].is_array()) {
     return corrupt("tables or epochs are not lists within limits");
   }
@@ -257,9 +377,9 @@ Result<Payload> payload_from_json(json& doc) {
     SQLPOST_TRY_ASSIGN(TableBlock table, table_from_json(t));
     p.tables.push_back(std::move(table));
   }
-  std::size_t budget = kMaxPayloadChanges;
+  std::size_t budget = max_changes;
   for (auto& e : doc["e"]) {
-    SQLPOST_TRY_ASSIGN(EpochBlock epoch, epoch_from_json(e, p.tables, budget));
+    SQLPOST_TRY_ASSIGN(EpochBlock epoch, epoch_from_json(e, p.tables, budget, max_changes));
     p.epochs.push_back(std::move(epoch));
   }
   return p;
@@ -309,14 +429,34 @@ std::vector<std::uint8_t> encode_payload(const Payload& payload) {
   return json::to_cbor(doc);
 }
 
-Result<Payload> decode_payload(std::span<const std::uint8_t> bytes) {
+std::size_t decode_budget(std::size_t compressed_bytes) {
+  const std::size_t relative = compressed_bytes > transport::kMaxPayloadBytes / kMaxDecodeExpansion
+                                   ? transport::kMaxPayloadBytes
+                                   : compressed_bytes * kMaxDecodeExpansion;
+  return std::min(transport::kMaxPayloadBytes, std::max(kDecodeFloorBytes, relative));
+}
+
+Result<Payload> decode_payload(std::span<const std::uint8_t> bytes, const DecodeLimits& limits) {
+  // Pass 1: count and measure, build nothing.
+  ShapeCheck shape(limits, bytes.size());
+  try {
+    const bool valid = json::sax_parse(bytes.begin(), bytes.end(), &shape,
+                                       nlohmann::detail::input_format_t::cbor, true);
+    if (!valid || shape.failure()) {
+      const Error e = shape.failure().value_or(Error{Errc::kCorruption, "not valid CBOR"});
+      return e.code == Errc::kCorruption ? corrupt(e.message) : e;
+    }
+  } catch (const json::exception& e) {  // nlohmann reports some limits by throwing
+    return corrupt(std::string("not valid CBOR: ") + e.what());
+  }
+  // Pass 2: the document, now known to be within every limit.
   json doc;
   BoundedDomParser parser(doc, bytes.size());
   bool parsed = false;
   try {
     parsed = json::sax_parse(bytes.begin(), bytes.end(), &parser,
                              nlohmann::detail::input_format_t::cbor, true);
-  } catch (const json::exception& e) {  // nlohmann reports some limits by throwing
+  } catch (const json::exception& e) {
     return corrupt(std::string("not valid CBOR: ") + e.what());
   }
   if (parser.too_deep()) {
@@ -326,7 +466,7 @@ Result<Payload> decode_payload(std::span<const std::uint8_t> bytes) {
     return corrupt("not valid CBOR");
   }
   try {
-    return payload_from_json(doc);
+    return payload_from_json(doc, limits.max_changes);
   } catch (const json::exception& e) {
     return corrupt(e.what());
   }

@@ -30,7 +30,28 @@ inline constexpr std::size_t kMaxPassthroughBytes = std::size_t{1024} * 1024;
 inline constexpr std::size_t kMaxPayloadDepth = 8;
 inline constexpr std::size_t kMaxPayloadTables = 10000;
 inline constexpr std::size_t kMaxPayloadColumns = 2000;  // SQLite's default column limit
-inline constexpr std::size_t kMaxPayloadChanges = 50'000'000;
+
+// Decoding is bounded in two passes (docs/security.md, "Limits"): a counting pass
+// over the CBOR that builds nothing checks every count, length and nesting level
+// and estimates the memory the decoded message will take; only then is the
+// document built. The estimate is bounded by the message's budget: at least
+// kDecodeFloorBytes, at most kMaxDecodeExpansion times its compressed size, and
+// never more than transport::kMaxPayloadBytes — so a small message can never
+// decode into something big, whatever it declares.
+inline constexpr std::size_t kDefaultMaxChanges = 1'000'000;
+inline constexpr std::size_t kDefaultMaxValueBytes = std::size_t{64} << 20;  // 64 MiB
+inline constexpr std::size_t kDecodeFloorBytes = std::size_t{32} << 20;      // 32 MiB
+inline constexpr std::size_t kMaxDecodeExpansion = 256;
+
+struct DecodeLimits {
+  std::size_t max_changes = kDefaultMaxChanges;         // config limits.max_changes
+  std::size_t max_value_bytes = kDefaultMaxValueBytes;  // config limits.max_value_bytes
+  std::size_t memory_budget = SIZE_MAX;                 // see decode_budget()
+};
+
+// The decoded size (and decoding memory) allowed for a message that arrived as
+// `compressed_bytes` of compressed payload.
+std::size_t decode_budget(std::size_t compressed_bytes);
 
 enum class PayloadKind { kData, kAckOnly };
 
@@ -70,6 +91,9 @@ struct Payload {
 };
 
 std::vector<std::uint8_t> encode_payload(const Payload& payload);
-Result<Payload> decode_payload(std::span<const std::uint8_t> bytes);
+// kLimitExceeded when a named limit or the budget is exceeded; kCorruption when
+// malformed. Nothing is allocated for a count before it was checked.
+Result<Payload> decode_payload(std::span<const std::uint8_t> bytes,
+                               const DecodeLimits& limits = {});
 
 }  // namespace sqlpost

@@ -18,7 +18,9 @@ using CCtx = std::unique_ptr<ZSTD_CCtx, CCtxFree>;
 using DCtx = std::unique_ptr<ZSTD_DCtx, DCtxFree>;
 
 constexpr std::size_t kInitialOutput = std::size_t{64} << 10;
-constexpr int kWindowLogMax = 27;  // bounds decoder memory at 128 MiB
+// Bounds decoder memory at 16 MiB; compress() (level 3, and any level up to 19)
+// never needs a larger window.
+constexpr int kWindowLogMax = 24;
 
 Error zstd_error(Errc code, const char* what, std::size_t rc) {
   return make_error(code, std::string(what) + ": " + ZSTD_getErrorName(rc));
@@ -68,8 +70,13 @@ Result<std::vector<std::uint8_t>> decompress(std::span<const std::uint8_t> input
   if (!ctx) return make_error(Errc::kInternal, "ZSTD_createDCtx failed");
   ZSTD_DCtx_setParameter(ctx.get(), ZSTD_d_windowLogMax, kWindowLogMax);
   std::vector<std::uint8_t> out;
+  // A declared size (checked above) is allocated once: no doubling, no copy.
+  const unsigned long long declared = ZSTD_getFrameContentSize(input.data(), input.size());
+  if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != ZSTD_CONTENTSIZE_ERROR) {
+    out.resize(static_cast<std::size_t>(declared) + 1);
+  }
   ZSTD_inBuffer in{input.data(), input.size(), 0};
-  ZSTD_outBuffer dst{nullptr, 0, 0};
+  ZSTD_outBuffer dst{out.data(), out.size(), 0};
   for (;;) {
     if (dst.pos == dst.size) {
       SQLPOST_TRY(grow(out, max_output));

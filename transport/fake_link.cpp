@@ -132,6 +132,13 @@ class FakeLink final : public Link {
     return it->text;
   }
 
+  Result<std::string> fetch_head(const MailRef& ref, std::size_t max_bytes) override {
+    auto& box = state_->boxes[address_];
+    const auto it = state_->find(box, ref.id);
+    if (it == box.end()) return make_error(Errc::kNotFound, "no mail " + ref.id);
+    return it->text.substr(0, max_bytes);
+  }
+
   Result<> remove(const MailRef& ref) override {
     auto& box = state_->boxes[address_];
     const auto it = state_->find(box, ref.id);

@@ -165,6 +165,23 @@ Result<std::string> FileLink::fetch(const MailRef& ref) {
   return read_bounded(file, path);
 }
 
+Result<std::string> FileLink::fetch_head(const MailRef& ref, std::size_t max_bytes) {
+  SQLPOST_TRY_ASSIGN(const fs::path path, path_of(ref));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return io_error("cannot open", path, errno);
+  std::string out(max_bytes, '\0');
+  std::size_t have = 0;
+  while (have < max_bytes) {
+    const ssize_t n = ::read(fd.get(), out.data() + have, max_bytes - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return io_error("cannot read", path, errno);
+    if (n == 0) break;
+    have += static_cast<std::size_t>(n);
+  }
+  out.resize(have);
+  return out;
+}
+
 Result<> FileLink::remove(const MailRef& ref) {
   SQLPOST_TRY_ASSIGN(const fs::path path, path_of(ref));
   return platform::remove_file(path);

@@ -35,6 +35,7 @@ class FileLink final : public Link {
   Result<> send(std::string_view to_address, std::string_view mail) override;
   Result<std::vector<MailRef>> list() override;
   Result<std::string> fetch(const MailRef& ref) override;
+  Result<std::string> fetch_head(const MailRef& ref, std::size_t max_bytes) override;
   Result<> remove(const MailRef& ref) override;
 
   [[nodiscard]] const std::filesystem::path& root() const { return root_; }

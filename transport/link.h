@@ -9,7 +9,8 @@
 // kNotFound (mail gone), kIOError, kTransient (retry later), kPermanent.
 // finish() ends the mailbox session at the end of a run: removals a link could only
 // mark (POP3 DELE) take effect there; a failed finish() loses no mail (it is listed
-// again and recognised as a duplicate).
+// again and recognised as a duplicate). fetch_head() reads only the start of a
+// mail (oversize mail: sqlpost's or foreign?).
 #pragma once
 
 #include <cstddef>
@@ -39,6 +40,11 @@ class Link {
   virtual Result<std::vector<MailRef>> list() = 0;
   virtual Result<std::string> fetch(const MailRef& ref) = 0;
   virtual Result<> remove(const MailRef& ref) = 0;
+  // The first `max_bytes` of a mail (its header block), for mail fetch() refuses as
+  // too big: is it sqlpost's? kUnsupported where the link cannot tell.
+  virtual Result<std::string> fetch_head(const MailRef& /*ref*/, std::size_t /*max_bytes*/) {
+    return make_error(Errc::kUnsupported, "this link cannot read the head of a mail");
+  }
   virtual Result<> finish() { return success(); }
 };
 
