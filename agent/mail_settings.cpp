@@ -182,6 +182,30 @@ Result<transport::MailLinkConfig> load_mail_settings(Database& db, const LocalSi
   return config;
 }
 
+Result<std::vector<std::string>> missing_ftp_parameters(Database& db) {
+  std::vector<std::string> missing;
+  for (const char* key : {"ftp.host", "ftp.user"}) {
+    SQLPOST_TRY_ASSIGN(const bool set, has_any(db, {key}));
+    if (!set) {
+      missing.emplace_back(key);
+    }
+  }
+  SQLPOST_TRY_ASSIGN(const bool password, has_password(db, "ftp"));
+  if (!password) {
+    missing.emplace_back("ftp.password");
+  }
+  return missing;
+}
+
+Result<transport::FtpConfig> load_ftp_settings(Database& db, const LocalSite& site) {
+  transport::FtpConfig config;
+  SQLPOST_TRY_ASSIGN(config.server, server_of(db, "ftp"));
+  SQLPOST_TRY_ASSIGN(const auto dir, get_config(db, "ftp.dir"));
+  config.dir = dir.value_or("");
+  config.own_address = site.address;
+  return config;
+}
+
 Result<std::string> read_secret(std::string_view prompt) {
   const bool terminal = isatty(STDIN_FILENO) == 1;
   termios saved{};

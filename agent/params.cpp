@@ -43,8 +43,22 @@ Result<> require_one_of(std::string_view key, std::string_view value,
 
 const std::vector<ParamSpec>& parameter_specs() {
   static const std::vector<ParamSpec> specs = {
-      {"link", "how mail travels: file (shared folder) or smtp (with receive=pop3|imap)"},
+      {"link",
+       "how mail travels: file (shared folder), ftp (folders on an FTP server) or smtp "
+       "(with receive=pop3|imap)"},
       {"file.dir", "file link: the shared root folder (one Maildir per address)"},
+      {"ftp.host", "FTP server holding every site's folder"},
+      {"ftp.port", "FTP port (default 21 for starttls/none, 990 for tls)"},
+      {"ftp.security",
+       "starttls (default: explicit TLS, AUTH TLS, required), tls (implicit) or "
+       "none"},
+      {"ftp.user", "FTP user"},
+      {"ftp.password", "FTP password; set with --secret", true},
+      {"ftp.password_file", "file (mode 0600) holding the FTP password"},
+      {"ftp.password_env", "environment variable holding the FTP password"},
+      {"ftp.dir",
+       "folder on the FTP server holding one folder per address (default: the login "
+       "folder; '/...' is absolute)"},
       {"max_message_bytes", "largest e-mail sqlpost writes (default 1000000)"},
       {"resend_timeout", "seconds before an unacknowledged message is sent again (3600)"},
       {"gap_patience", "seconds to wait for a missing message before asking again (300)"},
@@ -96,7 +110,7 @@ Result<> validate_parameter(std::string_view key, std::string_view value) {
                       "unknown parameter '" + std::string(key) + "' (see 'sqlpost config --help')");
   }
   if (key == "link") {
-    return require_one_of(key, value, {"file", "smtp"});
+    return require_one_of(key, value, {"file", "ftp", "smtp"});
   }
   if (const ParamSpec* spec = find_parameter(key); spec != nullptr && spec->secret) {
     return make_error(Errc::kInvalidArgument,
@@ -109,13 +123,14 @@ Result<> validate_parameter(std::string_view key, std::string_view value) {
   if (key == "receive") {
     return require_one_of(key, value, {"pop3", "imap"});
   }
-  if (key == "smtp.security" || key == "pop3.security" || key == "imap.security") {
+  if (key == "smtp.security" || key == "pop3.security" || key == "imap.security" ||
+      key == "ftp.security") {
     return require_one_of(key, value, {"starttls", "tls", "none"});
   }
   if (key == "tls.verify") {
     return require_one_of(key, value, {"yes", "no"});
   }
-  if (key == "smtp.port" || key == "pop3.port" || key == "imap.port") {
+  if (key == "smtp.port" || key == "pop3.port" || key == "imap.port" || key == "ftp.port") {
     return require_int(key, value, 1, 65535);
   }
   if (key == "timeout") {
