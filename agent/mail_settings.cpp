@@ -124,13 +124,10 @@ Result<MailServer> server_of(Database& db, std::string_view prefix) {
   server.user = user.value_or("");
   SQLPOST_TRY_ASSIGN(const auto password, password_of(db, prefix));
   server.password = password.value_or("");
+  SQLPOST_TRY_ASSIGN(const auto auth, get_config(db, key_of(prefix, "auth")));
+  server.auth = auth.value_or("");
   SQLPOST_TRY(apply_common(db, server));
   return server;
-}
-
-std::string helo_name_of(std::string_view address) {
-  const auto at = address.rfind('@');
-  return at == std::string_view::npos ? "localhost" : std::string(address.substr(at + 1));
 }
 
 }  // namespace
@@ -178,7 +175,8 @@ Result<transport::MailLinkConfig> load_mail_settings(Database& db, const LocalSi
     config.smtp.server.password = config.inbox_server.password;
   }
   config.smtp.from_address = site.address;
-  config.smtp.helo_name = helo_name_of(site.address);
+  SQLPOST_TRY_ASSIGN(const auto local_host, get_config(db, "smtp.local_host"));
+  config.smtp.helo_name = local_host.value_or("");  // empty: the machine's host name
   return config;
 }
 

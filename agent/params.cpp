@@ -72,6 +72,12 @@ const std::vector<ParamSpec>& parameter_specs() {
       {"smtp.password", "SMTP password (default: the pop3/imap one); set with --secret", true},
       {"smtp.password_file", "file (mode 0600) holding the SMTP password"},
       {"smtp.password_env", "environment variable holding the SMTP password"},
+      {"smtp.local_host",
+       "EHLO name announced to the SMTP server (default: this machine's host "
+       "name)"},
+      {"smtp.auth",
+       "SASL mechanism for SMTP AUTH: PLAIN, LOGIN, CRAM-MD5, DIGEST-MD5, NTLM or "
+       "EXTERNAL (default: the best both sides offer)"},
       {"receive", "how this site's mailbox is read: pop3 (default) or imap"},
       {"pop3.host", "POP3 server of this site's mailbox"},
       {"pop3.port", "POP3 port (default 110 for starttls/none, 995 for tls)"},
@@ -80,6 +86,7 @@ const std::vector<ParamSpec>& parameter_specs() {
       {"pop3.password", "POP3 password; set with --secret", true},
       {"pop3.password_file", "file (mode 0600) holding the POP3 password"},
       {"pop3.password_env", "environment variable holding the POP3 password"},
+      {"pop3.auth", "SASL mechanism for the POP3 login (as smtp.auth)"},
       {"imap.host", "IMAP server of this site's mailbox"},
       {"imap.port", "IMAP port (default 143 for starttls/none, 993 for tls)"},
       {"imap.security", "starttls (default, required), tls (implicit) or none"},
@@ -87,6 +94,7 @@ const std::vector<ParamSpec>& parameter_specs() {
       {"imap.password", "IMAP password; set with --secret", true},
       {"imap.password_file", "file (mode 0600) holding the IMAP password"},
       {"imap.password_env", "environment variable holding the IMAP password"},
+      {"imap.auth", "SASL mechanism for the IMAP login (as smtp.auth)"},
       {"imap.mailbox", "IMAP folder to read (default INBOX)"},
       {"tls.ca_file", "PEM file of the CA that signed the servers' certificates"},
       {"tls.verify", "yes (default) or no: check the servers' certificates"},
@@ -126,6 +134,21 @@ Result<> validate_parameter(std::string_view key, std::string_view value) {
   if (key == "smtp.security" || key == "pop3.security" || key == "imap.security" ||
       key == "ftp.security") {
     return require_one_of(key, value, {"starttls", "tls", "none"});
+  }
+  if (key == "smtp.auth" || key == "pop3.auth" || key == "imap.auth") {
+    return require_one_of(key, value,
+                          {"PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "NTLM", "EXTERNAL"});
+  }
+  if (key == "smtp.local_host") {
+    const bool ok = !value.empty() && value.size() <= 253 &&
+                    value.find_first_not_of(
+                        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                        "0123456789.-") == std::string_view::npos;
+    if (!ok) {
+      return make_error(Errc::kInvalidArgument,
+                        "smtp.local_host must be a host name (letters, digits, '.', '-')");
+    }
+    return success();
   }
   if (key == "tls.verify") {
     return require_one_of(key, value, {"yes", "no"});

@@ -186,6 +186,10 @@ void apply_server(CurlEasy& easy, MailProtocol protocol, const MailServer& serve
     easy.set(CURLOPT_USERNAME, server.user.c_str());
     easy.set(CURLOPT_PASSWORD, server.password.c_str());
   }
+  if (!server.auth.empty()) {
+    const std::string options = "AUTH=" + server.auth;
+    easy.set(CURLOPT_LOGIN_OPTIONS, options.c_str());
+  }
   const bool tls = server.security != MailSecurity::kNone;
   easy.set(CURLOPT_USE_SSL, static_cast<long>(tls ? CURLUSESSL_ALL : CURLUSESSL_NONE));
   if (!server.ca_file.empty()) {

@@ -47,6 +47,7 @@ struct MailServer {
   MailSecurity security = MailSecurity::kStartTls;
   std::string user;  // empty: no login (SMTP relay without AUTH)
   std::string password;
+  std::string auth;     // SASL mechanism (PLAIN, LOGIN, CRAM-MD5, ...); empty: libcurl picks
   std::string ca_file;  // PEM bundle; empty: the system's CA store
   bool verify = true;   // false: accept any certificate (callers warn)
   std::chrono::milliseconds connect_timeout{30'000};   // DNS, TCP, TLS, greeting, login
