@@ -123,13 +123,10 @@ Result<MailServer> server_of(Database& db, std::string_view prefix) {
   server.user = user.value_or("");
   SQLPOST_TRY_ASSIGN(const auto password, password_of(db, prefix));
   server.password = password.value_or("");
+  SQLPOST_TRY_ASSIGN(const auto auth, get_config(db, key_of(prefix, "auth")));
+  server.auth = auth.value_or("");
   SQLPOST_TRY(apply_common(db, server));
   return server;
-}
-
-std::string helo_name_of(std::string_view address) {
-  const auto at = address.rfind('@');
-  return at == std::string_view::npos ? "localhost" : std::string(address.substr(at + 1));
 }
 
 }  // namespace
@@ -177,7 +174,32 @@ Result<transport::MailLinkConfig> load_mail_settings(Database& db, const LocalSi
     config.smtp.server.password = config.inbox_server.password;
   }
   config.smtp.from_address = site.address;
-  config.smtp.helo_name = helo_name_of(site.address);
+  SQLPOST_TRY_ASSIGN(const auto local_host, get_config(db, "smtp.local_host"));
+  config.smtp.helo_name = local_host.value_or("");  // empty: the machine's host name
+  return config;
+}
+
+Result<std::vector<std::string>> missing_ftp_parameters(Database& db) {
+  std::vector<std::string> missing;
+  for (const char* key : {"ftp.host", "ftp.user"}) {
+    SQLPOST_TRY_ASSIGN(const bool set, has_any(db, {key}));
+    if (!set) {
+      missing.emplace_back(key);
+    }
+  }
+  SQLPOST_TRY_ASSIGN(const bool password, has_password(db, "ftp"));
+  if (!password) {
+    missing.emplace_back("ftp.password");
+  }
+  return missing;
+}
+
+Result<transport::FtpConfig> load_ftp_settings(Database& db, const LocalSite& site) {
+  transport::FtpConfig config;
+  SQLPOST_TRY_ASSIGN(config.server, server_of(db, "ftp"));
+  SQLPOST_TRY_ASSIGN(const auto dir, get_config(db, "ftp.dir"));
+  config.dir = dir.value_or("");
+  config.own_address = site.address;
   return config;
 }
 

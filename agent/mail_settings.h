@@ -1,4 +1,4 @@
-// sqlpost/agent/mail_settings.h — the `smtp` link's settings, read from the control
+// sqlpost/agent/mail_settings.h — the `smtp` and `ftp` links' settings, read from the control
 // parameters of a site (see params.h), and where its passwords come from.
 //
 // Contract: missing_mail_parameters() lists the required keys that are not set
@@ -20,12 +20,18 @@
 
 #include "schema/db.h"
 #include "schema/metadata.h"
+#include "transport/curl_ftp.h"
 #include "transport/mail_links.h"
 
 namespace sqlpost {
 
 Result<std::vector<std::string>> missing_mail_parameters(Database& db);
 Result<transport::MailLinkConfig> load_mail_settings(Database& db, const LocalSite& site);
+
+// link=ftp: the required keys not set (ftp.host, ftp.user, a password for it), and the
+// settings (ftp.port/security/dir, tls.*, timeout; passwords as above).
+Result<std::vector<std::string>> missing_ftp_parameters(Database& db);
+Result<transport::FtpConfig> load_ftp_settings(Database& db, const LocalSite& site);
 
 // Prompts with `prompt` on a terminal (echo off) or reads a line from stdin.
 Result<std::string> read_secret(std::string_view prompt);

@@ -43,7 +43,9 @@ Result<> require_one_of(std::string_view key, std::string_view value,
 
 const std::vector<ParamSpec>& parameter_specs() {
   static const std::vector<ParamSpec> specs = {
-      {"link", "how mail travels: file (shared folder) or smtp (with receive=pop3|imap)"},
+      {"link",
+       "how mail travels: file (shared folder), ftp (folders on an FTP server) or smtp "
+       "(with receive=pop3|imap)"},
       {"file.dir", "file link: the shared root folder (one Maildir per address)"},
       {"max_message_bytes", "largest e-mail sqlpost writes (default 1000000)", false, "1000000"},
       {"resend_timeout", "seconds before an unacknowledged message is sent again (3600)", false,
@@ -72,6 +74,23 @@ const std::vector<ParamSpec>& parameter_specs() {
        "1000000"},
       {"limits.max_value_bytes",
        "largest value (TEXT/BLOB) a received message may carry (67108864)", false, "67108864"},
+      {"ftp.host", "FTP server holding every site's folder"},
+      {"ftp.port", "FTP port (default 21 for starttls/none, 990 for tls)"},
+      {"ftp.security",
+       "starttls (default: explicit TLS, AUTH TLS, required), tls (implicit) or "
+       "none"},
+      {"ftp.user", "FTP user"},
+      {"ftp.password", "FTP password; set with --secret", true},
+      {"ftp.password_file", "file (mode 0600) holding the FTP password"},
+      {"ftp.password_env", "environment variable holding the FTP password"},
+      {"ftp.dir",
+       "folder on the FTP server holding one folder per address (default: the login "
+       "folder; '/...' is absolute)"},
+      {"max_message_bytes", "largest e-mail sqlpost writes (default 1000000)"},
+      {"resend_timeout", "seconds before an unacknowledged message is sent again (3600)"},
+      {"gap_patience", "seconds to wait for a missing message before asking again (300)"},
+      {"resend_interval", "least seconds between two resend requests to a partner (600)"},
+      {"log_retention", "seconds acknowledged changes stay in the log for rescan (604800)"},
       {"address", "this site's own e-mail address (where partners send its mail)"},
       {"smtp.host", "SMTP server for outgoing mail"},
       {"smtp.port", "SMTP port (default 587 for starttls, 465 for tls, 25 for none)", false,
@@ -81,6 +100,12 @@ const std::vector<ParamSpec>& parameter_specs() {
       {"smtp.password", "SMTP password (default: the pop3/imap one); set with --secret", true},
       {"smtp.password_file", "file (mode 0600) holding the SMTP password"},
       {"smtp.password_env", "environment variable holding the SMTP password"},
+      {"smtp.local_host",
+       "EHLO name announced to the SMTP server (default: this machine's host "
+       "name)"},
+      {"smtp.auth",
+       "SASL mechanism for SMTP AUTH: PLAIN, LOGIN, CRAM-MD5, DIGEST-MD5, NTLM or "
+       "EXTERNAL (default: the best both sides offer)"},
       {"receive", "how this site's mailbox is read: pop3 (default) or imap", false, "pop3"},
       {"pop3.host", "POP3 server of this site's mailbox"},
       {"pop3.port", "POP3 port (default 110 for starttls/none, 995 for tls)", false,
@@ -90,6 +115,7 @@ const std::vector<ParamSpec>& parameter_specs() {
       {"pop3.password", "POP3 password; set with --secret", true},
       {"pop3.password_file", "file (mode 0600) holding the POP3 password"},
       {"pop3.password_env", "environment variable holding the POP3 password"},
+      {"pop3.auth", "SASL mechanism for the POP3 login (as smtp.auth)"},
       {"imap.host", "IMAP server of this site's mailbox"},
       {"imap.port", "IMAP port (default 143 for starttls/none, 993 for tls)", false,
        "143 for starttls and none, 993 for tls"},
@@ -98,6 +124,7 @@ const std::vector<ParamSpec>& parameter_specs() {
       {"imap.password", "IMAP password; set with --secret", true},
       {"imap.password_file", "file (mode 0600) holding the IMAP password"},
       {"imap.password_env", "environment variable holding the IMAP password"},
+      {"imap.auth", "SASL mechanism for the IMAP login (as smtp.auth)"},
       {"imap.mailbox", "IMAP folder to read (default INBOX)", false, "INBOX"},
       {"tls.ca_file", "PEM file of the CA that signed the servers' certificates", false,
        "the system certificate store"},
@@ -122,7 +149,7 @@ Result<> validate_parameter(std::string_view key, std::string_view value) {
                       "unknown parameter '" + std::string(key) + "' (see 'sqlpost config --help')");
   }
   if (key == "link") {
-    return require_one_of(key, value, {"file", "smtp"});
+    return require_one_of(key, value, {"file", "ftp", "smtp"});
   }
   if (const ParamSpec* spec = find_parameter(key); spec != nullptr && spec->secret) {
     return make_error(Errc::kInvalidArgument,
@@ -135,13 +162,29 @@ Result<> validate_parameter(std::string_view key, std::string_view value) {
   if (key == "receive") {
     return require_one_of(key, value, {"pop3", "imap"});
   }
-  if (key == "smtp.security" || key == "pop3.security" || key == "imap.security") {
+  if (key == "smtp.security" || key == "pop3.security" || key == "imap.security" ||
+      key == "ftp.security") {
     return require_one_of(key, value, {"starttls", "tls", "none"});
+  }
+  if (key == "smtp.auth" || key == "pop3.auth" || key == "imap.auth") {
+    return require_one_of(key, value,
+                          {"PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "NTLM", "EXTERNAL"});
+  }
+  if (key == "smtp.local_host") {
+    const bool ok = !value.empty() && value.size() <= 253 &&
+                    value.find_first_not_of(
+                        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                        "0123456789.-") == std::string_view::npos;
+    if (!ok) {
+      return make_error(Errc::kInvalidArgument,
+                        "smtp.local_host must be a host name (letters, digits, '.', '-')");
+    }
+    return success();
   }
   if (key == "tls.verify") {
     return require_one_of(key, value, {"yes", "no"});
   }
-  if (key == "smtp.port" || key == "pop3.port" || key == "imap.port") {
+  if (key == "smtp.port" || key == "pop3.port" || key == "imap.port" || key == "ftp.port") {
     return require_int(key, value, 1, 65535);
   }
   if (key == "timeout" || key == "lock_wait") {

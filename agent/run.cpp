@@ -38,7 +38,8 @@ Result<std::unique_ptr<transport::Link>> make_file_link(Database& db, const std:
 
 // "control parameters missing: smtp.host, pop3.password; set them with: sqlpost
 // config DB smtp.host=...; sqlpost config DB --secret pop3.password"
-Error missing_mail_error(const std::string& db_path, const std::vector<std::string>& missing) {
+Error missing_mail_error(const std::string& db_path, const std::vector<std::string>& missing,
+                         bool asked_on_terminal = true) {
   std::string keys;
   std::string plain;
   std::string secrets;
@@ -52,9 +53,10 @@ Error missing_mail_error(const std::string& db_path, const std::vector<std::stri
   }
   const std::string commands =
       plain.empty() ? secrets.substr(2) : "sqlpost config " + db_path + plain + secrets;
-  return make_error(Errc::kConfig, "control parameters missing: " + keys +
-                                       "; set them with: " + commands +
-                                       " (or run sqlpost run on a terminal to be asked)");
+  return make_error(
+      Errc::kConfig,
+      "control parameters missing: " + keys + "; set them with: " + commands +
+          (asked_on_terminal ? " (or run sqlpost run on a terminal to be asked)" : ""));
 }
 
 Result<std::unique_ptr<transport::Link>> make_mail_link(Database& db, const std::string& db_path,
@@ -73,6 +75,29 @@ Result<std::unique_ptr<transport::Link>> make_mail_link(Database& db, const std:
   auto link = transport::MailLink::open(std::move(config));
   if (!link.ok()) {
     return make_error(Errc::kConfig, "smtp link: " + link.error().message);
+  }
+  return std::unique_ptr<transport::Link>(std::move(link).value());
+}
+
+Result<std::unique_ptr<transport::Link>> make_ftp_link(Database& db, const std::string& db_path,
+                                                       const LocalSite& site) {
+  SQLPOST_TRY_ASSIGN(const auto missing, missing_ftp_parameters(db));
+  if (!missing.empty()) {
+    return missing_mail_error(db_path, missing, false);
+  }
+  SQLPOST_TRY_ASSIGN(auto config, load_ftp_settings(db, site));
+  SQLPOST_TRY_ASSIGN(const bool unverified, tls_verification_off(db));
+  if (unverified && config.server.security != transport::MailSecurity::kNone) {
+    log_warn(
+        "tls.verify=no: the FTP server's certificate is not checked; anyone on the path "
+        "can read and change the mail (set tls.ca_file instead)");
+  }
+  if (config.server.security == transport::MailSecurity::kNone) {
+    log_warn("ftp.security=none: the FTP password and the (sealed) mail travel in clear text");
+  }
+  auto link = transport::FtpLink::open(std::move(config));
+  if (!link.ok()) {
+    return make_error(Errc::kConfig, "ftp link: " + link.error().message);
   }
   return std::unique_ptr<transport::Link>(std::move(link).value());
 }
@@ -140,6 +165,9 @@ Result<std::unique_ptr<transport::Link>> make_link(Database& db, const std::stri
   }
   if (*link == "smtp") {
     return make_mail_link(db, db_path, site);
+  }
+  if (*link == "ftp") {
+    return make_ftp_link(db, db_path, site);
   }
   return make_error(Errc::kConfig, "link '" + *link + "' is not available in this build");
 }

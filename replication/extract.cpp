@@ -19,11 +19,11 @@ namespace {
 // Non-secret control parameters a remote inherits from its parent.
 // What a new remote inherits from its parent: how mail travels and which servers
 // (usually one provider); never accounts, passwords or local file paths.
-constexpr std::array<std::string_view, 16> kInheritedConfig = {
-    "link",         "file.dir",  "max_message_bytes", "resend_timeout",
-    "gap_patience", "smtp.host", "smtp.port",         "smtp.security",
-    "receive",      "pop3.host", "pop3.port",         "pop3.security",
-    "imap.host",    "imap.port", "imap.security",     "timeout"};
+constexpr std::array<std::string_view, 20> kInheritedConfig = {
+    "link",      "file.dir",      "max_message_bytes", "resend_timeout", "gap_patience",
+    "smtp.host", "smtp.port",     "smtp.security",     "receive",        "pop3.host",
+    "pop3.port", "pop3.security", "imap.host",         "imap.port",      "imap.security",
+    "timeout",   "ftp.host",      "ftp.port",          "ftp.security",   "ftp.dir"};
 
 Result<std::string> create_private_file(const std::string& output) {
   std::error_code ec;

@@ -14,3 +14,15 @@ set_tests_properties(e2e_mail_test PROPERTIES RESOURCE_LOCK mailstack)
 add_test(NAME demo_mail COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/demo_mail.sh ${CMAKE_BINARY_DIR}/test-tmp/demo-mail)
 set_tests_properties(demo_mail PROPERTIES RESOURCE_LOCK mailstack SKIP_RETURN_CODE 77
   ENVIRONMENT "SQLPOST_BUILD_DIR=${CMAKE_BINARY_DIR}")
+
+# The sqlpost program end to end over the real vsftpd of tools/ftpstack (FTPSTACK_* in
+# the environment). It has its own main: without FTPSTACK_HOST it exits 77 (skipped).
+add_executable(e2e_ftp_test ${CMAKE_CURRENT_LIST_DIR}/e2e_ftp_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/support.cpp)
+target_include_directories(e2e_ftp_test PRIVATE ${PROJECT_SOURCE_DIR})
+target_compile_options(e2e_ftp_test PRIVATE ${SQLPOST_WARNINGS})
+target_link_libraries(e2e_ftp_test PRIVATE doctest::doctest sqlpost_schema sqlpost_transport
+  nlohmann_json::nlohmann_json)
+add_test(NAME e2e_ftp_test COMMAND e2e_ftp_test)
+set_tests_properties(e2e_ftp_test PROPERTIES SKIP_RETURN_CODE 77 ENVIRONMENT
+  "SQLPOST_BIN=$<TARGET_FILE:sqlpost>;SQLPOST_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp")

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -634,3 +635,42 @@ TEST_CASE("MailLink: SMTP out, POP3 or IMAP in") {
 }
 
 }  // namespace
+
+TEST_CASE("EHLO name and a chosen SASL mechanism (LOGIN, CRAM-MD5) for SMTP, POP3 and IMAP") {
+  const Stack* s = mailstack();
+  if (s == nullptr) return;
+  drain(*s);
+  const std::string mail = dotted_mail(*s, unique_tag());
+  for (const char* mechanism : {"LOGIN", "CRAM-MD5"}) {
+    MailServer chosen = server(*s, s->submission, MailSecurity::kStartTls);
+    chosen.auth = mechanism;
+    auto out = SmtpLink::open(SmtpConfig{chosen, s->address, "relay.ehlo-check.test"});
+    REQUIRE(out.ok());
+    send_ok(**out, s->address, mail);
+  }
+  auto unnamed = SmtpLink::open(
+      SmtpConfig{server(*s, s->submission, MailSecurity::kStartTls), s->address, ""});
+  REQUIRE(unnamed.ok());
+  send_ok(**unnamed, s->address, mail);
+  wait_for(*s, 3);
+
+  MailServer pop = server(*s, s->pop3, MailSecurity::kStartTls);
+  pop.auth = "CRAM-MD5";
+  auto in = Pop3Link::open(pop);
+  REQUIRE(in.ok());
+  const auto refs = list_all(**in);
+  REQUIRE(refs.size() == 3);
+  // Postfix records the EHLO name in its Received: header.
+  CHECK(fetch_ok(**in, refs[0]).find("from relay.ehlo-check.test (") != std::string::npos);
+  std::array<char, 256> host{};
+  REQUIRE(gethostname(host.data(), host.size() - 1) == 0);
+  const std::string own = "from " + std::string(host.data()) + " (";
+  CHECK_MESSAGE(fetch_ok(**in, refs[2]).find(own) != std::string::npos, own);
+
+  MailServer imap_login = server(*s, s->imap, MailSecurity::kStartTls);
+  imap_login.auth = "LOGIN";
+  auto box = ImapLink::open(ImapConfig{imap_login, "INBOX"});
+  REQUIRE(box.ok());
+  CHECK(list_all(**box).size() == 3);
+  drain(*s);
+}

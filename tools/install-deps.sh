@@ -13,6 +13,7 @@ packages=(
   libzstd-dev libspdlog-dev
   clang clang-format clang-tidy ccache
   dpkg-dev file man-db systemd
+  vsftpd  # the FTP link's end-to-end test (tools/ftpstack)
 )
 
 missing=()
@@ -32,4 +33,14 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+# Keep apt from starting system services (vsftpd on port 21); the tests start their own.
+created_policy=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod 755 /usr/sbin/policy-rc.d
+  created_policy=1
+fi
+rc=0
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null || rc=$?
+if [ "$created_policy" -eq 1 ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+exit "$rc"

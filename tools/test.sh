@@ -20,4 +20,11 @@ if [ "${SQLPOST_SKIP_MAIL:-0}" != "1" ]; then
   trap mailstack_release EXIT
 fi
 
+# The FTP link's end-to-end test needs a vsftpd (tools/ftpstack); it is skipped without.
+if [ -x tools/ftpstack/start.sh ] && [ "${SQLPOST_SKIP_FTP:-0}" != "1" ]; then
+  bash tools/ftpstack/stop.sh >/dev/null && bash tools/ftpstack/start.sh
+  trap "bash tools/ftpstack/stop.sh; $(trap -p EXIT | cut -d"'" -f2)" EXIT  # keeps the mail one
+  set -a; . "${FTPSTACK_DIR:-/tmp/ftpstack}/ftpstack.env"; set +a
+fi
+
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)" --timeout 900

@@ -1,6 +1,7 @@
 #include "transport/curl_server.h"
 
 #include <algorithm>
+#include <memory>
 #include <string>
 
 namespace sqlpost::transport {
@@ -22,6 +23,7 @@ const char* scheme(MailProtocol protocol, MailSecurity security) {
     case MailProtocol::kSmtp: return tls ? "smtps" : "smtp";
     case MailProtocol::kPop3: return tls ? "pop3s" : "pop3";
     case MailProtocol::kImap: return tls ? "imaps" : "imap";
+    case MailProtocol::kFtp: return tls ? "ftps" : "ftp";
   }
   return "smtp";
 }
@@ -87,6 +89,7 @@ const char* protocol_name(MailProtocol protocol) {
     case MailProtocol::kSmtp: return "SMTP";
     case MailProtocol::kPop3: return "POP3";
     case MailProtocol::kImap: return "IMAP";
+    case MailProtocol::kFtp: return "FTP";
   }
   return "mail";
 }
@@ -97,6 +100,7 @@ std::uint16_t standard_port(MailProtocol protocol, MailSecurity security) {
     case MailProtocol::kSmtp: return tls ? 465 : (security == MailSecurity::kStartTls ? 587 : 25);
     case MailProtocol::kPop3: return tls ? 995 : 110;
     case MailProtocol::kImap: return tls ? 993 : 143;
+    case MailProtocol::kFtp: return tls ? 990 : 21;
   }
   return 0;
 }
@@ -128,6 +132,52 @@ std::string server_url(MailProtocol protocol, const MailServer& server) {
   return std::string(scheme(protocol, server.security)) + "://" + server_name(protocol, server);
 }
 
+namespace {
+
+struct UrlFree {
+  void operator()(CURLU* url) const { curl_url_cleanup(url); }
+};
+struct CurlFree {
+  void operator()(char* text) const { curl_free(text); }
+};
+
+}  // namespace
+
+std::string url_segment(std::string_view raw) {
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-vararg): no handle needed since 7.82
+  const std::unique_ptr<char, CurlFree> escaped(
+      curl_easy_escape(nullptr, raw.data(), static_cast<int>(raw.size())));
+  return escaped ? std::string(escaped.get()) : std::string();
+}
+
+Result<std::string> make_url(MailProtocol protocol, const MailServer& server,
+                             std::string_view encoded_path) {
+  std::unique_ptr<CURLU, UrlFree> url(curl_url());
+  if (!url) {
+    return make_error(Errc::kInternal, "libcurl could not allocate a URL");
+  }
+  const bool ipv6 = server.host.find(':') != std::string::npos;
+  const std::string host = ipv6 ? "[" + server.host + "]" : server.host;
+  const std::uint16_t port =
+      server.port != 0 ? server.port : standard_port(protocol, server.security);
+  const std::string port_text = std::to_string(port);
+  const std::string path = "/" + std::string(encoded_path);
+  CURLUcode rc = curl_url_set(url.get(), CURLUPART_SCHEME, scheme(protocol, server.security),
+                              CURLU_NON_SUPPORT_SCHEME);
+  if (rc == CURLUE_OK) rc = curl_url_set(url.get(), CURLUPART_HOST, host.c_str(), 0);
+  if (rc == CURLUE_OK) rc = curl_url_set(url.get(), CURLUPART_PORT, port_text.c_str(), 0);
+  if (rc == CURLUE_OK) rc = curl_url_set(url.get(), CURLUPART_PATH, path.c_str(), 0);
+  char* text = nullptr;
+  if (rc == CURLUE_OK) rc = curl_url_get(url.get(), CURLUPART_URL, &text, 0);
+  const std::unique_ptr<char, CurlFree> owned(text);
+  if (rc != CURLUE_OK || text == nullptr) {
+    return make_error(Errc::kConfig, "cannot make a " + std::string(protocol_name(protocol)) +
+                                         " URL for host '" + server.host +
+                                         "': " + curl_url_strerror(rc));
+  }
+  return std::string(text);
+}
+
 void apply_server(CurlEasy& easy, MailProtocol protocol, const MailServer& server) {
   const std::string protocols = std::string(scheme(protocol, MailSecurity::kNone)) + "," +
                                 scheme(protocol, MailSecurity::kTls);
@@ -135,6 +185,10 @@ void apply_server(CurlEasy& easy, MailProtocol protocol, const MailServer& serve
   if (!server.user.empty()) {
     easy.set(CURLOPT_USERNAME, server.user.c_str());
     easy.set(CURLOPT_PASSWORD, server.password.c_str());
+  }
+  if (!server.auth.empty()) {
+    const std::string options = "AUTH=" + server.auth;
+    easy.set(CURLOPT_LOGIN_OPTIONS, options.c_str());
   }
   const bool tls = server.security != MailSecurity::kNone;
   easy.set(CURLOPT_USE_SSL, static_cast<long>(tls ? CURLUSESSL_ALL : CURLUSESSL_NONE));

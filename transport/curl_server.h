@@ -39,7 +39,7 @@ enum class MailSecurity {
   kNone,      // no TLS at all: credentials and mail travel in clear text
 };
 
-enum class MailProtocol { kSmtp, kPop3, kImap };
+enum class MailProtocol { kSmtp, kPop3, kImap, kFtp };
 
 struct MailServer {
   std::string host;
@@ -47,6 +47,7 @@ struct MailServer {
   MailSecurity security = MailSecurity::kStartTls;
   std::string user;  // empty: no login (SMTP relay without AUTH)
   std::string password;
+  std::string auth;     // SASL mechanism (PLAIN, LOGIN, CRAM-MD5, ...); empty: libcurl picks
   std::string ca_file;  // PEM bundle; empty: the system's CA store
   bool verify = true;   // false: accept any certificate (callers warn)
   std::chrono::milliseconds connect_timeout{30'000};   // DNS, TCP, TLS, greeting, login
@@ -59,6 +60,13 @@ std::uint16_t standard_port(MailProtocol protocol, MailSecurity security);
 
 Result<> check_server(const MailServer& server);
 std::string server_url(MailProtocol protocol, const MailServer& server);
+// server_url() + `encoded_path` (each segment already made by url_segment(), joined by
+// '/'), assembled and checked by libcurl's URL API (curl_url). kConfig when libcurl
+// refuses the result (e.g. a host it cannot parse).
+Result<std::string> make_url(MailProtocol protocol, const MailServer& server,
+                             std::string_view encoded_path);
+// `raw` percent-encoded for one URL path segment: every byte but A-Z a-z 0-9 - . _ ~.
+std::string url_segment(std::string_view raw);
 // "host:port" for messages.
 std::string server_name(MailProtocol protocol, const MailServer& server);
 void apply_server(CurlEasy& easy, MailProtocol protocol, const MailServer& server);

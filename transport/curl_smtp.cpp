@@ -1,6 +1,9 @@
 #include "transport/curl_smtp.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
 #include <utility>
 
 #include "transport/limits.h"
@@ -26,6 +29,17 @@ std::string to_crlf(std::string_view mail) {
   return out;
 }
 
+// gethostname(), or "localhost" when it fails or is no usable EHLO name.
+std::string machine_host_name() {
+  std::array<char, 256> name{};
+  if (gethostname(name.data(), name.size() - 1) != 0) {
+    return "localhost";
+  }
+  const std::string host(name.data());
+  const bool usable = !host.empty() && std::all_of(host.begin(), host.end(), helo_char);
+  return usable ? host : "localhost";
+}
+
 Error unsupported(const char* what) {
   return make_error(Errc::kUnsupported, std::string("an SMTP link only sends; it cannot ") + what);
 }
@@ -49,7 +63,7 @@ Result<> check_mail_address(std::string_view address) {
 Result<std::unique_ptr<SmtpLink>> SmtpLink::open(SmtpConfig config) {
   SQLPOST_TRY(check_server(config.server));
   if (config.helo_name.empty()) {
-    config.helo_name = "localhost";
+    config.helo_name = machine_host_name();
   }
   if (config.helo_name.size() > 253 ||
       !std::all_of(config.helo_name.begin(), config.helo_name.end(), helo_char)) {

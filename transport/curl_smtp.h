@@ -5,9 +5,9 @@
 // TO:<to>, DATA. Bare LF line ends are sent as CRLF (SMTP requires CRLF); libcurl
 // dot-stuffs. One libcurl handle serves every send() of the object, so the
 // connection, TLS session and AUTH are reused. The EHLO name is helo_name (the URL
-// path; empty: "localhost"). Security as in curl_server.h; the default STARTTLS never
-// downgrades. Errors: kInvalidArgument (bad address, mail over kMaxMailBytes),
-// kConfig (bad settings, wrong password, untrusted certificate, no STARTTLS),
+// path; empty: the machine's host name, or "localhost" if it is not a usable name). Security as in
+// curl_server.h; the default STARTTLS never downgrades. Errors: kInvalidArgument (bad address, mail
+// over kMaxMailBytes), kConfig (bad settings, wrong password, untrusted certificate, no STARTTLS),
 // kPermanent (5xx, e.g. 550 unknown user, 552 too big — with the server's reply),
 // kTransient (4xx, connection failure, timeout). A 250 reply means the server took
 // responsibility for the mail. list/fetch/remove: kUnsupported (send-only link).
@@ -28,7 +28,7 @@ namespace sqlpost::transport {
 struct SmtpConfig {
   MailServer server;         // port 0: 587 (kStartTls), 465 (kTls), 25 (kNone)
   std::string from_address;  // envelope sender (MAIL FROM)
-  std::string helo_name;     // EHLO name: [A-Za-z0-9.-]; empty: "localhost"
+  std::string helo_name;     // EHLO name: [A-Za-z0-9.-]; empty: the machine's host name
 };
 
 // kInvalidArgument unless 1..kMaxAddressBytes printable ASCII with one '@', no

@@ -28,7 +28,9 @@ Result<> ensure_maildir(const fs::path& dir) {
   return success();
 }
 
-Result<std::string> unique_name() {
+}  // namespace
+
+Result<std::string> unique_mail_name() {
   static std::atomic<std::uint64_t> counter{0};
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                       std::chrono::system_clock::now().time_since_epoch())
@@ -43,6 +45,8 @@ Result<std::string> unique_name() {
   if (n <= 0) return make_error(Errc::kInternal, "cannot format a mail file name");
   return std::string(buf.data());
 }
+
+namespace {
 
 // Writes `mail` to `path` durably (fsync + close both checked).
 Result<> write_file(const fs::path& path, std::string_view mail) {
@@ -65,10 +69,7 @@ Result<std::string> read_bounded(platform::File& file, const fs::path& path) {
   }
 }
 
-bool safe_file_name(std::string_view name) {
-  return !name.empty() && name.front() != '.' && name.find('/') == std::string_view::npos &&
-         name.find('\0') == std::string_view::npos;
-}
+bool safe_file_name(std::string_view name) { return safe_mail_file_name(name); }
 
 Result<> list_folder(const fs::path& dir, std::string_view sub, std::vector<MailRef>& out) {
   std::error_code ec;
@@ -90,6 +91,11 @@ std::string_view file_name_of(const MailRef& ref) {
 }
 
 }  // namespace
+
+bool safe_mail_file_name(std::string_view name) {
+  return !name.empty() && name.front() != '.' && name.find('/') == std::string_view::npos &&
+         name.find('\0') == std::string_view::npos;
+}
 
 Result<> check_folder_address(std::string_view address) {
   const bool chars_ok = std::all_of(address.begin(), address.end(), [](char c) {
@@ -119,7 +125,7 @@ Result<> FileLink::send(std::string_view to_address, std::string_view mail) {
   SQLPOST_TRY(check_folder_address(to_address));
   const fs::path dir = root_ / std::string(to_address);
   SQLPOST_TRY(ensure_maildir(dir));
-  SQLPOST_TRY_ASSIGN(const std::string name, unique_name());
+  SQLPOST_TRY_ASSIGN(const std::string name, unique_mail_name());
   const fs::path tmp = dir / "tmp" / name;
   if (auto written = write_file(tmp, mail); !written.ok()) {
     (void)platform::remove_file(tmp);

@@ -25,6 +25,11 @@
 namespace sqlpost::transport {
 
 Result<> check_folder_address(std::string_view address);
+// A new mail file name: <epoch-ns, 20 digits>.<pid>_<counter>_<random>.sqlpost (sorts
+// by delivery time). Shared with the FTP link, whose folders have the same layout.
+Result<std::string> unique_mail_name();
+// A name list() accepts: not empty, no leading '.', no '/', no NUL.
+bool safe_mail_file_name(std::string_view name);
 
 class FileLink final : public Link {
  public:
