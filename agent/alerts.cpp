@@ -1,14 +1,13 @@
 #include "agent/alerts.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
 
 #include "agent/history.h"
 #include "agent/params.h"
+#include "platform/files.h"
+#include "platform/process.h"
 #include "replication/conflicts.h"
 #include "schema/metadata.h"
 
@@ -218,36 +217,29 @@ Result<std::string> metrics_text(Database& db, std::int64_t now, int last_exit_c
   return out.str();
 }
 
-Error file_error(const std::string& what, const std::string& path) {
-  return make_error(Errc::kIOError, "metrics file: " + what + " " + path + ": " +
-                                        std::error_code(errno, std::generic_category()).message());
-}
-
 // Writes `text` to a temporary file beside `path`, flushes it to disk, then
-// renames it over `path`: a reader sees the old file or the new one, whole.
+// renames it over `path`: a reader sees the old file or the new one, whole. The
+// metrics hold no secret: readable by all, so a collector running as another
+// user can read them.
 Result<> replace_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return file_error("cannot create", tmp);
-  }
-  std::size_t written = 0;
-  while (written < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
-    if (n < 0) {
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return file_error("cannot write", tmp);
-    }
-    written += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    return file_error("cannot write", tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return file_error("cannot rename to", path);
+  const std::string tmp = path + ".tmp." + std::to_string(platform::process_id());
+  (void)platform::remove_file(tmp);  // a leftover of a killed run
+  auto written = [&]() -> Result<> {
+    SQLPOST_TRY_ASSIGN(platform::File file, platform::File::create_new(tmp));
+    SQLPOST_TRY(file.write_all(text));
+    SQLPOST_TRY(file.sync());
+    SQLPOST_TRY(file.close());
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::permissions(tmp,
+                    fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                        fs::perms::others_read,
+                    ec);
+    return platform::rename_replace(tmp, path);
+  }();
+  if (!written.ok()) {
+    (void)platform::remove_file(tmp);
+    return make_error(Errc::kIOError, "metrics file: " + written.error().message);
   }
   return success();
 }

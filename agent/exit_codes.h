@@ -13,16 +13,16 @@ namespace sqlpost {
 
 enum ExitCode : int {
   kExitOk = 0,
-  kExitFailure = 1,    // anything not covered below
-  kExitUsage = 2,      // bad command line or invalid argument
-  kExitConfig = 3,     // control parameters missing or invalid
-  kExitTransport = 4,  // mail could not be sent or received (retry later)
-  kExitRejected = 5,   // some received input was rejected (see status)
-  kExitBusy = 6,       // another agent holds this database
-  kExitNotASite = 7,   // the database is not (or not yet) an sqlpost site
-  kExitDatabase = 8,   // SQLite reported an error
+  kExitFailure = 1,       // anything not covered below
+  kExitUsage = 2,         // bad command line or invalid argument
+  kExitConfig = 3,        // control parameters missing or invalid
+  kExitTransport = 4,     // mail could not be sent or received (retry later)
+  kExitRejected = 5,      // some received input was rejected (see status)
+  kExitBusy = 6,          // another agent holds this database
+  kExitNotASite = 7,      // the database is not (or not yet) an sqlpost site
+  kExitDatabase = 8,      // SQLite reported an error
   kExitDatabaseBusy = 9,  // an application held the database's write lock longer than lock_wait
-  kExitAlert = 10,  // run: the pass went well, but an alert is in force (see status)
+  kExitAlert = 10,        // run: the pass went well, but an alert is in force (see status)
 };
 
 // What each code means and what to do about it, one row per code above, in

@@ -1,13 +1,12 @@
 #include "agent/history.h"
 
-#include <unistd.h>
-
 #include <array>
 #include <ctime>
 #include <iomanip>
 #include <sstream>
 
 #include "agent/params.h"
+#include "platform/process.h"
 #include "schema/metadata.h"
 #include "schema/migrations.h"
 
@@ -102,7 +101,7 @@ Result<std::int64_t> insert_run(Database& db, const PassRecord& pass) {
                  "parts_received, duplicates, rejected, messages_applied, changes_applied, "
                  "messages_prepared, parts_sent, acks_sent, send_failures, message) VALUES (?, ?, "
                  "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-  st.bind(1, pass.started_at).bind(2, pass.ended_at).bind(3, std::int64_t{::getpid()});
+  st.bind(1, pass.started_at).bind(2, pass.ended_at).bind(3, std::int64_t{platform::process_id()});
   st.bind(4, pass.mode).bind(5, outcome_of(pass)).bind(6, std::int64_t{pass.exit_code});
   const RunReport empty;
   const RunReport& r = pass.report != nullptr ? *pass.report : empty;

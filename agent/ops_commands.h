@@ -5,7 +5,7 @@
 
 #include <functional>
 
-#include "transport/result.h"
+#include "common/result.h"
 
 namespace CLI {
 class App;

@@ -1,13 +1,7 @@
 #include "agent/private_files.h"
 
-#include <sys/resource.h>
-#include <sys/stat.h>
-#if defined(__linux__)
-#include <sys/prctl.h>
-#endif
-
-#include <cerrno>
-#include <cstring>
+#include "platform/files.h"
+#include "platform/process.h"
 
 namespace sqlpost {
 
@@ -15,37 +9,24 @@ Result<std::vector<std::string>> make_private(const std::string& db_path) {
   std::vector<std::string> tightened;
   for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
     const std::string path = db_path + suffix;
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
-      continue;  // a companion that does not exist (yet: SQLite copies the mode)
-    }
-    if ((st.st_mode & 0777) == 0600) {
+    // A companion that does not exist (yet) is skipped: SQLite copies the mode.
+    if (platform::file_privacy(path) != platform::Privacy::kReadableByOthers) {
       continue;
     }
-    if (::chmod(path.c_str(), 0600) != 0) {
-      return make_error(Errc::kIOError,
-                        "cannot make " + path + " private (mode 0600): " + std::strerror(errno));
-    }
+    SQLPOST_TRY(platform::restrict_to_owner(path));
     tightened.push_back(path);
   }
   return tightened;
 }
 
 Result<bool> shared_with_others(const std::string& db_path) {
-  struct stat st {};
-  if (::stat(db_path.c_str(), &st) != 0) {
-    return make_error(Errc::kIOError,
-                      "cannot read the mode of " + db_path + ": " + std::strerror(errno));
+  const platform::Privacy privacy = platform::file_privacy(db_path);
+  if (privacy == platform::Privacy::kNotRegularFile) {
+    return make_error(Errc::kIOError, "cannot read the permissions of " + db_path);
   }
-  return (st.st_mode & 0077) != 0;
+  return privacy == platform::Privacy::kReadableByOthers;
 }
 
-void disable_core_dumps() {
-  const rlimit none{0, 0};
-  (void)::setrlimit(RLIMIT_CORE, &none);
-#if defined(__linux__)
-  (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-#endif
-}
+void disable_core_dumps() { (void)platform::disable_core_dumps(); }
 
 }  // namespace sqlpost

@@ -5,14 +5,13 @@
 // -journal) that exist mode 0600 and returns the files whose mode it tightened
 // (callers say so). shared_with_others() tells status whether group or others may
 // read the database. disable_core_dumps() keeps the agent's memory (passwords,
-// keys) out of core files. These are the only OS calls for it (POSIX; a platform
-// seam can take them over whole).
+// keys) out of core files. The OS calls are platform/'s (files.h, process.h).
 #pragma once
 
 #include <string>
 #include <vector>
 
-#include "transport/result.h"
+#include "common/result.h"
 
 namespace sqlpost {
 

@@ -64,7 +64,8 @@ FuzzSite make_site() {
   must(init_site(s.db, LocalSite{"hq", "hq@hq.test", Role::kConsolidated, ""}));
   must(publish(s.db, Article{"all", "item", {}, "", "", "incoming"}));
   must(publish(s.db, Article{"all", "tag", {}, "", "", "timestamp:note"}));
-  must(publish(s.db, Article{"sales", "customer", {"id", "name", "region"}, "", "region", "incoming"}));
+  must(publish(s.db,
+               Article{"sales", "customer", {"id", "name", "region"}, "", "region", "incoming"}));
   s.child = Partner{"c1", "c1@c1.test", Relation::kChild, std::vector<std::uint8_t>(32, 1), 0};
   must(add_partner(s.db, s.child));
   must(subscribe(s.db, Subscription{"c1", "all", ""}));
@@ -92,19 +93,22 @@ FuzzSite& site() {
 // Real messages: the routing code's payloads for the child after real changes.
 void write_seeds(const char* dir) {
   FuzzSite& s = site();
-  must(s.db.exec("INSERT INTO item VALUES (3, 'three', 3, 3.5, x'0102');"
-                 "UPDATE item SET name = 'uno', qty = NULL WHERE id = 1; DELETE FROM item WHERE id = 2;"
-                 "INSERT INTO tag VALUES (1, 'red', 5), (3, 'blue', 'x');"
-                 "UPDATE customer SET region = 'west' WHERE id = 1;"
-                 "INSERT INTO customer VALUES (3, 'new', 'east');"));
+  must(s.db.exec(
+      "INSERT INTO item VALUES (3, 'three', 3, 3.5, x'0102');"
+      "UPDATE item SET name = 'uno', qty = NULL WHERE id = 1; DELETE FROM item WHERE id = 2;"
+      "INSERT INTO tag VALUES (1, 'red', 5), (3, 'blue', 'x');"
+      "UPDATE customer SET region = 'west' WHERE id = 1;"
+      "INSERT INTO customer VALUES (3, 'new', 'east');"));
   const auto epoch = cut_epoch(s.db, 1'000'000);
   auto payload = collect_changes_for(s.db, s.child, 0, epoch.value()).value();
   payload.ack = 3;
   int n = 0;
   const auto write = [&](const Payload& p) {
     const auto bytes = encode_payload(p);
-    std::ofstream out(std::string(dir) + "/seed-" + std::to_string(++n) + ".cbor", std::ios::binary);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    std::ofstream out(std::string(dir) + "/seed-" + std::to_string(++n) + ".cbor",
+                      std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
   };
   write(payload);
   Payload passthrough;

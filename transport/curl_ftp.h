@@ -33,10 +33,10 @@
 #include <string_view>
 #include <vector>
 
+#include "common/result.h"
 #include "transport/curl_handle.h"
 #include "transport/curl_server.h"
 #include "transport/link.h"
-#include "transport/result.h"
 
 namespace sqlpost::transport {
 

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <span>
 #include <utility>
 
 #include "platform/files.h"
@@ -173,16 +174,14 @@ Result<std::string> FileLink::fetch(const MailRef& ref) {
 
 Result<std::string> FileLink::fetch_head(const MailRef& ref, std::size_t max_bytes) {
   SQLPOST_TRY_ASSIGN(const fs::path path, path_of(ref));
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return io_error("cannot open", path, errno);
+  SQLPOST_TRY_ASSIGN(platform::File file, platform::File::open_read(path));
   std::string out(max_bytes, '\0');
   std::size_t have = 0;
   while (have < max_bytes) {
-    const ssize_t n = ::read(fd.get(), out.data() + have, max_bytes - have);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return io_error("cannot read", path, errno);
+    SQLPOST_TRY_ASSIGN(const std::size_t n,
+                       file.read(std::span<char>(out.data() + have, max_bytes - have)));
     if (n == 0) break;
-    have += static_cast<std::size_t>(n);
+    have += n;
   }
   out.resize(have);
   return out;
