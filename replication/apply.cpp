@@ -339,20 +339,82 @@ class Applier {
     return record_only(r);
   }
 
+  // A delete is checked like an update: its old values must be the row here. A row
+  // changed or re-inserted since the sender saw it is a conflict, never deleted blindly.
   Result<> apply_delete(const TableBlock& t, const WireChange& c) {
+    SQLPOST_TRY_ASSIGN(const auto local, read_row(t, c.key, names_of(t, c.columns)));
+    if (!local) {
+      ++stats_.missing;
+      ConflictRecord r = base_record(t, c.key, kConflictDeleteMissing);
+      r.outcome = "none";
+      r.detail = "the row was already gone";
+      return record_only(r);
+    }
+    const std::string changed = differing_columns(t, c, *local);
+    if (!ctx_.decides && row_pending(t, c.key)) {
+      // This site changed the row after the parent last saw it: the parent decides
+      // when this site's change arrives, and sends the decided row (or its absence).
+      ConflictRecord r = base_record(t, c.key, kConflictDeleteChanged);
+      r.outcome = "skipped";
+      r.detail = "not deleted: this site changed or re-inserted the row after " + ctx_.from_site +
+                 " last saw it; " + ctx_.from_site + " decides when that change arrives";
+      return record_only(r);
+    }
+    if (ctx_.decides && !changed.empty()) {
+      SQLPOST_TRY_ASSIGN(const bool incoming_wins, incoming_wins_by_policy(t, c));
+      ConflictRecord r = base_record(t, c.key, kConflictDeleteChanged);
+      r.local = Value::text(whole_row(t, c.key, c.columns, *local));
+      r.old = Value::text(whole_row(t, c.key, c.columns, c.old_values));
+      r.outcome = incoming_wins ? "incoming" : "local";
+      r.detail =
+          "the row was changed or re-inserted here after " + ctx_.from_site + " read it (" +
+          changed + "); " +
+          (incoming_wins ? "deleted, as the policy says"
+                         : "kept, as the policy says; the row goes back to " + ctx_.from_site);
+      SQLPOST_TRY(record_only(r));
+      if (!incoming_wins) {
+        decide_row(t, c.key);  // the origin deleted it: it gets the row back
+        return success();
+      }
+    }
     SQLPOST_TRY_ASSIGN(const bool done, guarded(t, c, run_delete(t, c.key)));
-    if (!done) {
-      return success();
+    stats_.deleted += done && db_.changes() > 0 ? 1 : 0;
+    return success();
+  }
+
+  // The row as SQL text for the conflicts table: ("id", "name") VALUES (1, 'x').
+  static std::string whole_row(const TableBlock& t, const Row& key,
+                               const std::vector<std::uint32_t>& columns, const Row& values) {
+    std::vector<std::string> names(t.columns.begin(),
+                                   t.columns.begin() + static_cast<std::ptrdiff_t>(t.key_count));
+    Row row = key;
+    for (std::size_t i = 0; i < columns.size() && i < values.size(); ++i) {
+      names.push_back(t.columns[columns[i]]);
+      row.push_back(values[i]);
     }
-    if (db_.changes() > 0) {
-      ++stats_.deleted;
-      return success();
+    return render_row(names, row);
+  }
+
+  // "name, qty": the columns whose value here is not the change's old value.
+  static std::string differing_columns(const TableBlock& t, const WireChange& c, const Row& local) {
+    std::string names;
+    for (std::size_t i = 0; i < c.columns.size() && i < c.old_values.size(); ++i) {
+      if (!(local[i] == c.old_values[i])) {
+        names += (names.empty() ? "" : ", ") + t.columns[c.columns[i]];
+      }
     }
-    ++stats_.missing;
-    ConflictRecord r = base_record(t, c.key, kConflictDeleteMissing);
-    r.outcome = "none";
-    r.detail = "the row was already gone";
-    return record_only(r);
+    return names;
+  }
+
+  // True when this site changed any column of the row (or deleted or inserted it)
+  // after the parent last saw its changes.
+  [[nodiscard]] bool row_pending(const TableBlock& t, const Row& key) const {
+    if (ctx_.pending.empty()) {
+      return false;
+    }
+    const std::string prefix = row_column_key(t.table, key, "");
+    const auto found = ctx_.pending.lower_bound(prefix);
+    return found != ctx_.pending.end() && found->starts_with(prefix);
   }
 
   // ---- conflicts
@@ -423,7 +485,7 @@ class Applier {
     SQLPOST_TRY_ASSIGN(const auto local, read_row(t, c.key, {policy.column}));
     const Value local_stamp = local ? local->front() : Value();
     Value incoming_stamp = local_stamp;  // the change does not touch the column: a tie
-    for (std::size_t i = 0; i < c.columns.size(); ++i) {
+    for (std::size_t i = 0; i < c.columns.size() && i < c.new_values.size(); ++i) {
       if (t.columns[c.columns[i]] == policy.column) {
         incoming_stamp = c.new_values[i];
       }

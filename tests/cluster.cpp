@@ -126,29 +126,33 @@ void Cluster::random_writes(Site& site, int transactions) {
   }
 }
 
+void Cluster::run(Site& s, const std::function<bool(std::string_view)>& crash_at) {
+  EngineOptions o = options();
+  o.crash_at = crash_at;
+  Engine engine(*s.db, *s.link, o);
+  RunReport report;  // outlives a crash, so applications are always counted
+  Result<> step = engine.receive(report);
+  if (step.ok()) {
+    step = engine.apply(report);
+  }
+  if (step.ok()) {
+    step = engine.prepare(report);
+  }
+  if (step.ok()) {
+    step = engine.send(report);
+  }
+  s.messages_applied += report.messages_applied;
+  if (!step.ok()) {
+    // An injected crash: the process "died"; the next round is a new process.
+    CHECK_MESSAGE(step.error().message.find("injected crash") != std::string::npos,
+                  s.name << ": " << step.error().message);
+    s.db = std::make_unique<Database>(open_db(s.path));
+  }
+}
+
 void Cluster::round(const std::function<bool(std::string_view)>& crash_at) {
   for (auto& s : sites_) {
-    EngineOptions o = options();
-    o.crash_at = crash_at;
-    Engine engine(*s.db, *s.link, o);
-    RunReport report;  // outlives a crash, so applications are always counted
-    Result<> step = engine.receive(report);
-    if (step.ok()) {
-      step = engine.apply(report);
-    }
-    if (step.ok()) {
-      step = engine.prepare(report);
-    }
-    if (step.ok()) {
-      step = engine.send(report);
-    }
-    s.messages_applied += report.messages_applied;
-    if (!step.ok()) {
-      // An injected crash: the process "died"; the next round is a new process.
-      CHECK_MESSAGE(step.error().message.find("injected crash") != std::string::npos,
-                    s.name << ": " << step.error().message);
-      s.db = std::make_unique<Database>(open_db(s.path));
-    }
+    run(s, crash_at);
   }
   network_.tick();
   clock_ += kStep;

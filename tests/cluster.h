@@ -47,6 +47,8 @@ class Cluster {
 
   // A few random transactions at a site (inserts, updates and deletes of its own rows).
   void random_writes(Site& site, int transactions);
+  // One agent run (receive, apply, prepare, send) at one site, nothing else.
+  void run(Site& site, const std::function<bool(std::string_view)>& crash_at = {});
   // One agent run at every site, then one network tick and a clock step.
   void round(const std::function<bool(std::string_view)>& crash_at = {});
   // Runs rounds until nothing is left to deliver; false if max_rounds ran out.

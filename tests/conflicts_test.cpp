@@ -178,6 +178,71 @@ TEST_CASE("a UNIQUE violation skips that change only; the hub's state goes back 
   CHECK(s.conflicts("kind = 'constraint' AND detail LIKE '%UNIQUE constraint failed%'") == 1);
 }
 
+// Issue 10, case 7, in the exact order of the report: the hub forwards r3's delete of
+// row 16 to r2 after r2 deleted row 16 and inserted a new row 16 of its own.
+TEST_CASE("a stale delete forwarded by the hub does not remove a newer re-insert") {
+  TempDir dir;
+  Cluster c(dir, 3, 16, {});
+  Database& hq = *c.site("hq").db;
+  Database& r2 = *c.site("r2").db;
+  Database& r3 = *c.site("r3").db;
+  exec(hq, "INSERT INTO item VALUES (16, 'original', 1, 1.5, NULL)");
+  REQUIRE(c.run_until_quiet(60));
+  REQUIRE(c.differences().empty());
+
+  exec(r3, "DELETE FROM item WHERE id = 16");
+  c.run(c.site("r3"));  // r3 syncs with the hub: the hub applies the delete ...
+  c.run(c.site("hq"));  // ... and forwards it to r1 and r2
+  c.run(c.site("r3"));
+  REQUIRE(query_int(hq, "SELECT count(*) FROM item WHERE id = 16") == 0);
+
+  exec(r2, "DELETE FROM item WHERE id = 16");  // r2 has not run since
+  exec(r2, "INSERT INTO item VALUES (16, 'new at r2', 2, 2.5, NULL)");
+  for (int i = 0; i < 4; ++i) {
+    c.round();
+  }
+  REQUIRE_MESSAGE(c.run_until_quiet(60), "the cluster did not become quiet");
+  const std::string diff = c.differences();
+  CHECK_MESSAGE(diff.empty(), diff);
+  for (auto& site : c.sites()) {
+    CAPTURE(site.name);
+    CHECK(name_of(*site.db, 16) == "new at r2");
+  }
+  // r2 did not apply the stale delete to its own new row, and says why.
+  CHECK(query_int(r2,
+                  "SELECT count(*) FROM sqlpost_conflicts WHERE kind = 'delete_changed' AND "
+                  "row_key = '(16)' AND from_site = 'hq' AND outcome = 'skipped'") == 1);
+}
+
+TEST_CASE("a remote deletes a row the hub changed meanwhile: the policy decides") {
+  SUBCASE("incoming: the delete wins, and the hub records what it removed") {
+    Setup s("incoming");
+    exec(s.hq, "UPDATE item SET name = 'changed at hub' WHERE id = 1");
+    exec(s.r1, "DELETE FROM item WHERE id = 1");
+    s.converge();
+    CHECK(name_of(s.r2, 1) == "(none)");
+    CHECK(s.conflicts("kind = 'delete_changed' AND from_site = 'r1' AND outcome = 'incoming' AND "
+                      "detail LIKE '%(name)%' AND local_value LIKE '%''changed at hub''%' AND "
+                      "old_value LIKE '%''start''%'") == 1);
+  }
+  SUBCASE("consolidated: the hub's row stays and comes back to the remote") {
+    Setup s("consolidated");
+    exec(s.hq, "UPDATE item SET name = 'changed at hub' WHERE id = 1");
+    exec(s.r1, "DELETE FROM item WHERE id = 1");
+    s.converge();
+    CHECK(name_of(s.r1, 1) == "changed at hub");
+    CHECK(name_of(s.r2, 1) == "changed at hub");
+    CHECK(s.conflicts("kind = 'delete_changed' AND outcome = 'local'") == 1);
+  }
+  SUBCASE("unchanged at the hub: deleted everywhere, no conflict") {
+    Setup s("consolidated");
+    exec(s.r1, "DELETE FROM item WHERE id = 1");
+    s.converge();
+    CHECK(name_of(s.r2, 1) == "(none)");
+    CHECK(s.conflicts() == 0);
+  }
+}
+
 TEST_CASE("concurrent edits of shared rows converge over a lossy channel, 20 seeds") {
   transport::FaultConfig faults;
   faults.drop = 0.1;
