@@ -77,6 +77,8 @@ const std::vector<ParamSpec>& parameter_specs() {
       {"tls.ca_file", "PEM file of the CA that signed the servers' certificates"},
       {"tls.verify", "yes (default) or no: check the servers' certificates"},
       {"timeout", "seconds to wait for a mail server before giving up (default 60)"},
+      {"keys", "ranges: site-unique keys for AUTOINCREMENT tables (docs/keys.md)"},
+      {"keys.slot", "this site's key slot, 0..4095 (set by extract; docs/keys.md)"},
   };
   return specs;
 }
@@ -111,6 +113,12 @@ Result<> validate_parameter(std::string_view key, std::string_view value) {
   }
   if (key == "smtp.security" || key == "pop3.security" || key == "imap.security") {
     return require_one_of(key, value, {"starttls", "tls", "none"});
+  }
+  if (key == "keys") {
+    return require_one_of(key, value, {"ranges"});
+  }
+  if (key == "keys.slot") {
+    return require_int(key, value, 0, 4095);
   }
   if (key == "tls.verify") {
     return require_one_of(key, value, {"yes", "no"});

@@ -36,6 +36,8 @@ Result<ConflictPolicy> parse_conflict_policy(std::string_view text);
 // Conflict kinds, as stored in sqlpost_conflicts.kind.
 inline constexpr std::string_view kConflictUpdate = "update";  // values differ
 inline constexpr std::string_view kConflictInsertExists = "insert_exists";
+// The row-level record of an insert–insert collision, with both rows whole.
+inline constexpr std::string_view kConflictInsertCollision = "insert_collision";
 inline constexpr std::string_view kConflictUpdateMissing = "update_missing";
 inline constexpr std::string_view kConflictDeleteMissing = "delete_missing";
 // A delete whose old values are not the receiver's row: changed or re-inserted since.

@@ -75,8 +75,8 @@ Site& Cluster::site(const std::string& name) {
 
 EngineOptions Cluster::options() {
   EngineOptions o;
-  o.max_message_bytes = 8192;  // small, so messages are split into parts
-  o.resend_timeout = 4 * kStep;
+  o.max_message_bytes = max_message_bytes;
+  o.resend_timeout = resend_timeout;
   o.gap_patience = 2 * kStep;
   o.resend_interval = 3 * kStep;
   o.log_retention = log_retention;

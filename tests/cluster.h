@@ -43,7 +43,9 @@ class Cluster {
   transport::FakeNetwork& network() { return network_; }
   EngineOptions options();
   std::int64_t& clock() { return clock_; }
-  std::int64_t log_retention = 0;  // prune as soon as every partner acknowledged
+  std::int64_t log_retention = 0;        // prune as soon as every partner acknowledged
+  std::int64_t resend_timeout = 240;     // 4 rounds
+  std::size_t max_message_bytes = 8192;  // small, so messages are split into parts
 
   // A few random transactions at a site (inserts, updates and deletes of its own rows).
   void random_writes(Site& site, int transactions);

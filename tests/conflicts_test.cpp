@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "replication/apply.h"
+#include "replication/keys.h"
 #include "replication/origin.h"
 #include "schema/migrations.h"
 #include "tests/cluster.h"
@@ -56,6 +57,18 @@ TEST_CASE("row keys render exactly: long BLOBs in full, REAL apart from INTEGER"
   CHECK(render_key({Value(1.0)}) == "(1.0)");
   CHECK(render_key({Value(-0.0)}) != render_key({Value(0.0)}));
   CHECK(row_column_key("t", {Value(a)}, "c") != row_column_key("t", {Value(b)}, "c"));
+}
+
+TEST_CASE("key ranges: the next key stays in the site's own blocks, above every row") {
+  constexpr std::int64_t b = kKeyBlockRows;
+  CHECK(next_key_seq(0, 0).value() == 0);                        // first key 1
+  CHECK(next_key_seq(0, 1).value() == b);                        // slot 1: first key b + 1
+  CHECK(next_key_seq(100000, 0).value() == 100000);              // room in the own block: go on
+  CHECK(next_key_seq(100000, 1).value() == b);                   // someone else's block: leap
+  CHECK(next_key_seq(b + 5, 1).value() == b + 5);                // own block
+  CHECK(next_key_seq(b + 5, 0).value() == kKeySlots * b);        // slot 0's next block above
+  CHECK(next_key_seq(2 * b, 1).value() == (kKeySlots + 1) * b);  // own block full
+  CHECK_FALSE(next_key_seq(1, kKeySlots).ok());
 }
 
 TEST_CASE("same column changed at the hub and a remote: incoming wins, everyone converges") {
@@ -240,6 +253,32 @@ TEST_CASE("a remote deletes a row the hub changed meanwhile: the policy decides"
     s.converge();
     CHECK(name_of(s.r2, 1) == "(none)");
     CHECK(s.conflicts() == 0);
+  }
+}
+
+// Issue 10, case 4: the hub and a remote each insert a row with the same value of a
+// UNIQUE column that is not the key. Every site must end with the hub's row, and the
+// hub must record the clash — whichever message arrives first.
+TEST_CASE("a clash on a UNIQUE column that is not the key ends with the hub's row everywhere") {
+  for (const bool remote_first : {false, true}) {
+    CAPTURE(remote_first);
+    Setup s;
+    for (Database* db : {&s.hq, &s.r1, &s.r2}) {
+      exec(*db, "CREATE UNIQUE INDEX item_name ON item(name)");
+    }
+    exec(s.hq, "INSERT INTO item VALUES (2, 'dup@x', 1, NULL, NULL)");
+    exec(s.r1, "INSERT INTO item VALUES (3, 'dup@x', 7, NULL, NULL)");
+    if (remote_first) {
+      s.c.run(s.c.site("r1"));  // the hub gets r1's row before r1 gets the hub's
+    }
+    s.converge();
+    for (auto& site : s.c.sites()) {
+      CAPTURE(site.name);
+      CHECK(name_of(*site.db, 2) == "dup@x");
+      CHECK(name_of(*site.db, 3) == "(none)");
+    }
+    CHECK(s.conflicts("kind = 'constraint' AND from_site = 'r1' AND row_key = '(3)' AND "
+                      "detail LIKE '%UNIQUE constraint failed%'") == 1);
   }
 }
 
