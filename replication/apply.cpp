@@ -361,12 +361,12 @@ class Applier {
       return record_only(r);
     }
     const std::string changed = differing_columns(t, c, *local);
-    if (!ctx_.decides && row_pending(t, c.key)) {
+    if (!ctx_.decides && pending(t, c.key, "+")) {
       // This site changed the row after the parent last saw it: the parent decides
       // when this site's change arrives, and sends the decided row (or its absence).
       ConflictRecord r = base_record(t, c.key, kConflictDeleteChanged);
       r.outcome = "skipped";
-      r.detail = "not deleted: this site changed or re-inserted the row after " + ctx_.from_site +
+      r.detail = "not deleted: this site inserted the row again after " + ctx_.from_site +
                  " last saw it; " + ctx_.from_site + " decides when that change arrives";
       return record_only(r);
     }

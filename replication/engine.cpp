@@ -460,10 +460,12 @@ struct Engine::Impl {
       const Row key = c.key();
       if (c.op == ChangeOp::kDelete) {
         pending.insert(row_column_key(c.table(), key, "*"));
+        pending.erase(row_column_key(c.table(), key, "+"));
         return success();
       }
       if (c.op == ChangeOp::kInsert) {
         pending.erase(row_column_key(c.table(), key, "*"));
+        pending.insert(row_column_key(c.table(), key, "+"));  // a row the parent has not seen
         for (std::size_t i = c.layout->key_count; i < c.layout->columns.size(); ++i) {
           pending.insert(row_column_key(c.table(), key, c.layout->columns[i]));
         }
