@@ -28,7 +28,9 @@
 #include "agent/version.h"
 #include "replication/conflicts.h"
 #include "replication/extract.h"
+#include "replication/keys.h"
 #include "replication/origin.h"
+#include "replication/outbox.h"
 #include "replication/retention.h"
 #include "schema/capture.h"
 #include "schema/metadata.h"
@@ -141,6 +143,38 @@ struct PublishOptions {
   std::string columns;
 };
 
+// An INTEGER PRIMARY KEY table: rows inserted without a key at two sites collide
+// unless key ranges are on (docs/keys.md).
+Result<> say_how_keys_are_made(const std::string& path, const std::string& table) {
+  SQLPOST_TRY_ASSIGN(Database db, open_site(path));
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT count(*) FROM pragma_table_info(?) WHERE pk "
+                                              "> 0 HAVING count(*) = 1 AND max(pk = 1 AND "
+                                              "upper(type) = 'INTEGER') = 1"));
+  st.bind(1, table);
+  SQLPOST_TRY_ASSIGN(const bool integer_key, st.step());
+  if (!integer_key) {
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(const bool ranges, key_ranges_enabled(db));
+  SQLPOST_TRY_ASSIGN(const std::int64_t autoincrement,
+                     db.query_int("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                                  "name = " +
+                                  quote_literal(table) + " AND sql LIKE '%AUTOINCREMENT%'"));
+  if (ranges && autoincrement > 0) {
+    std::cout << "keys: " << table
+              << " takes new keys from this site's key ranges (docs/keys.md)\n";
+  } else if (ranges) {
+    std::cout << "note: " << table
+              << " has an INTEGER PRIMARY KEY without AUTOINCREMENT: key ranges cannot "
+                 "work for it; see docs/keys.md to convert it\n";
+  } else {
+    std::cout << "note: " << table
+              << " has an INTEGER PRIMARY KEY: rows inserted without a key at two sites get "
+                 "the same key; see docs/keys.md (key ranges: sqlpost config DB keys=ranges)\n";
+  }
+  return success();
+}
+
 void add_publish(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("publish", "Add a table (article) to a publication");
   auto o = std::make_shared<PublishOptions>();
@@ -158,6 +192,7 @@ void add_publish(CLI::App& app, Action& action) {
       o->article.columns = split_list(o->columns);
       SQLPOST_TRY(with_site_write(o->db, [&](Database& db) { return publish(db, o->article); }));
       std::cout << "published " << o->article.table << " in " << o->article.publication << "\n";
+      SQLPOST_TRY(say_how_keys_are_made(o->db, o->article.table));
       return success();
     };
   });
@@ -180,6 +215,15 @@ void add_unpublish(CLI::App& app, Action& action) {
 
 // ---- site add / remove / list
 
+// The partner, and its key slot (docs/keys.md): `slot`, or the next free when < 0.
+Result<> add_child_site(Database& db, const Partner& partner, std::int64_t& slot) {
+  SQLPOST_TRY(add_partner(db, partner));
+  if (slot < 0) {
+    SQLPOST_TRY_ASSIGN(slot, next_child_slot(db));
+  }
+  return set_config(db, child_slot_config(partner.name), std::to_string(slot));
+}
+
 void add_site_add(CLI::App& site, Action& action) {
   auto* cmd = site.add_subcommand("add", "Add a remote site (a child of this site)");
   auto db = std::make_shared<std::string>();
@@ -187,11 +231,17 @@ void add_site_add(CLI::App& site, Action& action) {
   cmd->add_option("DB", *db, "SQLite database file")->required();
   cmd->add_option("NAME", partner->name, "the remote site's name")->required();
   cmd->add_option("--address", partner->address, "the remote site's e-mail address")->required();
-  cmd->callback([&action, db, partner] {
-    action = [db, partner]() -> Result<> {
+  auto key_slot = std::make_shared<std::int64_t>(-1);
+  cmd->add_option("--key-slot", *key_slot, "its key slot (docs/keys.md; default: the next free)")
+      ->check(CLI::Range(std::int64_t{0}, kKeySlots - 1));
+  cmd->callback([&action, db, partner, key_slot] {
+    action = [db, partner, key_slot]() -> Result<> {
       SQLPOST_TRY_ASSIGN(partner->key, new_site_key());
-      SQLPOST_TRY(with_site_write(*db, [&](Database& d) { return add_partner(d, *partner); }));
-      std::cout << "added site " << partner->name << " <" << partner->address << ">\n";
+      std::int64_t slot = *key_slot;
+      SQLPOST_TRY(
+          with_site_write(*db, [&](Database& d) { return add_child_site(d, *partner, slot); }));
+      std::cout << "added site " << partner->name << " <" << partner->address << "> (key slot "
+                << slot << ")\n";
       return success();
     };
   });
@@ -718,8 +768,18 @@ void add_check(CLI::App& app, Action& action, int& exit_code) {
 
 // ---- resend
 
+// Re-encodes at the current max_message_bytes first (docs/protocol.md, "sqlpost
+// resend"), so lowering it after a size refusal and resending re-splits the parts.
 Result<> resend(Database& db, const std::string& site, std::int64_t from) {
   SQLPOST_TRY(load_partner(db, site));
+  SQLPOST_TRY_ASSIGN(const auto max_bytes, int_parameter(db, "max_message_bytes", 1'000'000));
+  SQLPOST_TRY_ASSIGN(const ReencodeSummary encoded,
+                     reencode_outbox(db, site, from, static_cast<std::size_t>(max_bytes)));
+  if (encoded.messages > 0) {
+    std::cout << encoded.messages << " message(s) re-encoded at max_message_bytes=" << max_bytes
+              << ": " << encoded.parts_before << " part(s) before, " << encoded.parts_after
+              << " now\n";
+  }
   SQLPOST_TRY_ASSIGN(Statement st, db.prepare("UPDATE sqlpost_outbox SET last_sent_at = NULL "
                                               "WHERE site = ? AND seq >= ?"));
   st.bind(1, site).bind(2, from);

@@ -130,6 +130,8 @@ const std::vector<ParamSpec>& parameter_specs() {
        "the system certificate store"},
       {"tls.verify", "yes (default) or no: check the servers' certificates", false, "yes"},
       {"timeout", "seconds to wait for a mail server before giving up (default 60)", false, "60"},
+      {"keys", "ranges: site-unique keys for AUTOINCREMENT tables (docs/keys.md)"},
+      {"keys.slot", "this site's key slot, 0..4095 (set by extract; docs/keys.md)"},
   };
   return specs;
 }
@@ -180,6 +182,12 @@ Result<> validate_parameter(std::string_view key, std::string_view value) {
                         "smtp.local_host must be a host name (letters, digits, '.', '-')");
     }
     return success();
+  }
+  if (key == "keys") {
+    return require_one_of(key, value, {"ranges"});
+  }
+  if (key == "keys.slot") {
+    return require_int(key, value, 0, 4095);
   }
   if (key == "tls.verify") {
     return require_one_of(key, value, {"yes", "no"});

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "replication/bounce.h"
+#include "replication/keys.h"
 #include "schema/capture.h"
 #include "schema/introspect.h"
 #include "schema/sandbox.h"
@@ -211,6 +212,15 @@ class Applier {
     if (!is_constraint_failure(ran.error())) {
       return ran.error();
     }
+    if (!ctx_.decides && mode_ != Mode::kRecord) {
+      // From the parent: its row wins. Tried again after the rest of the message,
+      // which may remove the clashing row (retry_failed_changes).
+      failed_ = true;
+      if (mode_ == Mode::kDefer) {
+        deferred_.emplace_back(&t, c);
+      }
+      return false;
+    }
     ConflictRecord r = base_record(t, c.key, kConflictConstraint);
     r.outcome = "skipped";
     r.detail = ran.error().message;
@@ -390,24 +400,86 @@ class Applier {
     return record_only(r);
   }
 
+  // A delete is checked like an update: its old values must be the row here. A row
+  // changed or re-inserted since the sender saw it is a conflict, never deleted blindly.
   Result<> apply_delete(const TableBlock& t, const WireChange& c) {
     SQLPOST_TRY_ASSIGN(const bool held, child_holds_row(t, c));
     if (!held) {
       return success();
     }
+    SQLPOST_TRY_ASSIGN(const auto local, read_row(t, c.key, names_of(t, c.columns)));
+    if (!local) {
+      ++stats_.missing;
+      ConflictRecord r = base_record(t, c.key, kConflictDeleteMissing);
+      r.outcome = "none";
+      r.detail = "the row was already gone";
+      return record_only(r);
+    }
+    const std::string changed = differing_columns(t, c, *local);
+    if (!ctx_.decides && pending(t, c.key, "+")) {
+      // This site changed the row after the parent last saw it: the parent decides
+      // when this site's change arrives, and sends the decided row (or its absence).
+      ConflictRecord r = base_record(t, c.key, kConflictDeleteChanged);
+      r.outcome = "skipped";
+      r.detail = "not deleted: this site inserted the row again after " + ctx_.from_site +
+                 " last saw it; " + ctx_.from_site + " decides when that change arrives";
+      return record_only(r);
+    }
+    if (ctx_.decides && !changed.empty()) {
+      SQLPOST_TRY_ASSIGN(const bool incoming_wins, incoming_wins_by_policy(t, c));
+      ConflictRecord r = base_record(t, c.key, kConflictDeleteChanged);
+      r.local = Value::text(whole_row(t, c.key, c.columns, *local));
+      r.old = Value::text(whole_row(t, c.key, c.columns, c.old_values));
+      r.outcome = incoming_wins ? "incoming" : "local";
+      r.detail =
+          "the row was changed or re-inserted here after " + ctx_.from_site + " read it (" +
+          changed + "); " +
+          (incoming_wins ? "deleted, as the policy says"
+                         : "kept, as the policy says; the row goes back to " + ctx_.from_site);
+      SQLPOST_TRY(record_only(r));
+      if (!incoming_wins) {
+        decide_row(t, c.key);  // the origin deleted it: it gets the row back
+        return success();
+      }
+    }
     SQLPOST_TRY_ASSIGN(const bool done, guarded(t, c, run_delete(t, c.key)));
-    if (!done) {
-      return success();
+    stats_.deleted += done && db_.changes() > 0 ? 1 : 0;
+    return success();
+  }
+
+  // The row as SQL text for the conflicts table: ("id", "name") VALUES (1, 'x').
+  static std::string whole_row(const TableBlock& t, const Row& key,
+                               const std::vector<std::uint32_t>& columns, const Row& values) {
+    std::vector<std::string> names(t.columns.begin(),
+                                   t.columns.begin() + static_cast<std::ptrdiff_t>(t.key_count));
+    Row row = key;
+    for (std::size_t i = 0; i < columns.size() && i < values.size(); ++i) {
+      names.push_back(t.columns[columns[i]]);
+      row.push_back(values[i]);
     }
-    if (db_.changes() > 0) {
-      ++stats_.deleted;
-      return success();
+    return render_row(names, row);
+  }
+
+  // "name, qty": the columns whose value here is not the change's old value.
+  static std::string differing_columns(const TableBlock& t, const WireChange& c, const Row& local) {
+    std::string names;
+    for (std::size_t i = 0; i < c.columns.size() && i < c.old_values.size(); ++i) {
+      if (!(local[i] == c.old_values[i])) {
+        names += (names.empty() ? "" : ", ") + t.columns[c.columns[i]];
+      }
     }
-    ++stats_.missing;
-    ConflictRecord r = base_record(t, c.key, kConflictDeleteMissing);
-    r.outcome = "none";
-    r.detail = "the row was already gone";
-    return record_only(r);
+    return names;
+  }
+
+  // True when this site changed any column of the row (or deleted or inserted it)
+  // after the parent last saw its changes.
+  [[nodiscard]] bool row_pending(const TableBlock& t, const Row& key) const {
+    if (ctx_.pending.empty()) {
+      return false;
+    }
+    const std::string prefix = row_column_key(t.table, key, "");
+    const auto found = ctx_.pending.lower_bound(prefix);
+    return found != ctx_.pending.end() && found->starts_with(prefix);
   }
 
   // ---- conflicts
@@ -450,6 +522,9 @@ class Applier {
         conflicted = true;
       }
     }
+    if (conflicted && kind == kConflictInsertExists) {
+      SQLPOST_TRY(record_collision(t, c, local, values));
+    }
     SQLPOST_TRY_ASSIGN(const bool done, guarded(t, c, run_update(t, c.columns, values, c.key)));
     if (!done) {
       return success();
@@ -459,6 +534,21 @@ class Applier {
       decide_row(t, c.key);
     }
     return success();
+  }
+
+  // An insert–insert collision: both rows whole, and the row as decided, so the
+  // losing row's data stays where an operator can find it (docs/keys.md).
+  Result<> record_collision(const TableBlock& t, const WireChange& c, const Row& local,
+                            const Row& decided) {
+    ConflictRecord r = base_record(t, c.key, kConflictInsertCollision);
+    r.local = Value::text(whole_row(t, c.key, c.columns, local));
+    r.incoming = Value::text(whole_row(t, c.key, c.columns, c.new_values));
+    r.resolved = Value::text(whole_row(t, c.key, c.columns, decided));
+    r.outcome = decided == c.new_values ? "incoming" : (decided == local ? "local" : "merged");
+    r.detail = ctx_.from_site + " inserted a row with a key that " + ctx_.local_site +
+               " already holds with other values; the row that lost is in " +
+               (r.outcome == "incoming" ? "local_value" : "incoming_value");
+    return record_only(r);
   }
 
   const ConflictPolicy& policy_for(const std::string& table) const {
@@ -478,7 +568,7 @@ class Applier {
     SQLPOST_TRY_ASSIGN(const auto local, read_row(t, c.key, {policy.column}));
     const Value local_stamp = local ? local->front() : Value();
     Value incoming_stamp = local_stamp;  // the change does not touch the column: a tie
-    for (std::size_t i = 0; i < c.columns.size(); ++i) {
+    for (std::size_t i = 0; i < c.columns.size() && i < c.new_values.size(); ++i) {
       if (t.columns[c.columns[i]] == policy.column) {
         incoming_stamp = c.new_values[i];
       }
@@ -590,9 +680,160 @@ class Applier {
     return tables;
   }
 
+  // ---- a parent's change that clashed with a constraint here
+
+  // This site's own rows (written after the parent last saw its changes) that hold
+  // the values the change gives a UNIQUE index: removed, so the parent's row wins; the
+  // parent records the clash when this site's row arrives and sends its absence back.
+  // False when another row clashes (one the parent holds too: nothing to remove).
+  Result<bool> remove_own_clashing_rows(const TableBlock& t, const WireChange& c) {
+    const std::vector<std::string> all(t.columns.begin() + static_cast<std::ptrdiff_t>(t.key_count),
+                                       t.columns.end());
+    SQLPOST_TRY_ASSIGN(const auto current, read_row(t, c.key, all));
+    std::map<std::string, Value> image;
+    for (std::size_t i = 0; i < t.key_count; ++i) {
+      image[t.columns[i]] = c.key[i];
+    }
+    for (std::size_t i = 0; current && i < all.size(); ++i) {
+      image[all[i]] = (*current)[i];
+    }
+    for (std::size_t i = 0; i < c.columns.size() && i < c.new_values.size(); ++i) {
+      image[t.columns[c.columns[i]]] = c.new_values[i];
+    }
+    SQLPOST_TRY_ASSIGN(const auto indexes, unique_indexes(t.table));
+    std::vector<Row> clashing;
+    for (const auto& columns : indexes) {
+      SQLPOST_TRY(rows_holding(t, columns, image, c.key, clashing));
+    }
+    for (const Row& key : clashing) {
+      if (!row_pending(t, key)) {
+        return false;
+      }
+    }
+    for (const Row& key : clashing) {
+      SQLPOST_TRY_ASSIGN(const auto row, read_row(t, key, all));
+      if (!row) {
+        continue;  // found through two indexes
+      }
+      ConflictRecord r = base_record(t, key, kConflictConstraint);
+      std::vector<std::uint32_t> positions;
+      for (std::size_t i = t.key_count; i < t.columns.size(); ++i) {
+        positions.push_back(static_cast<std::uint32_t>(i));
+      }
+      r.local = Value::text(whole_row(t, key, positions, *row));
+      r.outcome = "incoming";
+      r.detail = "this site's row held a UNIQUE value that " + ctx_.from_site + "'s row " +
+                 render_key(c.key) + " has; removed here, " + ctx_.from_site +
+                 " decides when it arrives there";
+      SQLPOST_TRY(record_only(r));
+      SQLPOST_TRY(run_delete(t, key));
+    }
+    return !clashing.empty();
+  }
+
+  // The column lists of the table's UNIQUE indexes (not the primary key; not
+  // expression indexes).
+  Result<std::vector<std::vector<std::string>>> unique_indexes(const std::string& table) {
+    SQLPOST_TRY_ASSIGN(Statement list,
+                       db_.prepare("SELECT name FROM pragma_index_list(?) WHERE \"unique\" = 1 "
+                                   "AND origin <> 'pk'"));
+    list.bind(1, table);
+    std::vector<std::vector<std::string>> indexes;
+    for (;;) {
+      SQLPOST_TRY_ASSIGN(const bool row, list.step());
+      if (!row) {
+        break;
+      }
+      SQLPOST_TRY_ASSIGN(Statement info, db_.prepare("SELECT name FROM pragma_index_info(?) "
+                                                     "ORDER BY seqno"));
+      info.bind(1, list.column_text(0));
+      std::vector<std::string> columns;
+      bool plain = true;
+      for (;;) {
+        SQLPOST_TRY_ASSIGN(const bool col, info.step());
+        if (!col) {
+          break;
+        }
+        plain = plain && !info.column(0).is_null();
+        columns.push_back(info.column_text(0));
+      }
+      if (plain && !columns.empty()) {
+        indexes.push_back(std::move(columns));
+      }
+    }
+    return indexes;
+  }
+
+  // Keys of the other rows whose `columns` hold the values of `image`.
+  Result<> rows_holding(const TableBlock& t, const std::vector<std::string>& columns,
+                        const std::map<std::string, Value>& image, const Row& key,
+                        std::vector<Row>& found) {
+    std::string keys;
+    std::string where;
+    Row values;
+    for (const auto& column : columns) {
+      const auto v = image.find(column);
+      if (v == image.end() || v->second.is_null()) {
+        return success();  // not carried, or NULL: no clash through this index
+      }
+      where += (where.empty() ? "" : " AND ") + quote_identifier(column) + " = ?";
+      values.push_back(v->second);
+    }
+    std::string other;
+    for (std::size_t i = 0; i < t.key_count; ++i) {
+      keys += (i == 0 ? "" : ", ") + quote_identifier(t.columns[i]);
+      other += (i == 0 ? "" : " AND ") + quote_identifier(t.columns[i]) + " IS ?";
+      values.push_back(key[i]);
+    }
+    SQLPOST_TRY_ASSIGN(Statement st,
+                       db_.prepare("SELECT " + keys + " FROM " + quote_identifier(t.table) +
+                                   " WHERE " + where + " AND NOT (" + other + ")"));
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      st.bind(static_cast<int>(i + 1), values[i]);
+    }
+    for (;;) {
+      SQLPOST_TRY_ASSIGN(const bool row, st.step());
+      if (!row) {
+        break;
+      }
+      Row k;
+      for (std::size_t i = 0; i < t.key_count; ++i) {
+        k.push_back(st.column(static_cast<int>(i)));
+      }
+      found.push_back(std::move(k));
+    }
+    return success();
+  }
+
+ public:
+  // The parent's changes that failed a constraint, tried again after the rest of
+  // the message; one still failing removes this site's own clashing rows (UNIQUE)
+  // and is tried a last time, recording the clash if it still fails.
+  Result<> retry_failed_changes() {
+    auto failed = std::move(deferred_);
+    for (const auto& [t, c] : failed) {
+      mode_ = Mode::kRetry;
+      failed_ = false;
+      SQLPOST_TRY(apply(*t, c));
+      if (!failed_) {
+        continue;
+      }
+      SQLPOST_TRY(remove_own_clashing_rows(*t, c));
+      mode_ = Mode::kRecord;
+      SQLPOST_TRY(apply(*t, c));
+    }
+    return success();
+  }
+
+ private:
+  enum class Mode { kDefer, kRetry, kRecord };
+
   Database& db_;
   const ApplyContext& ctx_;
   ApplyStats& stats_;
+  Mode mode_ = Mode::kDefer;
+  bool failed_ = false;
+  std::vector<std::pair<const TableBlock*, WireChange>> deferred_;
   // Rows to send back to the origin: (table, rendered key) -> key.
   std::map<std::pair<std::string, std::string>, Row> decided_;
   std::map<std::string, CaptureLayout> layouts_;  // for child_holds_row
@@ -656,7 +897,9 @@ Result<ApplyStats> apply_payload(Database& db, const Payload& payload,
       }
     }
   }
+  SQLPOST_TRY(applier.retry_failed_changes());
   SQLPOST_TRY(applier.send_decided_rows_back());
+  SQLPOST_TRY(seed_key_ranges(db));  // other sites' rows may lie above this site's keys
   SQLPOST_TRY(applier.check_foreign_keys(payload));
   return stats;
 }

@@ -52,9 +52,10 @@ struct ApplyContext {
   bool decides = false;  // the sender is a child: this site resolves conflicts
   std::map<std::string, ConflictPolicy> policies;  // table -> policy (default incoming)
   std::int64_t now = 0;
-  // From the parent: columns (row_column_key(); "*" marks a row it deleted) this site changed after
-  // the parent last saw its changes. The parent's change of such a column is older than ours: it is
-  // skipped, the parent decides when ours arrives and sends the decided row back.
+  // From the parent: columns (row_column_key(); "*" marks a row it deleted, "+" one it inserted)
+  // this site changed after the parent last saw its changes. The parent's change of such a column
+  // is older than ours: it is skipped, the parent decides when ours arrives and sends the decided
+  // row back.
   std::set<std::string> pending;
   // What the sender may change (from this site's metadata); nullopt: not checked.
   std::optional<Authorization> authorization;

@@ -55,6 +55,14 @@ std::string render_key(const Row& key) {
   return text + ")";
 }
 
+std::string render_row(const std::vector<std::string>& columns, const Row& values) {
+  std::string names;
+  for (const auto& c : columns) {
+    names += (names.empty() ? "" : ", ") + quote_identifier(c);
+  }
+  return "(" + names + ") VALUES " + render_key(values);
+}
+
 std::string row_column_key(std::string_view table, const Row& key, std::string_view column) {
   std::string text(table);
   text += '\x1f';

@@ -36,8 +36,12 @@ Result<ConflictPolicy> parse_conflict_policy(std::string_view text);
 // Conflict kinds, as stored in sqlpost_conflicts.kind.
 inline constexpr std::string_view kConflictUpdate = "update";  // values differ
 inline constexpr std::string_view kConflictInsertExists = "insert_exists";
+// The row-level record of an insert–insert collision, with both rows whole.
+inline constexpr std::string_view kConflictInsertCollision = "insert_collision";
 inline constexpr std::string_view kConflictUpdateMissing = "update_missing";
 inline constexpr std::string_view kConflictDeleteMissing = "delete_missing";
+// A delete whose old values are not the receiver's row: changed or re-inserted since.
+inline constexpr std::string_view kConflictDeleteChanged = "delete_changed";
 inline constexpr std::string_view kConflictConstraint = "constraint";  // NOT NULL/CHECK/UNIQUE
 inline constexpr std::string_view kConflictForeignKey = "foreign_key";
 // A child changed a row it does not hold (outside its row subset here): not applied.
@@ -71,6 +75,8 @@ Result<std::int64_t> count_conflicts(Database& db);
 // BLOBs in full): (1, 2.5, 'a', x'00'). Used as sqlpost_conflicts.row_key and to
 // index rows in memory.
 std::string render_key(const Row& key);
+// A whole row as SQL an operator can reuse: ("id", "v") VALUES (1, 'x'); values exact.
+std::string render_row(const std::vector<std::string>& columns, const Row& values);
 // "table\x1fkey\x1fcolumn": one column of one row ("*", "-": row-level marks).
 std::string row_column_key(std::string_view table, const Row& key, std::string_view column);
 

@@ -8,6 +8,7 @@
 #include "replication/bookkeeping.h"
 #include "replication/bounce.h"
 #include "replication/changelog.h"
+#include "replication/keys.h"
 #include "replication/origin.h"
 #include "replication/payload.h"
 #include "replication/retention.h"
@@ -244,6 +245,7 @@ struct Engine::Impl {
       report.details.push_back("mail " + ref.id + ": message " + std::to_string(h.sequence) +
                                " part " + std::to_string(h.part) + "/" + std::to_string(h.parts) +
                                " from " + partner.name + " stored");
+      SQLPOST_TRY(drop_other_encoding(partner, h));
       SQLPOST_TRY_ASSIGN(Statement * st,
                          db.cached("INSERT OR IGNORE INTO sqlpost_inbox(site, seq, part, parts, "
                                    "mail, received_at) VALUES (?, ?, ?, ?, ?, ?)"));
@@ -263,6 +265,22 @@ struct Engine::Impl {
     SQLPOST_TRY(tx.commit());
     SQLPOST_TRY(crash_point("after-inbox-commit"));
     return remove_mail(ref);
+  }
+
+  // Parts of message h.sequence with another part count are another encoding of it
+  // (sqlpost resend re-splits): the newest arrival wins, encodings are never mixed.
+  Result<> drop_other_encoding(const Partner& partner, const transport::PartHeader& h) {
+    SQLPOST_TRY_ASSIGN(Statement * st, db.cached("DELETE FROM sqlpost_inbox WHERE site = ? AND "
+                                                 "seq = ? AND parts <> ?"));
+    st->bind(1, partner.name).bind(2, static_cast<std::int64_t>(h.sequence));
+    st->bind(3, static_cast<std::int64_t>(h.parts));
+    SQLPOST_TRY(st->run());
+    if (db.changes() > 0) {
+      report.details.push_back("dropped " + std::to_string(db.changes()) + " part(s) of message " +
+                               std::to_string(h.sequence) + " from " + partner.name +
+                               " of an older encoding (now " + std::to_string(h.parts) + " parts)");
+    }
+    return success();
   }
 
   Result<> handle_sqlpost_mail(const transport::MailRef& ref, const std::string& mail) {
@@ -389,6 +407,21 @@ struct Engine::Impl {
                                  "AND seq >= ? AND last_sent_at <= ?"));
     st->bind(1, partner.name).bind(2, from).bind(3, now() - options.resend_interval);
     SQLPOST_TRY(st->run());
+    // Sent within resend_interval: queued, due when the interval is over.
+    SQLPOST_TRY_ASSIGN(Statement * queue,
+                       db.cached("UPDATE sqlpost_outbox SET last_sent_at = min(last_sent_at, "
+                                 "last_sent_at + ?4 - ?5) WHERE site = ?1 AND seq >= ?2 AND "
+                                 "last_sent_at > ?3"));
+    queue->bind(1, partner.name).bind(2, from).bind(3, now() - options.resend_interval);
+    queue->bind(4, options.resend_interval).bind(5, options.resend_timeout);
+    SQLPOST_TRY(queue->run());
+    if (db.changes() > 0) {
+      report.notes.push_back("site " + partner.name + " asks for message " + std::to_string(from) +
+                             " again within resend_interval (" +
+                             std::to_string(options.resend_interval) + " s) of the last send; " +
+                             std::to_string(db.changes()) +
+                             " part(s) queued, sent again when the interval is over");
+    }
     SQLPOST_TRY_ASSIGN(Statement * oldest,
                        db.cached("SELECT min(seq) FROM sqlpost_outbox WHERE site = ?"));
     oldest->bind(1, partner.name);
@@ -546,10 +579,12 @@ struct Engine::Impl {
       const Row key = c.key();
       if (c.op == ChangeOp::kDelete) {
         pending.insert(row_column_key(c.table(), key, "*"));
+        pending.erase(row_column_key(c.table(), key, "+"));
         return success();
       }
       if (c.op == ChangeOp::kInsert) {
         pending.erase(row_column_key(c.table(), key, "*"));
+        pending.insert(row_column_key(c.table(), key, "+"));  // a row the parent has not seen
         for (std::size_t i = c.layout->key_count; i < c.layout->columns.size(); ++i) {
           pending.insert(row_column_key(c.table(), key, c.layout->columns[i]));
         }
@@ -650,13 +685,15 @@ struct Engine::Impl {
 
   Result<> watch_gap(const Partner& partner) {
     SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
+    // Any part waiting — of a later message, or only some parts of the next one
+    // (also the newest) — means applied_seq + 1 is incomplete: a gap.
     SQLPOST_TRY_ASSIGN(Statement * st, db.cached("SELECT count(*) FROM sqlpost_inbox WHERE site "
                                                  "= ? AND seq > ?"));
-    st->bind(1, partner.name).bind(2, s.applied_seq + 1);
+    st->bind(1, partner.name).bind(2, s.applied_seq);
     SQLPOST_TRY(st->step());
     const bool waiting = st->column_int(0) > 0;
     st->reset();
-    if (!waiting) {
+    if (!waiting || !s.halted.empty()) {
       return success();
     }
     if (s.gap_since == 0) {
@@ -792,7 +829,8 @@ struct Engine::Impl {
   Result<bool> send_outbox(const Partner& partner) {
     SQLPOST_TRY_ASSIGN(const auto parts, due_parts(partner.name));
     for (const auto& p : parts) {
-      auto sent = link.send(partner.address, p.mail);
+      SQLPOST_TRY_ASSIGN(const std::string mail, transport::with_fresh_message_id(p.mail));
+      auto sent = link.send(partner.address, mail);
       if (!sent.ok()) {
         ++report.send_failures;
         if (sent.error().code == Errc::kPermanent) {
@@ -849,7 +887,8 @@ struct Engine::Impl {
         const auto mails,
         transport::encode_message({local.name, partner.name, 0}, local.address, partner.address,
                                   encode_payload(payload), key, options.max_message_bytes));
-    for (const auto& mail : mails) {
+    for (const auto& encoded : mails) {
+      SQLPOST_TRY_ASSIGN(const std::string mail, transport::with_fresh_message_id(encoded));
       auto sent = link.send(partner.address, mail);
       if (!sent.ok()) {
         ++report.send_failures;
@@ -914,6 +953,11 @@ Result<> Engine::apply(RunReport& report) {
 Result<> Engine::prepare(RunReport& report) {
   Impl impl{db_, link_, options_, report, {}, {}, 0};
   SQLPOST_TRY(impl.load());
+  {  // key ranges: a block used up since the last run moves on (replication/keys.h)
+    SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db_));
+    SQLPOST_TRY(seed_key_ranges(db_));
+    SQLPOST_TRY(tx.commit());
+  }
   SQLPOST_TRY_ASSIGN(const std::int64_t closed, cut_epoch(db_, impl.now()));
   std::vector<Partner> partners;
   for (const auto& [name, partner] : impl.partners) {

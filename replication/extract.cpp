@@ -7,6 +7,7 @@
 
 #include "platform/files.h"
 #include "replication/changelog.h"
+#include "replication/keys.h"
 #include "replication/subsets.h"
 #include "schema/capture.h"
 #include "schema/introspect.h"
@@ -167,7 +168,16 @@ Result<> write_remote_metadata(Database& hub, Database& out, const LocalSite& pa
       SQLPOST_TRY(set_config(out, key, *value));
     }
   }
-  return success();
+  // Key ranges: the slot the parent gave this site, and its first block seeded.
+  SQLPOST_TRY_ASSIGN(const auto keys, get_config(hub, "keys"));
+  SQLPOST_TRY_ASSIGN(const auto slot, get_config(hub, child_slot_config(site.name)));
+  if (keys) {
+    SQLPOST_TRY(set_config(out, "keys", *keys));
+  }
+  if (slot) {
+    SQLPOST_TRY(set_config(out, kKeySlotConfig, *slot));
+  }
+  return seed_key_ranges(out);
 }
 
 Result<> reset_delivery_state(Database& hub, const std::string& site, std::int64_t epoch) {

@@ -75,8 +75,8 @@ Site& Cluster::site(const std::string& name) {
 
 EngineOptions Cluster::options() {
   EngineOptions o;
-  o.max_message_bytes = 8192;  // small, so messages are split into parts
-  o.resend_timeout = 4 * kStep;
+  o.max_message_bytes = max_message_bytes;
+  o.resend_timeout = resend_timeout;
   o.gap_patience = 2 * kStep;
   o.resend_interval = 3 * kStep;
   o.log_retention = log_retention;
@@ -126,29 +126,33 @@ void Cluster::random_writes(Site& site, int transactions) {
   }
 }
 
+void Cluster::run(Site& s, const std::function<bool(std::string_view)>& crash_at) {
+  EngineOptions o = options();
+  o.crash_at = crash_at;
+  Engine engine(*s.db, *s.link, o);
+  RunReport report;  // outlives a crash, so applications are always counted
+  Result<> step = engine.receive(report);
+  if (step.ok()) {
+    step = engine.apply(report);
+  }
+  if (step.ok()) {
+    step = engine.prepare(report);
+  }
+  if (step.ok()) {
+    step = engine.send(report);
+  }
+  s.messages_applied += report.messages_applied;
+  if (!step.ok()) {
+    // An injected crash: the process "died"; the next round is a new process.
+    CHECK_MESSAGE(step.error().message.find("injected crash") != std::string::npos,
+                  s.name << ": " << step.error().message);
+    s.db = std::make_unique<Database>(open_db(s.path));
+  }
+}
+
 void Cluster::round(const std::function<bool(std::string_view)>& crash_at) {
   for (auto& s : sites_) {
-    EngineOptions o = options();
-    o.crash_at = crash_at;
-    Engine engine(*s.db, *s.link, o);
-    RunReport report;  // outlives a crash, so applications are always counted
-    Result<> step = engine.receive(report);
-    if (step.ok()) {
-      step = engine.apply(report);
-    }
-    if (step.ok()) {
-      step = engine.prepare(report);
-    }
-    if (step.ok()) {
-      step = engine.send(report);
-    }
-    s.messages_applied += report.messages_applied;
-    if (!step.ok()) {
-      // An injected crash: the process "died"; the next round is a new process.
-      CHECK_MESSAGE(step.error().message.find("injected crash") != std::string::npos,
-                    s.name << ": " << step.error().message);
-      s.db = std::make_unique<Database>(open_db(s.path));
-    }
+    run(s, crash_at);
   }
   network_.tick();
   clock_ += kStep;

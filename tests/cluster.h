@@ -43,10 +43,14 @@ class Cluster {
   transport::FakeNetwork& network() { return network_; }
   EngineOptions options();
   std::int64_t& clock() { return clock_; }
-  std::int64_t log_retention = 0;  // prune as soon as every partner acknowledged
+  std::int64_t log_retention = 0;        // prune as soon as every partner acknowledged
+  std::int64_t resend_timeout = 240;     // 4 rounds
+  std::size_t max_message_bytes = 8192;  // small, so messages are split into parts
 
   // A few random transactions at a site (inserts, updates and deletes of its own rows).
   void random_writes(Site& site, int transactions);
+  // One agent run (receive, apply, prepare, send) at one site, nothing else.
+  void run(Site& site, const std::function<bool(std::string_view)>& crash_at = {});
   // One agent run at every site, then one network tick and a clock step.
   void round(const std::function<bool(std::string_view)>& crash_at = {});
   // Runs rounds until nothing is left to deliver; false if max_rounds ran out.

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "replication/apply.h"
+#include "replication/keys.h"
 #include "replication/origin.h"
 #include "schema/migrations.h"
 #include "tests/cluster.h"
@@ -56,6 +57,18 @@ TEST_CASE("row keys render exactly: long BLOBs in full, REAL apart from INTEGER"
   CHECK(render_key({Value(1.0)}) == "(1.0)");
   CHECK(render_key({Value(-0.0)}) != render_key({Value(0.0)}));
   CHECK(row_column_key("t", {Value(a)}, "c") != row_column_key("t", {Value(b)}, "c"));
+}
+
+TEST_CASE("key ranges: the next key stays in the site's own blocks, above every row") {
+  constexpr std::int64_t b = kKeyBlockRows;
+  CHECK(next_key_seq(0, 0).value() == 0);                        // first key 1
+  CHECK(next_key_seq(0, 1).value() == b);                        // slot 1: first key b + 1
+  CHECK(next_key_seq(100000, 0).value() == 100000);              // room in the own block: go on
+  CHECK(next_key_seq(100000, 1).value() == b);                   // someone else's block: leap
+  CHECK(next_key_seq(b + 5, 1).value() == b + 5);                // own block
+  CHECK(next_key_seq(b + 5, 0).value() == kKeySlots * b);        // slot 0's next block above
+  CHECK(next_key_seq(2 * b, 1).value() == (kKeySlots + 1) * b);  // own block full
+  CHECK_FALSE(next_key_seq(1, kKeySlots).ok());
 }
 
 TEST_CASE("same column changed at the hub and a remote: incoming wins, everyone converges") {
@@ -176,6 +189,97 @@ TEST_CASE("a UNIQUE violation skips that change only; the hub's state goes back 
   CHECK(query_int(s.r1, "SELECT count(*) FROM item WHERE id = 50") == 0);  // undone at r1 too
   CHECK(name_of(s.r2, 51) == "fine");                                      // the rest applied
   CHECK(s.conflicts("kind = 'constraint' AND detail LIKE '%UNIQUE constraint failed%'") == 1);
+}
+
+// Issue 10, case 7, in the exact order of the report: the hub forwards r3's delete of
+// row 16 to r2 after r2 deleted row 16 and inserted a new row 16 of its own.
+TEST_CASE("a stale delete forwarded by the hub does not remove a newer re-insert") {
+  TempDir dir;
+  Cluster c(dir, 3, 16, {});
+  Database& hq = *c.site("hq").db;
+  Database& r2 = *c.site("r2").db;
+  Database& r3 = *c.site("r3").db;
+  exec(hq, "INSERT INTO item VALUES (16, 'original', 1, 1.5, NULL)");
+  REQUIRE(c.run_until_quiet(60));
+  REQUIRE(c.differences().empty());
+
+  exec(r3, "DELETE FROM item WHERE id = 16");
+  c.run(c.site("r3"));  // r3 syncs with the hub: the hub applies the delete ...
+  c.run(c.site("hq"));  // ... and forwards it to r1 and r2
+  c.run(c.site("r3"));
+  REQUIRE(query_int(hq, "SELECT count(*) FROM item WHERE id = 16") == 0);
+
+  exec(r2, "DELETE FROM item WHERE id = 16");  // r2 has not run since
+  exec(r2, "INSERT INTO item VALUES (16, 'new at r2', 2, 2.5, NULL)");
+  for (int i = 0; i < 4; ++i) {
+    c.round();
+  }
+  REQUIRE_MESSAGE(c.run_until_quiet(60), "the cluster did not become quiet");
+  const std::string diff = c.differences();
+  CHECK_MESSAGE(diff.empty(), diff);
+  for (auto& site : c.sites()) {
+    CAPTURE(site.name);
+    CHECK(name_of(*site.db, 16) == "new at r2");
+  }
+  // r2 did not apply the stale delete to its own new row, and says why.
+  CHECK(query_int(r2,
+                  "SELECT count(*) FROM sqlpost_conflicts WHERE kind = 'delete_changed' AND "
+                  "row_key = '(16)' AND from_site = 'hq' AND outcome = 'skipped'") == 1);
+}
+
+TEST_CASE("a remote deletes a row the hub changed meanwhile: the policy decides") {
+  SUBCASE("incoming: the delete wins, and the hub records what it removed") {
+    Setup s("incoming");
+    exec(s.hq, "UPDATE item SET name = 'changed at hub' WHERE id = 1");
+    exec(s.r1, "DELETE FROM item WHERE id = 1");
+    s.converge();
+    CHECK(name_of(s.r2, 1) == "(none)");
+    CHECK(s.conflicts("kind = 'delete_changed' AND from_site = 'r1' AND outcome = 'incoming' AND "
+                      "detail LIKE '%(name)%' AND local_value LIKE '%''changed at hub''%' AND "
+                      "old_value LIKE '%''start''%'") == 1);
+  }
+  SUBCASE("consolidated: the hub's row stays and comes back to the remote") {
+    Setup s("consolidated");
+    exec(s.hq, "UPDATE item SET name = 'changed at hub' WHERE id = 1");
+    exec(s.r1, "DELETE FROM item WHERE id = 1");
+    s.converge();
+    CHECK(name_of(s.r1, 1) == "changed at hub");
+    CHECK(name_of(s.r2, 1) == "changed at hub");
+    CHECK(s.conflicts("kind = 'delete_changed' AND outcome = 'local'") == 1);
+  }
+  SUBCASE("unchanged at the hub: deleted everywhere, no conflict") {
+    Setup s("consolidated");
+    exec(s.r1, "DELETE FROM item WHERE id = 1");
+    s.converge();
+    CHECK(name_of(s.r2, 1) == "(none)");
+    CHECK(s.conflicts() == 0);
+  }
+}
+
+// Issue 10, case 4: the hub and a remote each insert a row with the same value of a
+// UNIQUE column that is not the key. Every site must end with the hub's row, and the
+// hub must record the clash — whichever message arrives first.
+TEST_CASE("a clash on a UNIQUE column that is not the key ends with the hub's row everywhere") {
+  for (const bool remote_first : {false, true}) {
+    CAPTURE(remote_first);
+    Setup s;
+    for (Database* db : {&s.hq, &s.r1, &s.r2}) {
+      exec(*db, "CREATE UNIQUE INDEX item_name ON item(name)");
+    }
+    exec(s.hq, "INSERT INTO item VALUES (2, 'dup@x', 1, NULL, NULL)");
+    exec(s.r1, "INSERT INTO item VALUES (3, 'dup@x', 7, NULL, NULL)");
+    if (remote_first) {
+      s.c.run(s.c.site("r1"));  // the hub gets r1's row before r1 gets the hub's
+    }
+    s.converge();
+    for (auto& site : s.c.sites()) {
+      CAPTURE(site.name);
+      CHECK(name_of(*site.db, 2) == "dup@x");
+      CHECK(name_of(*site.db, 3) == "(none)");
+    }
+    CHECK(s.conflicts("kind = 'constraint' AND from_site = 'r1' AND row_key = '(3)' AND "
+                      "detail LIKE '%UNIQUE constraint failed%'") == 1);
+  }
 }
 
 TEST_CASE("concurrent edits of shared rows converge over a lossy channel, 20 seeds") {

@@ -4,6 +4,7 @@
 
 #include "replication/changelog.h"
 #include "replication/engine.h"
+#include "replication/outbox.h"
 #include "replication/retention.h"
 
 #include <filesystem>
@@ -235,6 +236,131 @@ TEST_CASE("rescan refuses when the log was pruned, and says to re-extract") {
   auto r = rescan_partner(*c.site("hq").db, "r1", 1);
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().message.find("re-extract") != std::string::npos);
+}
+
+// ---- issue 10, case 5: fast, certain recovery of lost mail
+
+namespace {
+
+// Loses the first send of part `part` of message `seq` to `to` (counted in *lost).
+std::function<bool(std::string_view, std::string_view)> lose_part_once(std::string to, int seq,
+                                                                       int part, int* lost) {
+  return [to = std::move(to), seq, part, lost](std::string_view address, std::string_view mail) {
+    const bool match =
+        address == to &&
+        mail.find("\r\nX-Sqlpost-Sequence: " + std::to_string(seq) + "\r\n") !=
+            std::string_view::npos &&
+        mail.find("\r\nX-Sqlpost-Part: " + std::to_string(part) + "\r\n") != std::string_view::npos;
+    if (match && *lost == 0) {
+      ++*lost;
+      return true;
+    }
+    return false;
+  };
+}
+
+void insert_big_rows(Database& db, int rows) {
+  exec(db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +
+               std::to_string(rows) +
+               ") INSERT INTO item SELECT i, 'big', i, i * 1.5, randomblob(700) FROM n");
+}
+
+}  // namespace
+
+TEST_CASE("a lost part of the newest message is a gap: recovered long before resend_timeout") {
+  TempDir dir;
+  Cluster c(dir, 1, 31, {});
+  c.resend_timeout = 1'000'000'000;  // only the gap can bring the part back
+  int lost = 0;
+  c.network().drop_if(lose_part_once("r1@r1.test", 1, 2, &lost));
+  insert_big_rows(*c.site("hq").db, 40);
+  converge(c, 20);
+  CHECK(lost == 1);
+  CHECK(applied_from(*c.site("r1").db, "hq") == 1);
+  CHECK(query_int(*c.site("r1").db, "SELECT count(*) FROM item") == 40);
+}
+
+TEST_CASE("a duplicate-suppressing mail server still delivers resends (fresh Message-IDs)") {
+  TempDir dir;
+  transport::FaultConfig suppressing;
+  suppressing.suppress_seen_message_ids = true;
+  Cluster c(dir, 1, 37, suppressing);
+  int lost = 0;
+  c.network().drop_if(lose_part_once("r1@r1.test", 1, 2, &lost));
+  insert_big_rows(*c.site("hq").db, 40);
+  c.round();
+  exec(*c.site("hq").db, "UPDATE item SET name = 'later' WHERE id = 1");  // message 2
+  converge(c, 40);
+  CHECK(lost == 1);
+  CHECK(c.network().stats().suppressed == 0);  // no Message-ID was ever sent twice
+  CHECK(applied_from(*c.site("r1").db, "hq") == 2);
+}
+
+TEST_CASE("a resend request inside resend_interval is queued, not dropped") {
+  TempDir dir;
+  Cluster c(dir, 1, 41, {});
+  c.resend_timeout = 1'000'000'000;  // only the request can bring message 2 back
+  Database& hq = *c.site("hq").db;
+  exec(hq, "INSERT INTO item VALUES (1, 'one', 1, NULL, NULL)");
+  c.round();
+  c.round();
+  int lost = 0;
+  c.network().drop_if(lose_part_once("r1@r1.test", 2, 1, &lost));
+  exec(hq, "UPDATE item SET name = 'two' WHERE id = 1");
+  c.run(c.site("hq"));  // message 2 is sent now, and lost
+  exec(*c.site("r1").db, "UPDATE sqlpost_streams SET resend_from = 2 WHERE site = 'hq'");
+  c.run(c.site("r1"));  // r1 asks for it at once: inside hq's resend_interval
+  Engine engine(hq, *c.site("hq").link, c.options());
+  RunReport report;
+  REQUIRE(engine.receive(report).ok());
+  bool queued = false;
+  for (const auto& note : report.notes) {
+    queued = queued || note.find("queued") != std::string::npos;
+  }
+  CHECK(queued);
+  CHECK(query_int(hq,
+                  "SELECT count(*) FROM sqlpost_outbox WHERE seq = 2 AND last_sent_at IS "
+                  "NULL") == 0);  // not at once ...
+  converge(c, 20);                // ... but when the interval is over
+  CHECK(lost == 1);
+  CHECK(query_int(*c.site("r1").db, "SELECT name = 'two' FROM item WHERE id = 1") == 1);
+}
+
+TEST_CASE("resend re-splits a message at a lower max_message_bytes; stale parts are dropped") {
+  TempDir dir;
+  Cluster c(dir, 1, 43, {});
+  c.max_message_bytes = 40000;
+  c.resend_timeout = 1'000'000'000;
+  Database& hq = *c.site("hq").db;
+  insert_big_rows(hq, 100);
+  // Of the first encoding only part 1 ever reaches r1.
+  auto first_encoding = std::make_shared<bool>(true);
+  c.network().drop_if([first_encoding](std::string_view to, std::string_view mail) {
+    return *first_encoding && to == "r1@r1.test" &&
+           mail.find("\r\nX-Sqlpost-Sequence: 1\r\n") != std::string::npos &&
+           mail.find("\r\nX-Sqlpost-Part: 1\r\n") == std::string::npos;
+  });
+  c.round();
+  c.round();
+  const auto before = query_int(hq, "SELECT max(parts) FROM sqlpost_outbox WHERE seq = 1");
+  CHECK(before > 1);
+  CHECK(query_int(*c.site("r1").db, "SELECT count(*) FROM sqlpost_inbox") == 1);  // part 1
+  *first_encoding = false;
+  c.max_message_bytes = 8192;  // the operator lowers it, then runs sqlpost resend
+  {
+    auto tx = Transaction::begin(hq);
+    REQUIRE(tx.ok());
+    const auto summary = reencode_outbox(hq, "r1", 1, 8192);
+    REQUIRE_MESSAGE(summary.ok(), summary.error().message);
+    CHECK(summary->messages == 1);
+    REQUIRE(tx->commit().ok());
+  }
+  const auto after = query_int(hq, "SELECT max(parts) FROM sqlpost_outbox WHERE seq = 1");
+  CHECK(after > before);
+  converge(c, 30);
+  CHECK(applied_from(*c.site("r1").db, "hq") == 1);
+  CHECK(c.site("r1").messages_applied == 1);
+  CHECK(query_int(*c.site("r1").db, "SELECT count(*) FROM item") == 100);
 }
 
 TEST_SUITE_END();

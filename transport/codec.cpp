@@ -406,6 +406,23 @@ Result<std::vector<std::string>> encode_message(const MessageHeader& header,
   return mails;
 }
 
+Result<std::string> with_fresh_message_id(std::string_view mail) {
+  constexpr std::string_view kField = "\r\nMessage-ID: ";
+  const std::size_t end_of_headers = mail.find("\r\n\r\n");
+  const std::size_t at = mail.find(kField);
+  if (at == std::string_view::npos || at >= end_of_headers) {
+    return make_error(Errc::kCorruption, "the mail has no Message-ID");
+  }
+  const std::size_t value = at + kField.size();
+  const std::size_t line_end = mail.find("\r\n", value);
+  std::array<std::uint8_t, 16> random{};
+  SQLPOST_TRY(crypto::random_bytes(random));
+  std::string out(mail.substr(0, value));
+  out += "<sqlpost." + hex(random) + "@sqlpost>";
+  out += mail.substr(line_end);
+  return out;
+}
+
 bool looks_like_sqlpost(std::string_view mail) {
   return mime::has_header_prefix(mail, "X-Sqlpost-");
 }

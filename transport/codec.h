@@ -71,6 +71,12 @@ Result<std::vector<std::string>> encode_message(
     std::span<const std::uint8_t> payload, const Key& key,
     std::size_t max_message_bytes = kDefaultMaxMessageBytes);
 
+// The same mail with a new, random Message-ID (<sqlpost.<32 hex>@sqlpost>): every
+// send of a part gets its own, so servers that drop a Message-ID they delivered
+// before still deliver a resend. The part's identity stays in the X-Sqlpost headers
+// and the sealed envelope. kCorruption: the mail has no Message-ID line.
+Result<std::string> with_fresh_message_id(std::string_view mail);
+
 // Cheap: does the header block contain any X-Sqlpost-* field? Never fails.
 bool looks_like_sqlpost(std::string_view mail);
 

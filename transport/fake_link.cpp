@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <random>
+#include <set>
 
 #include "transport/limits.h"
 
@@ -30,6 +31,8 @@ struct FakeNetwork::State {
   std::map<std::uint64_t, Errc> failing_sends;
   std::map<std::string, std::vector<StoredMail>, std::less<>> boxes;
   std::vector<HeldMail> held;
+  std::map<std::string, std::set<std::string>, std::less<>> seen_ids;  // address -> Message-IDs
+  std::function<bool(std::string_view, std::string_view)> lose;
 
   bool chance(double p) {
     return p > 0 && std::uniform_real_distribution<double>(0.0, 1.0)(rng) < p;
@@ -74,6 +77,14 @@ struct FakeNetwork::State {
       ++stats.failed;
       return make_error(it->second, "injected failure of send #" + std::to_string(nth));
     }
+    if (faults.suppress_seen_message_ids && seen_before(to, text)) {
+      ++stats.suppressed;
+      return success();
+    }
+    if (lose && lose(to, text)) {
+      ++stats.filtered;
+      return success();
+    }
     if (chance(faults.drop)) {
       ++stats.dropped;
       return success();
@@ -83,6 +94,16 @@ struct FakeNetwork::State {
     route_copy(std::string(to), std::string(text));
     if (twice) route_copy(std::string(to), std::string(text));
     return success();
+  }
+
+  // Records the mail's Message-ID for `to`; true when it was recorded before.
+  bool seen_before(std::string_view to, std::string_view text) {
+    constexpr std::string_view kField = "\r\nMessage-ID: ";
+    const std::size_t at = text.find(kField);
+    if (at == std::string_view::npos) return false;
+    const std::size_t value = at + kField.size();
+    const std::string id(text.substr(value, text.find("\r\n", value) - value));
+    return !seen_ids[std::string(to)].insert(id).second;
   }
 
   void release(bool all) {
@@ -166,6 +187,10 @@ std::unique_ptr<Link> FakeNetwork::link_for(std::string address) {
 }
 
 void FakeNetwork::fail_send(std::uint64_t nth, Errc code) { state_->failing_sends[nth] = code; }
+
+void FakeNetwork::drop_if(std::function<bool(std::string_view, std::string_view)> lose) {
+  state_->lose = std::move(lose);
+}
 
 void FakeNetwork::tick() {
   ++state_->tick;

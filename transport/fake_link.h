@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -30,6 +31,9 @@ struct FaultConfig {
   double delay = 0;      // probability a copy is held for some ticks
   double corrupt = 0;    // probability one random byte of a copy is changed
   std::uint32_t max_delay_ticks = 3;
+  // Like some real servers: a mail whose Message-ID this network accepted before for
+  // the same address is discarded silently (accepted, never delivered).
+  bool suppress_seen_message_ids = false;
 };
 
 struct NetworkStats {
@@ -40,7 +44,9 @@ struct NetworkStats {
   std::uint64_t reordered = 0;
   std::uint64_t delayed = 0;
   std::uint64_t corrupted = 0;
-  std::uint64_t delivered = 0;  // copies put into a mailbox (including foreign mail)
+  std::uint64_t delivered = 0;   // copies put into a mailbox (including foreign mail)
+  std::uint64_t suppressed = 0;  // discarded for a Message-ID seen before
+  std::uint64_t filtered = 0;    // lost to drop_if()
 };
 
 class FakeNetwork {
@@ -52,6 +58,8 @@ class FakeNetwork {
 
   // Makes the nth send() call (1-based, network-wide) fail with `code`.
   void fail_send(std::uint64_t nth, Errc code = Errc::kTransient);
+  // Every later send() for which `lose` returns true is accepted and lost.
+  void drop_if(std::function<bool(std::string_view to, std::string_view mail)> lose);
   // One round: delayed mail whose time has come is delivered (in send order).
   void tick();
   // Delivers every delayed mail now.
