@@ -41,6 +41,8 @@ Result<> require_one_of(std::string_view key, std::string_view value,
 
 }  // namespace
 
+// One table of every control parameter: its length is the number of parameters.
+// NOLINTNEXTLINE(readability-function-size)
 const std::vector<ParamSpec>& parameter_specs() {
   static const std::vector<ParamSpec> specs = {
       {"link",

@@ -418,7 +418,7 @@ Result<std::string> with_fresh_message_id(std::string_view mail) {
   std::array<std::uint8_t, 16> random{};
   SQLPOST_TRY(crypto::random_bytes(random));
   std::string out(mail.substr(0, value));
-  out += "<sqlpost." + hex(random) + "@sqlpost>";
+  out += "<sqlpost." + hex_encode(random) + "@sqlpost>";
   out += mail.substr(line_end);
   return out;
 }
