@@ -861,7 +861,7 @@ struct Engine::Impl {
              .seq = p.seq,
              .part = p.part,
              .parts = p.parts,
-             .bytes = static_cast<std::int64_t>(p.mail.size()),
+             .bytes = static_cast<std::int64_t>(mail.size()),  // as sent: its own Message-ID
              .detail = {}});
       report.details.push_back("sent message " + std::to_string(p.seq) + " part " +
                                std::to_string(p.part) + " to " + partner.name + " <" +
@@ -887,6 +887,7 @@ struct Engine::Impl {
         const auto mails,
         transport::encode_message({local.name, partner.name, 0}, local.address, partner.address,
                                   encode_payload(payload), key, options.max_message_bytes));
+    std::int64_t ack_bytes = 0;
     for (const auto& encoded : mails) {
       SQLPOST_TRY_ASSIGN(const std::string mail, transport::with_fresh_message_id(encoded));
       auto sent = link.send(partner.address, mail);
@@ -895,12 +896,9 @@ struct Engine::Impl {
         note(report, sent.error(), "sending an acknowledgement to " + partner.name);
         return success();
       }
+      ack_bytes += static_cast<std::int64_t>(mail.size());
     }
     ++report.acks_sent;
-    std::int64_t ack_bytes = 0;
-    for (const auto& m : mails) {
-      ack_bytes += static_cast<std::int64_t>(m.size());
-    }
     event({.partner = partner.name,
            .event = "sent",
            .part = 1,

@@ -141,8 +141,11 @@ TEST_CASE("exit code 5 end to end: a zstd bomb, parts of two messages, a refused
     const auto run = run_sqlpost("run " + q(p.hub) + " --once");
     CHECK_MESSAGE(run.exit_code == 5, run.output);
     CHECK(run.output.find("set aside") != std::string::npos);
+    // Not retried: the next run is clean but for the "rejected" alert (exit 10,
+    // docs/operations.md), which is switched off here to see the run's own code.
+    run_sqlpost("config " + q(p.hub) + " alert.rejected=0");
     const auto again = run_sqlpost("run " + q(p.hub) + " --once");
-    CHECK_MESSAGE(again.exit_code == 0, again.output);  // not retried
+    CHECK_MESSAGE(again.exit_code == 0, again.output);
   }
   SUBCASE("parts of two different messages with the same number") {
     Pair p;
