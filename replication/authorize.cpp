@@ -1,5 +1,7 @@
 #include "replication/authorize.h"
 
+#include <utility>
+
 namespace sqlpost {
 
 Result<Authorization> authorization_for(Database& db, const Partner& partner) {
@@ -42,11 +44,11 @@ Result<> Authorization::check_block(const TableBlock& block) const {
   }
   for (const auto& column : block.columns) {
     if (grant->second.columns.count(column) == 0) {
-      return make_error(Errc::kAuthentication, "not authorized: " + who +
-                                                   " sent changes to column '" + column +
-                                                   "' of table '" + block.table +
-                                                   "', which its articles do not publish; "
-                                                   "nothing of the message was applied");
+      std::string why = "not authorized: " + who;
+      why.append(" sent changes to column '").append(column);
+      why.append("' of table '").append(block.table);
+      why.append("', which its articles do not publish; nothing of the message was applied");
+      return make_error(Errc::kAuthentication, std::move(why));
     }
   }
   return success();
