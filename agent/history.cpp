@@ -1,6 +1,7 @@
 #include "agent/history.h"
 
 #include <array>
+#include <chrono>
 #include <ctime>
 #include <iomanip>
 #include <sstream>
@@ -190,13 +191,24 @@ Result<json> document(Database& db, const char* schema) {
 
 }  // namespace
 
+namespace {
+
+// timegm() without the C library's extension: the civil date through <chrono>.
+std::int64_t seconds_since_epoch(const std::tm& tm) {
+  using namespace std::chrono;
+  const sys_days day{year{tm.tm_year + 1900} / month{static_cast<unsigned>(tm.tm_mon + 1)} /
+                     std::chrono::day{static_cast<unsigned>(tm.tm_mday)}};
+  return day.time_since_epoch().count() * std::int64_t{86400} + tm.tm_hour * 3600 + tm.tm_min * 60 +
+         tm.tm_sec;
+}
+
+}  // namespace
+
 std::string utc_time(std::int64_t seconds) {
   if (seconds == 0) {
     return "";
   }
-  const std::time_t t = seconds;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
+  const std::tm tm = platform::utc_time(static_cast<std::time_t>(seconds));
   std::array<char, 32> buf{};
   (void)std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf.data();
@@ -239,7 +251,7 @@ Result<std::int64_t> parse_since(const std::string& text, std::int64_t now) {
     std::istringstream in(text);
     in >> std::get_time(&tm, format);
     if (!in.fail() && in.peek() == std::char_traits<char>::eof()) {
-      return static_cast<std::int64_t>(timegm(&tm));
+      return seconds_since_epoch(tm);
     }
   }
   return bad;

@@ -46,6 +46,11 @@ fi
 shim="$out/include-shim"
 mkdir -p "$shim"
 for h in doctest nlohmann CLI; do ln -sfn "/usr/include/$h" "$shim/$h"; done
+# Headers CMake generates (agent/version.h from project(VERSION)).
+generated="$out/generated"
+mkdir -p "$generated/agent"
+version="$(sed -n 's/^project(sqlpost VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")"
+sed "s/@PROJECT_VERSION@/$version/" "$root/agent/version.h.in" >"$generated/agent/version.h"
 
 # --- 1. common/ + platform/ and their tests, for Windows.
 stage "1. cmake build of common/, platform/ and their tests for Windows"
@@ -61,7 +66,7 @@ echo "built for Windows: $built"
 
 # --- 2. Every other translation unit (common/ and platform/ were built in 1.), on its own.
 stage "2. compiling every other translation unit for Windows"
-flags=(-std=c++20 -I "$root" -isystem "$shim" -Wall -Wextra -Wpedantic -Wshadow -Wconversion
+flags=(-std=c++20 -I "$root" -I "$generated" -isystem "$shim" -Wall -Wextra -Wpedantic -Wshadow -Wconversion
        -Wno-sign-conversion -Wno-maybe-uninitialized -Werror -O0 -c -o /dev/null)
 # A missing header -> the library Debian does not package for MinGW.
 library_of() {
