@@ -198,7 +198,9 @@ std::int64_t seconds_since_epoch(const std::tm& tm) {
   using namespace std::chrono;
   const sys_days day{year{tm.tm_year + 1900} / month{static_cast<unsigned>(tm.tm_mon + 1)} /
                      std::chrono::day{static_cast<unsigned>(tm.tm_mday)}};
-  return day.time_since_epoch().count() * std::int64_t{86400} + tm.tm_hour * 3600 + tm.tm_min * 60 +
+  const std::int64_t hours = tm.tm_hour;
+  const std::int64_t minutes = tm.tm_min;
+  return day.time_since_epoch().count() * std::int64_t{86400} + hours * 3600 + minutes * 60 +
          tm.tm_sec;
 }
 
