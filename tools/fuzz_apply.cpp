@@ -63,7 +63,7 @@ FuzzSite make_site() {
   must(create_site_tables(s.db));
   must(init_site(s.db, LocalSite{"hq", "hq@hq.test", Role::kConsolidated, ""}));
   must(publish(s.db, Article{"all", "item", {}, "", "", "incoming"}));
-  must(publish(s.db, Article{"all", "tag", {}, "", "", "timestamp:note"}));
+  must(publish(s.db, Article{"all", "tag", {}, "", "", "newest:note"}));
   must(publish(s.db,
                Article{"sales", "customer", {"id", "name", "region"}, "", "region", "incoming"}));
   s.child = Partner{"c1", "c1@c1.test", Relation::kChild, std::vector<std::uint8_t>(32, 1), 0};
