@@ -416,10 +416,13 @@ Result<std::map<std::string, Payload>> collect_changes_for_all(Database& db,
                                                                std::int64_t upto_epoch) {
   std::map<std::string, Payload> payloads;
   std::map<std::int64_t, std::vector<Route>> groups;  // by the epoch sent up to
+  SQLPOST_TRY_ASSIGN(const SubscriptionCatalog catalog, SubscriptionCatalog::load(db));
   for (const auto& partner : partners) {
-    Route r{partner, {}, {}, {}, nullptr};
-    SQLPOST_TRY_ASSIGN(r.tables, tables_routed_to(db, partner));
-    SQLPOST_TRY_ASSIGN(r.subset, SubsetFilter::load(db, partner));
+    Route r{partner,
+            catalog.tables_routed_to(partner),
+            SubsetFilter::from(catalog, partner),
+            {},
+            nullptr};
     r.builder = std::make_unique<PayloadBuilder>(payloads[partner.name]);
     groups[partner.sent_epoch].push_back(std::move(r));
   }
