@@ -12,12 +12,14 @@
 #include "replication/changelog.h"
 #include "replication/keys.h"
 #include "replication/origin.h"
+#include "replication/outbox.h"
 #include "replication/payload.h"
 #include "replication/retention.h"
 #include "replication/routing.h"
 #include "replication/subsets.h"
 #include "schema/metadata.h"
 #include "transport/codec.h"
+#include "transport/dsn.h"
 
 namespace sqlpost {
 namespace {
@@ -335,6 +337,12 @@ struct Engine::Impl {
     }
     ++report.mails_seen;
     if (!transport::looks_like_sqlpost(mail.value())) {
+      if (const auto bounce = transport::parse_bounce(mail.value())) {
+        SQLPOST_TRY_ASSIGN(const bool ours, handle_bounce(ref, *bounce));
+        if (ours) {
+          return success();
+        }
+      }
       ++report.foreign;
       return remember_foreign(ref.id);
     }
@@ -369,6 +377,133 @@ struct Engine::Impl {
                                  "('oversize_foreign', 1) ON CONFLICT(key) DO UPDATE SET value = "
                                  "ifnull(value, 0) + 1"));
     return st->run();
+  }
+
+  // ---- bounces
+
+  // A delivery status notification about one of our parts (the returned Message-ID
+  // verifies under the pair key) is recorded and removed from the mailbox: a size
+  // refusal re-splits the message smaller; any other permanent refusal is a problem
+  // of the run and the part waits resend_timeout. Anything else stays foreign.
+  Result<bool> handle_bounce(const transport::MailRef& ref, const transport::Bounce& b) {
+    const auto found = partners.find(b.original.receiver);
+    if (b.original.sender != local.name || found == partners.end()) {
+      return false;
+    }
+    const Partner& partner = found->second;
+    auto key = key_of(partner);
+    if (!key.ok() || !transport::message_id_is_ours(b.message_id, b.original, key.value())) {
+      return false;
+    }
+    const auto seq = static_cast<std::int64_t>(b.original.sequence);
+    const auto part = static_cast<std::int64_t>(b.original.part);
+    SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+    std::optional<std::int64_t> resplit;
+    if (b.permanent() && b.size_refusal()) {
+      SQLPOST_TRY_ASSIGN(resplit, resplit_smaller(partner.name, b.original));
+    } else if (b.permanent()) {
+      SQLPOST_TRY(hold_part(partner.name, seq, part));
+    }
+    SQLPOST_TRY(record_bounce(partner.name, seq, part, b, resplit));
+    SQLPOST_TRY(tx.commit());
+    report_bounce(partner, b, resplit);
+    SQLPOST_TRY(remove_mail(ref));
+    return true;
+  }
+
+  void report_bounce(const Partner& partner, const transport::Bounce& b,
+                     std::optional<std::int64_t> resplit) {
+    const std::string what = "message " + std::to_string(b.original.sequence) + " part " +
+                             std::to_string(b.original.part) + " to " + partner.name + " <" +
+                             partner.address + "> bounced (" + b.action + " " + b.status + ": " +
+                             b.diagnostic + ")";
+    if (resplit) {
+      report.notes.push_back(what + "; re-split into parts of at most " + std::to_string(*resplit) +
+                             " bytes, sent again now");
+    } else if (b.permanent()) {
+      report.problems.push_back(what +
+                                "; it is tried again after resend_timeout; fix the cause "
+                                "(address, server limits), then run sqlpost resend");
+      report.worst = Errc::kPermanent;
+    } else {
+      report.notes.push_back(what + "; the server goes on trying");
+    }
+    event({.partner = partner.name,
+           .event = "bounced",
+           .seq = static_cast<std::int64_t>(b.original.sequence),
+           .part = static_cast<std::int64_t>(b.original.part),
+           .parts = static_cast<std::int64_t>(b.original.parts),
+           .detail = b.status + " " + b.diagnostic});
+  }
+
+  Result<> record_bounce(const std::string& site, std::int64_t seq, std::int64_t part,
+                         const transport::Bounce& b, std::optional<std::int64_t> resplit) {
+    constexpr std::int64_t kBouncesKept = 1000;
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("INSERT INTO sqlpost_bounces(site, seq, part, received_at, "
+                                 "action, status, diagnostic, resplit_to) VALUES (?, ?, ?, ?, ?, "
+                                 "?, ?, ?)"));
+    st->bind(1, site).bind(2, seq).bind(3, part).bind(4, now());
+    st->bind(5, b.action).bind(6, b.status).bind(7, b.diagnostic.substr(0, 1000));
+    st->bind(8, resplit ? Value(*resplit) : Value());
+    SQLPOST_TRY(st->run());
+    SQLPOST_TRY_ASSIGN(Statement * cap,
+                       db.cached("DELETE FROM sqlpost_bounces WHERE id <= (SELECT max(id) FROM "
+                                 "sqlpost_bounces) - ?"));
+    cap->bind(1, kBouncesKept);
+    return cap->run();
+  }
+
+  Result<> hold_part(const std::string& site, std::int64_t seq, std::int64_t part) {
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("UPDATE sqlpost_outbox SET last_sent_at = ? WHERE site = ? AND "
+                                 "seq = ? AND part = ?"));
+    st->bind(1, now()).bind(2, site).bind(3, seq).bind(4, part);
+    return st->run();
+  }
+
+  // The message is encoded again at half the bounced part's size (not below the
+  // codec's minimum), and the partner's later messages use that size too. Nothing
+  // to do when the part was acknowledged meanwhile, belongs to an encoding already
+  // replaced (another part of it bounced first) or cannot get smaller.
+  Result<std::optional<std::int64_t>> resplit_smaller(const std::string& site,
+                                                      const transport::PartHeader& bounced_part) {
+    const auto seq = static_cast<std::int64_t>(bounced_part.sequence);
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("SELECT length(mail) FROM sqlpost_outbox WHERE site = ? AND "
+                                 "seq = ? AND part = ? AND parts = ?"));
+    st->bind(1, site).bind(2, seq).bind(3, static_cast<std::int64_t>(bounced_part.part));
+    st->bind(4, static_cast<std::int64_t>(bounced_part.parts));
+    SQLPOST_TRY_ASSIGN(const bool row, st->step());
+    const std::int64_t bounced = row ? st->column_int(0) : 0;
+    st->reset();
+    const auto floor = static_cast<std::int64_t>(transport::kMinMaxMessageBytes);
+    const std::int64_t smaller = std::max(floor, bounced / 2);
+    if (!row || smaller >= bounced) {
+      return std::optional<std::int64_t>();
+    }
+    SQLPOST_TRY_ASSIGN(Statement * limit,
+                       db.cached("INSERT OR REPLACE INTO sqlpost_meta(key, value) VALUES (?, ?)"));
+    limit->bind(1, kSizeLimitKey + site).bind(2, smaller);
+    SQLPOST_TRY(limit->run());
+    SQLPOST_TRY(reencode_outbox(db, site, seq, static_cast<std::size_t>(smaller)));
+    return std::optional<std::int64_t>(smaller);
+  }
+
+  static constexpr const char* kSizeLimitKey = "max_message_bytes.";
+
+  // max_message_bytes, or less for a partner whose server refused larger mail.
+  std::size_t max_message_bytes_for(const std::string& site) {
+    auto st = db.cached("SELECT value FROM sqlpost_meta WHERE key = ?");
+    if (!st.ok()) {
+      return options.max_message_bytes;
+    }
+    (*st)->bind(1, kSizeLimitKey + site);
+    auto row = (*st)->step();
+    const std::int64_t learned = row.ok() && row.value() ? (*st)->column_int(0) : 0;
+    (*st)->reset();
+    return learned > 0 ? std::min(options.max_message_bytes, static_cast<std::size_t>(learned))
+                       : options.max_message_bytes;
   }
 
   // ---- acknowledgements and resend requests
@@ -777,7 +912,7 @@ struct Engine::Impl {
           const auto mails,
           transport::encode_message(
               {local.name, partner.name, static_cast<std::uint64_t>(s.next_seq)}, local.address,
-              partner.address, bytes, key, options.max_message_bytes));
+              partner.address, bytes, key, max_message_bytes_for(partner.name)));
       SQLPOST_TRY(insert_outbox(partner.name, s.next_seq, mails));
       std::int64_t bytes_written = 0;
       for (const auto& m : mails) {
@@ -906,8 +1041,17 @@ struct Engine::Impl {
 
   Result<bool> send_outbox(const Partner& partner) {
     SQLPOST_TRY_ASSIGN(const auto parts, due_parts(partner.name));
+    if (parts.empty()) {
+      return true;
+    }
+    auto pair_key = key_of(partner);
+    if (!pair_key.ok()) {
+      note(report, pair_key.error(), "sending to " + partner.name + " (the outbox waits)");
+      return false;
+    }
+    const transport::Key& key = pair_key.value();
     for (const auto& p : parts) {
-      SQLPOST_TRY_ASSIGN(const std::string mail, transport::with_fresh_message_id(p.mail));
+      SQLPOST_TRY_ASSIGN(const std::string mail, transport::with_fresh_message_id(p.mail, key));
       auto sent = link.send(partner.address, mail);
       if (!sent.ok()) {
         ++report.send_failures;
@@ -972,7 +1116,7 @@ struct Engine::Impl {
                                   encode_payload(payload), key, options.max_message_bytes));
     std::int64_t ack_bytes = 0;
     for (const auto& encoded : mails) {
-      SQLPOST_TRY_ASSIGN(const std::string mail, transport::with_fresh_message_id(encoded));
+      SQLPOST_TRY_ASSIGN(const std::string mail, transport::with_fresh_message_id(encoded, key));
       auto sent = link.send(partner.address, mail);
       if (!sent.ok()) {
         ++report.send_failures;
