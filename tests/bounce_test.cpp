@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/status.h"
 #include "replication/engine.h"
 #include "tests/cluster.h"
 
@@ -150,6 +151,10 @@ TEST_CASE("a permanent bounce is a problem of the run; a forged one stays foreig
   CHECK(report.foreign == 1);
   CHECK(reports_in_mailbox(c) == 1);  // the forged one, left alone
   CHECK(query_int(hub, "SELECT count(*) FROM sqlpost_outbox WHERE site = 'r1'") == 1);
+  const auto status = collect_status(hub);
+  REQUIRE(status.ok());
+  CHECK(status.value()["bounces"].size() == 1);
+  CHECK(render_status_text(status.value()).find("BOUNCED") != std::string::npos);
 
   const RunReport again = run_hub(c);  // a known foreign mail is not read again
   CHECK(again.worst != Errc::kPermanent);

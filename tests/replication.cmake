@@ -11,4 +11,4 @@ sqlpost_test(chaos_test SOURCES chaos_test.cpp cluster.cpp LIBS sqlpost_replicat
 add_custom_target(chaos-long
   COMMAND ${CMAKE_COMMAND} -E env SQLPOST_CHAOS_SEEDS=200 $<TARGET_FILE:chaos_test>
   DEPENDS chaos_test USES_TERMINAL)
-sqlpost_test(bounce_test SOURCES bounce_test.cpp cluster.cpp LIBS sqlpost_replication)
+sqlpost_test(bounce_test SOURCES bounce_test.cpp cluster.cpp LIBS sqlpost_agent)
