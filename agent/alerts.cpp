@@ -9,6 +9,7 @@
 #include "platform/files.h"
 #include "platform/process.h"
 #include "replication/conflicts.h"
+#include "replication/health.h"
 #include "schema/metadata.h"
 
 namespace sqlpost {
@@ -91,6 +92,23 @@ Result<> stopped_streams(Database& db, std::vector<Alert>& alerts) {
         {"stopped", st.column_text(0), 0,
          "applying messages from " + st.column_text(0) + " stopped: " + st.column_text(1)});
   }
+}
+
+// A site below this one reported a stopped stream in its last message upward.
+Result<> stopped_below(Database& db, std::vector<Alert>& alerts) {
+  SQLPOST_TRY_ASSIGN(const auto enabled, get_config(db, "alert.stopped"));
+  if (enabled == "no") {
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(const auto below, load_hierarchy(db));
+  for (const auto& [h, received_at] : below) {
+    for (const auto& [partner, why] : h.halted) {
+      alerts.push_back({"stopped_below", h.site, h.reported_at,
+                        "at " + h.site + " (via " + h.via + "), applying messages from " + partner +
+                            " stopped: " + why});
+    }
+  }
+  return success();
 }
 
 Result<> rejected_mail(Database& db, std::int64_t now, std::vector<Alert>& alerts) {
@@ -251,6 +269,7 @@ Result<std::vector<Alert>> evaluate_alerts(Database& db, std::int64_t now) {
   SQLPOST_TRY(silent_partners(db, now, alerts));
   SQLPOST_TRY(unacknowledged(db, now, alerts));
   SQLPOST_TRY(stopped_streams(db, alerts));
+  SQLPOST_TRY(stopped_below(db, alerts));
   SQLPOST_TRY(rejected_mail(db, now, alerts));
   return alerts;
 }

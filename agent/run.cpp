@@ -9,6 +9,7 @@
 #include "agent/log.h"
 #include "agent/mail_settings.h"
 #include "agent/params.h"
+#include "agent/version.h"
 #include "platform/console.h"
 #include "schema/migrations.h"
 #include "transport/file_link.h"
@@ -174,6 +175,7 @@ Result<std::unique_ptr<transport::Link>> make_link(Database& db, const std::stri
 
 Result<EngineOptions> engine_options(Database& db) {
   EngineOptions o;
+  o.version = kVersion;
   SQLPOST_TRY_ASSIGN(const auto max_bytes, int_parameter(db, "max_message_bytes", 1'000'000));
   o.max_message_bytes = static_cast<std::size_t>(max_bytes);
   SQLPOST_TRY_ASSIGN(o.resend_timeout, int_parameter(db, "resend_timeout", o.resend_timeout));

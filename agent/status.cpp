@@ -12,6 +12,7 @@
 #include "replication/bookkeeping.h"
 #include "replication/changelog.h"
 #include "replication/engine.h"
+#include "replication/health.h"
 #include "schema/metadata.h"
 
 namespace sqlpost {
@@ -117,6 +118,55 @@ Result<nlohmann::json> recent_bounces_json(Database& db) {
   }
 }
 
+// The sites below this one, as their health reports told it (replication/health.h).
+Result<nlohmann::json> hierarchy_json(Database& db) {
+  SQLPOST_TRY_ASSIGN(const auto below, load_hierarchy(db));
+  nlohmann::json sites = nlohmann::json::array();
+  for (const auto& [h, received_at] : below) {
+    nlohmann::json halted = nlohmann::json::array();
+    for (const auto& [partner, why] : h.halted) {
+      halted.push_back({{"partner", partner}, {"why", why}});
+    }
+    sites.push_back({{"site", h.site},
+                     {"via", h.via},
+                     {"version", h.version},
+                     {"reported_at", h.reported_at},
+                     {"received_at", received_at},
+                     {"conflicts", h.conflicts},
+                     {"rejected", h.rejected},
+                     {"outbox_oldest", h.outbox_oldest},
+                     {"halted", std::move(halted)}});
+  }
+  return sites;
+}
+
+std::string render_hierarchy_text(const nlohmann::json& sites, std::int64_t now) {
+  if (sites.empty()) {
+    return {};
+  }
+  std::ostringstream out;
+  out << "\nsites below (as their last messages reported):";
+  for (const auto& s : sites) {
+    const auto reported = s["reported_at"].get<std::int64_t>();
+    out << "\n  " << s["site"].get<std::string>();
+    if (s["via"].get<std::string>() != s["site"].get<std::string>()) {
+      out << " (via " << s["via"].get<std::string>() << ")";
+    }
+    out << ": reported " << time_text(reported) << " (" << (now - reported) << " s ago), sqlpost "
+        << s["version"].get<std::string>() << ", conflicts " << s["conflicts"].get<std::int64_t>()
+        << ", rejected mail " << s["rejected"].get<std::int64_t>();
+    const auto oldest = s["outbox_oldest"].get<std::int64_t>();
+    if (oldest > 0) {
+      out << ", oldest unacknowledged part " << (reported - oldest) << " s old";
+    }
+    for (const auto& h : s["halted"]) {
+      out << "\n    STOPPED stream from " << h["partner"].get<std::string>() << ": "
+          << h["why"].get<std::string>();
+    }
+  }
+  return out.str();
+}
+
 }  // namespace
 
 Result<nlohmann::json> collect_status(Database& db) {
@@ -147,6 +197,7 @@ Result<nlohmann::json> collect_status(Database& db) {
   SQLPOST_TRY_ASSIGN(status["oversize_foreign_mail"],
                      db.query_int("SELECT value FROM sqlpost_meta WHERE key = 'oversize_foreign'"));
   SQLPOST_TRY_ASSIGN(status["bounces"], recent_bounces_json(db));
+  SQLPOST_TRY_ASSIGN(status["hierarchy"], hierarchy_json(db));
   return status;
 }
 
@@ -199,6 +250,8 @@ std::string render_status_text(const nlohmann::json& status) {
       }
     }
   }
+  out << render_hierarchy_text(status.value("hierarchy", nlohmann::json::array()),
+                               static_cast<std::int64_t>(std::time(nullptr)));
   out << "\nrejected mail kept: " << status["rejected_mail"].get<std::int64_t>();
   if (status.value("rejected_dropped", std::int64_t{0}) > 0) {
     out << " (" << status["rejected_dropped"].get<std::int64_t>()

@@ -10,6 +10,7 @@
 #include "replication/bookkeeping.h"
 #include "replication/bounce.h"
 #include "replication/changelog.h"
+#include "replication/health.h"
 #include "replication/keys.h"
 #include "replication/origin.h"
 #include "replication/outbox.h"
@@ -221,6 +222,7 @@ struct Engine::Impl {
     }
     SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
     SQLPOST_TRY(process_ack(partner, payload.value()));
+    SQLPOST_TRY(keep_health_from(partner, payload.value()));
     SQLPOST_TRY(update_stream(partner.name, "last_received_at = ?2", now()));
     SQLPOST_TRY(tx.commit());
     event({.partner = partner.name,
@@ -377,6 +379,24 @@ struct Engine::Impl {
                                  "('oversize_foreign', 1) ON CONFLICT(key) DO UPDATE SET value = "
                                  "ifnull(value, 0) + 1"));
     return st->run();
+  }
+
+  // ---- health reports (replication/health.h)
+
+  // Every message to the parent carries this site's health and its children's.
+  Result<> add_health_for(const Partner& partner, Payload& payload) {
+    if (partner.relation != Relation::kParent) {
+      return success();
+    }
+    SQLPOST_TRY_ASSIGN(payload.health, local_health(db, local.name, options.version, now()));
+    return success();
+  }
+
+  Result<> keep_health_from(const Partner& partner, const Payload& payload) {
+    if (partner.relation != Relation::kChild) {
+      return success();
+    }
+    return store_health(db, partner.name, payload.health, now());
   }
 
   // ---- bounces
@@ -754,6 +774,7 @@ struct Engine::Impl {
     }
     SQLPOST_TRY_ASSIGN(const ApplyStats stats, apply_payload(db, payload, context));
     SQLPOST_TRY(process_ack(partner, payload));
+    SQLPOST_TRY(keep_health_from(partner, payload));
     SQLPOST_TRY(update_stream(partner.name, "seen_ack = max(seen_ack, ?2)",
                               static_cast<std::int64_t>(payload.ack)));
     SQLPOST_TRY(update_stream(
@@ -906,6 +927,7 @@ struct Engine::Impl {
       SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
       payload.ack = static_cast<std::uint64_t>(s.applied_seq);
       payload.resend_from = static_cast<std::uint64_t>(s.resend_from);
+      SQLPOST_TRY(add_health_for(partner, payload));
       SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
       const auto bytes = encode_payload(payload);
       SQLPOST_TRY_ASSIGN(
@@ -1109,6 +1131,7 @@ struct Engine::Impl {
     payload.kind = PayloadKind::kAckOnly;
     payload.ack = static_cast<std::uint64_t>(s.applied_seq);
     payload.resend_from = static_cast<std::uint64_t>(s.resend_from);
+    SQLPOST_TRY(add_health_for(partner, payload));
     SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
     SQLPOST_TRY_ASSIGN(
         const auto mails,

@@ -44,6 +44,7 @@ struct EngineOptions {
       std::int64_t{7} * 24 * 3600;    // keep acknowledged changes this long (rescan)
   std::function<std::int64_t()> now;  // seconds; defaults to the system clock
   DecodeLimits decode_limits;         // limits.max_changes, limits.max_value_bytes
+  std::string version;                // this sqlpost's version, told to the parent
   // Test hook: returning true at a named point makes the run stop right there,
   // as if the process had died (nothing after it happens, open transactions roll back).
   std::function<bool(std::string_view point)> crash_at;

@@ -341,6 +341,68 @@ Result<EpochBlock> epoch_from_json(json& j, const std::vector<TableBlock>& table
   return e;
 }
 
+json health_to_json(const SiteHealth& h) {
+  json halted = json::array();
+  for (const auto& [partner, why] : h.halted) {
+    halted.push_back(json::array({partner, why}));
+  }
+  return json::array({h.site, h.via, h.version, h.reported_at, h.conflicts, h.rejected,
+                      h.outbox_oldest, std::move(halted)});
+}
+
+Result<std::string> health_text(const json& j) {
+  if (!j.is_string() || j.get_ref<const std::string&>().size() > kMaxHealthText) {
+    return corrupt("a health record's text field is not a string within limits");
+  }
+  return j.get<std::string>();
+}
+
+Result<std::int64_t> health_number(const json& j) {
+  if (!j.is_number_integer()) {
+    return corrupt("a health record's number is not an integer");
+  }
+  return j.get<std::int64_t>();
+}
+
+Result<SiteHealth> health_from_json(const json& j) {
+  if (!j.is_array() || j.size() != 8 || !j[7].is_array() || j[7].size() > kMaxHealthHalted) {
+    return corrupt("a health record is not [site, via, version, 4 numbers, halted]");
+  }
+  SiteHealth h;
+  SQLPOST_TRY_ASSIGN(h.site, health_text(j[0]));
+  SQLPOST_TRY_ASSIGN(h.via, health_text(j[1]));
+  SQLPOST_TRY_ASSIGN(h.version, health_text(j[2]));
+  SQLPOST_TRY_ASSIGN(h.reported_at, health_number(j[3]));
+  SQLPOST_TRY_ASSIGN(h.conflicts, health_number(j[4]));
+  SQLPOST_TRY_ASSIGN(h.rejected, health_number(j[5]));
+  SQLPOST_TRY_ASSIGN(h.outbox_oldest, health_number(j[6]));
+  for (const auto& entry : j[7]) {
+    if (!entry.is_array() || entry.size() != 2) {
+      return corrupt("a health record's stopped stream is not [partner, why]");
+    }
+    SQLPOST_TRY_ASSIGN(std::string partner, health_text(entry[0]));
+    SQLPOST_TRY_ASSIGN(std::string why, health_text(entry[1]));
+    h.halted.emplace_back(std::move(partner), std::move(why));
+  }
+  return h;
+}
+
+Result<std::vector<SiteHealth>> health_list_from_json(const json& doc) {
+  std::vector<SiteHealth> out;
+  if (!doc.contains("h")) {
+    return out;
+  }
+  const json& list = doc["h"];
+  if (!list.is_array() || list.size() > kMaxHealthRecords) {
+    return corrupt("health records are not a list within limits");
+  }
+  for (const auto& record : list) {
+    SQLPOST_TRY_ASSIGN(SiteHealth h, health_from_json(record));
+    out.push_back(std::move(h));
+  }
+  return out;
+}
+
 Result<Payload> payload_from_json(json& doc, std::size_t max_changes) {
   if (!doc.is_object()) {
     return corrupt("not a map");
@@ -382,6 +444,7 @@ Result<Payload> payload_from_json(json& doc, std::size_t max_changes) {
     SQLPOST_TRY_ASSIGN(EpochBlock epoch, epoch_from_json(e, p.tables, budget, max_changes));
     p.epochs.push_back(std::move(epoch));
   }
+  SQLPOST_TRY_ASSIGN(p.health, health_list_from_json(doc));
   return p;
 }
 
@@ -419,13 +482,19 @@ std::vector<std::uint8_t> encode_payload(const Payload& payload) {
     }
     epochs.push_back(json::array({e.epoch, std::move(changes)}));
   }
-  const json doc = {
-      {"v", payload.has_passthrough() ? kPayloadVersionWithPassthrough : kPayloadVersion},
-      {"k", payload.kind == PayloadKind::kData ? 0 : 1},
-      {"a", payload.ack},
-      {"r", payload.resend_from},
-      {"t", std::move(tables)},
-      {"e", std::move(epochs)}};
+  json doc = {{"v", payload.has_passthrough() ? kPayloadVersionWithPassthrough : kPayloadVersion},
+              {"k", payload.kind == PayloadKind::kData ? 0 : 1},
+              {"a", payload.ack},
+              {"r", payload.resend_from},
+              {"t", std::move(tables)},
+              {"e", std::move(epochs)}};
+  if (!payload.health.empty()) {
+    json health = json::array();
+    for (const auto& h : payload.health) {
+      health.push_back(health_to_json(h));
+    }
+    doc["h"] = std::move(health);
+  }
   return json::to_cbor(doc);
 }
 

@@ -78,12 +78,32 @@ struct EpochBlock {
   bool operator==(const EpochBlock&) const = default;
 };
 
+// A site's health as it tells its parent in every message, followed by the records
+// its own children told it (docs/format.md, "Health"). Informational only: shown by
+// the parent's status, never acted on.
+inline constexpr std::size_t kMaxHealthRecords = 10000;
+inline constexpr std::size_t kMaxHealthText = 1000;  // bytes of any one text field
+inline constexpr std::size_t kMaxHealthHalted = 100;
+
+struct SiteHealth {
+  std::string site;
+  std::string via;  // "" for the sender itself; else the child it came through
+  std::string version;
+  std::int64_t reported_at = 0;    // the site's clock, seconds
+  std::int64_t conflicts = 0;      // recorded in sqlpost_conflicts
+  std::int64_t rejected = 0;       // mail kept in sqlpost_rejected
+  std::int64_t outbox_oldest = 0;  // created_at of its oldest unacknowledged part; 0: none
+  std::vector<std::pair<std::string, std::string>> halted;  // stopped streams: partner, why
+  bool operator==(const SiteHealth&) const = default;
+};
+
 struct Payload {
   PayloadKind kind = PayloadKind::kData;
   std::uint64_t ack = 0;          // highest contiguous sequence applied from the receiver
   std::uint64_t resend_from = 0;  // 0: none; else "please resend from this sequence"
   std::vector<TableBlock> tables;
   std::vector<EpochBlock> epochs;
+  std::vector<SiteHealth> health;  // optional ("h"); older versions ignore it
   bool operator==(const Payload&) const = default;
 
   [[nodiscard]] std::size_t change_count() const;

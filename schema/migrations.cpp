@@ -197,7 +197,8 @@ CREATE TABLE sqlpost_stats(
   lag_count INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (day, partner)) WITHOUT ROWID;
 )sql",
-    // 5: bounces (delivery status notifications) about our own parts.
+    // 5: bounces (delivery status notifications) about our own parts; the health
+    // records children send up (replication/health.h).
     R"sql(
 CREATE TABLE sqlpost_bounces(
   id INTEGER PRIMARY KEY,
@@ -209,6 +210,16 @@ CREATE TABLE sqlpost_bounces(
   status TEXT NOT NULL,
   diagnostic TEXT NOT NULL,
   resplit_to INTEGER);
+CREATE TABLE sqlpost_site_health(
+  site TEXT PRIMARY KEY,
+  via TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  version TEXT NOT NULL,
+  reported_at INTEGER NOT NULL,
+  conflicts INTEGER NOT NULL,
+  rejected INTEGER NOT NULL,
+  outbox_oldest INTEGER NOT NULL,
+  halted TEXT NOT NULL) WITHOUT ROWID;
 )sql",
 };
 

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "agent/lock.h"
@@ -263,6 +264,49 @@ TEST_CASE("data for a column a site does not have stops that stream until it is 
   CHECK(run_sqlpost("status " + q(h.leaf)).output.find("STOPPED") != std::string::npos);
   sqlite_shell(h.leaf, "ALTER TABLE t ADD COLUMN extra TEXT;");  // the fix, by hand
   CHECK(h.rounds(3) == "000");
+  h.expect_same();
+}
+
+TEST_CASE("the hub's status shows every site below it, and a leaf's stopped stream") {
+  Hierarchy h;
+  sqlpost_ok("passthrough " + q(h.hq) + " --site mid " + q("ALTER TABLE t ADD COLUMN extra TEXT"));
+  sqlite_shell(h.hq, "UPDATE t SET extra = 'new' WHERE id = 1;");
+  h.rounds(3);  // the leaf's stream from mid stops: the leaf has no column 'extra'
+  sqlite_shell(h.leaf, "INSERT INTO t VALUES (7, 'written at the leaf');");
+  h.rounds(2);  // the leaf's row carries its health to mid, mid's message carries both up
+
+  const auto status = nlohmann::json::parse(run_sqlpost("status " + q(h.hq) + " --json").output);
+  std::map<std::string, nlohmann::json> below;
+  for (const auto& s : status["hierarchy"]) {
+    below[s["site"].get<std::string>()] = s;
+  }
+  REQUIRE(below.count("mid") == 1);
+  REQUIRE(below.count("leaf") == 1);
+  CHECK(below["mid"]["via"] == "mid");
+  CHECK(below["leaf"]["via"] == "mid");
+  CHECK(below["mid"]["halted"].empty());
+  REQUIRE(below["leaf"]["halted"].size() == 1);
+  CHECK(below["leaf"]["halted"][0]["partner"] == "mid");
+  CHECK(below["leaf"]["halted"][0]["why"].get<std::string>().find("extra") != std::string::npos);
+  CHECK(below["leaf"]["reported_at"].get<std::int64_t>() > 0);
+  bool alerted = false;
+  for (const auto& a : status["alerts"]) {
+    alerted = alerted || (a["kind"] == "stopped_below" && a["partner"] == "leaf");
+  }
+  CHECK_MESSAGE(alerted, status["alerts"].dump());
+  CHECK(run_sqlpost("run " + q(h.hq) + " --once").exit_code == 10);  // an alert in force
+  const auto text = run_sqlpost("status " + q(h.hq)).output;
+  CHECK(text.find("leaf (via mid)") != std::string::npos);
+  CHECK(text.find("STOPPED stream from mid") != std::string::npos);
+
+  sqlite_shell(h.leaf, "ALTER TABLE t ADD COLUMN extra TEXT;");  // the fix, by hand
+  sqlite_shell(h.leaf, "INSERT INTO t VALUES (8, 'after the fix', NULL);");
+  CHECK(h.rounds(3) == "000");
+  const auto fixed = nlohmann::json::parse(run_sqlpost("status " + q(h.hq) + " --json").output);
+  for (const auto& s : fixed["hierarchy"]) {
+    CHECK_MESSAGE(s["halted"].empty(), s.dump());
+  }
+  CHECK(fixed["alerts"].empty());
   h.expect_same();
 }
 

@@ -111,3 +111,30 @@ TEST_CASE("deep nesting, wrong version and bad shapes are exact errors") {
   p.epochs[0].changes[0].table = 3;
   CHECK(decode_payload(encode_payload(p)).error().message.find("table index") != std::string::npos);
 }
+
+TEST_CASE("health records round-trip; oversize or malformed ones are exact errors") {
+  Payload p = sample();
+  p.health.push_back(SiteHealth{
+      "mid", "", "0.9.0", 1'800'000'000, 2, 1, 1'799'999'000, {{"hq", "no such column: extra"}}});
+  p.health.push_back(SiteHealth{"leaf", "mid", "0.8.0", 1'799'000'000, 0, 0, 0, {}});
+  auto back = decode_payload(encode_payload(p));
+  REQUIRE_MESSAGE(back.ok(), (back.ok() ? "" : back.error().message));
+  CHECK(back.value() == p);
+
+  Payload none = sample();  // without health: no "h" field at all (older readers)
+  CHECK(encode_payload(none).size() < encode_payload(p).size());
+  CHECK(decode_payload(encode_payload(none))->health.empty());
+
+  Payload long_text = sample();
+  long_text.health.push_back(
+      SiteHealth{"x", "", std::string(kMaxHealthText + 1, 'v'), 1, 0, 0, 0, {}});
+  auto refused = decode_payload(encode_payload(long_text));
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code == Errc::kCorruption);
+
+  Payload many_halted = sample();
+  SiteHealth h{"x", "", "v", 1, 0, 0, 0, {}};
+  h.halted.assign(kMaxHealthHalted + 1, {"p", "why"});
+  many_halted.health.push_back(h);
+  CHECK(decode_payload(encode_payload(many_halted)).error().code == Errc::kCorruption);
+}
