@@ -103,9 +103,9 @@ Result<> stopped_below(Database& db, std::vector<Alert>& alerts) {
   SQLPOST_TRY_ASSIGN(const auto below, load_hierarchy(db));
   for (const auto& [h, received_at] : below) {
     for (const auto& [partner, why] : h.halted) {
-      alerts.push_back({"stopped_below", h.site, h.reported_at,
-                        "at " + h.site + " (via " + h.via + "), applying messages from " + partner +
-                            " stopped: " + why});
+      std::string text = "at " + h.site + " (via " + h.via + "), applying messages from ";
+      text.append(partner).append(" stopped: ").append(why);
+      alerts.push_back({"stopped_below", h.site, h.reported_at, std::move(text)});
     }
   }
   return success();
