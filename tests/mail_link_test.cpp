@@ -540,7 +540,13 @@ TEST_CASE("settings are checked before anything is contacted") {
   bad.password.clear();
   CHECK(SmtpLink::open(SmtpConfig{bad, "not-an-address", "x"}).error().code == Errc::kConfig);
   CHECK(SmtpLink::open(SmtpConfig{bad, "a@b.test", "bad/helo"}).error().code == Errc::kConfig);
-  CHECK(ImapLink::open(ImapConfig{bad, "IN BOX"}).error().code == Errc::kConfig);
+  CHECK(ImapLink::open(ImapConfig{bad, "IN\x01BOX"}).error().code == Errc::kConfig);
+  CHECK(ImapLink::open(ImapConfig{bad, "Caf\xc3\xa9"}).error().code == Errc::kConfig);
+  CHECK(imap_mailbox_url(bad, "Shop Mail/2026; 100%").value() ==
+        "imap://127.0.0.1:143/Shop%20Mail/2026%3b%20100%25");
+  bad.host = "::1";
+  CHECK(imap_mailbox_url(bad, "INBOX").value() == "imap://[::1]:143/INBOX");
+  bad.host = "127.0.0.1";
   CHECK(server_url(MailProtocol::kSmtp, bad) == "smtp://127.0.0.1:587");
   bad.security = MailSecurity::kTls;
   CHECK(server_url(MailProtocol::kPop3, bad) == "pop3s://127.0.0.1:995");
@@ -604,6 +610,12 @@ TEST_CASE("connection checks name the step that failed") {
   expect_step(check_smtp(SmtpConfig{bad, s->address, "x.test"}), "greeting");
   const auto no_box = check_imap(ImapConfig{server(*s, s->imap, MailSecurity::kStartTls), "Nope"});
   expect_step(no_box, "mailbox");
+  // Credentials set, but the server offers no AUTH there (port 25 without TLS): the
+  // login step fails instead of "logged in" (the next run would get 530).
+  const auto no_auth =
+      check_smtp(SmtpConfig{server(*s, s->smtp, MailSecurity::kNone), s->address, "x.test"});
+  expect_step(no_auth, "login");
+  CHECK(describe(*no_auth).find("did not offer a login") != std::string::npos);
 }
 
 TEST_CASE("MailLink: SMTP out, POP3 or IMAP in") {
@@ -673,4 +685,39 @@ TEST_CASE("EHLO name and a chosen SASL mechanism (LOGIN, CRAM-MD5) for SMTP, POP
   REQUIRE(box.ok());
   CHECK(list_all(**box).size() == 3);
   drain(*s);
+}
+
+TEST_CASE("an IMAP folder whose name has a space and a ';' is read like INBOX") {
+  const Stack* s = mailstack();
+  if (s == nullptr) return;
+  const std::string folder = "Shop Mail; " + unique_tag();
+  const std::string base = "imap://" + s->host + ":" + std::to_string(s->imap);
+  const std::string login = " --ssl-reqd --cacert " + test::shell_quote(s->cacert) + " -u " +
+                            test::shell_quote(s->user + ":" + s->password);
+  const auto created = test::run_command("curl -sS " + login + " " + test::shell_quote(base) +
+                                         " -X " + test::shell_quote("CREATE \"" + folder + "\""));
+  REQUIRE_MESSAGE(created.exit_code == 0, created.output);
+  const test::TempDir tmp;
+  const std::string file = tmp.path("append.eml");
+  const std::string mail = codec_mail(*s);
+  std::ofstream(file, std::ios::binary) << mail;
+  auto url = imap_mailbox_url(server(*s, s->imap, MailSecurity::kStartTls), folder);
+  REQUIRE(url.ok());
+  const auto appended =
+      test::run_command("curl -sS " + login + " " + test::shell_quote(url.value()) + " -T " +
+                        test::shell_quote(file));
+  REQUIRE_MESSAGE(appended.exit_code == 0, appended.output);
+
+  const ImapConfig config{server(*s, s->imap, MailSecurity::kStartTls), folder};
+  expect_step(check_imap(config), "");
+  auto in = ImapLink::open(config);
+  REQUIRE_MESSAGE(in.ok(), in.error().message);
+  const auto refs = list_all(**in);
+  REQUIRE(refs.size() == 1);
+  CHECK(fetch_ok(**in, refs[0]) == mail);  // APPENDed as is: no delivery headers
+  REQUIRE((*in)->remove(refs[0]).ok());
+  CHECK(list_all(**in).empty());
+  const auto deleted = test::run_command("curl -sS " + login + " " + test::shell_quote(base) +
+                                         " -X " + test::shell_quote("DELETE \"" + folder + "\""));
+  CHECK_MESSAGE(deleted.exit_code == 0, deleted.output);
 }

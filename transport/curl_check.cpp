@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "transport/curl_handle.h"
+#include "transport/curl_imap.h"
 
 namespace sqlpost::transport {
 namespace {
@@ -105,6 +106,12 @@ std::string explain(const std::string& step, CURLcode rc, const CurlEasy& easy,
            " (set the CA file that signed it, or check the host name)";
   }
   if (step == "login") {
+    if (rc == CURLE_OK) {  // the conversation worked, but without the login
+      return "the server did not offer a login (no AUTH"
+             " capability on this port and security setting), so the user name and password "
+             "were never used; a server that wants them refuses mail later (e.g. 530). Use "
+             "security=starttls or tls, or the submission port 587";
+    }
     if (rc == CURLE_LOGIN_DENIED) return "login denied: wrong user name or password";
     return "login did not complete: " + detail;
   }
@@ -149,8 +156,11 @@ Result<std::vector<CheckStep>> run_check(MailProtocol protocol, const MailServer
   easy->set(CURLOPT_FORBID_REUSE, 1L);
   const CURLcode rc = easy->perform();
   const std::vector<std::string> names = plan(protocol, server);
-  const std::string failed =
+  std::string failed =
       rc == CURLE_OK ? std::string() : failed_step(rc, *easy, progress, server, names.back());
+  if (rc == CURLE_OK && !server.user.empty() && !progress.login_sent) {
+    failed = "login";  // credentials were set, and never asked for
+  }
   std::vector<CheckStep> steps;
   for (const std::string& name : names) {
     if (name == failed) {
@@ -176,8 +186,8 @@ Result<std::vector<CheckStep>> check_pop3(const MailServer& server) {
 }
 
 Result<std::vector<CheckStep>> check_imap(const ImapConfig& config) {
-  return run_check(MailProtocol::kImap, config.server,
-                   server_url(MailProtocol::kImap, config.server) + "/" + config.mailbox, "NOOP");
+  SQLPOST_TRY_ASSIGN(const std::string url, imap_mailbox_url(config.server, config.mailbox));
+  return run_check(MailProtocol::kImap, config.server, url, "NOOP");
 }
 
 }  // namespace sqlpost::transport

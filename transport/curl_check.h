@@ -4,7 +4,8 @@
 // settings and report, in plain words, each step in order until the first failure:
 //   "connect" (DNS and TCP), "TLS" (implicit TLS only: handshake and certificate),
 //   "greeting" (the server's banner), "STARTTLS" (kStartTls only), "TLS" (after
-//   STARTTLS: handshake and certificate), "login" (AUTH/USER; only with a user),
+//   STARTTLS: handshake and certificate), "login" (AUTH/USER; only with a user, and
+//   failed when the server never asked for it: credentials set but no AUTH offered),
 //   then "ready" (SMTP: NOOP answered), "mailbox" (POP3: STAT; IMAP: the mailbox
 //   could be selected). Every returned step but the last has ok=true; the last one
 //   has ok=false when that step failed. Nothing is sent, fetched or deleted. The

@@ -21,9 +21,22 @@ bool digits(std::string_view text) {
          std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-bool mailbox_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '_' || c == '-' || c == '/';
+// Printable ASCII: IMAP names beyond it are modified UTF-7, which the user writes.
+bool mailbox_char(char c) { return c >= 0x20 && c <= 0x7e; }
+
+// The mailbox as a URL path: every '/'-separated level escaped on its own, so that
+// spaces, ';', '%' and '?' in a folder name reach the server as written.
+std::string mailbox_path(std::string_view box) {
+  std::string out;
+  for (std::size_t start = 0;;) {
+    const std::size_t slash = box.find('/', start);
+    out += url_segment(box.substr(start, slash - start));
+    if (slash == std::string_view::npos) {
+      return out;
+    }
+    out += '/';
+    start = slash + 1;
+  }
 }
 
 // The number following "<name> " inside a FETCH item list.
@@ -71,14 +84,19 @@ Result<std::vector<FetchLine>> parse_fetch_listing(std::string_view body) {
 
 }  // namespace
 
+Result<std::string> imap_mailbox_url(const MailServer& server, std::string_view box) {
+  if (box.empty() || box.size() > 200 || !std::all_of(box.begin(), box.end(), mailbox_char)) {
+    return make_error(Errc::kConfig, "IMAP mailbox name '" + std::string(box.substr(0, 200)) +
+                                         "' is not 1..200 printable ASCII characters (write "
+                                         "other characters in IMAP's modified UTF-7)");
+  }
+  return make_url(MailProtocol::kImap, server, mailbox_path(box));
+}
+
 Result<std::unique_ptr<ImapLink>> ImapLink::open(ImapConfig config) {
   SQLPOST_TRY(check_server(config.server));
   const std::string& box = config.mailbox;
-  if (box.empty() || box.size() > 200 || !std::all_of(box.begin(), box.end(), mailbox_char)) {
-    return make_error(Errc::kConfig, "IMAP mailbox name '" + box.substr(0, 200) +
-                                         "' is not 1..200 of [A-Za-z0-9._/-]");
-  }
-  std::string url = server_url(MailProtocol::kImap, config.server) + "/" + box;
+  SQLPOST_TRY_ASSIGN(std::string url, imap_mailbox_url(config.server, box));
   return std::make_unique<ImapLink>(std::move(config), std::move(url));
 }
 

@@ -35,6 +35,10 @@ struct ImapConfig {
   std::string mailbox = "INBOX";  // 1..200 of [A-Za-z0-9._/-]
 };
 
+// The URL of mailbox `box` (any printable ASCII name, e.g. "Shop Mail"; '/'
+// separates levels) on `server`, built with libcurl's URL API. kConfig otherwise.
+Result<std::string> imap_mailbox_url(const MailServer& server, std::string_view box);
+
 class ImapLink final : public Link {
  public:
   // kConfig for unusable settings; nothing is contacted yet.
