@@ -522,11 +522,23 @@ TEST_CASE("a mailbox mail over kMaxMailBytes is refused, never read whole") {
   const auto aborted = fresh->fetch(MailRef{refs[0].id, 0});
   REQUIRE_FALSE(aborted.ok());
   CHECK(aborted.error().code == Errc::kLimitExceeded);
+  // Its head can still be read (to tell sqlpost's from foreign mail): TOP n 0.
+  auto head_in = pop3(*s, s->pop3, MailSecurity::kStartTls);
+  REQUIRE(list_all(*head_in).size() == 1);
+  const auto head = head_in->fetch_head(refs[0], kMaxHeaderBlockBytes);
+  REQUIRE_MESSAGE(head.ok(), head.error().message);
+  CHECK(head->starts_with("From: <x@y.test>\r\nSubject: huge\r\n"));
+  CHECK(head->size() < 200);
   auto imap_in = imap(*s, s->imap, MailSecurity::kStartTls);
   const auto imap_refs = list_all(*imap_in);
   REQUIRE(imap_refs.size() == 1);
   CHECK(imap_in->fetch(imap_refs[0]).error().code == Errc::kLimitExceeded);
   CHECK(imap_in->fetch(MailRef{imap_refs[0].id, 0}).error().code == Errc::kLimitExceeded);
+  const auto imap_head = imap_in->fetch_head(imap_refs[0], kMaxHeaderBlockBytes);  // BODY[HEADER]
+  REQUIRE_MESSAGE(imap_head.ok(), imap_head.error().message);
+  CHECK(imap_head->starts_with("From: <x@y.test>\r\nSubject: huge\r\n"));
+  CHECK(imap_head->size() < 200);
+  CHECK_FALSE(imap_in->fetch_head(imap_refs[0], 10).ok());  // over max_bytes
   drain(*s);
 }
 

@@ -171,6 +171,28 @@ Result<std::string> ImapLink::fetch(const MailRef& ref) {
   return mail;
 }
 
+Result<std::string> ImapLink::fetch_head(const MailRef& ref, std::size_t max_bytes) {
+  if (!digits(ref.id)) {
+    return make_error(Errc::kInvalidArgument, "'" + ref.id.substr(0, 80) + "' is not an IMAP UID");
+  }
+  SQLPOST_TRY_ASSIGN(CurlEasy * easy, handle());
+  easy->set_body_limit(max_bytes);
+  auto fetched = command(mailbox_url_ + "/;UID=" + ref.id + "/;SECTION=HEADER", {}, "FETCH");
+  if (easy_) {
+    easy_->set_body_limit(kMaxMailBytes);
+  }
+  SQLPOST_TRY(fetched);
+  std::string head = easy_->take_body();
+  if (head.empty()) {
+    return make_error(Errc::kNotFound,
+                      "mail " + ref.id + " is no longer in IMAP mailbox " + config_.mailbox);
+  }
+  if (unseen_.count(ref.id) != 0) {
+    (void)command(mailbox_url_, "UID STORE " + ref.id + " -FLAGS.SILENT (\\Seen)", "UID STORE");
+  }
+  return head;
+}
+
 Result<> ImapLink::remove(const MailRef& ref) {
   if (!digits(ref.id)) {
     return make_error(Errc::kInvalidArgument, "'" + ref.id.substr(0, 80) + "' is not an IMAP UID");

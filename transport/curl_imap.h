@@ -10,6 +10,7 @@
 //    the last list() saw unseen, \Seen is removed again (UID STORE -FLAGS), so foreign
 //    mail keeps its state. Mail over kMaxMailBytes: kLimitExceeded (from the size,
 //    or aborted from the write callback). A UID that is gone: kNotFound.
+//    fetch_head() reads only the header block (BODY[HEADER]), for mail too big to fetch.
 //  * remove() takes effect IMMEDIATELY: UID STORE n +FLAGS.SILENT (\Deleted), then
 //    UID EXPUNGE n (UIDPLUS; only this mail). Without UIDPLUS it falls back to
 //    EXPUNGE, which also expunges other mail already flagged \Deleted. Removing a UID
@@ -47,6 +48,9 @@ class ImapLink final : public Link {
   Result<> send(std::string_view to_address, std::string_view mail) override;
   Result<std::vector<MailRef>> list() override;
   Result<std::string> fetch(const MailRef& ref) override;
+  // BODY[HEADER] of the mail (";SECTION=HEADER"), at most max_bytes (else
+  // kLimitExceeded); \Seen is restored like fetch() does.
+  Result<std::string> fetch_head(const MailRef& ref, std::size_t max_bytes) override;
   Result<> remove(const MailRef& ref) override;
 
   ImapLink(ImapConfig config, std::string mailbox_url);  // use open()

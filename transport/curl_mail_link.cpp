@@ -33,6 +33,9 @@ Result<> MailLink::send(std::string_view to_address, std::string_view mail) {
 Result<std::vector<MailRef>> MailLink::list() { return inbox().list(); }
 
 Result<std::string> MailLink::fetch(const MailRef& ref) { return inbox().fetch(ref); }
+Result<std::string> MailLink::fetch_head(const MailRef& ref, std::size_t max_bytes) {
+  return inbox().fetch_head(ref, max_bytes);
+}
 
 Result<> MailLink::remove(const MailRef& ref) { return inbox().remove(ref); }
 

@@ -183,6 +183,18 @@ Result<std::string> Pop3Link::fetch(const MailRef& ref) {
   return session_->take_body();
 }
 
+Result<std::string> Pop3Link::fetch_head(const MailRef& ref, std::size_t max_bytes) {
+  SQLPOST_TRY_ASSIGN(const Entry entry, find(ref.id));
+  const std::string top = "TOP " + std::to_string(entry.number) + " 0";
+  session_->set_body_limit(max_bytes);
+  auto fetched = command("/", top.c_str(), false, "TOP");
+  if (session_) {
+    session_->set_body_limit(kMaxMailBytes);
+  }
+  SQLPOST_TRY(fetched);
+  return session_->take_body();
+}
+
 Result<> Pop3Link::remove(const MailRef& ref) {
   SQLPOST_TRY_ASSIGN(const Entry entry, find(ref.id));
   const std::string path = "/" + std::to_string(entry.number);

@@ -9,6 +9,7 @@
 //  * fetch() sends RETR <n>, n = the message number of the UIDL in this session
 //    (looked up again in a new session if none is open). Mail over kMaxMailBytes is
 //    refused (kLimitExceeded) from LIST's size, or aborted from the write callback.
+//  * fetch_head() sends TOP <n> 0 (the header block only), for mail too big to fetch.
 //  * remove() checks "UIDL <n>" still names the id, then sends DELE <n>. The
 //    deletion takes effect ONLY when the session ends with QUIT: at close(), at the
 //    next list(), or in the destructor. Until then the server keeps the mail (and
@@ -46,6 +47,8 @@ class Pop3Link final : public Link {
   Result<> send(std::string_view to_address, std::string_view mail) override;
   Result<std::vector<MailRef>> list() override;
   Result<std::string> fetch(const MailRef& ref) override;
+  // "TOP <n> 0": the header block only, at most max_bytes (else kLimitExceeded).
+  Result<std::string> fetch_head(const MailRef& ref, std::size_t max_bytes) override;
   Result<> remove(const MailRef& ref) override;
 
   // Ends the session with QUIT, committing the deletions of remove(). kTransient if

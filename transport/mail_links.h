@@ -41,6 +41,7 @@ class MailLink final : public Link {
   Result<> send(std::string_view to_address, std::string_view mail) override;
   Result<std::vector<MailRef>> list() override;
   Result<std::string> fetch(const MailRef& ref) override;
+  Result<std::string> fetch_head(const MailRef& ref, std::size_t max_bytes) override;
   Result<> remove(const MailRef& ref) override;
   // Ends the inbox session: commits POP3 deletions (see Pop3Link::close()).
   Result<> close();
