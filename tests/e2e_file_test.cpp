@@ -310,6 +310,51 @@ TEST_CASE("the hub's status shows every site below it, and a leaf's stopped stre
   h.expect_same();
 }
 
+TEST_CASE("a foreign-key clash (child row for a parent deleted elsewhere) converges") {
+  TempDir dir;
+  const std::string hub = dir.path("hq.db");
+  const std::string r1 = dir.path("r1.db");
+  const std::string r2 = dir.path("r2.db");
+  sqlite_shell(hub,
+               "CREATE TABLE parent(id INTEGER PRIMARY KEY, name TEXT);"
+               "CREATE TABLE child(id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES "
+               "parent(id), note TEXT);"
+               "INSERT INTO parent VALUES (1, 'one'), (2, 'two');");
+  sqlpost_ok("init " + q(hub) + " --site hq --address hq@x.test");
+  sqlpost_ok("config " + q(hub) + " link=file file.dir=" + q(dir.path("mail")));
+  sqlpost_ok("publish " + q(hub) + " p parent");
+  sqlpost_ok("publish " + q(hub) + " p child");
+  for (const auto& [name, path] : {std::pair{"r1", r1}, std::pair{"r2", r2}}) {
+    sqlpost_ok("site add " + q(hub) + " " + name + " --address " + name + "@x.test");
+    sqlpost_ok("subscribe " + q(hub) + " " + name + " p");
+    sqlpost_ok("extract " + q(hub) + " " + name + " --output " + q(path));
+  }
+  // At the same time: the hub deletes parent 1, r1 adds a child of parent 1, and
+  // r2 deletes parent 2 while the hub adds a child of parent 2.
+  sqlite_shell(hub, "DELETE FROM parent WHERE id = 1; INSERT INTO child VALUES (20, 2, 'hq');");
+  sqlite_shell(r1, "INSERT INTO child VALUES (10, 1, 'r1');");
+  sqlite_shell(r2, "DELETE FROM parent WHERE id = 2;");
+  for (int round = 0; round < 4; ++round) {
+    for (const auto& db : {hub, r1, r2}) {
+      run_sqlpost("run " + q(db) + " --once");
+    }
+  }
+  Database h = open_db(hub);
+  for (const auto& path : {r1, r2}) {
+    Database other = open_db(path);
+    for (const char* table : {"parent", "child"}) {
+      const std::string diff = compare_tables(h, other, table);
+      CHECK_MESSAGE(diff.empty(), path << " " << table << ": " << diff);
+    }
+    CHECK(query_int(other,
+                    "SELECT count(*) FROM pragma_integrity_check WHERE "
+                    "integrity_check <> 'ok'") == 0);
+  }
+  // The orphans are everywhere (nothing is lost), and the hub recorded the clash.
+  CHECK(query_int(h, "SELECT count(*) FROM child") == 2);
+  CHECK(query_int(h, "SELECT count(*) FROM sqlpost_conflicts WHERE kind = 'foreign_key'") >= 1);
+}
+
 namespace {
 
 // True once `file` holds `text` (polled for up to two minutes).
