@@ -42,28 +42,6 @@ namespace {
 
 using Action = std::function<Result<>()>;
 
-int exit_code_for_errc(Errc code) {
-  switch (code) {
-    case Errc::kInvalidArgument:
-    case Errc::kAlreadyExists: return kExitUsage;
-    case Errc::kConfig: return kExitConfig;
-    case Errc::kTransient:
-    case Errc::kPermanent:
-    case Errc::kTimeout: return kExitTransport;
-    case Errc::kCorruption:
-    case Errc::kAuthentication: return kExitRejected;
-    case Errc::kAgentRunning: return kExitBusy;
-    case Errc::kBusy: return kExitDatabaseBusy;
-    case Errc::kDatabase: return kExitDatabase;
-    case Errc::kNotFound:
-    case Errc::kUnsupported:
-    case Errc::kLimitExceeded:
-    case Errc::kIOError:
-    case Errc::kInternal: return kExitFailure;
-  }
-  return kExitFailure;
-}
-
 // Opens the site and runs `change` in one write transaction.
 Result<> with_site_write(const std::string& path,
                          const std::function<Result<>(Database&)>& change) {
@@ -858,8 +836,6 @@ int run_guarded(const std::function<int()>& body) noexcept {
   }
   return kExitFailure;
 }
-
-int exit_code_for(const Error& error) { return exit_code_for_errc(error.code); }
 
 int run_cli(int argc, char** argv) {
   disable_core_dumps();  // passwords and keys stay out of core files

@@ -28,4 +28,28 @@ const std::vector<ExitCodeMeaning>& exit_code_meanings() {
   return table;
 }
 
+int exit_code_for(Errc code) {
+  switch (code) {
+    case Errc::kInvalidArgument:
+    case Errc::kAlreadyExists: return kExitUsage;
+    case Errc::kConfig: return kExitConfig;
+    case Errc::kTransient:
+    case Errc::kPermanent:
+    case Errc::kTimeout: return kExitTransport;
+    case Errc::kCorruption:
+    case Errc::kAuthentication: return kExitRejected;
+    case Errc::kAgentRunning: return kExitBusy;
+    case Errc::kBusy: return kExitDatabaseBusy;
+    case Errc::kDatabase: return kExitDatabase;
+    case Errc::kNotFound:
+    case Errc::kUnsupported:
+    case Errc::kLimitExceeded:
+    case Errc::kIOError:
+    case Errc::kInternal: return kExitFailure;
+  }
+  return kExitFailure;
+}
+
+int exit_code_for(const Error& error) { return exit_code_for(error.code); }
+
 }  // namespace sqlpost

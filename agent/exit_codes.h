@@ -34,7 +34,10 @@ struct ExitCodeMeaning {
 };
 const std::vector<ExitCodeMeaning>& exit_code_meanings();
 
-// The exit code that best describes an error.
+// The exit code that best describes an error (the one mapping from Errc; every
+// code it gives is a row of exit_code_meanings(), which tests/ops_cli_test.cpp also
+// compares with docs/operations.md).
+int exit_code_for(Errc code);
 int exit_code_for(const Error& error);
 
 }  // namespace sqlpost

@@ -227,7 +227,7 @@ int exit_code_for_report(const RunReport& report) {
   if (report.problems.empty()) {
     return kExitOk;
   }
-  return exit_code_for(Error{report.worst, {}});
+  return exit_code_for(report.worst);
 }
 
 }  // namespace sqlpost

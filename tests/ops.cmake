@@ -9,6 +9,7 @@ set_tests_properties(install_test deb_test PROPERTIES RESOURCE_LOCK sqlpost_inst
 # The command line's honest interfaces, end to end through the program: exit codes,
 # messages, log lines, config --all, help.
 sqlpost_test(ops_cli_test SOURCES ops_cli_test.cpp LIBS sqlpost_agent)
+target_compile_definitions(ops_cli_test PRIVATE SQLPOST_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 
 # History an administrator reads: runs, message log, statistics, queues (sqlpost log/stats/queue).
 sqlpost_test(ops_history_test SOURCES ops_history_test.cpp LIBS sqlpost_agent)

@@ -9,10 +9,12 @@
 
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
 #include "agent/commands.h"
+#include "agent/exit_codes.h"
 #include "agent/version.h"
 #include "tests/support.h"
 
@@ -193,4 +195,32 @@ TEST_CASE("the top-level help is short and every option names its value") {
   }
   CHECK(run_sqlpost("passthrough --help").output.find("--site SITE") != std::string::npos);
   CHECK(run_sqlpost("--version").output == "sqlpost " + std::string(kVersion) + "\n");
+}
+
+TEST_CASE("one exit-code table: every error maps to a documented code, docs list the same") {
+  std::set<int> listed;
+  for (const auto& row : exit_code_meanings()) {
+    listed.insert(row.code);
+  }
+  for (int e = 0; e <= static_cast<int>(Errc::kInternal); ++e) {
+    const auto code = static_cast<Errc>(e);
+    CAPTURE(errc_name(code));
+    CHECK(listed.count(exit_code_for(code)) == 1);
+    CHECK(exit_code_for(code) != kExitOk);
+  }
+  std::ifstream doc(std::string(SQLPOST_SOURCE_DIR) + "/docs/operations.md");
+  REQUIRE(doc.good());
+  std::set<int> documented;
+  bool in_table = false;
+  const std::regex row(R"(^\| (\d+) \| )");
+  for (std::string line; std::getline(doc, line);) {
+    if (line.rfind("## ", 0) == 0) {
+      in_table = line == "## Exit codes";
+    }
+    std::smatch m;
+    if (in_table && std::regex_search(line, m, row)) {
+      documented.insert(std::stoi(m[1]));
+    }
+  }
+  CHECK(documented == listed);
 }
