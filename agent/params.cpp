@@ -76,6 +76,8 @@ const std::vector<ParamSpec>& parameter_specs() {
        "1000000"},
       {"limits.max_value_bytes",
        "largest value (TEXT/BLOB) a received message may carry (67108864)", false, "67108864"},
+      {"limits.max_decode_bytes", "most memory decoding one received message may take (2147483648)",
+       false, "2147483648"},
       {"ftp.host", "FTP server holding every site's folder"},
       {"ftp.port", "FTP port (default 21 for starttls/none, 990 for tls)"},
       {"ftp.security",
@@ -208,6 +210,9 @@ Result<> validate_parameter(std::string_view key, std::string_view value) {
   }
   if (key == "limits.max_value_bytes") {
     return require_int(key, value, 1024, 1'000'000'000);
+  }
+  if (key == "limits.max_decode_bytes") {
+    return require_int(key, value, 32LL << 20, 64LL << 30);
   }
   if (key == "resend_timeout" || key == "gap_patience" || key == "resend_interval" ||
       key == "log_retention") {

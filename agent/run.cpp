@@ -190,6 +190,10 @@ Result<EngineOptions> engine_options(Database& db) {
                      int_parameter(db, "limits.max_value_bytes",
                                    static_cast<std::int64_t>(kDefaultMaxValueBytes)));
   o.decode_limits.max_value_bytes = static_cast<std::size_t>(max_value);
+  SQLPOST_TRY_ASSIGN(const auto max_decode,
+                     int_parameter(db, "limits.max_decode_bytes",
+                                   static_cast<std::int64_t>(kDefaultMaxDecodeBytes)));
+  o.decode_limits.max_decode_bytes = static_cast<std::size_t>(max_decode);
   return o;
 }
 

@@ -643,7 +643,7 @@ struct Engine::Impl {
   Result<std::vector<std::uint8_t>> decode_bounded(std::vector<transport::OpenedPart> parts) {
     const std::size_t compressed =
         parts.empty() ? 0 : static_cast<std::size_t>(parts.front().compressed_size);
-    budget_ = decode_budget(compressed);
+    budget_ = decode_budget(compressed, options.decode_limits.max_decode_bytes);
     return transport::reassemble(std::move(parts), budget_);
   }
 

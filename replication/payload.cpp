@@ -142,9 +142,10 @@ class ShapeCheck {
   bool charge(std::size_t bytes) {
     estimate_ += bytes;
     if (estimate_ > limits_.memory_budget) {
-      return fail(Errc::kLimitExceeded,
-                  "the message would take more than " + std::to_string(limits_.memory_budget) +
-                      " bytes to decode, more than its size allows (docs/security.md)");
+      return fail(Errc::kLimitExceeded, "the message would take more than " +
+                                            std::to_string(limits_.memory_budget) +
+                                            " bytes to decode, more than its size allows (at most "
+                                            "limits.max_decode_bytes; docs/security.md)");
     }
     return true;
   }
@@ -498,11 +499,11 @@ std::vector<std::uint8_t> encode_payload(const Payload& payload) {
   return json::to_cbor(doc);
 }
 
-std::size_t decode_budget(std::size_t compressed_bytes) {
-  const std::size_t relative = compressed_bytes > transport::kMaxPayloadBytes / kMaxDecodeExpansion
-                                   ? transport::kMaxPayloadBytes
+std::size_t decode_budget(std::size_t compressed_bytes, std::size_t max_decode_bytes) {
+  const std::size_t relative = compressed_bytes > max_decode_bytes / kMaxDecodeExpansion
+                                   ? max_decode_bytes
                                    : compressed_bytes * kMaxDecodeExpansion;
-  return std::min(transport::kMaxPayloadBytes, std::max(kDecodeFloorBytes, relative));
+  return std::min(max_decode_bytes, std::max(kDecodeFloorBytes, relative));
 }
 
 Result<Payload> decode_payload(std::span<const std::uint8_t> bytes, const DecodeLimits& limits) {

@@ -42,16 +42,25 @@ inline constexpr std::size_t kDefaultMaxChanges = 1'000'000;
 inline constexpr std::size_t kDefaultMaxValueBytes = std::size_t{64} << 20;  // 64 MiB
 inline constexpr std::size_t kDecodeFloorBytes = std::size_t{32} << 20;      // 32 MiB
 inline constexpr std::size_t kMaxDecodeExpansion = 256;
+// The most memory one message may take to decode, whatever its size (config
+// limits.max_decode_bytes). Honest messages cost about 600 bytes per change of a
+// 5-column row, so the default takes the default limits.max_changes (1,000,000)
+// with room; 512 MiB (kMaxPayloadBytes, the earlier cap) set aside a legitimate
+// one-million-row transaction.
+inline constexpr std::size_t kDefaultMaxDecodeBytes = std::size_t{2} << 30;  // 2 GiB
 
 struct DecodeLimits {
-  std::size_t max_changes = kDefaultMaxChanges;         // config limits.max_changes
-  std::size_t max_value_bytes = kDefaultMaxValueBytes;  // config limits.max_value_bytes
-  std::size_t memory_budget = SIZE_MAX;                 // see decode_budget()
+  std::size_t max_changes = kDefaultMaxChanges;           // config limits.max_changes
+  std::size_t max_value_bytes = kDefaultMaxValueBytes;    // config limits.max_value_bytes
+  std::size_t max_decode_bytes = kDefaultMaxDecodeBytes;  // config limits.max_decode_bytes
+  std::size_t memory_budget = SIZE_MAX;                   // see decode_budget()
 };
 
-// The decoded size (and decoding memory) allowed for a message that arrived as
-// `compressed_bytes` of compressed payload.
-std::size_t decode_budget(std::size_t compressed_bytes);
+// The decoding memory allowed for a message that arrived as `compressed_bytes` of
+// compressed payload: max(kDecodeFloorBytes, kMaxDecodeExpansion x compressed), at
+// most `max_decode_bytes`.
+std::size_t decode_budget(std::size_t compressed_bytes,
+                          std::size_t max_decode_bytes = kDefaultMaxDecodeBytes);
 
 enum class PayloadKind { kData, kAckOnly };
 

@@ -138,3 +138,12 @@ TEST_CASE("health records round-trip; oversize or malformed ones are exact error
   many_halted.health.push_back(h);
   CHECK(decode_payload(encode_payload(many_halted)).error().code == Errc::kCorruption);
 }
+
+TEST_CASE("the decode budget lets an honest one-million-row message through") {
+  // About 7 MB compressed (tools/bench-scale.sh 1000000) needs about 600 MB of budget;
+  // the cap used to be 512 MiB, which set such a message aside as hostile.
+  CHECK(decode_budget(std::size_t{7} << 20) >= std::size_t{1} << 30);
+  CHECK(decode_budget(std::size_t{7} << 20) <= kDefaultMaxDecodeBytes);
+  CHECK(decode_budget(1000) == kDecodeFloorBytes);  // small messages stay small
+  CHECK(decode_budget(std::size_t{7} << 20, std::size_t{64} << 20) == std::size_t{64} << 20);
+}

@@ -11,7 +11,7 @@ packages=(
   libcurl4-openssl-dev libssl-dev
   nlohmann-json3-dev libcli11-dev doctest-dev
   libzstd-dev libspdlog-dev
-  clang clang-format clang-tidy ccache libclang-rt-14-dev
+  clang clang-format clang-tidy ccache libclang-rt-14-dev time
   dpkg-dev file man-db systemd
   vsftpd  # the FTP link's end-to-end test (tools/ftpstack)
 )
