@@ -921,6 +921,19 @@ struct Engine::Impl {
     return crash_point("after-outbox-commit");
   }
 
+  // One transaction is one message: a message over this site's own limits.max_changes
+  // will be set aside by a partner that uses the same limit (docs/security.md).
+  void warn_if_over_limits(const Partner& partner, std::int64_t seq, std::size_t changes) {
+    if (changes > options.decode_limits.max_changes) {
+      report.notes.push_back(
+          "message " + std::to_string(seq) + " to " + partner.name + " carries " +
+          std::to_string(changes) + " changes, more than limits.max_changes (" +
+          std::to_string(options.decode_limits.max_changes) + "); unless " + partner.name +
+          " allows that many, it will set the message aside: raise "
+          "limits.max_changes there");
+    }
+  }
+
   // One partner's message (when it has changes) and its sent epoch, in the batch.
   Result<> store_outgoing(const Partner& partner, Payload payload, std::int64_t closed) {
     if (payload.change_count() > 0) {
@@ -936,6 +949,7 @@ struct Engine::Impl {
               {local.name, partner.name, static_cast<std::uint64_t>(s.next_seq)}, local.address,
               partner.address, bytes, key, max_message_bytes_for(partner.name)));
       SQLPOST_TRY(insert_outbox(partner.name, s.next_seq, mails));
+      warn_if_over_limits(partner, s.next_seq, payload.change_count());
       std::int64_t bytes_written = 0;
       for (const auto& m : mails) {
         bytes_written += static_cast<std::int64_t>(m.size());

@@ -38,6 +38,11 @@ one() {
   "$sqlpost" site add "$dir/hq.db" site1 --address site1@site1.test >/dev/null
   "$sqlpost" subscribe "$dir/hq.db" site1 p >/dev/null
   "$sqlpost" extract "$dir/hq.db" site1 --output "$dir/site1.db" >/dev/null
+  # One transaction is one message: past about 1,000,000 rows the receiver's default
+  # limits.max_changes and limits.max_decode_bytes would set it aside (the decoder is
+  # not streaming yet), so the receiver allows more here.
+  "$sqlpost" config "$dir/site1.db" limits.max_changes=100000000 \
+    limits.max_decode_bytes=$((16 << 30)) >/dev/null
   sqlite3 "$dir/hq.db" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n
     WHERE i < $n) INSERT INTO item SELECT i, 'name ' || i, i % 100, i * 0.25,
     'a note of some forty bytes, row ' || i FROM n"
