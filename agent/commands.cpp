@@ -31,6 +31,7 @@
 #include "replication/keys.h"
 #include "replication/origin.h"
 #include "replication/outbox.h"
+#include "replication/publication_change.h"
 #include "replication/retention.h"
 #include "schema/capture.h"
 #include "schema/metadata.h"
@@ -175,6 +176,13 @@ Result<> say_how_keys_are_made(const std::string& path, const std::string& table
   return success();
 }
 
+// Sites already subscribed to the publication get the table in the stream
+// (docs/protocol.md, "Live publication changes").
+Result<> publish_live(Database& db, const PublishOptions& o) {
+  SQLPOST_TRY(publish(db, o.article));
+  return announce_article_added(db, o.article.publication, o.article.table);
+}
+
 void add_publish(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("publish", "Add a table (article) to a publication");
   auto o = std::make_shared<PublishOptions>();
@@ -190,7 +198,7 @@ void add_publish(CLI::App& app, Action& action) {
   cmd->callback([&action, o] {
     action = [o]() -> Result<> {
       o->article.columns = split_list(o->columns);
-      SQLPOST_TRY(with_site_write(o->db, [&](Database& db) { return publish(db, o->article); }));
+      SQLPOST_TRY(with_site_write(o->db, [&](Database& db) { return publish_live(db, *o); }));
       std::cout << "published " << o->article.table << " in " << o->article.publication << "\n";
       SQLPOST_TRY(say_how_keys_are_made(o->db, o->article.table));
       return success();
@@ -208,7 +216,10 @@ void add_unpublish(CLI::App& app, Action& action) {
   cmd->add_option("TABLE", *table, "table to remove (default: the whole publication)");
   cmd->callback([&action, db, pub, table] {
     action = [db, pub, table] {
-      return with_site_write(*db, [&](Database& d) { return unpublish(d, *pub, *table); });
+      return with_site_write(*db, [&](Database& d) -> Result<> {
+        SQLPOST_TRY(announce_article_removed(d, *pub, *table));  // subscribers stop capturing it
+        return unpublish(d, *pub, *table);
+      });
     };
   });
 }

@@ -73,6 +73,21 @@ Change passthrough_from_row(const Statement& st) {
   return c;
 }
 
+// An article record: n0 publication, n1 table, n2 definition; o0 the target site.
+Change article_record_from_row(const Statement& st) {
+  static const auto kNoTable = std::make_shared<const CaptureLayout>();
+  Change c;
+  c.seq = st.column_int(0);
+  c.epoch = st.column_int(1);
+  c.op = static_cast<ChangeOp>(st.column_int(3));
+  c.origin = st.column_text(4);
+  c.layout = kNoTable;
+  c.new_values = {st.column(kFirstValueColumn), st.column(kFirstValueColumn + 2),
+                  st.column(kFirstValueColumn + 4)};
+  c.old_values = {st.column(kFirstValueColumn + 1)};
+  return c;
+}
+
 bool key_changed(const Change& c) {
   for (std::size_t i = 0; i < c.layout->key_count; ++i) {
     if (!(c.new_values[i] == c.old_values[i])) {
@@ -195,6 +210,10 @@ Result<> read_log_range(Database& db, std::int64_t from_seq, std::int64_t to_seq
     }
     if (st.column_int(3) == static_cast<int>(ChangeOp::kPassthrough)) {
       SQLPOST_TRY(visit(passthrough_from_row(st)));
+      continue;
+    }
+    if (is_control_op(static_cast<ChangeOp>(st.column_int(3)))) {
+      SQLPOST_TRY(visit(article_record_from_row(st)));
       continue;
     }
     const auto layout = layouts.find(st.column_int(2));

@@ -25,6 +25,14 @@ class PayloadBuilder {
       append(c.epoch, std::move(w));
       return;
     }
+    if (is_control_op(c.op)) {  // an article record: publication, table (, definition)
+      w.op = c.op;
+      const std::size_t fields = c.op == ChangeOp::kArticleAdded ? 3 : 2;
+      w.key.assign(c.new_values.begin(), c.new_values.begin() + fields);
+      w.new_values = c.old_values;  // the target site, or NULL
+      append(c.epoch, std::move(w));
+      return;
+    }
     if (!to_wire(c, w)) {
       return;
     }
@@ -163,6 +171,35 @@ bool passthrough_goes_to(const Change& c, const Partner& partner) {
   return target.is_null() || (name != nullptr && name->bytes == partner.name);
 }
 
+std::string text_of(const Value& v) {
+  const auto* text = std::get_if<Text>(&v.storage());
+  return text != nullptr ? text->bytes : std::string();
+}
+
+// An article record flows down to the children subscribed to its publication
+// (or to the one site it names).
+bool article_record_goes_to(const Change& c, const Partner& partner,
+                            const std::set<std::string>& publications) {
+  const Value& target = c.old_values.front();
+  if (partner.relation != Relation::kChild || c.origin == partner.name) {
+    return false;
+  }
+  if (!target.is_null()) {  // names its site (a removed publication's former subscriber)
+    return text_of(target) == partner.name;
+  }
+  return publications.count(text_of(c.new_values.front())) > 0;
+}
+
+// The starting rows of a table that joined a publication go only to its subscribers.
+bool starting_rows_skip(const Change& c, const Partner& partner,
+                        const std::set<std::string>& publications) {
+  if (c.origin.compare(0, kArticleRowsOriginPrefix.size(), kArticleRowsOriginPrefix) != 0) {
+    return false;
+  }
+  return partner.relation != Relation::kChild ||
+         publications.count(c.origin.substr(kArticleRowsOriginPrefix.size())) == 0;
+}
+
 Change as_insert(const Change& c) {
   Change insert = c;
   insert.op = ChangeOp::kInsert;
@@ -217,6 +254,7 @@ void route_subset(const Partner& partner, const Change& c, std::optional<bool> w
 struct Route {
   Partner partner;
   std::set<std::string> tables;
+  std::set<std::string> publications;  // a child's subscriptions
   SubsetFilter subset;
   SupersededBy superseded;
   std::unique_ptr<PayloadBuilder> builder;
@@ -330,6 +368,14 @@ class Router {
       }
       return success();
     }
+    if (is_control_op(c.op)) {
+      for (auto& r : routes_) {
+        if (article_record_goes_to(c, r.partner, r.publications)) {
+          r.builder->add(c);
+        }
+      }
+      return success();
+    }
     const auto table = index_.find(c.table());
     if (table == index_.end()) {
       return success();
@@ -345,7 +391,7 @@ class Router {
 
  private:
   static void route_whole(Route& r, const Change& c) {
-    if (c.origin == r.partner.name) {
+    if (c.origin == r.partner.name || starting_rows_skip(c, r.partner, r.publications)) {
       return;
     }
     if (r.superseded.empty()) {
@@ -371,7 +417,8 @@ class Router {
     for (const std::size_t i :
          candidates(t, before ? &*before : nullptr, after ? &*after : nullptr, origin)) {
       Route& r = routes_[i];
-      if (deleted_later_by_partner(c, r.superseded)) {
+      if (deleted_later_by_partner(c, r.superseded) ||
+          starting_rows_skip(c, r.partner, r.publications)) {
         continue;
       }
       const auto& rules = r.subset.rules(c.table());
@@ -390,6 +437,20 @@ class Router {
   std::map<std::string, std::size_t> by_name_;
 };
 
+Result<std::set<std::string>> publications_of(Database& db, const Partner& partner) {
+  std::set<std::string> publications;
+  if (partner.relation != Relation::kChild) {
+    return publications;
+  }
+  SQLPOST_TRY_ASSIGN(const auto subscriptions, load_subscriptions(db));
+  for (const auto& s : subscriptions) {
+    if (s.site == partner.name) {
+      publications.insert(s.publication);
+    }
+  }
+  return publications;
+}
+
 // One pass over (after, upto] for the partners that were sent up to `after`.
 Result<> route_group(Database& db, std::vector<Route>& routes, std::int64_t after_epoch,
                      std::int64_t upto_epoch) {
@@ -397,7 +458,7 @@ Result<> route_group(Database& db, std::vector<Route>& routes, std::int64_t afte
   for (const auto& r : routes) {
     tables.insert(r.tables.begin(), r.tables.end());
   }
-  if (tables.empty() || upto_epoch <= after_epoch) {
+  if (upto_epoch <= after_epoch) {  // no tables: article records may still go
     return success();
   }
   Router router(db, routes);
@@ -417,8 +478,9 @@ Result<std::map<std::string, Payload>> collect_changes_for_all(Database& db,
   std::map<std::string, Payload> payloads;
   std::map<std::int64_t, std::vector<Route>> groups;  // by the epoch sent up to
   for (const auto& partner : partners) {
-    Route r{partner, {}, {}, {}, nullptr};
+    Route r{partner, {}, {}, {}, {}, nullptr};
     SQLPOST_TRY_ASSIGN(r.tables, tables_routed_to(db, partner));
+    SQLPOST_TRY_ASSIGN(r.publications, publications_of(db, partner));
     SQLPOST_TRY_ASSIGN(r.subset, SubsetFilter::load(db, partner));
     r.builder = std::make_unique<PayloadBuilder>(payloads[partner.name]);
     groups[partner.sent_epoch].push_back(std::move(r));

@@ -266,6 +266,77 @@ TEST_CASE("data for a column a site does not have stops that stream until it is 
   h.expect_same();
 }
 
+// ---- live publication changes (issue 10, case 3)
+
+namespace {
+
+std::int64_t capture_triggers(const std::string& path, const std::string& table) {
+  Database db = open_db(path);
+  return query_int(db,
+                   "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name "
+                   "= '" +
+                       table + "' AND name LIKE 'sqlpost_capture_%'");
+}
+
+bool status_shows_no_problem(const std::string& path) {
+  const auto status = run_sqlpost("status " + q(path));
+  return status.exit_code == 0 && status.output.find("STOPPED") == std::string::npos &&
+         site_quiet(path);
+}
+
+void expect_same_everywhere(const Hierarchy& h, const std::vector<std::string>& tables) {
+  Database hub = open_db(h.hq);
+  for (const auto& path : {h.mid, h.leaf}) {
+    Database other = open_db(path);
+    for (const auto& table : tables) {
+      const std::string diff = compare_tables(hub, other, table);
+      CHECK_MESSAGE(diff.empty(), path << " " << table << ": " << diff);
+    }
+  }
+  for (const auto& path : {h.hq, h.mid, h.leaf}) {
+    CHECK(run_command("sqlite3 " + q(path) + " 'PRAGMA integrity_check'").output == "ok\n");
+  }
+}
+
+}  // namespace
+
+TEST_CASE("publish adds a table to a live publication: hub -> mid -> leaf replicate it both ways") {
+  Hierarchy h;
+  CHECK(h.rounds(2) == "000");
+  sqlite_shell(h.hq,
+               "CREATE TABLE c(id INTEGER PRIMARY KEY, name TEXT NOT NULL, n REAL, b BLOB);"
+               "CREATE INDEX c_by_name ON c(name);"
+               "INSERT INTO c VALUES (1, 'one', 1.5, x'00ff'), (2, 'two', NULL, NULL);");
+  sqlpost_ok("publish " + q(h.hq) + " p c");  // p is live: mid and leaf subscribe to it
+  sqlite_shell(h.hq, "INSERT INTO c VALUES (3, 'right behind', -0.0, zeroblob(3));");
+  CHECK(h.rounds(3) == "000");
+  for (const auto& path : {h.mid, h.leaf}) {
+    CHECK(capture_triggers(path, "c") == 3);
+    Database db = open_db(path);
+    CHECK(query_int(db,
+                    "SELECT count(*) FROM sqlpost_articles WHERE publication = 'p' AND "
+                    "table_name = 'c'") == 1);
+    CHECK(query_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'c_by_name'") == 1);
+  }
+  expect_same_everywhere(h, {"t", "c"});
+
+  // Both directions afterwards: the leaf's rows reach the hub, the hub's the leaf.
+  sqlite_shell(h.leaf,
+               "INSERT INTO c VALUES (100, 'from leaf', 2, NULL); "
+               "UPDATE c SET name = 'one at leaf' WHERE id = 1;");
+  sqlite_shell(h.mid, "INSERT INTO c VALUES (50, 'from mid', 3, NULL);");
+  sqlite_shell(h.hq, "INSERT INTO c VALUES (4, 'from hq', 4, NULL); DELETE FROM c WHERE id = 2;");
+  CHECK(h.rounds(3) == "000");
+  expect_same_everywhere(h, {"t", "c"});
+  Database hub = open_db(h.hq);
+  CHECK(query_int(hub, "SELECT count(*) FROM c") == 5);  // 1, 3, 4, 50, 100
+  CHECK(query_int(hub, "SELECT count(*) FROM c WHERE id = 100 AND name = 'from leaf'") == 1);
+  CHECK(query_int(hub, "SELECT count(*) FROM c WHERE id = 1 AND name = 'one at leaf'") == 1);
+  for (const auto& path : {h.hq, h.mid, h.leaf}) {
+    CHECK_MESSAGE(status_shows_no_problem(path), path);
+  }
+}
+
 namespace {
 
 // True once `file` holds `text` (polled for up to two minutes).

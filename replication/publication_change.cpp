@@ -1,0 +1,299 @@
+#include "replication/publication_change.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <set>
+
+#include "schema/capture.h"
+#include "schema/introspect.h"
+#include "schema/metadata.h"
+#include "schema/sandbox.h"
+
+namespace sqlpost {
+namespace {
+
+using json = nlohmann::json;
+
+// What an article record carries besides its publication and table.
+struct Definition {
+  Article article;
+  std::vector<std::string> sql;  // CREATE TABLE first, then CREATE INDEX statements
+};
+
+const std::string& text_of(const Value& v) {
+  static const std::string kEmpty;
+  const auto* text = std::get_if<Text>(&v.storage());
+  return text != nullptr ? text->bytes : kEmpty;
+}
+
+bool same_name(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+Result<std::vector<Article>> articles_of(Database& db, std::string_view publication,
+                                         std::string_view table) {
+  SQLPOST_TRY_ASSIGN(auto articles, load_articles(db));
+  std::vector<Article> found;
+  for (auto& a : articles) {
+    if (a.publication == publication && (table.empty() || same_name(a.table, table))) {
+      found.push_back(std::move(a));
+    }
+  }
+  return found;
+}
+
+Result<std::vector<std::string>> subscribers_of(Database& db, std::string_view publication) {
+  SQLPOST_TRY_ASSIGN(const auto subscriptions, load_subscriptions(db));
+  std::set<std::string> sites;
+  for (const auto& s : subscriptions) {
+    if (s.publication == publication) {
+      sites.insert(s.site);
+    }
+  }
+  return std::vector<std::string>(sites.begin(), sites.end());
+}
+
+Result<bool> publication_exists(Database& db, std::string_view publication) {
+  SQLPOST_TRY_ASSIGN(const auto publications, load_publications(db));
+  return std::find(publications.begin(), publications.end(), publication) != publications.end();
+}
+
+Result<bool> table_exists(Database& db, std::string_view table) {
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                              "AND name = ? COLLATE NOCASE"));
+  st.bind(1, table);
+  return st.step();
+}
+
+// The table's CREATE TABLE, then its CREATE INDEX statements, as this site has them.
+Result<std::vector<std::string>> schema_statements(Database& db, std::string_view table) {
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT sql FROM sqlite_master WHERE tbl_name = ? "
+                                              "COLLATE NOCASE AND sql IS NOT NULL AND type IN "
+                                              "('table', 'index') ORDER BY type = 'index', name"));
+  st.bind(1, table);
+  std::vector<std::string> statements;
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, st.step());
+    if (!row) {
+      break;
+    }
+    statements.push_back(st.column_text(0));
+  }
+  if (statements.empty()) {
+    return make_error(Errc::kNotFound, "table '" + std::string(table) + "' has no schema here");
+  }
+  return statements;
+}
+
+Result<std::string> definition_text(Database& db, const Article& a) {
+  SQLPOST_TRY_ASSIGN(const auto sql, schema_statements(db, a.table));
+  const json definition = {{"columns", a.columns},
+                           {"where", a.where_expr},
+                           {"subscribe_by", a.subscribe_by},
+                           {"conflict", a.conflict},
+                           {"sql", sql}};
+  return definition.dump();
+}
+
+Result<> announce(Database& db, const Article& a, const Value& target) {
+  SQLPOST_TRY_ASSIGN(const std::string definition, definition_text(db, a));
+  return log_article_record(db, ChangeOp::kArticleAdded, a.publication, a.table, definition,
+                            target);
+}
+
+// ---- receiving
+
+Error refused(const std::string& why) {
+  return Error{Errc::kAuthentication, "not authorized: " + why +
+                                          "; nothing of the message was "
+                                          "applied (docs/security.md)"};
+}
+
+Result<std::string> string_field(const json& j, const char* name) {
+  if (!j.contains(name) || !j[name].is_string()) {
+    return make_error(Errc::kCorruption,
+                      std::string("an article definition has no text field '") + name + "'");
+  }
+  return j[name].get<std::string>();
+}
+
+Result<std::vector<std::string>> string_list(const json& j, const char* name, std::size_t max) {
+  if (!j.contains(name) || !j[name].is_array() || j[name].size() > max) {
+    return make_error(Errc::kCorruption, std::string("an article definition's '") + name +
+                                             "' is not a list of at most " + std::to_string(max));
+  }
+  std::vector<std::string> items;
+  for (const auto& item : j[name]) {
+    if (!item.is_string()) {
+      return make_error(Errc::kCorruption,
+                        std::string("an article definition's '") + name + "' holds a non-text");
+    }
+    items.push_back(item.get<std::string>());
+  }
+  return items;
+}
+
+Result<Definition> parse_definition(const std::string& publication, const std::string& table,
+                                    const std::string& text) {
+  const json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return make_error(Errc::kCorruption, "an article definition is not a JSON object");
+  }
+  Definition d;
+  d.article.publication = publication;
+  d.article.table = table;
+  SQLPOST_TRY_ASSIGN(d.article.columns, string_list(j, "columns", kMaxPayloadColumns));
+  SQLPOST_TRY_ASSIGN(d.article.where_expr, string_field(j, "where"));
+  SQLPOST_TRY_ASSIGN(d.article.subscribe_by, string_field(j, "subscribe_by"));
+  SQLPOST_TRY_ASSIGN(d.article.conflict, string_field(j, "conflict"));
+  SQLPOST_TRY_ASSIGN(d.sql, string_list(j, "sql", kMaxArticleIndexes + 1));
+  if (d.sql.empty()) {
+    return make_error(Errc::kCorruption, "an article definition has no CREATE TABLE");
+  }
+  return d;
+}
+
+// Drops the columns the article leaves out where SQLite allows it (as extract does).
+Result<bool> drop_unpublished_columns(Database& db, const Article& a) {
+  if (a.columns.empty()) {
+    return false;
+  }
+  SQLPOST_TRY_ASSIGN(const TableInfo info, describe_table(db, a.table));
+  bool dropped = false;
+  for (const auto& c : info.columns) {
+    const bool published = std::find(a.columns.begin(), a.columns.end(), c.name) != a.columns.end();
+    if (published || c.pk_position > 0 || c.generated) {
+      continue;
+    }
+    dropped = db.exec("ALTER TABLE " + quote_identifier(a.table) + " DROP COLUMN " +
+                      quote_identifier(c.name))
+                  .ok() ||
+              dropped;
+  }
+  return dropped;
+}
+
+Result<> create_table(Database& db, const Definition& d) {
+  SQLPOST_TRY(run_definition(db, DefinitionKind::kTable, d.article.table, d.sql.front()));
+  SQLPOST_TRY_ASSIGN(const bool created, table_exists(db, d.article.table));
+  if (!created) {
+    return refused("the definition of '" + d.article.table + "' did not create it");
+  }
+  SQLPOST_TRY_ASSIGN(const bool dropped, drop_unpublished_columns(db, d.article));
+  for (std::size_t i = 1; i < d.sql.size(); ++i) {
+    auto index = run_definition(db, DefinitionKind::kIndex, d.article.table, d.sql[i]);
+    // An index on a column left out cannot exist here; a refused one stops everything.
+    if (!index.ok() && (index.error().code == Errc::kAuthentication || !dropped)) {
+      return index;
+    }
+  }
+  return success();
+}
+
+Result<> check_sender(Database& db, const std::string& publication, const std::string& table,
+                      const std::string& from_site, bool from_child) {
+  if (from_child) {
+    return refused("child site " + from_site + " sent a publication change (table '" + table +
+                   "' of publication '" + publication + "'), which only the parent may send");
+  }
+  SQLPOST_TRY_ASSIGN(const bool known, publication_exists(db, publication));
+  if (!known) {
+    return refused("parent site " + from_site + " sent a change of publication '" + publication +
+                   "', which this site does not subscribe to");
+  }
+  return success();
+}
+
+Result<> apply_added(Database& db, const WireChange& record, const std::string& from_site) {
+  SQLPOST_TRY_ASSIGN(
+      const Definition d,
+      parse_definition(text_of(record.key[0]), text_of(record.key[1]), text_of(record.key[2])));
+  SQLPOST_TRY_ASSIGN(const bool existed, table_exists(db, d.article.table));
+  if (!existed) {
+    SQLPOST_TRY(create_table(db, d));
+  }
+  SQLPOST_TRY_ASSIGN(const auto have, articles_of(db, d.article.publication, d.article.table));
+  if (have.empty()) {
+    auto added = publish(db, d.article);
+    if (!added.ok()) {
+      return make_error(Errc::kUnsupported,
+                        "parent site " + from_site + " added table '" + d.article.table +
+                            "' to publication '" + d.article.publication +
+                            "', which this site cannot take: " + added.error().message);
+    }
+  }
+  SQLPOST_TRY_ASSIGN(const auto mine, articles_of(db, d.article.publication, d.article.table));
+  SQLPOST_TRY(announce(db, mine.front(), Value()));  // for this site's own subscribers
+  if (existed) {  // its rows here did not arrive as inserts: the children need them
+    SQLPOST_TRY(log_table_rows(db, mine.front().table,
+                               std::string(kArticleRowsOriginPrefix) + d.article.publication));
+  }
+  return success();
+}
+
+Result<> apply_removed(Database& db, const WireChange& record) {
+  const std::string& publication = text_of(record.key[0]);
+  const std::string& table = text_of(record.key[1]);
+  SQLPOST_TRY_ASSIGN(const auto have, articles_of(db, publication, table));
+  if (have.empty()) {
+    return success();
+  }
+  SQLPOST_TRY(unpublish(db, publication, have.front().table));
+  return log_article_record(db, ChangeOp::kArticleRemoved, publication, have.front().table, "",
+                            Value());
+}
+
+}  // namespace
+
+Result<> announce_article_added(Database& db, std::string_view publication,
+                                std::string_view table) {
+  SQLPOST_TRY_ASSIGN(const auto subscribers, subscribers_of(db, publication));
+  if (subscribers.empty()) {
+    return success();  // extract gives a new site everything
+  }
+  SQLPOST_TRY_ASSIGN(const auto articles, articles_of(db, publication, table));
+  if (articles.empty()) {
+    return make_error(Errc::kNotFound, "publication '" + std::string(publication) +
+                                           "' has no table '" + std::string(table) + "'");
+  }
+  SQLPOST_TRY(announce(db, articles.front(), Value()));
+  SQLPOST_TRY(log_table_rows(db, articles.front().table,
+                             std::string(kArticleRowsOriginPrefix) + std::string(publication)));
+  return success();
+}
+
+Result<> announce_article_removed(Database& db, std::string_view publication,
+                                  std::string_view table) {
+  SQLPOST_TRY_ASSIGN(const auto subscribers, subscribers_of(db, publication));
+  SQLPOST_TRY_ASSIGN(const auto articles, articles_of(db, publication, table));
+  for (const auto& a : articles) {
+    if (!table.empty()) {
+      if (!subscribers.empty()) {
+        SQLPOST_TRY(
+            log_article_record(db, ChangeOp::kArticleRemoved, publication, a.table, "", Value()));
+      }
+      continue;
+    }
+    for (const auto& site : subscribers) {  // their subscriptions go with the publication
+      SQLPOST_TRY(log_article_record(db, ChangeOp::kArticleRemoved, publication, a.table, "",
+                                     Value::text(site)));
+    }
+  }
+  return success();
+}
+
+Result<> apply_article_record(Database& db, const WireChange& record, const std::string& from_site,
+                              bool from_child) {
+  SQLPOST_TRY(
+      check_sender(db, text_of(record.key[0]), text_of(record.key[1]), from_site, from_child));
+  if (record.op == ChangeOp::kArticleAdded) {
+    return apply_added(db, record, from_site);
+  }
+  return apply_removed(db, record);
+}
+
+}  // namespace sqlpost
