@@ -339,6 +339,85 @@ TEST_CASE("publish adds a table to a live publication: hub -> mid -> leaf replic
 
 namespace {
 
+// The rows of c in the article's subset (columns id, v; v <> 'hidden'), rendered.
+std::string subset_of_c(const std::string& path, bool filter) {
+  Database db = open_db(path);
+  auto st = db.prepare(std::string("SELECT ifnull(group_concat(id || ':' || quote(v), ','), '') "
+                                   "FROM (SELECT id, v FROM c ") +
+                       (filter ? "WHERE v <> 'hidden' " : "") + "ORDER BY id)")
+                .value();
+  REQUIRE(st.step().value());
+  return st.column_text(0);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a table joins a live publication with a row and column subset: each site gets its part") {
+  Hierarchy h;
+  sqlite_shell(h.hq,
+               "CREATE TABLE c(id INTEGER PRIMARY KEY, v TEXT, secret TEXT);"
+               "INSERT INTO c VALUES (1, 'shown', 's1'), (2, 'hidden', 's2'), "
+               "(3, 'also shown', 's3');");
+  sqlpost_ok("publish " + q(h.hq) + " p c --columns id,v --where " + q("v <> 'hidden'"));
+  CHECK(h.rounds(3) == "000");
+  const std::string expected = "1:'shown',3:'also shown'";
+  CHECK(subset_of_c(h.hq, true) == expected);
+  for (const auto& path : {h.mid, h.leaf}) {
+    CHECK(subset_of_c(path, false) == expected);
+    Database db = open_db(path);
+    CHECK(query_int(db, "SELECT count(*) FROM pragma_table_info('c') WHERE name = 'secret'") == 0);
+    CHECK(capture_triggers(path, "c") == 3);
+  }
+  // A row moving into the subset at the hub, a new row at the leaf.
+  sqlite_shell(h.hq, "UPDATE c SET v = 'now shown' WHERE id = 2;");
+  sqlite_shell(h.leaf, "INSERT INTO c VALUES (7, 'from leaf');");
+  CHECK(h.rounds(3) == "000");
+  const std::string after = "1:'shown',2:'now shown',3:'also shown',7:'from leaf'";
+  CHECK(subset_of_c(h.hq, true) == after);
+  for (const auto& path : {h.mid, h.leaf}) {
+    CHECK(subset_of_c(path, false) == after);
+  }
+  expect_same_everywhere(h, {"t"});
+  for (const auto& path : {h.hq, h.mid, h.leaf}) {
+    CHECK_MESSAGE(status_shows_no_problem(path), path);
+  }
+}
+
+TEST_CASE("unpublish on a live publication stops capture and routing of the table; data stays") {
+  Hierarchy h;
+  sqlite_shell(h.hq,
+               "CREATE TABLE c(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO c VALUES (1, "
+               "'a'), (2, 'b');");
+  sqlpost_ok("publish " + q(h.hq) + " p c");
+  CHECK(h.rounds(3) == "000");
+  expect_same_everywhere(h, {"t", "c"});
+  REQUIRE(capture_triggers(h.leaf, "c") == 3);
+
+  sqlpost_ok("unpublish " + q(h.hq) + " p c");
+  CHECK(h.rounds(3) == "000");
+  for (const auto& path : {h.mid, h.leaf}) {
+    CHECK(capture_triggers(path, "c") == 0);
+    Database db = open_db(path);
+    CHECK(query_int(db, "SELECT count(*) FROM sqlpost_articles WHERE table_name = 'c'") == 0);
+    CHECK(query_int(db, "SELECT count(*) FROM c") == 2);  // the data stays
+  }
+  // Neither direction carries c any more, and nothing stops.
+  sqlite_shell(h.hq, "INSERT INTO c VALUES (3, 'hub only'); INSERT INTO t VALUES (10, 'x');");
+  sqlite_shell(h.leaf, "INSERT INTO c VALUES (4, 'leaf only'); INSERT INTO t VALUES (11, 'y');");
+  CHECK(h.rounds(3) == "000");
+  Database hub = open_db(h.hq);
+  Database leaf = open_db(h.leaf);
+  CHECK(query_int(hub, "SELECT count(*) FROM c WHERE id = 4") == 0);
+  CHECK(query_int(leaf, "SELECT count(*) FROM c WHERE id = 3") == 0);
+  expect_same_everywhere(h, {"t"});
+  for (const auto& path : {h.hq, h.mid, h.leaf}) {
+    CHECK_MESSAGE(status_shows_no_problem(path), path);
+  }
+}
+
+namespace {
+
 // True once `file` holds `text` (polled for up to two minutes).
 bool log_shows(const std::string& file, const std::string& text) {
   return run_command("for i in $(seq 1200); do grep -qF -- " + q(text) + " " + q(file) +
