@@ -200,6 +200,10 @@ Result<> check_sender(Database& db, const std::string& publication, const std::s
     return refused("child site " + from_site + " sent a publication change (table '" + table +
                    "' of publication '" + publication + "'), which only the parent may send");
   }
+  if (same_name(table.substr(0, 8), "sqlpost_")) {
+    return refused("parent site " + from_site + " sent a definition of table '" + table +
+                   "': tables sqlpost_* are sqlpost's own");
+  }
   SQLPOST_TRY_ASSIGN(const bool known, publication_exists(db, publication));
   if (!known) {
     return refused("parent site " + from_site + " sent a change of publication '" + publication +

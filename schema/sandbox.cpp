@@ -210,7 +210,7 @@ struct StatementFinalizer {
 
 Result<> run_definition(Database& db, DefinitionKind kind, std::string_view table,
                         std::string_view sql) {
-  const std::string what = "the definition of table '" + std::string(table) + "'";
+  const std::string what = "not authorized: the definition of table '" + std::string(table) + "'";
   if (starts_with(lower(std::string(table).c_str()).c_str(), kReserved)) {
     return make_error(Errc::kAuthentication, what + " names a table sqlpost_*, sqlpost's own");
   }
@@ -226,10 +226,11 @@ Result<> run_definition(Database& db, DefinitionKind kind, std::string_view tabl
   if (!state.refusal.empty()) {
     return make_error(Errc::kAuthentication, what + " refused: the statement " + state.refusal);
   }
-  if (rc != SQLITE_OK || statement == nullptr) {
-    return make_error(Errc::kAuthentication, what + " refused: " +
-                                                 (rc != SQLITE_OK ? sqlite3_errmsg(db.handle())
-                                                                  : std::string("no statement")));
+  if (statement == nullptr) {  // an error (e.g. a column left out here), or only a comment
+    return make_error(
+        rc != SQLITE_OK ? Errc::kUnsupported : Errc::kAuthentication,
+        what + " cannot run here: " +
+            (rc != SQLITE_OK ? sqlite3_errmsg(db.handle()) : std::string("it holds no statement")));
   }
   if (!only_whitespace(tail)) {
     return make_error(Errc::kAuthentication, what + " refused: more than one statement");
