@@ -304,7 +304,11 @@ void add_subscribe(CLI::App& app, Action& action) {
   cmd->add_option("--value", sub->value, "subscribe-by value");
   cmd->callback([&action, db, sub] {
     action = [db, sub] {
-      return with_site_write(*db, [&](Database& d) { return subscribe(d, *sub); });
+      return with_site_write(*db, [&](Database& d) -> Result<> {
+        SQLPOST_TRY(subscribe(d, *sub));
+        // A live site gets the publication's tables and rows in the stream.
+        return announce_subscription(d, sub->site, sub->publication);
+      });
     };
   });
 }
@@ -319,7 +323,10 @@ void add_unsubscribe(CLI::App& app, Action& action) {
   cmd->add_option("PUB", *pub, "the publication")->required();
   cmd->callback([&action, db, site, pub] {
     action = [db, site, pub] {
-      return with_site_write(*db, [&](Database& d) { return unsubscribe(d, *site, *pub); });
+      return with_site_write(*db, [&](Database& d) -> Result<> {
+        SQLPOST_TRY(announce_unsubscription(d, *site, *pub));  // it stops capturing them
+        return unsubscribe(d, *site, *pub);
+      });
     };
   });
 }

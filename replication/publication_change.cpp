@@ -194,8 +194,10 @@ Result<> create_table(Database& db, const Definition& d) {
   return success();
 }
 
-Result<> check_sender(Database& db, const std::string& publication, const std::string& table,
-                      const std::string& from_site, bool from_child) {
+Result<> check_sender(Database& db, const WireChange& record, const std::string& from_site,
+                      bool from_child) {
+  const std::string& publication = text_of(record.key[0]);
+  const std::string& table = text_of(record.key[1]);
   if (from_child) {
     return refused("child site " + from_site + " sent a publication change (table '" + table +
                    "' of publication '" + publication + "'), which only the parent may send");
@@ -205,7 +207,9 @@ Result<> check_sender(Database& db, const std::string& publication, const std::s
                    "': tables sqlpost_* are sqlpost's own");
   }
   SQLPOST_TRY_ASSIGN(const bool known, publication_exists(db, publication));
-  if (!known) {
+  SQLPOST_TRY_ASSIGN(const LocalSite local, load_local_site(db));
+  const bool names_this_site = text_of(record.new_values.front()) == local.name;
+  if (!known && !(names_this_site && record.op == ChangeOp::kArticleAdded)) {
     return refused("parent site " + from_site + " sent a change of publication '" + publication +
                    "', which this site does not subscribe to");
   }
@@ -284,16 +288,44 @@ Result<> announce_article_removed(Database& db, std::string_view publication,
     }
     for (const auto& site : subscribers) {  // their subscriptions go with the publication
       SQLPOST_TRY(log_article_record(db, ChangeOp::kArticleRemoved, publication, a.table, "",
-                                     Value::text(site)));
+                                     Value::text(std::string(site))));
     }
+  }
+  return success();
+}
+
+Result<> announce_subscription(Database& db, std::string_view site, std::string_view publication) {
+  SQLPOST_TRY_ASSIGN(const Partner partner, load_partner(db, site));
+  if (partner.sent_epoch == 0) {
+    return success();  // not extracted yet: extract carries everything
+  }
+  SQLPOST_TRY_ASSIGN(const auto articles, articles_of(db, publication, ""));
+  const std::string origin =
+      std::string(kArticleRowsOriginPrefix) + std::string(publication) + " " + std::string(site);
+  for (const auto& a : articles) {
+    SQLPOST_TRY(announce(db, a, Value::text(std::string(site))));
+    SQLPOST_TRY(log_table_rows(db, a.table, origin));
+  }
+  return success();
+}
+
+Result<> announce_unsubscription(Database& db, std::string_view site,
+                                 std::string_view publication) {
+  SQLPOST_TRY_ASSIGN(const Partner partner, load_partner(db, site));
+  if (partner.sent_epoch == 0) {
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(const auto articles, articles_of(db, publication, ""));
+  for (const auto& a : articles) {
+    SQLPOST_TRY(log_article_record(db, ChangeOp::kArticleRemoved, publication, a.table, "",
+                                   Value::text(std::string(site))));
   }
   return success();
 }
 
 Result<> apply_article_record(Database& db, const WireChange& record, const std::string& from_site,
                               bool from_child) {
-  SQLPOST_TRY(
-      check_sender(db, text_of(record.key[0]), text_of(record.key[1]), from_site, from_child));
+  SQLPOST_TRY(check_sender(db, record, from_site, from_child));
   if (record.op == ChangeOp::kArticleAdded) {
     return apply_added(db, record, from_site);
   }

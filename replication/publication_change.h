@@ -15,7 +15,8 @@
 //    subscriber, since the subscriptions go with it).
 //  * apply_article_record() runs a received record inside the apply
 //    transaction. Only the parent may send one, and only for a publication this
-//    site already has; the definition must be one plain CREATE TABLE of exactly
+//    site already has (or, for a record naming this site, the publication the
+//    parent just subscribed it to); the definition must be one plain CREATE TABLE of exactly
 //    the named table (and CREATE INDEX statements on it), run through
 //    run_definition() (schema/sandbox.h). The site creates the table (leaving out
 //    the columns the article does not publish, as extract does), adds the
@@ -39,6 +40,14 @@ Result<> announce_article_added(Database& db, std::string_view publication, std:
 // `table` empty: every article of the publication.
 Result<> announce_article_removed(Database& db, std::string_view publication,
                                   std::string_view table);
+
+// `subscribe` / `unsubscribe` of a live child (one that was extracted: its send
+// position moved on): the same records, naming that one site, for every article
+// of the publication (a new subscription also gets the starting rows, origin
+// "!article <publication> <site>"). A site not extracted yet gets it all from
+// extract, so nothing is logged for it.
+Result<> announce_subscription(Database& db, std::string_view site, std::string_view publication);
+Result<> announce_unsubscription(Database& db, std::string_view site, std::string_view publication);
 
 // `from_child`: the sender is a child of this site (never allowed to send one).
 Result<> apply_article_record(Database& db, const WireChange& record, const std::string& from_site,

@@ -196,8 +196,13 @@ bool starting_rows_skip(const Change& c, const Partner& partner,
   if (c.origin.compare(0, kArticleRowsOriginPrefix.size(), kArticleRowsOriginPrefix) != 0) {
     return false;
   }
-  return partner.relation != Relation::kChild ||
-         publications.count(c.origin.substr(kArticleRowsOriginPrefix.size())) == 0;
+  // "!article <publication>" or "!article <publication> <site>" (names hold no spaces)
+  const std::string rest = c.origin.substr(kArticleRowsOriginPrefix.size());
+  const auto space = rest.find(' ');
+  const std::string publication = rest.substr(0, space);
+  const bool for_partner = space == std::string::npos || rest.substr(space + 1) == partner.name;
+  return partner.relation != Relation::kChild || !for_partner ||
+         publications.count(publication) == 0;
 }
 
 Change as_insert(const Change& c) {

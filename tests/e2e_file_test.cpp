@@ -416,6 +416,49 @@ TEST_CASE("unpublish on a live publication stops capture and routing of the tabl
   }
 }
 
+TEST_CASE("subscribe on a live site sends that site the publication's tables and rows") {
+  Deployment d;
+  d.run_until_quiet();
+  sqlite_shell(d.hub,
+               "CREATE TABLE price(id INTEGER PRIMARY KEY, region TEXT, amount INTEGER);"
+               "INSERT INTO price VALUES (1, 'east', 10), (2, 'west', 20), (3, 'east', 30);");
+  sqlpost_ok("publish " + q(d.hub) + " prices price --subscribe-by region");  // nobody yet
+  sqlpost_ok("subscribe " + q(d.hub) + " r1 prices --value east");            // r1 is live
+  sqlite_shell(d.hub, "UPDATE price SET amount = 11 WHERE id = 1;");
+  d.run_until_quiet();
+  Database r1 = open_db(d.r1);
+  CHECK(capture_triggers(d.r1, "price") == 3);
+  Database hub = open_db(d.hub);
+  auto rows_of = [](Database& db, const std::string& where) {
+    auto st = db.prepare(
+                    "SELECT ifnull(group_concat(id || ':' || region || ':' || amount, ','), "
+                    "'') FROM (SELECT * FROM price " +
+                    where + " ORDER BY id)")
+                  .value();
+    REQUIRE(st.step().value());
+    return st.column_text(0);
+  };
+  CHECK(rows_of(r1, "") == "1:east:11,3:east:30");
+  CHECK(rows_of(r1, "") == rows_of(hub, "WHERE region = 'east'"));
+  Database r2 = open_db(d.r2);
+  CHECK(query_int(r2, "SELECT count(*) FROM sqlite_master WHERE name = 'price'") == 0);
+
+  // Both ways afterwards; then unsubscribe stops capture at r1 (its rows stay).
+  sqlite_shell(d.r1, "INSERT INTO price VALUES (100, 'east', 1000);");
+  sqlite_shell(d.hub, "INSERT INTO price VALUES (4, 'east', 40), (5, 'west', 50);");
+  d.run_until_quiet();
+  CHECK(rows_of(r1, "") == rows_of(hub, "WHERE region = 'east'"));
+  CHECK(rows_of(hub, "WHERE id = 100") == "100:east:1000");
+  sqlpost_ok("unsubscribe " + q(d.hub) + " r1 prices");
+  d.run_until_quiet();
+  CHECK(capture_triggers(d.r1, "price") == 0);
+  CHECK(query_int(r1, "SELECT count(*) FROM price") == 4);
+  d.expect_converged();
+  for (const auto& path : {d.hub, d.r1, d.r2}) {
+    CHECK_MESSAGE(status_shows_no_problem(path), path);
+  }
+}
+
 namespace {
 
 // True once `file` holds `text` (polled for up to two minutes).
