@@ -193,7 +193,7 @@ bool article_record_goes_to(const Change& c, const Partner& partner,
 // The starting rows of a table that joined a publication go only to its subscribers.
 bool starting_rows_skip(const Change& c, const Partner& partner,
                         const std::set<std::string>& publications) {
-  if (c.origin.compare(0, kArticleRowsOriginPrefix.size(), kArticleRowsOriginPrefix) != 0) {
+  if (!is_article_rows_origin(c.origin)) {
     return false;
   }
   // "!article <publication>" or "!article <publication> <site>" (names hold no spaces)
@@ -255,11 +255,26 @@ void route_subset(const Partner& partner, const Change& c, std::optional<bool> w
   }
 }
 
+// publication -> its tables, at this site.
+using PublicationTables = std::map<std::string, std::set<std::string>>;
+
+Result<PublicationTables> publication_tables(Database& db) {
+  SQLPOST_TRY_ASSIGN(const auto articles, load_articles(db));
+  PublicationTables out;
+  for (const auto& a : articles) {
+    out[a.publication].insert(a.table);
+  }
+  return out;
+}
+
 // Everything one pass over the log needs for one partner.
 struct Route {
   Partner partner;
   std::set<std::string> tables;
   std::set<std::string> publications;  // a child's subscriptions
+  // Tables an article record brings it in this range (table -> the record's log seq),
+  // that no other of its publications has: their earlier changes are not for it.
+  std::map<std::string, std::int64_t> announced_at;
   SubsetFilter subset;
   SupersededBy superseded;
   std::unique_ptr<PayloadBuilder> builder;
@@ -355,6 +370,17 @@ class Router {
     }
   }
 
+  // The first pass: the partners' own changes, and the tables that records bring them.
+  void note(const Change& c, const PublicationTables& pub_tables) {
+    if (c.op == ChangeOp::kArticleAdded) {
+      for (auto& r : routes_) {
+        note_announcement(r, c, pub_tables);
+      }
+      return;
+    }
+    note_own_change(c);
+  }
+
   void note_own_change(const Change& c) {
     if (const auto found = by_name_.find(c.origin); found != by_name_.end()) {
       note_partner_change(routes_[found->second].superseded, routes_[found->second].partner, c);
@@ -395,8 +421,33 @@ class Router {
   }
 
  private:
+  static void note_announcement(Route& r, const Change& c, const PublicationTables& pub_tables) {
+    if (!article_record_goes_to(c, r.partner, r.publications)) {
+      return;
+    }
+    const std::string publication = text_of(c.new_values[0]);
+    const std::string table = text_of(c.new_values[1]);
+    for (const auto& other : r.publications) {
+      const auto tables = pub_tables.find(other);
+      if (other != publication && tables != pub_tables.end() && tables->second.count(table) > 0) {
+        return;  // it had the table already
+      }
+    }
+    r.announced_at.emplace(table, c.seq);
+  }
+
+  // A change of a table the partner gets only from a later article record.
+  static bool before_announcement(const Route& r, const Change& c) {
+    if (r.announced_at.empty()) {
+      return false;
+    }
+    const auto at = r.announced_at.find(c.table());
+    return at != r.announced_at.end() && c.seq < at->second;
+  }
+
   static void route_whole(Route& r, const Change& c) {
-    if (c.origin == r.partner.name || starting_rows_skip(c, r.partner, r.publications)) {
+    if (c.origin == r.partner.name || starting_rows_skip(c, r.partner, r.publications) ||
+        before_announcement(r, c)) {
       return;
     }
     if (r.superseded.empty()) {
@@ -423,7 +474,7 @@ class Router {
          candidates(t, before ? &*before : nullptr, after ? &*after : nullptr, origin)) {
       Route& r = routes_[i];
       if (deleted_later_by_partner(c, r.superseded) ||
-          starting_rows_skip(c, r.partner, r.publications)) {
+          starting_rows_skip(c, r.partner, r.publications) || before_announcement(r, c)) {
         continue;
       }
       const auto& rules = r.subset.rules(c.table());
@@ -466,9 +517,10 @@ Result<> route_group(Database& db, std::vector<Route>& routes, std::int64_t afte
   if (upto_epoch <= after_epoch) {  // no tables: article records may still go
     return success();
   }
+  SQLPOST_TRY_ASSIGN(const PublicationTables pub_tables, publication_tables(db));
   Router router(db, routes);
   SQLPOST_TRY(read_changes(db, after_epoch, upto_epoch, tables, [&](const Change& c) {
-    router.note_own_change(c);
+    router.note(c, pub_tables);
     return success();
   }));
   return read_changes(db, after_epoch, upto_epoch, tables,
@@ -483,7 +535,7 @@ Result<std::map<std::string, Payload>> collect_changes_for_all(Database& db,
   std::map<std::string, Payload> payloads;
   std::map<std::int64_t, std::vector<Route>> groups;  // by the epoch sent up to
   for (const auto& partner : partners) {
-    Route r{partner, {}, {}, {}, {}, nullptr};
+    Route r{partner, {}, {}, {}, {}, {}, nullptr};
     SQLPOST_TRY_ASSIGN(r.tables, tables_routed_to(db, partner));
     SQLPOST_TRY_ASSIGN(r.publications, publications_of(db, partner));
     SQLPOST_TRY_ASSIGN(r.subset, SubsetFilter::load(db, partner));

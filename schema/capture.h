@@ -43,6 +43,10 @@ inline constexpr std::string_view kPassthroughOrigin = "!passthrough";
 // subscribers: "!article <publication>". Routing sends them only to the children
 // subscribed to that publication (never to the parent).
 inline constexpr std::string_view kArticleRowsOriginPrefix = "!article ";
+// Such rows are copies of what the site already holds, not changes made here.
+constexpr bool is_article_rows_origin(std::string_view origin) {
+  return origin.substr(0, kArticleRowsOriginPrefix.size()) == kArticleRowsOriginPrefix;
+}
 
 struct CaptureLayout {
   std::int64_t id = 0;

@@ -416,6 +416,39 @@ TEST_CASE("unpublish on a live publication stops capture and routing of the tabl
   }
 }
 
+TEST_CASE("a table the mid already holds joins the leaf's publication: the mid sends its rows") {
+  Hierarchy h;
+  sqlite_shell(h.mid, "INSERT INTO t VALUES (20, 'from mid');");  // the mid has sent data
+  sqlite_shell(h.hq,
+               "CREATE TABLE c(id INTEGER PRIMARY KEY, v TEXT);"
+               "INSERT INTO c VALUES (1, 'a'), (2, 'b');");
+  sqlpost_ok("publish " + q(h.hq) + " q c");
+  sqlpost_ok("subscribe " + q(h.hq) + " mid q");  // the mid is live; the leaf is not in q
+  CHECK(h.rounds(3) == "000");
+  CHECK(capture_triggers(h.mid, "c") == 3);
+  {
+    Database leaf = open_db(h.leaf);
+    CHECK(query_int(leaf, "SELECT count(*) FROM sqlite_master WHERE name = 'c'") == 0);
+  }
+  sqlite_shell(h.hq, "UPDATE c SET v = 'b2' WHERE id = 2;");
+  sqlpost_ok("publish " + q(h.hq) + " p c");  // now in p too, which the leaf has
+  sqlite_shell(h.hq, "UPDATE c SET v = 'a2' WHERE id = 1;");
+  CHECK(h.rounds(3) == "000");
+  CHECK(capture_triggers(h.leaf, "c") == 3);
+  expect_same_everywhere(h, {"t", "c"});
+  // The mid's copies of its rows for the leaf are not changes the hub has to decide.
+  sqlite_shell(h.hq, "UPDATE c SET v = 'b3' WHERE id = 2;");
+  CHECK(h.rounds(3) == "000");
+  expect_same_everywhere(h, {"t", "c"});
+  sqlite_shell(h.leaf, "INSERT INTO c VALUES (9, 'from leaf');");
+  sqlite_shell(h.hq, "UPDATE c SET v = 'a3' WHERE id = 1;");
+  CHECK(h.rounds(3) == "000");
+  expect_same_everywhere(h, {"t", "c"});
+  for (const auto& path : {h.hq, h.mid, h.leaf}) {
+    CHECK_MESSAGE(status_shows_no_problem(path), path);
+  }
+}
+
 TEST_CASE("subscribe on a live site sends that site the publication's tables and rows") {
   Deployment d;
   d.run_until_quiet();
