@@ -256,6 +256,25 @@ Result<std::set<std::string>> tables_routed_to(Database& db, const Partner& part
   return tables;
 }
 
+namespace {
+
+// Article records (live publication changes) waiting for a child.
+Result<std::int64_t> count_unsent_article_records(Database& db, const Partner& partner,
+                                                  std::int64_t from_seq) {
+  SQLPOST_TRY_ASSIGN(Statement st,
+                     db.prepare("SELECT count(*) FROM sqlpost_log WHERE seq > ?1 AND op IN (?3, "
+                                "?4) AND (origin IS NULL OR origin <> ?2) AND (o0 = ?2 OR (o0 IS "
+                                "NULL AND n0 IN (SELECT publication FROM sqlpost_subscriptions "
+                                "WHERE site = ?2)))"));
+  st.bind(1, from_seq).bind(2, partner.name);
+  st.bind(3, static_cast<std::int64_t>(ChangeOp::kArticleAdded));
+  st.bind(4, static_cast<std::int64_t>(ChangeOp::kArticleRemoved));
+  SQLPOST_TRY(st.step());
+  return st.column_int(0);
+}
+
+}  // namespace
+
 Result<std::int64_t> count_unsent_changes(Database& db, const Partner& partner) {
   SQLPOST_TRY_ASSIGN(const std::set<std::string> tables, tables_routed_to(db, partner));
   SQLPOST_TRY_ASSIGN(const std::int64_t from_seq, epoch_end_seq(db, partner.sent_epoch));
@@ -283,6 +302,9 @@ Result<std::int64_t> count_unsent_changes(Database& db, const Partner& partner) 
     sql.bind(3, partner.name).bind(4, partner.name);
     SQLPOST_TRY(sql.step());
     total += sql.column_int(0);
+    SQLPOST_TRY_ASSIGN(const std::int64_t records,
+                       count_unsent_article_records(db, partner, from_seq));
+    total += records;
   }
   return total;
 }

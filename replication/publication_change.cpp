@@ -209,7 +209,10 @@ Result<> check_sender(Database& db, const WireChange& record, const std::string&
   SQLPOST_TRY_ASSIGN(const bool known, publication_exists(db, publication));
   SQLPOST_TRY_ASSIGN(const LocalSite local, load_local_site(db));
   const bool names_this_site = text_of(record.new_values.front()) == local.name;
-  if (!known && !(names_this_site && record.op == ChangeOp::kArticleAdded)) {
+  if (!known && record.op == ChangeOp::kArticleRemoved) {
+    return success();  // nothing here to remove
+  }
+  if (!known && !names_this_site) {
     return refused("parent site " + from_site + " sent a change of publication '" + publication +
                    "', which this site does not subscribe to");
   }
