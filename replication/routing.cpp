@@ -27,7 +27,7 @@ class PayloadBuilder {
     }
     if (is_control_op(c.op)) {  // an article record: publication, table (, definition)
       w.op = c.op;
-      const std::size_t fields = c.op == ChangeOp::kArticleAdded ? 3 : 2;
+      const std::ptrdiff_t fields = c.op == ChangeOp::kArticleAdded ? 3 : 2;
       w.key.assign(c.new_values.begin(), c.new_values.begin() + fields);
       w.new_values = c.old_values;  // the target site, or NULL
       append(c.epoch, std::move(w));
