@@ -93,6 +93,32 @@ std::string time_text(std::int64_t seconds) {
 
 }  // namespace
 
+namespace {
+
+// The last bounces (delivery status notifications about our parts), newest first.
+Result<nlohmann::json> recent_bounces_json(Database& db) {
+  SQLPOST_TRY_ASSIGN(Statement st,
+                     db.prepare("SELECT site, seq, part, received_at, action, status, diagnostic, "
+                                "resplit_to FROM sqlpost_bounces ORDER BY id DESC LIMIT 10"));
+  nlohmann::json bounces = nlohmann::json::array();
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, st.step());
+    if (!row) {
+      return bounces;
+    }
+    nlohmann::json b{{"partner", st.column_text(0)},   {"seq", st.column_int(1)},
+                     {"part", st.column_int(2)},       {"at", st.column_int(3)},
+                     {"action", st.column_text(4)},    {"status", st.column_text(5)},
+                     {"diagnostic", st.column_text(6)}};
+    if (!st.column_is_null(7)) {
+      b["resplit_to"] = st.column_int(7);
+    }
+    bounces.push_back(std::move(b));
+  }
+}
+
+}  // namespace
+
 Result<nlohmann::json> collect_status(Database& db) {
   SQLPOST_TRY_ASSIGN(Transaction read, Transaction::begin(db, Transaction::Kind::kDeferred));
   SQLPOST_TRY_ASSIGN(const LocalSite site, load_local_site(db));
@@ -120,6 +146,7 @@ Result<nlohmann::json> collect_status(Database& db) {
   status["foreign_dropped"] = dropped.foreign;
   SQLPOST_TRY_ASSIGN(status["oversize_foreign_mail"],
                      db.query_int("SELECT value FROM sqlpost_meta WHERE key = 'oversize_foreign'"));
+  SQLPOST_TRY_ASSIGN(status["bounces"], recent_bounces_json(db));
   return status;
 }
 
@@ -181,6 +208,15 @@ std::string render_status_text(const nlohmann::json& status) {
   if (status.value("oversize_foreign_mail", std::int64_t{0}) > 0) {
     out << " (" << status["oversize_foreign_mail"].get<std::int64_t>()
         << " over the size limit, left in the mailbox)";
+  }
+  for (const auto& b : status.value("bounces", nlohmann::json::array())) {
+    out << "\nBOUNCED " << time_text(b["at"].get<std::int64_t>()) << ": message #"
+        << b["seq"].get<std::int64_t>() << " part " << b["part"].get<std::int64_t>() << " to "
+        << b["partner"].get<std::string>() << ", " << b["action"].get<std::string>() << " "
+        << b["status"].get<std::string>() << " (" << b["diagnostic"].get<std::string>() << ")";
+    if (b.contains("resplit_to")) {
+      out << "; re-split into parts of at most " << b["resplit_to"].get<std::int64_t>() << " bytes";
+    }
   }
   out << "\nconflicts recorded: " << status["conflicts"].get<std::int64_t>()
       << " (sqlpost conflicts DB)\n";

@@ -157,6 +157,17 @@ Result<std::int64_t> cut_epoch(Database& db, std::int64_t now) {
   return closing;
 }
 
+Result<std::int64_t> cut_epoch_if_logged(Database& db, std::int64_t now) {
+  SQLPOST_TRY_ASSIGN(const std::int64_t unmarked,
+                     db.query_int("SELECT (SELECT ifnull(max(seq), 0) FROM sqlpost_log) > "
+                                  "(SELECT ifnull(max(last_seq), 0) FROM sqlpost_epoch_marks)",
+                                  0));
+  if (unmarked == 0) {
+    return last_closed_epoch(db);
+  }
+  return cut_epoch(db, now);
+}
+
 Result<std::int64_t> last_closed_epoch(Database& db) {
   return db.query_int("SELECT max(epoch) FROM sqlpost_epoch_marks", 0);
 }

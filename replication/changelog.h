@@ -41,6 +41,11 @@ struct Change {
 // `now` (seconds) is recorded as its closing time (-1: the system clock).
 Result<std::int64_t> cut_epoch(Database& db, std::int64_t now = -1);
 
+// The agent's cut: closes the current epoch when something was logged since the
+// last close; otherwise writes nothing and returns the last closed epoch (an idle
+// pass must not cost a transaction; a row logged meanwhile is in the next cut).
+Result<std::int64_t> cut_epoch_if_logged(Database& db, std::int64_t now = -1);
+
 // The same inside the caller's write transaction (used by extraction).
 Result<std::int64_t> close_epoch_in_transaction(Database& db, std::int64_t now = -1);
 

@@ -1,7 +1,9 @@
 #include "replication/engine.h"
 
 #include <chrono>
+#include <functional>
 #include <map>
+#include <optional>
 
 #include "replication/apply.h"
 #include "replication/authorize.h"
@@ -10,12 +12,14 @@
 #include "replication/changelog.h"
 #include "replication/keys.h"
 #include "replication/origin.h"
+#include "replication/outbox.h"
 #include "replication/payload.h"
 #include "replication/retention.h"
 #include "replication/routing.h"
 #include "replication/subsets.h"
 #include "schema/metadata.h"
 #include "transport/codec.h"
+#include "transport/dsn.h"
 
 namespace sqlpost {
 namespace {
@@ -71,6 +75,10 @@ struct Stream {
 
 // The run's working state: the database, link, options and the site facts.
 struct Engine::Impl {
+  Impl(Database& database, transport::Link& mail, const EngineOptions& engine_options,
+       RunReport& run_report)
+      : db(database), link(mail), options(engine_options), report(run_report) {}
+
   Database& db;
   transport::Link& link;
   const EngineOptions& options;
@@ -78,6 +86,11 @@ struct Engine::Impl {
   LocalSite local;
   std::map<std::string, Partner> partners;
   std::size_t budget_ = 0;  // of the message being decoded
+  // The prepare pass's open outbox batch (see prepare_for) and what it holds.
+  std::optional<Transaction> batch;
+  std::int64_t batch_bytes = 0;
+  // Bookkeeping of parts and acknowledgements already sent, not yet written.
+  std::vector<std::function<Result<>()>> after_send;
 
   std::int64_t now() const { return options.now ? options.now() : system_now(); }
 
@@ -324,6 +337,12 @@ struct Engine::Impl {
     }
     ++report.mails_seen;
     if (!transport::looks_like_sqlpost(mail.value())) {
+      if (const auto bounce = transport::parse_bounce(mail.value())) {
+        SQLPOST_TRY_ASSIGN(const bool ours, handle_bounce(ref, *bounce));
+        if (ours) {
+          return success();
+        }
+      }
       ++report.foreign;
       return remember_foreign(ref.id);
     }
@@ -358,6 +377,133 @@ struct Engine::Impl {
                                  "('oversize_foreign', 1) ON CONFLICT(key) DO UPDATE SET value = "
                                  "ifnull(value, 0) + 1"));
     return st->run();
+  }
+
+  // ---- bounces
+
+  // A delivery status notification about one of our parts (the returned Message-ID
+  // verifies under the pair key) is recorded and removed from the mailbox: a size
+  // refusal re-splits the message smaller; any other permanent refusal is a problem
+  // of the run and the part waits resend_timeout. Anything else stays foreign.
+  Result<bool> handle_bounce(const transport::MailRef& ref, const transport::Bounce& b) {
+    const auto found = partners.find(b.original.receiver);
+    if (b.original.sender != local.name || found == partners.end()) {
+      return false;
+    }
+    const Partner& partner = found->second;
+    auto key = key_of(partner);
+    if (!key.ok() || !transport::message_id_is_ours(b.message_id, b.original, key.value())) {
+      return false;
+    }
+    const auto seq = static_cast<std::int64_t>(b.original.sequence);
+    const auto part = static_cast<std::int64_t>(b.original.part);
+    SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+    std::optional<std::int64_t> resplit;
+    if (b.permanent() && b.size_refusal()) {
+      SQLPOST_TRY_ASSIGN(resplit, resplit_smaller(partner.name, b.original));
+    } else if (b.permanent()) {
+      SQLPOST_TRY(hold_part(partner.name, seq, part));
+    }
+    SQLPOST_TRY(record_bounce(partner.name, seq, part, b, resplit));
+    SQLPOST_TRY(tx.commit());
+    report_bounce(partner, b, resplit);
+    SQLPOST_TRY(remove_mail(ref));
+    return true;
+  }
+
+  void report_bounce(const Partner& partner, const transport::Bounce& b,
+                     std::optional<std::int64_t> resplit) {
+    const std::string what = "message " + std::to_string(b.original.sequence) + " part " +
+                             std::to_string(b.original.part) + " to " + partner.name + " <" +
+                             partner.address + "> bounced (" + b.action + " " + b.status + ": " +
+                             b.diagnostic + ")";
+    if (resplit) {
+      report.notes.push_back(what + "; re-split into parts of at most " + std::to_string(*resplit) +
+                             " bytes, sent again now");
+    } else if (b.permanent()) {
+      report.problems.push_back(what +
+                                "; it is tried again after resend_timeout; fix the cause "
+                                "(address, server limits), then run sqlpost resend");
+      report.worst = Errc::kPermanent;
+    } else {
+      report.notes.push_back(what + "; the server goes on trying");
+    }
+    event({.partner = partner.name,
+           .event = "bounced",
+           .seq = static_cast<std::int64_t>(b.original.sequence),
+           .part = static_cast<std::int64_t>(b.original.part),
+           .parts = static_cast<std::int64_t>(b.original.parts),
+           .detail = b.status + " " + b.diagnostic});
+  }
+
+  Result<> record_bounce(const std::string& site, std::int64_t seq, std::int64_t part,
+                         const transport::Bounce& b, std::optional<std::int64_t> resplit) {
+    constexpr std::int64_t kBouncesKept = 1000;
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("INSERT INTO sqlpost_bounces(site, seq, part, received_at, "
+                                 "action, status, diagnostic, resplit_to) VALUES (?, ?, ?, ?, ?, "
+                                 "?, ?, ?)"));
+    st->bind(1, site).bind(2, seq).bind(3, part).bind(4, now());
+    st->bind(5, b.action).bind(6, b.status).bind(7, b.diagnostic.substr(0, 1000));
+    st->bind(8, resplit ? Value(*resplit) : Value());
+    SQLPOST_TRY(st->run());
+    SQLPOST_TRY_ASSIGN(Statement * cap,
+                       db.cached("DELETE FROM sqlpost_bounces WHERE id <= (SELECT max(id) FROM "
+                                 "sqlpost_bounces) - ?"));
+    cap->bind(1, kBouncesKept);
+    return cap->run();
+  }
+
+  Result<> hold_part(const std::string& site, std::int64_t seq, std::int64_t part) {
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("UPDATE sqlpost_outbox SET last_sent_at = ? WHERE site = ? AND "
+                                 "seq = ? AND part = ?"));
+    st->bind(1, now()).bind(2, site).bind(3, seq).bind(4, part);
+    return st->run();
+  }
+
+  // The message is encoded again at half the bounced part's size (not below the
+  // codec's minimum), and the partner's later messages use that size too. Nothing
+  // to do when the part was acknowledged meanwhile, belongs to an encoding already
+  // replaced (another part of it bounced first) or cannot get smaller.
+  Result<std::optional<std::int64_t>> resplit_smaller(const std::string& site,
+                                                      const transport::PartHeader& bounced_part) {
+    const auto seq = static_cast<std::int64_t>(bounced_part.sequence);
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("SELECT length(mail) FROM sqlpost_outbox WHERE site = ? AND "
+                                 "seq = ? AND part = ? AND parts = ?"));
+    st->bind(1, site).bind(2, seq).bind(3, static_cast<std::int64_t>(bounced_part.part));
+    st->bind(4, static_cast<std::int64_t>(bounced_part.parts));
+    SQLPOST_TRY_ASSIGN(const bool row, st->step());
+    const std::int64_t bounced = row ? st->column_int(0) : 0;
+    st->reset();
+    const auto floor = static_cast<std::int64_t>(transport::kMinMaxMessageBytes);
+    const std::int64_t smaller = std::max(floor, bounced / 2);
+    if (!row || smaller >= bounced) {
+      return std::optional<std::int64_t>();
+    }
+    SQLPOST_TRY_ASSIGN(Statement * limit,
+                       db.cached("INSERT OR REPLACE INTO sqlpost_meta(key, value) VALUES (?, ?)"));
+    limit->bind(1, kSizeLimitKey + site).bind(2, smaller);
+    SQLPOST_TRY(limit->run());
+    SQLPOST_TRY(reencode_outbox(db, site, seq, static_cast<std::size_t>(smaller)));
+    return std::optional<std::int64_t>(smaller);
+  }
+
+  static constexpr const char* kSizeLimitKey = "max_message_bytes.";
+
+  // max_message_bytes, or less for a partner whose server refused larger mail.
+  std::size_t max_message_bytes_for(const std::string& site) {
+    auto st = db.cached("SELECT value FROM sqlpost_meta WHERE key = ?");
+    if (!st.ok()) {
+      return options.max_message_bytes;
+    }
+    (*st)->bind(1, kSizeLimitKey + site);
+    auto row = (*st)->step();
+    const std::int64_t learned = row.ok() && row.value() ? (*st)->column_int(0) : 0;
+    (*st)->reset();
+    return learned > 0 ? std::min(options.max_message_bytes, static_cast<std::size_t>(learned))
+                       : options.max_message_bytes;
   }
 
   // ---- acknowledgements and resend requests
@@ -712,8 +858,50 @@ struct Engine::Impl {
 
   // ---- prepare and send
 
+  // A partner's messages are committed together with the other partners' (a commit
+  // per partner made an idle 1,000-site pass cost 1,000 disk flushes), each in its own
+  // savepoint: a partner whose message cannot be prepared is reported and left out,
+  // the others go on. The batch is committed once it holds kOutboxBatchBytes, so the
+  // write lock is held for short steps. A partner with nothing new writes nothing.
+  static constexpr std::int64_t kOutboxBatchBytes = 4 << 20;
+
+  Result<> prepare_for(const Partner& partner, Payload payload, std::int64_t closed) {
+    if (payload.change_count() == 0 && partner.sent_epoch >= closed) {
+      return success();
+    }
+    if (!batch) {
+      SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+      batch.emplace(std::move(tx));
+    }
+    SQLPOST_TRY_ASSIGN(Savepoint step, Savepoint::begin(db));
+    auto stored = store_outgoing(partner, std::move(payload), closed);
+    if (!stored.ok()) {
+      if (is_database_failure(stored.error().code)) {
+        return stored;
+      }
+      note(report, stored.error(),
+           "preparing a message for " + partner.name +
+               " (nothing of it was written; the other partners go on)");
+      return success();  // `step` rolls back what this partner wrote
+    }
+    SQLPOST_TRY(step.release());
+    return batch_bytes >= kOutboxBatchBytes ? commit_outbox_batch() : success();
+  }
+
+  Result<> commit_outbox_batch() {
+    if (!batch) {
+      return success();
+    }
+    Transaction tx = std::move(*batch);
+    batch.reset();
+    batch_bytes = 0;
+    SQLPOST_TRY(crash_point("before-outbox-commit"));
+    SQLPOST_TRY(tx.commit());
+    return crash_point("after-outbox-commit");
+  }
+
+  // One partner's message (when it has changes) and its sent epoch, in the batch.
   Result<> store_outgoing(const Partner& partner, Payload payload, std::int64_t closed) {
-    SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
     if (payload.change_count() > 0) {
       SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
       payload.ack = static_cast<std::uint64_t>(s.applied_seq);
@@ -724,12 +912,13 @@ struct Engine::Impl {
           const auto mails,
           transport::encode_message(
               {local.name, partner.name, static_cast<std::uint64_t>(s.next_seq)}, local.address,
-              partner.address, bytes, key, options.max_message_bytes));
+              partner.address, bytes, key, max_message_bytes_for(partner.name)));
       SQLPOST_TRY(insert_outbox(partner.name, s.next_seq, mails));
       std::int64_t bytes_written = 0;
       for (const auto& m : mails) {
         bytes_written += static_cast<std::int64_t>(m.size());
       }
+      batch_bytes += bytes_written;
       event({.partner = partner.name,
              .event = "prepared",
              .seq = s.next_seq,
@@ -750,13 +939,10 @@ struct Engine::Impl {
                         now()));
       ++report.messages_prepared;
     }
-    SQLPOST_TRY_ASSIGN(Statement st,
-                       db.prepare("UPDATE sqlpost_sites SET sent_epoch = ? WHERE name = ?"));
-    st.bind(1, closed).bind(2, partner.name);
-    SQLPOST_TRY(st.run());
-    SQLPOST_TRY(crash_point("before-outbox-commit"));
-    SQLPOST_TRY(tx.commit());
-    return crash_point("after-outbox-commit");
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("UPDATE sqlpost_sites SET sent_epoch = ? WHERE name = ?"));
+    st->bind(1, closed).bind(2, partner.name);
+    return st->run();
   }
 
   Result<> insert_outbox(const std::string& site, std::int64_t seq,
@@ -819,17 +1005,53 @@ struct Engine::Impl {
            .parts = p.parts,
            .bytes = static_cast<std::int64_t>(p.mail.size()),
            .detail = refusal.message});
-    SQLPOST_TRY_ASSIGN(Statement * st,
-                       db.cached("UPDATE sqlpost_outbox SET last_sent_at = ? WHERE site = ? AND "
-                                 "seq = ? AND part = ?"));
-    st->bind(1, now()).bind(2, partner.name).bind(3, p.seq).bind(4, p.part);
-    return st->run();
+    return record_after_send([this, site = partner.name, seq = p.seq, part = p.part,
+                              at = now()]() -> Result<> {
+      SQLPOST_TRY_ASSIGN(Statement * st,
+                         db.cached("UPDATE sqlpost_outbox SET last_sent_at = ? WHERE site = ? AND "
+                                   "seq = ? AND part = ?"));
+      st->bind(1, at).bind(2, site).bind(3, seq).bind(4, part);
+      return st->run();
+    });
+  }
+
+  // What a send pass learns (parts sent, acknowledgements sent) is written in
+  // batches of kSendBatch steps: a transaction per sent part made a 1,000-site pass
+  // cost thousands of disk flushes, and a send must not hold the write lock while it
+  // talks to a server. A crash before a batch is written only means its parts or
+  // acknowledgements are sent again, and receivers drop duplicates.
+  static constexpr std::size_t kSendBatch = 256;
+
+  Result<> record_after_send(std::function<Result<>()> step) {
+    after_send.push_back(std::move(step));
+    return after_send.size() >= kSendBatch ? write_after_send() : success();
+  }
+
+  Result<> write_after_send() {
+    if (after_send.empty()) {
+      return success();
+    }
+    SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+    for (const auto& step : after_send) {
+      SQLPOST_TRY(step());
+    }
+    after_send.clear();
+    return tx.commit();
   }
 
   Result<bool> send_outbox(const Partner& partner) {
     SQLPOST_TRY_ASSIGN(const auto parts, due_parts(partner.name));
+    if (parts.empty()) {
+      return true;
+    }
+    auto pair_key = key_of(partner);
+    if (!pair_key.ok()) {
+      note(report, pair_key.error(), "sending to " + partner.name + " (the outbox waits)");
+      return false;
+    }
+    const transport::Key& key = pair_key.value();
     for (const auto& p : parts) {
-      SQLPOST_TRY_ASSIGN(const std::string mail, transport::with_fresh_message_id(p.mail));
+      SQLPOST_TRY_ASSIGN(const std::string mail, transport::with_fresh_message_id(p.mail, key));
       auto sent = link.send(partner.address, mail);
       if (!sent.ok()) {
         ++report.send_failures;
@@ -850,11 +1072,14 @@ struct Engine::Impl {
         return false;
       }
       SQLPOST_TRY(crash_point("after-send"));
-      SQLPOST_TRY_ASSIGN(Statement * st,
-                         db.cached("UPDATE sqlpost_outbox SET sent_count = sent_count + 1, "
-                                   "last_sent_at = ? WHERE site = ? AND seq = ? AND part = ?"));
-      st->bind(1, now()).bind(2, partner.name).bind(3, p.seq).bind(4, p.part);
-      SQLPOST_TRY(st->run());
+      SQLPOST_TRY(record_after_send([this, site = partner.name, seq = p.seq, part = p.part,
+                                     at = now()]() -> Result<> {
+        SQLPOST_TRY_ASSIGN(Statement * st,
+                           db.cached("UPDATE sqlpost_outbox SET sent_count = sent_count + 1, "
+                                     "last_sent_at = ? WHERE site = ? AND seq = ? AND part = ?"));
+        st->bind(1, at).bind(2, site).bind(3, seq).bind(4, part);
+        return st->run();
+      }));
       ++report.parts_sent;
       event({.partner = partner.name,
              .event = p.sent_count > 0 ? "resent" : "sent",
@@ -868,7 +1093,9 @@ struct Engine::Impl {
                                partner.address + ">");
     }
     if (!parts.empty()) {
-      SQLPOST_TRY(update_stream(partner.name, "last_sent_at = ?2", now()));
+      SQLPOST_TRY(record_after_send([this, site = partner.name, at = now()] {
+        return update_stream(site, "last_sent_at = ?2", at);
+      }));
     }
     return true;
   }
@@ -889,7 +1116,7 @@ struct Engine::Impl {
                                   encode_payload(payload), key, options.max_message_bytes));
     std::int64_t ack_bytes = 0;
     for (const auto& encoded : mails) {
-      SQLPOST_TRY_ASSIGN(const std::string mail, transport::with_fresh_message_id(encoded));
+      SQLPOST_TRY_ASSIGN(const std::string mail, transport::with_fresh_message_id(encoded, key));
       auto sent = link.send(partner.address, mail);
       if (!sent.ok()) {
         ++report.send_failures;
@@ -906,11 +1133,13 @@ struct Engine::Impl {
            .bytes = ack_bytes,
            .detail = "acknowledgement of #" + std::to_string(s.applied_seq) +
                      (s.resend_from > 0 ? ", resend from #" + std::to_string(s.resend_from) : "")});
-    return update_stream(
-        partner.name,
-        "ack_owed = 0, last_sent_at = ?2" +
-            std::string(s.resend_from > 0 ? ", resend_from = NULL, resend_requested_at = ?2" : ""),
-        now());
+    return record_after_send([this, site = partner.name, resend = s.resend_from > 0, at = now()] {
+      return update_stream(
+          site,
+          "ack_owed = 0, last_sent_at = ?2" +
+              std::string(resend ? ", resend_from = NULL, resend_requested_at = ?2" : ""),
+          at);
+    });
   }
 };
 
@@ -918,7 +1147,7 @@ Engine::Engine(Database& db, transport::Link& link, EngineOptions options)
     : db_(db), link_(link), options_(std::move(options)) {}
 
 Result<> Engine::receive(RunReport& report) {
-  Impl impl{db_, link_, options_, report, {}, {}, 0};
+  Impl impl(db_, link_, options_, report);
   SQLPOST_TRY(impl.load());
   auto refs = link_.list();
   if (!refs.ok()) {
@@ -932,7 +1161,7 @@ Result<> Engine::receive(RunReport& report) {
 }
 
 Result<> Engine::apply(RunReport& report) {
-  Impl impl{db_, link_, options_, report, {}, {}, 0};
+  Impl impl(db_, link_, options_, report);
   SQLPOST_TRY(impl.load());
   // A stream stopped by an error is tried again on every run (the error is reported
   // again until whoever can fix it has), so fixing the cause is all it takes.
@@ -949,14 +1178,14 @@ Result<> Engine::apply(RunReport& report) {
 }
 
 Result<> Engine::prepare(RunReport& report) {
-  Impl impl{db_, link_, options_, report, {}, {}, 0};
+  Impl impl(db_, link_, options_, report);
   SQLPOST_TRY(impl.load());
   {  // key ranges: a block used up since the last run moves on (replication/keys.h)
     SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db_));
     SQLPOST_TRY(seed_key_ranges(db_));
     SQLPOST_TRY(tx.commit());
   }
-  SQLPOST_TRY_ASSIGN(const std::int64_t closed, cut_epoch(db_, impl.now()));
+  SQLPOST_TRY_ASSIGN(const std::int64_t closed, cut_epoch_if_logged(db_, impl.now()));
   std::vector<Partner> partners;
   for (const auto& [name, partner] : impl.partners) {
     partners.push_back(partner);
@@ -965,8 +1194,9 @@ Result<> Engine::prepare(RunReport& report) {
   for (const auto& [name, partner] : impl.partners) {
     Payload payload = std::move(payloads[name]);
     SQLPOST_TRY(append_decided_rows(db_, partner, payload, closed));
-    SQLPOST_TRY(impl.store_outgoing(partner, std::move(payload), closed));
+    SQLPOST_TRY(impl.prepare_for(partner, std::move(payload), closed));
   }
+  SQLPOST_TRY(impl.commit_outbox_batch());
   SQLPOST_TRY_ASSIGN(const PruneSummary pruned,
                      prune_change_log(db_, impl.now(), options_.log_retention));
   if (pruned.rows > 0) {
@@ -977,7 +1207,7 @@ Result<> Engine::prepare(RunReport& report) {
 }
 
 Result<> Engine::send(RunReport& report) {
-  Impl impl{db_, link_, options_, report, {}, {}, 0};
+  Impl impl(db_, link_, options_, report);
   SQLPOST_TRY(impl.load());
   for (const auto& [name, partner] : impl.partners) {
     SQLPOST_TRY_ASSIGN(const bool reachable, impl.send_outbox(partner));
@@ -985,7 +1215,7 @@ Result<> Engine::send(RunReport& report) {
       SQLPOST_TRY(impl.send_ack_only(partner));
     }
   }
-  return success();
+  return impl.write_after_send();
 }
 
 Result<> Engine::run_phases(RunReport& report, RunPhases phases) {

@@ -258,8 +258,7 @@ void route_subset(const Partner& partner, const Change& c, std::optional<bool> w
 // publication -> its tables, at this site.
 using PublicationTables = std::map<std::string, std::set<std::string>>;
 
-Result<PublicationTables> publication_tables(Database& db) {
-  SQLPOST_TRY_ASSIGN(const auto articles, load_articles(db));
+PublicationTables publication_tables(const std::vector<Article>& articles) {
   PublicationTables out;
   for (const auto& a : articles) {
     out[a.publication].insert(a.table);
@@ -493,23 +492,20 @@ class Router {
   std::map<std::string, std::size_t> by_name_;
 };
 
-Result<std::set<std::string>> publications_of(Database& db, const Partner& partner) {
+std::set<std::string> publications_of(const SubscriptionCatalog& catalog, const Partner& partner) {
   std::set<std::string> publications;
-  if (partner.relation != Relation::kChild) {
-    return publications;
-  }
-  SQLPOST_TRY_ASSIGN(const auto subscriptions, load_subscriptions(db));
-  for (const auto& s : subscriptions) {
-    if (s.site == partner.name) {
-      publications.insert(s.publication);
+  const auto site = catalog.by_site.find(partner.name);
+  if (partner.relation == Relation::kChild && site != catalog.by_site.end()) {
+    for (const auto& entry : site->second) {
+      publications.insert(entry.first);
     }
   }
   return publications;
 }
 
 // One pass over (after, upto] for the partners that were sent up to `after`.
-Result<> route_group(Database& db, std::vector<Route>& routes, std::int64_t after_epoch,
-                     std::int64_t upto_epoch) {
+Result<> route_group(Database& db, std::vector<Route>& routes, const PublicationTables& pub_tables,
+                     std::int64_t after_epoch, std::int64_t upto_epoch) {
   std::set<std::string> tables;
   for (const auto& r : routes) {
     tables.insert(r.tables.begin(), r.tables.end());
@@ -517,7 +513,6 @@ Result<> route_group(Database& db, std::vector<Route>& routes, std::int64_t afte
   if (upto_epoch <= after_epoch) {  // no tables: article records may still go
     return success();
   }
-  SQLPOST_TRY_ASSIGN(const PublicationTables pub_tables, publication_tables(db));
   Router router(db, routes);
   SQLPOST_TRY(read_changes(db, after_epoch, upto_epoch, tables, [&](const Change& c) {
     router.note(c, pub_tables);
@@ -534,16 +529,17 @@ Result<std::map<std::string, Payload>> collect_changes_for_all(Database& db,
                                                                std::int64_t upto_epoch) {
   std::map<std::string, Payload> payloads;
   std::map<std::int64_t, std::vector<Route>> groups;  // by the epoch sent up to
+  SQLPOST_TRY_ASSIGN(const SubscriptionCatalog catalog, SubscriptionCatalog::load(db));
+  const PublicationTables pub_tables = publication_tables(catalog.articles);
   for (const auto& partner : partners) {
-    Route r{partner, {}, {}, {}, {}, {}, nullptr};
-    SQLPOST_TRY_ASSIGN(r.tables, tables_routed_to(db, partner));
-    SQLPOST_TRY_ASSIGN(r.publications, publications_of(db, partner));
-    SQLPOST_TRY_ASSIGN(r.subset, SubsetFilter::load(db, partner));
+    Route r{partner, catalog.tables_routed_to(partner),    publications_of(catalog, partner),
+            {},      SubsetFilter::from(catalog, partner), {},
+            nullptr};
     r.builder = std::make_unique<PayloadBuilder>(payloads[partner.name]);
     groups[partner.sent_epoch].push_back(std::move(r));
   }
   for (auto& [after_epoch, routes] : groups) {
-    SQLPOST_TRY(route_group(db, routes, after_epoch, upto_epoch));
+    SQLPOST_TRY(route_group(db, routes, pub_tables, after_epoch, upto_epoch));
   }
   return payloads;
 }

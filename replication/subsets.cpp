@@ -34,23 +34,49 @@ Result<Value> evaluate(Database& db, const CaptureLayout& layout, const Row& ima
 
 }  // namespace
 
+Result<SubscriptionCatalog> SubscriptionCatalog::load(Database& db) {
+  SubscriptionCatalog catalog;
+  SQLPOST_TRY_ASSIGN(catalog.articles, load_articles(db));
+  SQLPOST_TRY_ASSIGN(const auto subscriptions, load_subscriptions(db));
+  for (const auto& s : subscriptions) {
+    catalog.by_site[s.site][s.publication].insert(s.value);
+  }
+  return catalog;
+}
+
+std::set<std::string> SubscriptionCatalog::tables_routed_to(const Partner& partner) const {
+  std::set<std::string> tables;
+  const auto site = by_site.find(partner.name);
+  for (const auto& a : articles) {
+    const bool subscribed = site != by_site.end() && site->second.count(a.publication) > 0;
+    if (partner.relation == Relation::kParent || subscribed) {
+      tables.insert(a.table);
+    }
+  }
+  return tables;
+}
+
 Result<SubsetFilter> SubsetFilter::load(Database& db, const Partner& partner) {
+  if (partner.relation == Relation::kParent) {
+    return from(SubscriptionCatalog{}, partner);
+  }
+  SQLPOST_TRY_ASSIGN(const auto catalog, SubscriptionCatalog::load(db));
+  return from(catalog, partner);
+}
+
+SubsetFilter SubsetFilter::from(const SubscriptionCatalog& catalog, const Partner& partner) {
   SubsetFilter f;
   if (partner.relation == Relation::kParent) {
     f.everything_ = true;
     return f;
   }
-  SQLPOST_TRY_ASSIGN(const auto subscriptions, load_subscriptions(db));
-  std::map<std::string, std::set<std::string>> values;  // publication -> values
-  for (const auto& s : subscriptions) {
-    if (s.site == partner.name) {
-      values[s.publication].insert(s.value);
-    }
+  const auto site = catalog.by_site.find(partner.name);
+  if (site == catalog.by_site.end()) {
+    return f;
   }
-  SQLPOST_TRY_ASSIGN(const auto articles, load_articles(db));
-  for (const auto& a : articles) {
-    const auto subscribed = values.find(a.publication);
-    if (subscribed == values.end()) {
+  for (const auto& a : catalog.articles) {
+    const auto subscribed = site->second.find(a.publication);
+    if (subscribed == site->second.end()) {
       continue;
     }
     if (a.where_expr.empty() && a.subscribe_by.empty()) {

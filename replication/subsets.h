@@ -25,9 +25,23 @@
 
 namespace sqlpost {
 
+// Every site's subscriptions and every article, read once per pass so that the
+// cost of a pass over many partners grows with the subscriptions, not their square.
+struct SubscriptionCatalog {
+  std::vector<Article> articles;
+  // site -> publication -> its SUBSCRIBE BY values ("" when the article has none)
+  std::map<std::string, std::map<std::string, std::set<std::string>>> by_site;
+
+  static Result<SubscriptionCatalog> load(Database& db);
+  // The tables whose changes go to `partner`: every article's table for a parent,
+  // the tables of the publications it subscribes to for a child.
+  [[nodiscard]] std::set<std::string> tables_routed_to(const Partner& partner) const;
+};
+
 class SubsetFilter {
  public:
   static Result<SubsetFilter> load(Database& db, const Partner& partner);
+  static SubsetFilter from(const SubscriptionCatalog& catalog, const Partner& partner);
 
   // True when the partner holds every row of `table` (or `table` is not routed to it).
   [[nodiscard]] bool whole(const std::string& table) const;

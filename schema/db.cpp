@@ -309,6 +309,26 @@ Result<> Transaction::commit() {
   return committed;
 }
 
+Result<Savepoint> Savepoint::begin(Database& db) {
+  SQLPOST_TRY(db.exec("SAVEPOINT sqlpost_step"));
+  return Savepoint(&db);
+}
+
+Savepoint::Savepoint(Savepoint&& other) noexcept : db_(other.db_) { other.db_ = nullptr; }
+
+Savepoint::~Savepoint() {
+  if (db_ != nullptr && db_->in_transaction()) {
+    (void)db_->exec("ROLLBACK TO sqlpost_step");
+    (void)db_->exec("RELEASE sqlpost_step");
+  }
+}
+
+Result<> Savepoint::release() {
+  Database* db = db_;
+  db_ = nullptr;
+  return db->exec("RELEASE sqlpost_step");
+}
+
 std::string quote_identifier(std::string_view name) {
   std::string out = "\"";
   for (const char c : name) {

@@ -5,7 +5,8 @@
 // they are the only places that close or finalize those handles. All calls
 // return Result<>; SQLite errors become Errc::kDatabase (Errc::kBusy for
 // SQLITE_BUSY/LOCKED) with SQLite's message. Not thread-safe: one Database per
-// thread. A Transaction rolls back unless commit() succeeded.
+// thread. A Transaction rolls back unless commit() succeeded; a Savepoint rolls
+// back to where it began unless release() succeeded.
 // Lock waits: when another connection holds the write lock, a connection polls
 // for it every 50 µs to 2 ms (SQLite's own busy timeout sleeps up to 100 ms and
 // loses the lock to an application that commits back to back) for at most
@@ -133,6 +134,23 @@ class Transaction {
 
  private:
   explicit Transaction(Database* db) : db_(db) {}
+  Database* db_;
+};
+
+// A savepoint inside an open transaction: rolled back to (and released) on
+// destruction unless release() succeeded, so one step's failure undoes that step only.
+class Savepoint {
+ public:
+  static Result<Savepoint> begin(Database& db);
+  Savepoint(Savepoint&& other) noexcept;
+  Savepoint& operator=(Savepoint&&) = delete;
+  Savepoint(const Savepoint&) = delete;
+  Savepoint& operator=(const Savepoint&) = delete;
+  ~Savepoint();
+  Result<> release();
+
+ private:
+  explicit Savepoint(Database* db) : db_(db) {}
   Database* db_;
 };
 

@@ -197,6 +197,19 @@ CREATE TABLE sqlpost_stats(
   lag_count INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (day, partner)) WITHOUT ROWID;
 )sql",
+    // 5: bounces (delivery status notifications) about our own parts.
+    R"sql(
+CREATE TABLE sqlpost_bounces(
+  id INTEGER PRIMARY KEY,
+  site TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  part INTEGER NOT NULL,
+  received_at INTEGER NOT NULL,
+  action TEXT NOT NULL,
+  status TEXT NOT NULL,
+  diagnostic TEXT NOT NULL,
+  resplit_to INTEGER);
+)sql",
 };
 
 Result<> set_version(Database& db, int version) {

@@ -10,6 +10,8 @@
 #include <iterator>
 #include <optional>
 
+#include <openssl/crypto.h>
+
 #include "common/hex.h"
 #include "platform/process.h"
 #include "transport/compress.h"
@@ -406,21 +408,57 @@ Result<std::vector<std::string>> encode_message(const MessageHeader& header,
   return mails;
 }
 
-Result<std::string> with_fresh_message_id(std::string_view mail) {
+namespace {
+
+constexpr std::string_view kFreshIdPrefix = "<sqlpost.";
+constexpr std::string_view kFreshIdSuffix = "@sqlpost>";
+constexpr std::size_t kFreshIdHalf = 8;  // bytes of nonce, and of tag
+
+std::string fresh_id_tag(std::span<const std::uint8_t> nonce, const PartHeader& part,
+                         const Key& key) {
+  std::string data(nonce.begin(), nonce.end());
+  data += '\0' + part.sender + '\0' + part.receiver + '\0' + std::to_string(part.sequence) + '\0' +
+          std::to_string(part.part) + '\0' + std::to_string(part.parts);
+  const auto mac = crypto::hmac_sha256(
+      key, std::span(reinterpret_cast<const std::uint8_t*>(data.data()), data.size()));
+  return hex_encode(std::span(mac).first(kFreshIdHalf));
+}
+
+}  // namespace
+
+Result<std::string> with_fresh_message_id(std::string_view mail, const Key& key) {
   constexpr std::string_view kField = "\r\nMessage-ID: ";
   const std::size_t end_of_headers = mail.find("\r\n\r\n");
   const std::size_t at = mail.find(kField);
   if (at == std::string_view::npos || at >= end_of_headers) {
     return make_error(Errc::kCorruption, "the mail has no Message-ID");
   }
+  SQLPOST_TRY_ASSIGN(const PartHeader part, peek_part(mail));
   const std::size_t value = at + kField.size();
   const std::size_t line_end = mail.find("\r\n", value);
-  std::array<std::uint8_t, 16> random{};
-  SQLPOST_TRY(crypto::random_bytes(random));
+  std::array<std::uint8_t, kFreshIdHalf> nonce{};
+  SQLPOST_TRY(crypto::random_bytes(nonce));
   std::string out(mail.substr(0, value));
-  out += "<sqlpost." + hex_encode(random) + "@sqlpost>";
+  out += std::string(kFreshIdPrefix) + hex_encode(nonce) + "." + fresh_id_tag(nonce, part, key) +
+         std::string(kFreshIdSuffix);
   out += mail.substr(line_end);
   return out;
+}
+
+bool message_id_is_ours(std::string_view message_id, const PartHeader& part, const Key& key) {
+  constexpr std::size_t kHex = kFreshIdHalf * 2;
+  if (message_id.size() != kFreshIdPrefix.size() + kHex + 1 + kHex + kFreshIdSuffix.size() ||
+      !message_id.starts_with(kFreshIdPrefix) || !message_id.ends_with(kFreshIdSuffix)) {
+    return false;
+  }
+  const std::string_view nonce_hex = message_id.substr(kFreshIdPrefix.size(), kHex);
+  const std::string_view tag = message_id.substr(kFreshIdPrefix.size() + kHex + 1, kHex);
+  std::array<std::uint8_t, kFreshIdHalf> nonce{};
+  if (!hex_decode(nonce_hex, nonce) || message_id[kFreshIdPrefix.size() + kHex] != '.') {
+    return false;
+  }
+  const std::string expected = fresh_id_tag(nonce, part, key);
+  return CRYPTO_memcmp(expected.data(), tag.data(), kHex) == 0;
 }
 
 bool looks_like_sqlpost(std::string_view mail) {

@@ -71,11 +71,15 @@ Result<std::vector<std::string>> encode_message(
     std::span<const std::uint8_t> payload, const Key& key,
     std::size_t max_message_bytes = kDefaultMaxMessageBytes);
 
-// The same mail with a new, random Message-ID (<sqlpost.<32 hex>@sqlpost>): every
-// send of a part gets its own, so servers that drop a Message-ID they delivered
-// before still deliver a resend. The part's identity stays in the X-Sqlpost headers
-// and the sealed envelope. kCorruption: the mail has no Message-ID line.
-Result<std::string> with_fresh_message_id(std::string_view mail);
+// The same mail with a new Message-ID, <sqlpost.NONCE.TAG@sqlpost> (16 hex each):
+// every send of a part gets its own, so servers that drop a Message-ID they
+// delivered before still deliver a resend. The part's identity stays in the
+// X-Sqlpost headers and the sealed envelope. TAG is an HMAC-SHA-256 under the pair
+// key of NONCE and the part's identity, so that a bounce returning any send of the
+// part can be told from a forgery (message_id_is_ours). kCorruption: the mail has
+// no Message-ID line or no X-Sqlpost headers.
+Result<std::string> with_fresh_message_id(std::string_view mail, const Key& key);
+bool message_id_is_ours(std::string_view message_id, const PartHeader& part, const Key& key);
 
 // Cheap: does the header block contain any X-Sqlpost-* field? Never fails.
 bool looks_like_sqlpost(std::string_view mail);

@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -114,6 +115,14 @@ Result<Bytes> open(const Key& key, const Nonce& nonce, std::span<const std::uint
 Digest sha256(std::span<const std::uint8_t> data) {
   Digest digest{};
   SHA256(data.data(), data.size(), digest.data());
+  return digest;
+}
+
+Digest hmac_sha256(const Key& key, std::span<const std::uint8_t> data) {
+  Digest digest{};
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), key.bytes().data(), static_cast<int>(key.bytes().size()), data.data(),
+       data.size(), digest.data(), &length);
   return digest;
 }
 

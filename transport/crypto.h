@@ -38,6 +38,8 @@ Result<Bytes> open(const Key& key, const Nonce& nonce, std::span<const std::uint
                    std::span<const std::uint8_t> sealed);
 
 Digest sha256(std::span<const std::uint8_t> data);
+// HMAC-SHA-256 of `data` under `key`.
+Digest hmac_sha256(const Key& key, std::span<const std::uint8_t> data);
 
 // Standard base64 with padding, no line breaks.
 std::string base64_encode(std::span<const std::uint8_t> data);

@@ -1,0 +1,126 @@
+// The convergence oracle: hub + 3 remotes edit shared rows concurrently (updates,
+// deletes, re-inserts, the same new key inserted at two sites), while the mail
+// network loses, duplicates, reorders, delays, damages and suppresses mail and
+// agents die at random points of a run. Whatever happened, once the faults stop
+// every site must hold the hub's rows, pass PRAGMA integrity_check, and have applied
+// no message twice.
+//
+// Seeds: SQLPOST_CHAOS_SEEDS (default 20, the default test run) starting at
+// SQLPOST_CHAOS_FIRST_SEED (default 1). The long target runs 200:
+//   cmake --build build --target chaos-long
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <random>
+#include <string>
+
+#include "schema/metadata.h"
+#include "tests/cluster.h"
+
+using namespace sqlpost;
+using namespace sqlpost::test;
+
+namespace {
+
+std::uint64_t env_number(const char* name, std::uint64_t fallback) {
+  const char* text = std::getenv(name);
+  return text == nullptr ? fallback : std::strtoull(text, nullptr, 10);
+}
+
+transport::FaultConfig faults_for(std::mt19937_64& rng) {
+  transport::FaultConfig f;
+  f.drop = 0.02 * static_cast<double>(rng() % 8);
+  f.duplicate = 0.05 * static_cast<double>(rng() % 4);
+  f.reorder = 0.1 * static_cast<double>(rng() % 4);
+  f.delay = 0.1 * static_cast<double>(rng() % 3);
+  f.corrupt = 0.01 * static_cast<double>(rng() % 3);
+  f.suppress_seen_message_ids = rng() % 2 == 0;
+  return f;
+}
+
+const char* policy_for(std::uint64_t seed) {
+  switch (seed % 3) {
+    case 0: return "consolidated";
+    case 1: return "incoming";
+    default: return "newest:qty";
+  }
+}
+
+std::string random_text(std::mt19937_64& rng, const std::string& site) {
+  return site + "-" + std::to_string(rng() % 1000);
+}
+
+// One site's edit of the shared rows (ids -1..-8), or a collision insert (ids -100 and
+// below); negative ids are outside every site's own range (tests/cluster.h).
+void shared_edit(Site& site, std::mt19937_64& rng, int round) {
+  const std::string id = std::to_string(-1 - static_cast<int>(rng() % 8));
+  switch (rng() % 6) {
+    case 0:
+    case 1:
+      exec(*site.db, "UPDATE item SET name = '" + random_text(rng, site.name) + "', qty = qty + " +
+                         std::to_string(rng() % 5) + " WHERE id = " + id);
+      break;
+    case 2: exec(*site.db, "DELETE FROM item WHERE id = " + id); break;
+    case 3:  // a re-insert of a row that may have been deleted anywhere
+      exec(*site.db, "INSERT OR REPLACE INTO item VALUES (" + id + ", '" +
+                         random_text(rng, site.name) + "', " + std::to_string(rng() % 50) +
+                         ", 1.5, NULL)");
+      break;
+    case 4:  // the same new key at every site that draws it this round
+      exec(*site.db, "INSERT OR IGNORE INTO item VALUES (" + std::to_string(-100 - round) + ", '" +
+                         random_text(rng, site.name) + "', 1, 2.5, x'00')");
+      break;
+    default:
+      exec(*site.db, "INSERT OR REPLACE INTO tag VALUES (" + id + ", 'red', '" +
+                         random_text(rng, site.name) + "')");
+  }
+}
+
+// Returns how many agent runs were killed, so the caller can check that kills happened.
+int chaos(std::uint64_t seed) {
+  CAPTURE(seed);
+  std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ULL);
+  const TempDir dir;
+  Cluster c(dir, 3, seed, faults_for(rng));
+  exec(*c.site("hq").db, "UPDATE sqlpost_articles SET conflict = '" +
+                             std::string(policy_for(seed)) + "' WHERE table_name = 'item'");
+  exec(*c.site("hq").db,
+       "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 8) "
+       "INSERT INTO item SELECT -i, 'shared', i, 1.0, NULL FROM n");
+  int kills = 0;
+  auto kill = [&rng, &kills](std::string_view) {
+    const bool now = rng() % 40 == 0;
+    kills += now ? 1 : 0;
+    return now;
+  };
+  for (int round = 0; round < 14; ++round) {
+    for (auto& site : c.sites()) {
+      if (rng() % 2 == 0) {
+        shared_edit(site, rng, round);
+      }
+      if (rng() % 3 == 0) {
+        c.random_writes(site, 1);
+      }
+    }
+    c.round(kill);
+  }
+  c.network().set_faults({});
+  REQUIRE_MESSAGE(c.run_until_quiet(400), "not quiet");
+  const std::string diff = c.differences();
+  CHECK_MESSAGE(diff.empty(), diff);
+  const std::string twice = c.applied_twice();
+  CHECK_MESSAGE(twice.empty(), twice);
+  return kills;
+}
+
+}  // namespace
+
+TEST_CASE("chaos: shared edits, collisions, kills and every mail fault converge") {
+  const std::uint64_t first = env_number("SQLPOST_CHAOS_FIRST_SEED", 1);
+  const std::uint64_t seeds = env_number("SQLPOST_CHAOS_SEEDS", 20);
+  int kills = 0;
+  for (std::uint64_t seed = first; seed < first + seeds; ++seed) {
+    kills += chaos(seed);
+  }
+  CHECK(kills > 0);
+}

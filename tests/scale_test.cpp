@@ -1,0 +1,75 @@
+// What a pass costs and whom it serves as the number of partners grows: an idle
+// pass writes nothing, and one partner that cannot be served does not stop the
+// others (issue 11).
+#include <doctest/doctest.h>
+
+#include "replication/engine.h"
+#include "tests/cluster.h"
+
+using namespace sqlpost;
+using namespace sqlpost::test;
+
+namespace {
+
+// Another connection's view of how often the database changed.
+std::int64_t data_version(Database& observer) { return query_int(observer, "PRAGMA data_version"); }
+
+std::int64_t outbox_messages(Database& db, const std::string& site) {
+  return query_int(db,
+                   "SELECT count(DISTINCT seq) FROM sqlpost_outbox WHERE site = '" + site + "'");
+}
+
+RunReport run_hub(Cluster& c) {
+  Engine engine(*c.site("hq").db, *c.site("hq").link, c.options());
+  auto ran = engine.run_once();
+  REQUIRE_MESSAGE(ran.ok(), (ran.ok() ? "" : ran.error().message));
+  return std::move(ran).value();
+}
+
+}  // namespace
+
+TEST_SUITE_BEGIN("scale");
+
+TEST_CASE("an idle pass writes nothing to the database") {
+  const TempDir dir;
+  Cluster c(dir, 3, 11, {});
+  c.random_writes(c.site("hq"), 3);
+  c.random_writes(c.site("r2"), 3);
+  REQUIRE(c.run_until_quiet(100));
+  Database observer = open_db(c.site("hq").path);
+  const std::int64_t before = data_version(observer);
+  const RunReport report = run_hub(c);
+  CHECK(report.messages_prepared == 0);
+  CHECK(report.parts_sent == 0);
+  CHECK(data_version(observer) == before);
+
+  c.random_writes(c.site("hq"), 1);  // and a pass with work does write
+  const std::int64_t written = data_version(observer);
+  run_hub(c);
+  CHECK(data_version(observer) != written);
+}
+
+TEST_CASE("a partner whose message cannot be prepared does not stop the others") {
+  const TempDir dir;
+  Cluster c(dir, 3, 12, {});
+  REQUIRE(c.run_until_quiet(100));
+  Database& hub = *c.site("hq").db;
+  exec(hub, "UPDATE sqlpost_sites SET key = x'00' WHERE name = 'r2'");  // damaged metadata
+  c.random_writes(c.site("hq"), 2);
+  const RunReport report = run_hub(c);
+  CHECK(report.messages_prepared == 2);
+  CHECK(outbox_messages(hub, "r1") == 1);
+  CHECK(outbox_messages(hub, "r2") == 0);
+  CHECK(outbox_messages(hub, "r3") == 1);
+  CHECK(report.worst == Errc::kConfig);
+  bool named = false;
+  for (const auto& problem : report.problems) {
+    named = named || (problem.find("r2") != std::string::npos &&
+                      problem.find("other partners go on") != std::string::npos);
+  }
+  CHECK_MESSAGE(named, "no problem names r2");
+  CHECK(query_int(hub, "SELECT sent_epoch FROM sqlpost_sites WHERE name = 'r1'") >
+        query_int(hub, "SELECT sent_epoch FROM sqlpost_sites WHERE name = 'r2'"));
+}
+
+TEST_SUITE_END();
