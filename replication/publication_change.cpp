@@ -105,6 +105,15 @@ Result<> announce(Database& db, const Article& a, const Value& target) {
                             target);
 }
 
+// True when `site` held a subscription to `publication` before the one just added.
+Result<bool> subscribed_before(Database& db, std::string_view site, std::string_view publication) {
+  SQLPOST_TRY_ASSIGN(const auto subscriptions, load_subscriptions(db));
+  const auto values = std::count_if(
+      subscriptions.begin(), subscriptions.end(),
+      [&](const Subscription& s) { return s.site == site && s.publication == publication; });
+  return values > 1;
+}
+
 // ---- receiving
 
 Error refused(const std::string& why) {
@@ -303,10 +312,13 @@ Result<> announce_subscription(Database& db, std::string_view site, std::string_
     return success();  // not extracted yet: extract carries everything
   }
   SQLPOST_TRY_ASSIGN(const auto articles, articles_of(db, publication, ""));
+  SQLPOST_TRY_ASSIGN(const bool another_value, subscribed_before(db, site, publication));
   const std::string origin =
       std::string(kArticleRowsOriginPrefix) + std::string(publication) + " " + std::string(site);
   for (const auto& a : articles) {
-    SQLPOST_TRY(announce(db, a, Value::text(std::string(site))));
+    if (!another_value) {  // a further --value: the site has the tables, it needs the rows
+      SQLPOST_TRY(announce(db, a, Value::text(std::string(site))));
+    }
     SQLPOST_TRY(log_table_rows(db, a.table, origin));
   }
   return success();

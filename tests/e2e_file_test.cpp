@@ -482,10 +482,16 @@ TEST_CASE("subscribe on a live site sends that site the publication's tables and
   d.run_until_quiet();
   CHECK(rows_of(r1, "") == rows_of(hub, "WHERE region = 'east'"));
   CHECK(rows_of(hub, "WHERE id = 100") == "100:east:1000");
+  // A second value: its rows arrive; a delete just before it is not lost.
+  sqlite_shell(d.hub, "DELETE FROM price WHERE id = 3;");
+  sqlpost_ok("subscribe " + q(d.hub) + " r1 prices --value west");
+  d.run_until_quiet();
+  CHECK(rows_of(r1, "") == "1:east:11,2:west:20,4:east:40,5:west:50,100:east:1000");
+  CHECK(rows_of(r1, "") == rows_of(hub, ""));
   sqlpost_ok("unsubscribe " + q(d.hub) + " r1 prices");
   d.run_until_quiet();
   CHECK(capture_triggers(d.r1, "price") == 0);
-  CHECK(query_int(r1, "SELECT count(*) FROM price") == 4);
+  CHECK(query_int(r1, "SELECT count(*) FROM price") == 5);  // the data stays
   d.expect_converged();
   for (const auto& path : {d.hub, d.r1, d.r2}) {
     CHECK_MESSAGE(status_shows_no_problem(path), path);
