@@ -232,19 +232,20 @@ Result<> apply_added(Database& db, const WireChange& record, const std::string& 
   SQLPOST_TRY_ASSIGN(
       const Definition d,
       parse_definition(text_of(record.key[0]), text_of(record.key[1]), text_of(record.key[2])));
+  SQLPOST_TRY_ASSIGN(const auto have, articles_of(db, d.article.publication, d.article.table));
+  if (!have.empty()) {
+    return success();  // this site has the article already: nothing changes here
+  }
   SQLPOST_TRY_ASSIGN(const bool existed, table_exists(db, d.article.table));
   if (!existed) {
     SQLPOST_TRY(create_table(db, d));
   }
-  SQLPOST_TRY_ASSIGN(const auto have, articles_of(db, d.article.publication, d.article.table));
-  if (have.empty()) {
-    auto added = publish(db, d.article);
-    if (!added.ok()) {
-      return make_error(Errc::kUnsupported,
-                        "parent site " + from_site + " added table '" + d.article.table +
-                            "' to publication '" + d.article.publication +
-                            "', which this site cannot take: " + added.error().message);
-    }
+  auto added = publish(db, d.article);
+  if (!added.ok()) {
+    return make_error(Errc::kUnsupported,
+                      "parent site " + from_site + " added table '" + d.article.table +
+                          "' to publication '" + d.article.publication +
+                          "', which this site cannot take: " + added.error().message);
   }
   SQLPOST_TRY_ASSIGN(const auto mine, articles_of(db, d.article.publication, d.article.table));
   SQLPOST_TRY(announce(db, mine.front(), Value()));  // for this site's own subscribers

@@ -21,7 +21,8 @@
 //    run_definition() (schema/sandbox.h). The site creates the table (leaving out
 //    the columns the article does not publish, as extract does), adds the
 //    article (so its capture triggers and metadata make it replicate both ways),
-//    and logs the record again for its own children. A removal removes the
+//    and logs the record again for its own children (a record for an article
+//    this site already has changes nothing). A removal removes the
 //    article here (capture and routing stop; the data stays) and is passed on.
 //    Anything refused is Errc::kAuthentication and stops that partner's stream.
 #pragma once
