@@ -176,13 +176,6 @@ Result<> say_how_keys_are_made(const std::string& path, const std::string& table
   return success();
 }
 
-// Sites already subscribed to the publication get the table in the stream
-// (docs/protocol.md, "Live publication changes").
-Result<> publish_live(Database& db, const PublishOptions& o) {
-  SQLPOST_TRY(publish(db, o.article));
-  return announce_article_added(db, o.article.publication, o.article.table);
-}
-
 void add_publish(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("publish", "Add a table (article) to a publication");
   auto o = std::make_shared<PublishOptions>();
@@ -198,7 +191,8 @@ void add_publish(CLI::App& app, Action& action) {
   cmd->callback([&action, o] {
     action = [o]() -> Result<> {
       o->article.columns = split_list(o->columns);
-      SQLPOST_TRY(with_site_write(o->db, [&](Database& db) { return publish_live(db, *o); }));
+      SQLPOST_TRY(
+          with_site_write(o->db, [&](Database& db) { return publish_live(db, o->article); }));
       std::cout << "published " << o->article.table << " in " << o->article.publication << "\n";
       SQLPOST_TRY(say_how_keys_are_made(o->db, o->article.table));
       return success();

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 #include "schema/capture.h"
@@ -19,6 +20,7 @@ using json = nlohmann::json;
 struct Definition {
   Article article;
   std::vector<std::string> sql;  // CREATE TABLE first, then CREATE INDEX statements
+  bool widens = false;           // the article existed and now publishes more columns
 };
 
 const std::string& text_of(const Value& v) {
@@ -89,18 +91,22 @@ Result<std::vector<std::string>> schema_statements(Database& db, std::string_vie
   return statements;
 }
 
-Result<std::string> definition_text(Database& db, const Article& a) {
+// `widens`: the article existed and now publishes more columns.
+Result<std::string> definition_text(Database& db, const Article& a, bool widens) {
   SQLPOST_TRY_ASSIGN(const auto sql, schema_statements(db, a.table));
-  const json definition = {{"columns", a.columns},
-                           {"where", a.where_expr},
-                           {"subscribe_by", a.subscribe_by},
-                           {"conflict", a.conflict},
-                           {"sql", sql}};
+  json definition = {{"columns", a.columns},
+                     {"where", a.where_expr},
+                     {"subscribe_by", a.subscribe_by},
+                     {"conflict", a.conflict},
+                     {"sql", sql}};
+  if (widens) {
+    definition["widens"] = true;
+  }
   return definition.dump();
 }
 
-Result<> announce(Database& db, const Article& a, const Value& target) {
-  SQLPOST_TRY_ASSIGN(const std::string definition, definition_text(db, a));
+Result<> announce(Database& db, const Article& a, const Value& target, bool widens = false) {
+  SQLPOST_TRY_ASSIGN(const std::string definition, definition_text(db, a, widens));
   return log_article_record(db, ChangeOp::kArticleAdded, a.publication, a.table, definition,
                             target);
 }
@@ -160,6 +166,7 @@ Result<Definition> parse_definition(const std::string& publication, const std::s
   SQLPOST_TRY_ASSIGN(d.article.subscribe_by, string_field(j, "subscribe_by"));
   SQLPOST_TRY_ASSIGN(d.article.conflict, string_field(j, "conflict"));
   SQLPOST_TRY_ASSIGN(d.sql, string_list(j, "sql", kMaxArticleIndexes + 1));
+  d.widens = j.contains("widens") && j["widens"].is_boolean() && j["widens"].get<bool>();
   if (d.sql.empty()) {
     return make_error(Errc::kCorruption, "an article definition has no CREATE TABLE");
   }
@@ -228,11 +235,101 @@ Result<> check_sender(Database& db, const WireChange& record, const std::string&
   return success();
 }
 
+// A column as the parent's definition declares it: parsed by SQLite itself, from
+// the validated CREATE TABLE run in a private in-memory database.
+struct ColumnDefinition {
+  std::string name;
+  std::string type;
+  bool not_null = false;
+  std::optional<std::string> default_sql;
+};
+
+Result<std::vector<ColumnDefinition>> declared_columns(const Definition& d) {
+  SQLPOST_TRY_ASSIGN(Database scratch,
+                     Database::open(":memory:", Database::Mode::kReadWriteCreate));
+  SQLPOST_TRY(run_definition(scratch, DefinitionKind::kTable, d.article.table, d.sql.front()));
+  SQLPOST_TRY_ASSIGN(Statement st, scratch.prepare("SELECT name, type, \"notnull\", dflt_value "
+                                                   "FROM pragma_table_xinfo(?) WHERE hidden = 0"));
+  st.bind(1, d.article.table);
+  std::vector<ColumnDefinition> columns;
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, st.step());
+    if (!row) {
+      break;
+    }
+    ColumnDefinition c{st.column_text(0), st.column_text(1), st.column_int(2) != 0, {}};
+    if (!st.column_is_null(3)) {
+      c.default_sql = st.column_text(3);
+    }
+    columns.push_back(std::move(c));
+  }
+  return columns;
+}
+
+// Adds a column the parent's article now publishes, with the parent's declaration,
+// through the passthrough sandbox.
+Result<> add_column(Database& db, const std::string& table, const ColumnDefinition& c) {
+  std::string sql = "ALTER TABLE " + quote_identifier(table) + " ADD COLUMN " +
+                    quote_identifier(c.name) + " " + c.type;
+  if (c.not_null) {
+    sql += " NOT NULL";
+  }
+  if (c.default_sql) {
+    sql += " DEFAULT (" + *c.default_sql + ")";
+  }
+  std::string refusal;
+  auto ran = [&]() -> Result<> {
+    SQLPOST_TRY_ASSIGN(const SqlSandbox sandbox, SqlSandbox::enter(db));
+    auto result = db.exec(sql);
+    refusal = sandbox.refusal();
+    return result;
+  }();
+  if (!refusal.empty()) {
+    return refused("adding column '" + c.name + "' to '" + table + "': " + refusal);
+  }
+  if (!ran.ok()) {
+    return make_error(Errc::kUnsupported, "the parent widened the article of '" + table +
+                                              "' by column '" + c.name +
+                                              "', which this site cannot add (" +
+                                              ran.error().message + "); add it by hand");
+  }
+  return success();
+}
+
+bool is_listed(const std::vector<std::string>& columns, const std::string& name) {
+  return columns.empty() || std::find(columns.begin(), columns.end(), name) != columns.end();
+}
+
+// The parent's article publishes more columns now: this site adds the ones its
+// table lacks, widens its article, and tells its own children.
+Result<> apply_widened(Database& db, const Definition& d, const Article& mine,
+                       const std::string& from_site) {
+  SQLPOST_TRY_ASSIGN(const TableInfo local, describe_table(db, mine.table));
+  SQLPOST_TRY_ASSIGN(const auto declared, declared_columns(d));
+  for (const auto& c : declared) {
+    if (is_listed(d.article.columns, c.name) && local.find(c.name) == nullptr) {
+      SQLPOST_TRY(add_column(db, mine.table, c));
+    }
+  }
+  auto widened = widen_article(db, mine.publication, mine.table, d.article.columns);
+  if (!widened.ok() && widened.error().code != Errc::kAlreadyExists) {
+    return make_error(Errc::kUnsupported,
+                      "parent site " + from_site + " widened the article '" + mine.table +
+                          "' of '" + mine.publication +
+                          "', which this site cannot follow: " + widened.error().message);
+  }
+  SQLPOST_TRY_ASSIGN(const auto now, articles_of(db, mine.publication, mine.table));
+  return announce(db, now.front(), Value(), true);
+}
+
 Result<> apply_added(Database& db, const WireChange& record, const std::string& from_site) {
   SQLPOST_TRY_ASSIGN(
       const Definition d,
       parse_definition(text_of(record.key[0]), text_of(record.key[1]), text_of(record.key[2])));
   SQLPOST_TRY_ASSIGN(const auto have, articles_of(db, d.article.publication, d.article.table));
+  if (!have.empty() && d.widens) {
+    return apply_widened(db, d, have.front(), from_site);
+  }
   if (!have.empty()) {
     return success();  // this site has the article already: nothing changes here
   }
@@ -284,6 +381,25 @@ Result<> announce_article_added(Database& db, std::string_view publication,
   SQLPOST_TRY(announce(db, articles.front(), Value()));
   SQLPOST_TRY(log_table_rows(db, articles.front().table,
                              std::string(kArticleRowsOriginPrefix) + std::string(publication)));
+  return success();
+}
+
+Result<> publish_live(Database& db, const Article& article) {
+  SQLPOST_TRY_ASSIGN(const auto existing, articles_of(db, article.publication, article.table));
+  if (existing.empty()) {
+    SQLPOST_TRY(publish(db, article));
+    return announce_article_added(db, article.publication, article.table);
+  }
+  SQLPOST_TRY(widen_article(db, article.publication, article.table, article.columns));
+  SQLPOST_TRY_ASSIGN(const auto subscribers, subscribers_of(db, article.publication));
+  if (subscribers.empty()) {
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(const auto widened, articles_of(db, article.publication, article.table));
+  SQLPOST_TRY(announce(db, widened.front(), Value(), true));
+  // The rows again, now with the new columns (upserts at the subscribers).
+  SQLPOST_TRY(log_table_rows(db, widened.front().table,
+                             std::string(kArticleRowsOriginPrefix) + article.publication));
   return success();
 }
 

@@ -32,12 +32,18 @@
 
 #include "replication/payload.h"
 #include "schema/db.h"
+#include "schema/metadata.h"
 
 namespace sqlpost {
 
 inline constexpr std::size_t kMaxArticleIndexes = 64;
 
 Result<> announce_article_added(Database& db, std::string_view publication, std::string_view table);
+// `publish` at the command line: adds the article and announces it; when the
+// publication has the table already, widens its column list instead (the record
+// says so; subscribers add the columns they lack with the parent's declaration,
+// through the passthrough sandbox) and sends the rows again with the new columns.
+Result<> publish_live(Database& db, const Article& article);
 // `table` empty: every article of the publication.
 Result<> announce_article_removed(Database& db, std::string_view publication,
                                   std::string_view table);

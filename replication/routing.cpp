@@ -1,5 +1,7 @@
 #include "replication/routing.h"
 
+#include <nlohmann/json.hpp>
+
 #include <map>
 #include <memory>
 #include <optional>
@@ -188,6 +190,13 @@ bool article_record_goes_to(const Change& c, const Partner& partner,
     return text_of(target) == partner.name;
   }
   return publications.count(text_of(c.new_values.front())) > 0;
+}
+
+// An article record that widens an article the subscribers have already.
+bool widens(const Change& c) {
+  const auto definition = nlohmann::json::parse(text_of(c.new_values[2]), nullptr, false);
+  return definition.is_object() && definition.contains("widens") &&
+         definition["widens"].is_boolean() && definition["widens"].get<bool>();
 }
 
 // The starting rows of a table that joined a publication go only to its subscribers.
@@ -423,6 +432,9 @@ class Router {
   static void note_announcement(Route& r, const Change& c, const PublicationTables& pub_tables) {
     if (!article_record_goes_to(c, r.partner, r.publications)) {
       return;
+    }
+    if (widens(c)) {
+      return;  // the partner has the table: its earlier changes are for it
     }
     const std::string publication = text_of(c.new_values[0]);
     const std::string table = text_of(c.new_values[1]);

@@ -384,6 +384,54 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("an article widened by a column on a live publication: subscribers add it, both ways") {
+  Hierarchy h;
+  sqlite_shell(h.hq,
+               "CREATE TABLE c(id INTEGER PRIMARY KEY, v TEXT, extra TEXT DEFAULT 'none', "
+               "n INTEGER); INSERT INTO c VALUES (1, 'a', 'x1', 10), (2, 'b', 'x2', 20), "
+               "(3, 'c', NULL, 30);");
+  sqlpost_ok("publish " + q(h.hq) + " p c --columns id,v");
+  CHECK(h.rounds(3) == "000");
+  auto column_count = [](const std::string& path, const std::string& column) {
+    Database db = open_db(path);
+    return query_int(db,
+                     "SELECT count(*) FROM pragma_table_info('c') WHERE name = '" + column + "'");
+  };
+  CHECK(column_count(h.leaf, "extra") == 0);
+  // A delete right before the widening is not lost; a row right after carries the column.
+  sqlite_shell(h.hq, "DELETE FROM c WHERE id = 2;");
+  sqlpost_ok("publish " + q(h.hq) + " p c --columns id,v,extra");
+  sqlite_shell(h.hq, "INSERT INTO c VALUES (4, 'd', 'x4', 40);");
+  CHECK(h.rounds(3) == "000");
+  auto image = [](const std::string& path, const std::string& where) {
+    Database db = open_db(path);
+    auto st = db.prepare(
+                    "SELECT ifnull(group_concat(id || ':' || v || ':' || quote(extra), ','), "
+                    "'') FROM (SELECT * FROM c " +
+                    where + " ORDER BY id)")
+                  .value();
+    REQUIRE(st.step().value());
+    return st.column_text(0);
+  };
+  CHECK(image(h.hq, "") == "1:a:'x1',3:c:NULL,4:d:'x4'");
+  for (const auto& path : {h.mid, h.leaf}) {
+    CHECK(column_count(path, "extra") == 1);
+    CHECK(column_count(path, "n") == 0);
+    CHECK(image(path, "") == image(h.hq, ""));
+  }
+  sqlite_shell(h.leaf, "UPDATE c SET extra = 'from leaf' WHERE id = 1;");
+  sqlite_shell(h.hq, "UPDATE c SET extra = 'from hq' WHERE id = 3;");
+  CHECK(h.rounds(3) == "000");
+  CHECK(image(h.hq, "") == "1:a:'from leaf',3:c:'from hq',4:d:'x4'");
+  for (const auto& path : {h.mid, h.leaf}) {
+    CHECK(image(path, "") == image(h.hq, ""));
+  }
+  expect_same_everywhere(h, {"t"});
+  for (const auto& path : {h.hq, h.mid, h.leaf}) {
+    CHECK_MESSAGE(status_shows_no_problem(path), path);
+  }
+}
+
 TEST_CASE("unpublish on a live publication stops capture and routing of the table; data stays") {
   Hierarchy h;
   sqlite_shell(h.hq,
