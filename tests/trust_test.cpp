@@ -613,6 +613,8 @@ TEST_CASE("a child cannot send a table definition upward") {
   CHECK(tables_named(hub, "evil") == 0);
   CHECK(query_int(hub, "SELECT count(*) FROM sqlpost_articles WHERE table_name = 'evil'") == 0);
   CHECK(query_int(hub, "SELECT count(*) FROM sqlpost_log WHERE n1 = 'evil'") == 0);
+  const std::string diff = c.differences();  // row by row, and integrity_check everywhere
+  CHECK_MESSAGE(diff.empty(), diff);
 }
 
 TEST_CASE("a parent's table definition must be one plain CREATE TABLE of the named table") {
@@ -651,6 +653,9 @@ TEST_CASE("a parent's table definition must be one plain CREATE TABLE of the nam
     CHECK(query_int(remote,
                     "SELECT count(*) FROM sqlpost_articles WHERE table_name NOT IN "
                     "('item', 'tag')") == 0);
+    run_site(c, "hq");  // takes r1's row 7: the r1 -> hq direction goes on
+    const std::string diff = c.differences();
+    CHECK_MESSAGE(diff.empty(), diff);
   }
 }
 
