@@ -31,6 +31,7 @@
 #include "replication/keys.h"
 #include "replication/origin.h"
 #include "replication/outbox.h"
+#include "replication/publication_change.h"
 #include "replication/retention.h"
 #include "schema/capture.h"
 #include "schema/metadata.h"
@@ -168,7 +169,8 @@ void add_publish(CLI::App& app, Action& action) {
   cmd->callback([&action, o] {
     action = [o]() -> Result<> {
       o->article.columns = split_list(o->columns);
-      SQLPOST_TRY(with_site_write(o->db, [&](Database& db) { return publish(db, o->article); }));
+      SQLPOST_TRY(
+          with_site_write(o->db, [&](Database& db) { return publish_live(db, o->article); }));
       std::cout << "published " << o->article.table << " in " << o->article.publication << "\n";
       SQLPOST_TRY(say_how_keys_are_made(o->db, o->article.table));
       return success();
@@ -186,7 +188,10 @@ void add_unpublish(CLI::App& app, Action& action) {
   cmd->add_option("TABLE", *table, "table to remove (default: the whole publication)");
   cmd->callback([&action, db, pub, table] {
     action = [db, pub, table] {
-      return with_site_write(*db, [&](Database& d) { return unpublish(d, *pub, *table); });
+      return with_site_write(*db, [&](Database& d) -> Result<> {
+        SQLPOST_TRY(announce_article_removed(d, *pub, *table));  // subscribers stop capturing it
+        return unpublish(d, *pub, *table);
+      });
     };
   });
 }
@@ -271,7 +276,11 @@ void add_subscribe(CLI::App& app, Action& action) {
   cmd->add_option("--value", sub->value, "subscribe-by value");
   cmd->callback([&action, db, sub] {
     action = [db, sub] {
-      return with_site_write(*db, [&](Database& d) { return subscribe(d, *sub); });
+      return with_site_write(*db, [&](Database& d) -> Result<> {
+        SQLPOST_TRY(subscribe(d, *sub));
+        // A live site gets the publication's tables and rows in the stream.
+        return announce_subscription(d, sub->site, sub->publication);
+      });
     };
   });
 }
@@ -286,7 +295,10 @@ void add_unsubscribe(CLI::App& app, Action& action) {
   cmd->add_option("PUB", *pub, "the publication")->required();
   cmd->callback([&action, db, site, pub] {
     action = [db, site, pub] {
-      return with_site_write(*db, [&](Database& d) { return unsubscribe(d, *site, *pub); });
+      return with_site_write(*db, [&](Database& d) -> Result<> {
+        SQLPOST_TRY(announce_unsubscription(d, *site, *pub));  // it stops capturing them
+        return unsubscribe(d, *site, *pub);
+      });
     };
   });
 }

@@ -7,6 +7,7 @@
 
 #include "replication/bounce.h"
 #include "replication/keys.h"
+#include "replication/publication_change.h"
 #include "schema/capture.h"
 #include "schema/introspect.h"
 #include "schema/sandbox.h"
@@ -111,7 +112,9 @@ class Applier {
       case ChangeOp::kInsert: return apply_insert(t, c);
       case ChangeOp::kUpdate: return apply_update(t, c);
       case ChangeOp::kDelete: return apply_delete(t, c);
-      case ChangeOp::kPassthrough: break;
+      case ChangeOp::kPassthrough:
+      case ChangeOp::kArticleAdded:
+      case ChangeOp::kArticleRemoved: break;
     }
     return make_error(Errc::kCorruption, "unknown change operation");
   }
@@ -846,9 +849,14 @@ Result<> check_authorized(const Payload& payload, const ApplyContext& context) {
     return success();
   }
   std::vector<bool> used(payload.tables.size(), false);
+  std::set<std::string> announced;  // tables a record from the parent adds first
   for (const auto& epoch : payload.epochs) {
     for (const auto& change : epoch.changes) {
-      if (change.op != ChangeOp::kPassthrough && !used[change.table]) {
+      if (change.op == ChangeOp::kArticleAdded && !context.decides) {
+        announced.insert(std::get<Text>(change.key[1].storage()).bytes);
+      }
+      if (!is_control_op(change.op) && !used[change.table] &&
+          announced.count(payload.tables[change.table].table) == 0) {
         used[change.table] = true;
         SQLPOST_TRY(context.authorization->check_block(payload.tables[change.table]));
       }
@@ -881,6 +889,11 @@ Result<ApplyStats> apply_payload(Database& db, const Payload& payload,
         }
         SQLPOST_TRY(applier.apply_passthrough(change));
         ++stats.passthrough;
+        continue;
+      }
+      if (is_control_op(change.op)) {
+        SQLPOST_TRY(apply_article_record(db, change, context.from_site, context.decides));
+        ++stats.publication_changes;
         continue;
       }
       const TableBlock& table = payload.tables[change.table];

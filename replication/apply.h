@@ -67,10 +67,11 @@ struct ApplyStats {
   std::size_t inserted = 0;
   std::size_t updated = 0;
   std::size_t deleted = 0;
-  std::size_t missing = 0;      // update or delete of a row this site does not have
-  std::size_t conflicts = 0;    // rows written to sqlpost_conflicts
-  std::size_t passthrough = 0;  // passthrough statements run
-  std::size_t refused = 0;      // changes of rows outside the sending child's subset
+  std::size_t missing = 0;              // update or delete of a row this site does not have
+  std::size_t conflicts = 0;            // rows written to sqlpost_conflicts
+  std::size_t passthrough = 0;          // passthrough statements run
+  std::size_t publication_changes = 0;  // article records (publication_change.h)
+  std::size_t refused = 0;              // changes of rows outside the sending child's subset
 };
 
 Result<ApplyStats> apply_payload(Database& db, const Payload& payload,

@@ -73,6 +73,21 @@ Change passthrough_from_row(const Statement& st) {
   return c;
 }
 
+// An article record: n0 publication, n1 table, n2 definition; o0 the target site.
+Change article_record_from_row(const Statement& st) {
+  static const auto kNoTable = std::make_shared<const CaptureLayout>();
+  Change c;
+  c.seq = st.column_int(0);
+  c.epoch = st.column_int(1);
+  c.op = static_cast<ChangeOp>(st.column_int(3));
+  c.origin = st.column_text(4);
+  c.layout = kNoTable;
+  c.new_values = {st.column(kFirstValueColumn), st.column(kFirstValueColumn + 2),
+                  st.column(kFirstValueColumn + 4)};
+  c.old_values = {st.column(kFirstValueColumn + 1)};
+  return c;
+}
+
 bool key_changed(const Change& c) {
   for (std::size_t i = 0; i < c.layout->key_count; ++i) {
     if (!(c.new_values[i] == c.old_values[i])) {
@@ -208,6 +223,10 @@ Result<> read_log_range(Database& db, std::int64_t from_seq, std::int64_t to_seq
       SQLPOST_TRY(visit(passthrough_from_row(st)));
       continue;
     }
+    if (is_control_op(static_cast<ChangeOp>(st.column_int(3)))) {
+      SQLPOST_TRY(visit(article_record_from_row(st)));
+      continue;
+    }
     const auto layout = layouts.find(st.column_int(2));
     if (layout == layouts.end()) {
       return make_error(Errc::kInternal, "change log row " + std::to_string(st.column_int(0)) +
@@ -248,6 +267,25 @@ Result<std::set<std::string>> tables_routed_to(Database& db, const Partner& part
   return tables;
 }
 
+namespace {
+
+// Article records (live publication changes) waiting for a child.
+Result<std::int64_t> count_unsent_article_records(Database& db, const Partner& partner,
+                                                  std::int64_t from_seq) {
+  SQLPOST_TRY_ASSIGN(Statement st,
+                     db.prepare("SELECT count(*) FROM sqlpost_log WHERE seq > ?1 AND op IN (?3, "
+                                "?4) AND (origin IS NULL OR origin <> ?2) AND (o0 = ?2 OR (o0 IS "
+                                "NULL AND n0 IN (SELECT publication FROM sqlpost_subscriptions "
+                                "WHERE site = ?2)))"));
+  st.bind(1, from_seq).bind(2, partner.name);
+  st.bind(3, static_cast<std::int64_t>(ChangeOp::kArticleAdded));
+  st.bind(4, static_cast<std::int64_t>(ChangeOp::kArticleRemoved));
+  SQLPOST_TRY(st.step());
+  return st.column_int(0);
+}
+
+}  // namespace
+
 Result<std::int64_t> count_unsent_changes(Database& db, const Partner& partner) {
   SQLPOST_TRY_ASSIGN(const std::set<std::string> tables, tables_routed_to(db, partner));
   SQLPOST_TRY_ASSIGN(const std::int64_t from_seq, epoch_end_seq(db, partner.sent_epoch));
@@ -275,6 +313,9 @@ Result<std::int64_t> count_unsent_changes(Database& db, const Partner& partner) 
     sql.bind(3, partner.name).bind(4, partner.name);
     SQLPOST_TRY(sql.step());
     total += sql.column_int(0);
+    SQLPOST_TRY_ASSIGN(const std::int64_t records,
+                       count_unsent_article_records(db, partner, from_seq));
+    total += records;
   }
   return total;
 }

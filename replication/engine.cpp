@@ -739,7 +739,7 @@ struct Engine::Impl {
     std::set<std::string> pending;
     SQLPOST_TRY_ASSIGN(const auto tables, tables_routed_to(db, parent));
     SQLPOST_TRY(read_changes_since(db, seen_epoch, tables, [&](const Change& c) {
-      if (c.origin == parent.name) {
+      if (c.origin == parent.name || is_article_rows_origin(c.origin)) {  // not changes of ours
         return success();
       }
       const Row key = c.key();

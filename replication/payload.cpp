@@ -291,6 +291,37 @@ Result<WireChange> passthrough_from_json(json& j) {
   return c;
 }
 
+bool is_bounded_text(const Value& v, std::size_t max_bytes) {
+  const auto* text = std::get_if<Text>(&v.storage());
+  return text != nullptr && !text->bytes.empty() && text->bytes.size() <= max_bytes;
+}
+
+// [0, 5, [publication, table, definition], [], [target or null], []] or
+// [0, 6, [publication, table], [], [target or null], []]
+Result<WireChange> article_record_from_json(json& j, ChangeOp op) {
+  WireChange c;
+  c.op = op;
+  const std::size_t fields = op == ChangeOp::kArticleAdded ? 3 : 2;
+  SQLPOST_TRY_ASSIGN(c.key, row_from_json(j[2], fields));
+  SQLPOST_TRY_ASSIGN(c.new_values, row_from_json(j[4], 1));
+  const bool target_ok =
+      c.new_values.size() == 1 &&
+      (c.new_values[0].is_null() || is_bounded_text(c.new_values[0], kMaxArticleNameBytes));
+  if (c.key.size() != fields || !is_bounded_text(c.key[0], kMaxArticleNameBytes) ||
+      !is_bounded_text(c.key[1], kMaxArticleNameBytes) || !target_ok || !j[3].empty() ||
+      !j[5].empty()) {
+    return corrupt("an article record is not [0, " + std::to_string(static_cast<int>(op)) +
+                   ", [publication, table" + (fields == 3 ? ", definition" : "") +
+                   "], [], [site or null], []]");
+  }
+  if (fields == 3 && !is_bounded_text(c.key[2], kMaxArticleDefinitionBytes)) {
+    return make_error(Errc::kLimitExceeded, "an article definition is empty or longer than " +
+                                                std::to_string(kMaxArticleDefinitionBytes) +
+                                                " bytes");
+  }
+  return c;
+}
+
 Result<WireChange> change_from_json(json& j, const std::vector<TableBlock>& tables) {
   if (!j.is_array() || j.size() != 6 || !j[3].is_array() || j[3].size() > kMaxPayloadColumns) {
     return corrupt("a change is not [table, op, key, columns, new, old]");
@@ -299,6 +330,10 @@ Result<WireChange> change_from_json(json& j, const std::vector<TableBlock>& tabl
   SQLPOST_TRY_ASSIGN(const std::uint64_t op_number, unsigned_field(j[1], "op"));
   if (op_number == static_cast<std::uint64_t>(ChangeOp::kPassthrough)) {
     return passthrough_from_json(j);
+  }
+  if (op_number == static_cast<std::uint64_t>(ChangeOp::kArticleAdded) ||
+      op_number == static_cast<std::uint64_t>(ChangeOp::kArticleRemoved)) {
+    return article_record_from_json(j, static_cast<ChangeOp>(op_number));
   }
   SQLPOST_TRY_ASSIGN(const std::uint64_t table, unsigned_field(j[0], "table"));
   if (table >= tables.size()) {
@@ -414,11 +449,11 @@ Result<Payload> payload_from_json(json& doc, std::size_t max_changes) {
     }
   }
   SQLPOST_TRY_ASSIGN(const std::uint64_t version, unsigned_field(doc["v"], "v"));
-  if (version != kPayloadVersion && version != kPayloadVersionWithPassthrough) {
+  if (version < kPayloadVersion || version > kPayloadVersionWithArticles) {
     return make_error(Errc::kUnsupported, "message payload version " + std::to_string(version) +
                                               " is not supported (this sqlpost reads " +
-                                              std::to_string(kPayloadVersion) + " and " +
-                                              std::to_string(kPayloadVersionWithPassthrough) + ")");
+                                              std::to_string(kPayloadVersion) + " to " +
+                                              std::to_string(kPayloadVersionWithArticles) + ")");
   }
   SQLPOST_TRY_ASSIGN(const std::uint64_t kind, unsigned_field(doc["k"], "k"));
   if (kind > 1) {
@@ -462,6 +497,24 @@ bool Payload::has_passthrough() const {
   return false;
 }
 
+bool Payload::has_article_records() const {
+  for (const auto& e : epochs) {
+    for (const auto& c : e.changes) {
+      if (c.op == ChangeOp::kArticleAdded || c.op == ChangeOp::kArticleRemoved) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+std::uint32_t payload_version(const Payload& payload) {
+  if (payload.has_article_records()) {
+    return kPayloadVersionWithArticles;
+  }
+  return payload.has_passthrough() ? kPayloadVersionWithPassthrough : kPayloadVersion;
+}
+
 std::size_t Payload::change_count() const {
   std::size_t n = 0;
   for (const auto& e : epochs) {
@@ -483,7 +536,7 @@ std::vector<std::uint8_t> encode_payload(const Payload& payload) {
     }
     epochs.push_back(json::array({e.epoch, std::move(changes)}));
   }
-  json doc = {{"v", payload.has_passthrough() ? kPayloadVersionWithPassthrough : kPayloadVersion},
+  json doc = {{"v", payload_version(payload)},
               {"k", payload.kind == PayloadKind::kData ? 0 : 1},
               {"a", payload.ack},
               {"r", payload.resend_from},

@@ -27,6 +27,11 @@ inline constexpr std::uint32_t kPayloadVersion = 1;
 // stops at exactly those messages ("not supported") instead of misreading them.
 inline constexpr std::uint32_t kPayloadVersionWithPassthrough = 2;
 inline constexpr std::size_t kMaxPassthroughBytes = std::size_t{1024} * 1024;
+// Written only when a payload carries an article record (a live publication
+// change, docs/protocol.md), so an older sqlpost stops at exactly those messages.
+inline constexpr std::uint32_t kPayloadVersionWithArticles = 3;
+inline constexpr std::size_t kMaxArticleDefinitionBytes = std::size_t{1024} * 1024;
+inline constexpr std::size_t kMaxArticleNameBytes = 1024;  // publication and table names
 inline constexpr std::size_t kMaxPayloadDepth = 8;
 inline constexpr std::size_t kMaxPayloadTables = 10000;
 inline constexpr std::size_t kMaxPayloadColumns = 2000;  // SQLite's default column limit
@@ -71,6 +76,9 @@ struct TableBlock {
   bool operator==(const TableBlock&) const = default;
 };
 
+// Passthrough: key = [sql], new_values = [target]. Article added: key =
+// [publication, table, definition JSON], new_values = [target]; article removed:
+// key = [publication, table], new_values = [target] (target: a site or NULL).
 struct WireChange {
   std::uint32_t table = 0;  // index into Payload::tables
   ChangeOp op = ChangeOp::kInsert;
@@ -117,8 +125,11 @@ struct Payload {
 
   [[nodiscard]] std::size_t change_count() const;
   [[nodiscard]] bool has_passthrough() const;
+  [[nodiscard]] bool has_article_records() const;
 };
 
+// The payload version a payload is written with ("v"; docs/format.md).
+std::uint32_t payload_version(const Payload& payload);
 std::vector<std::uint8_t> encode_payload(const Payload& payload);
 // kLimitExceeded when a named limit or the budget is exceeded; kCorruption when
 // malformed. Nothing is allocated for a count before it was checked.

@@ -1,5 +1,7 @@
 #include "replication/routing.h"
 
+#include <nlohmann/json.hpp>
+
 #include <map>
 #include <memory>
 #include <optional>
@@ -21,6 +23,14 @@ class PayloadBuilder {
     if (c.op == ChangeOp::kPassthrough) {
       w.op = c.op;
       w.key = c.new_values;         // the SQL
+      w.new_values = c.old_values;  // the target site, or NULL
+      append(c.epoch, std::move(w));
+      return;
+    }
+    if (is_control_op(c.op)) {  // an article record: publication, table (, definition)
+      w.op = c.op;
+      const std::ptrdiff_t fields = c.op == ChangeOp::kArticleAdded ? 3 : 2;
+      w.key.assign(c.new_values.begin(), c.new_values.begin() + fields);
       w.new_values = c.old_values;  // the target site, or NULL
       append(c.epoch, std::move(w));
       return;
@@ -163,6 +173,47 @@ bool passthrough_goes_to(const Change& c, const Partner& partner) {
   return target.is_null() || (name != nullptr && name->bytes == partner.name);
 }
 
+std::string text_of(const Value& v) {
+  const auto* text = std::get_if<Text>(&v.storage());
+  return text != nullptr ? text->bytes : std::string();
+}
+
+// An article record flows down to the children subscribed to its publication
+// (or to the one site it names).
+bool article_record_goes_to(const Change& c, const Partner& partner,
+                            const std::set<std::string>& publications) {
+  const Value& target = c.old_values.front();
+  if (partner.relation != Relation::kChild || c.origin == partner.name) {
+    return false;
+  }
+  if (!target.is_null()) {  // names its site (a removed publication's former subscriber)
+    return text_of(target) == partner.name;
+  }
+  return publications.count(text_of(c.new_values.front())) > 0;
+}
+
+// An article record that widens an article the subscribers have already.
+bool widens(const Change& c) {
+  const auto definition = nlohmann::json::parse(text_of(c.new_values[2]), nullptr, false);
+  return definition.is_object() && definition.contains("widens") &&
+         definition["widens"].is_boolean() && definition["widens"].get<bool>();
+}
+
+// The starting rows of a table that joined a publication go only to its subscribers.
+bool starting_rows_skip(const Change& c, const Partner& partner,
+                        const std::set<std::string>& publications) {
+  if (!is_article_rows_origin(c.origin)) {
+    return false;
+  }
+  // "!article <publication>" or "!article <publication> <site>" (names hold no spaces)
+  const std::string rest = c.origin.substr(kArticleRowsOriginPrefix.size());
+  const auto space = rest.find(' ');
+  const std::string publication = rest.substr(0, space);
+  const bool for_partner = space == std::string::npos || rest.substr(space + 1) == partner.name;
+  return partner.relation != Relation::kChild || !for_partner ||
+         publications.count(publication) == 0;
+}
+
 Change as_insert(const Change& c) {
   Change insert = c;
   insert.op = ChangeOp::kInsert;
@@ -213,10 +264,25 @@ void route_subset(const Partner& partner, const Change& c, std::optional<bool> w
   }
 }
 
+// publication -> its tables, at this site.
+using PublicationTables = std::map<std::string, std::set<std::string>>;
+
+PublicationTables publication_tables(const std::vector<Article>& articles) {
+  PublicationTables out;
+  for (const auto& a : articles) {
+    out[a.publication].insert(a.table);
+  }
+  return out;
+}
+
 // Everything one pass over the log needs for one partner.
 struct Route {
   Partner partner;
   std::set<std::string> tables;
+  std::set<std::string> publications;  // a child's subscriptions
+  // Tables an article record brings it in this range (table -> the record's log seq),
+  // that no other of its publications has: their earlier changes are not for it.
+  std::map<std::string, std::int64_t> announced_at;
   SubsetFilter subset;
   SupersededBy superseded;
   std::unique_ptr<PayloadBuilder> builder;
@@ -312,6 +378,17 @@ class Router {
     }
   }
 
+  // The first pass: the partners' own changes, and the tables that records bring them.
+  void note(const Change& c, const PublicationTables& pub_tables) {
+    if (c.op == ChangeOp::kArticleAdded) {
+      for (auto& r : routes_) {
+        note_announcement(r, c, pub_tables);
+      }
+      return;
+    }
+    note_own_change(c);
+  }
+
   void note_own_change(const Change& c) {
     if (const auto found = by_name_.find(c.origin); found != by_name_.end()) {
       note_partner_change(routes_[found->second].superseded, routes_[found->second].partner, c);
@@ -325,6 +402,14 @@ class Router {
     if (c.op == ChangeOp::kPassthrough) {
       for (auto& r : routes_) {
         if (c.origin != r.partner.name && passthrough_goes_to(c, r.partner)) {
+          r.builder->add(c);
+        }
+      }
+      return success();
+    }
+    if (is_control_op(c.op)) {
+      for (auto& r : routes_) {
+        if (article_record_goes_to(c, r.partner, r.publications)) {
           r.builder->add(c);
         }
       }
@@ -344,8 +429,36 @@ class Router {
   }
 
  private:
+  static void note_announcement(Route& r, const Change& c, const PublicationTables& pub_tables) {
+    if (!article_record_goes_to(c, r.partner, r.publications)) {
+      return;
+    }
+    if (widens(c)) {
+      return;  // the partner has the table: its earlier changes are for it
+    }
+    const std::string publication = text_of(c.new_values[0]);
+    const std::string table = text_of(c.new_values[1]);
+    for (const auto& other : r.publications) {
+      const auto tables = pub_tables.find(other);
+      if (other != publication && tables != pub_tables.end() && tables->second.count(table) > 0) {
+        return;  // it had the table already
+      }
+    }
+    r.announced_at.emplace(table, c.seq);
+  }
+
+  // A change of a table the partner gets only from a later article record.
+  static bool before_announcement(const Route& r, const Change& c) {
+    if (r.announced_at.empty()) {
+      return false;
+    }
+    const auto at = r.announced_at.find(c.table());
+    return at != r.announced_at.end() && c.seq < at->second;
+  }
+
   static void route_whole(Route& r, const Change& c) {
-    if (c.origin == r.partner.name) {
+    if (c.origin == r.partner.name || starting_rows_skip(c, r.partner, r.publications) ||
+        before_announcement(r, c)) {
       return;
     }
     if (r.superseded.empty()) {
@@ -371,7 +484,8 @@ class Router {
     for (const std::size_t i :
          candidates(t, before ? &*before : nullptr, after ? &*after : nullptr, origin)) {
       Route& r = routes_[i];
-      if (deleted_later_by_partner(c, r.superseded)) {
+      if (deleted_later_by_partner(c, r.superseded) ||
+          starting_rows_skip(c, r.partner, r.publications) || before_announcement(r, c)) {
         continue;
       }
       const auto& rules = r.subset.rules(c.table());
@@ -390,19 +504,30 @@ class Router {
   std::map<std::string, std::size_t> by_name_;
 };
 
+std::set<std::string> publications_of(const SubscriptionCatalog& catalog, const Partner& partner) {
+  std::set<std::string> publications;
+  const auto site = catalog.by_site.find(partner.name);
+  if (partner.relation == Relation::kChild && site != catalog.by_site.end()) {
+    for (const auto& entry : site->second) {
+      publications.insert(entry.first);
+    }
+  }
+  return publications;
+}
+
 // One pass over (after, upto] for the partners that were sent up to `after`.
-Result<> route_group(Database& db, std::vector<Route>& routes, std::int64_t after_epoch,
-                     std::int64_t upto_epoch) {
+Result<> route_group(Database& db, std::vector<Route>& routes, const PublicationTables& pub_tables,
+                     std::int64_t after_epoch, std::int64_t upto_epoch) {
   std::set<std::string> tables;
   for (const auto& r : routes) {
     tables.insert(r.tables.begin(), r.tables.end());
   }
-  if (tables.empty() || upto_epoch <= after_epoch) {
+  if (upto_epoch <= after_epoch) {  // no tables: article records may still go
     return success();
   }
   Router router(db, routes);
   SQLPOST_TRY(read_changes(db, after_epoch, upto_epoch, tables, [&](const Change& c) {
-    router.note_own_change(c);
+    router.note(c, pub_tables);
     return success();
   }));
   return read_changes(db, after_epoch, upto_epoch, tables,
@@ -417,17 +542,16 @@ Result<std::map<std::string, Payload>> collect_changes_for_all(Database& db,
   std::map<std::string, Payload> payloads;
   std::map<std::int64_t, std::vector<Route>> groups;  // by the epoch sent up to
   SQLPOST_TRY_ASSIGN(const SubscriptionCatalog catalog, SubscriptionCatalog::load(db));
+  const PublicationTables pub_tables = publication_tables(catalog.articles);
   for (const auto& partner : partners) {
-    Route r{partner,
-            catalog.tables_routed_to(partner),
-            SubsetFilter::from(catalog, partner),
-            {},
+    Route r{partner, catalog.tables_routed_to(partner),    publications_of(catalog, partner),
+            {},      SubsetFilter::from(catalog, partner), {},
             nullptr};
     r.builder = std::make_unique<PayloadBuilder>(payloads[partner.name]);
     groups[partner.sent_epoch].push_back(std::move(r));
   }
   for (auto& [after_epoch, routes] : groups) {
-    SQLPOST_TRY(route_group(db, routes, after_epoch, upto_epoch));
+    SQLPOST_TRY(route_group(db, routes, pub_tables, after_epoch, upto_epoch));
   }
   return payloads;
 }

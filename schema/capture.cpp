@@ -190,4 +190,35 @@ Result<> log_passthrough(Database& db, std::string_view sql, const Value& target
   return st.run();
 }
 
+Result<> log_article_record(Database& db, ChangeOp op, std::string_view publication,
+                            std::string_view table, std::string_view definition,
+                            const Value& target) {
+  SQLPOST_TRY(ensure_log_width(db, 3));
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("INSERT INTO sqlpost_log(epoch, layout, op, origin, "
+                                              "n0, n1, n2, o0) SELECT epoch, 0, ?, (SELECT "
+                                              "origin FROM sqlpost_context), ?, ?, ?, ? FROM "
+                                              "sqlpost_epoch"));
+  st.bind(1, static_cast<std::int64_t>(op)).bind(2, publication).bind(3, table);
+  st.bind(4, definition).bind(5, target);
+  return st.run();
+}
+
+Result<std::int64_t> log_table_rows(Database& db, std::string_view table, std::string_view origin) {
+  SQLPOST_TRY_ASSIGN(CaptureLayout layout, capture_layout_for(db, table));
+  SQLPOST_TRY_ASSIGN(layout.id, find_or_add_layout(db, layout));
+  SQLPOST_TRY(ensure_log_width(db, layout.columns.size()));
+  std::string names = "epoch, layout, op, origin";
+  std::string values = "(SELECT epoch FROM sqlpost_epoch), " + std::to_string(layout.id) + ", " +
+                       std::to_string(static_cast<int>(ChangeOp::kInsert)) + ", ?";
+  for (std::size_t i = 0; i < layout.columns.size(); ++i) {
+    names += ", n" + std::to_string(i);
+    values += ", " + quote_identifier(layout.columns[i]);
+  }
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("INSERT INTO sqlpost_log(" + names + ") SELECT " +
+                                              values + " FROM " + quote_identifier(layout.table)));
+  st.bind(1, origin);
+  SQLPOST_TRY(st.run());
+  return db.changes();
+}
+
 }  // namespace sqlpost

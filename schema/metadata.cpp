@@ -296,6 +296,44 @@ Result<> publish(Database& db, Article article) {
   return regenerate_capture(db);
 }
 
+Result<> widen_article(Database& db, std::string_view publication, std::string_view table,
+                       const std::vector<std::string>& columns) {
+  SQLPOST_TRY_ASSIGN(const TableInfo info, describe_table(db, table));
+  SQLPOST_TRY_ASSIGN(const auto wanted, resolve_columns(info, columns));
+  SQLPOST_TRY_ASSIGN(Statement find, db.prepare("SELECT columns FROM sqlpost_articles WHERE "
+                                                "publication = ? AND table_name = ?"));
+  find.bind(1, publication).bind(2, info.name);
+  SQLPOST_TRY_ASSIGN(const bool exists, find.step());
+  if (!exists) {
+    return make_error(Errc::kNotFound, "publication '" + std::string(publication) +
+                                           "' has no table '" + info.name + "'");
+  }
+  SQLPOST_TRY_ASSIGN(
+      const auto now,
+      parse_column_list(find.column_text(0), "sqlpost_articles row (" + std::string(publication) +
+                                                 ", " + info.name + ") column 'columns'"));
+  for (const auto& c : now) {
+    if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), c) == wanted.end()) {
+      return make_error(Errc::kInvalidArgument,
+                        "column '" + c +
+                            "' is published now; an article can only be widened "
+                            "(unpublish and publish again to narrow it)");
+    }
+  }
+  if (now.empty() || (!wanted.empty() && wanted.size() == now.size())) {
+    return make_error(Errc::kAlreadyExists, "table '" + info.name +
+                                                "' is already in publication '" +
+                                                std::string(publication) + "' with these columns");
+  }
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("UPDATE sqlpost_articles SET columns = ? WHERE "
+                                              "publication = ? AND table_name = ?"));
+  const std::string cols = columns_json(wanted);
+  cols.empty() ? st.bind_null(1) : st.bind(1, cols);
+  st.bind(2, publication).bind(3, info.name);
+  SQLPOST_TRY(st.run());
+  return regenerate_capture(db);
+}
+
 Result<> unpublish(Database& db, std::string_view publication, std::string_view table) {
   SQLPOST_TRY_ASSIGN(Statement st,
                      db.prepare("DELETE FROM sqlpost_articles WHERE publication = ?1 AND "

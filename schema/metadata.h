@@ -67,6 +67,10 @@ Result<Partner> load_partner(Database& db, std::string_view name);
 // Adds an article (creating the publication when new) after checking the
 // table, its primary key and the column list; regenerates capture triggers.
 Result<> publish(Database& db, Article article);
+// Widens an existing article's column list to `columns` (empty: every column),
+// which must hold every column it publishes now; regenerates capture triggers.
+Result<> widen_article(Database& db, std::string_view publication, std::string_view table,
+                       const std::vector<std::string>& columns);
 // Removes an article, or the whole publication when table is empty.
 Result<> unpublish(Database& db, std::string_view publication, std::string_view table);
 Result<std::vector<Article>> load_articles(Database& db);

@@ -28,6 +28,16 @@ inline constexpr std::array<std::string_view, 11> kSafePragmas = {
     "index_info",         "index_xinfo",     "foreign_key_list", "foreign_key_check",
     "defer_foreign_keys", "integrity_check", "quick_check"};
 
+// A table definition a parent sent with a live publication change
+// (docs/security.md): run_definition() runs `sql` only when it is exactly one
+// statement that creates the table `table` (kTable: a plain CREATE TABLE — not
+// TEMP, not virtual, not AS SELECT) or one index on it (kIndex), in defensive
+// mode, under an authorizer that refuses every other action. Anything else is
+// Errc::kAuthentication naming why, and nothing runs. Names sqlpost_* are refused.
+enum class DefinitionKind { kTable, kIndex };
+Result<> run_definition(Database& db, DefinitionKind kind, std::string_view table,
+                        std::string_view sql);
+
 class SqlSandbox {
  public:
   static Result<SqlSandbox> enter(Database& db);

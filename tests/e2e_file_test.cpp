@@ -355,6 +355,286 @@ TEST_CASE("a foreign-key clash (child row for a parent deleted elsewhere) conver
   CHECK(query_int(h, "SELECT count(*) FROM sqlpost_conflicts WHERE kind = 'foreign_key'") >= 1);
 }
 
+// ---- live publication changes (issue 10, case 3)
+
+namespace {
+
+std::int64_t capture_triggers(const std::string& path, const std::string& table) {
+  Database db = open_db(path);
+  return query_int(db,
+                   "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name "
+                   "= '" +
+                       table + "' AND name LIKE 'sqlpost_capture_%'");
+}
+
+bool status_shows_no_problem(const std::string& path) {
+  const auto status = run_sqlpost("status " + q(path));
+  return status.exit_code == 0 && status.output.find("STOPPED") == std::string::npos &&
+         site_quiet(path);
+}
+
+void expect_same_everywhere(const Hierarchy& h, const std::vector<std::string>& tables) {
+  Database hub = open_db(h.hq);
+  for (const auto& path : {h.mid, h.leaf}) {
+    Database other = open_db(path);
+    for (const auto& table : tables) {
+      const std::string diff = compare_tables(hub, other, table);
+      CHECK_MESSAGE(diff.empty(), path << " " << table << ": " << diff);
+    }
+  }
+  for (const auto& path : {h.hq, h.mid, h.leaf}) {
+    CHECK(run_command("sqlite3 " + q(path) + " 'PRAGMA integrity_check'").output == "ok\n");
+  }
+}
+
+}  // namespace
+
+TEST_CASE("publish adds a table to a live publication: hub -> mid -> leaf replicate it both ways") {
+  Hierarchy h;
+  CHECK(h.rounds(2) == "000");
+  sqlite_shell(h.hq,
+               "CREATE TABLE c(id INTEGER PRIMARY KEY, name TEXT NOT NULL, n REAL, b BLOB);"
+               "CREATE INDEX c_by_name ON c(name);"
+               "INSERT INTO c VALUES (1, 'one', 1.5, x'00ff'), (2, 'two', NULL, NULL);");
+  sqlpost_ok("publish " + q(h.hq) + " p c");  // p is live: mid and leaf subscribe to it
+  sqlite_shell(h.hq, "INSERT INTO c VALUES (3, 'right behind', -0.0, zeroblob(3));");
+  CHECK(h.rounds(3) == "000");
+  for (const auto& path : {h.mid, h.leaf}) {
+    CHECK(capture_triggers(path, "c") == 3);
+    Database db = open_db(path);
+    CHECK(query_int(db,
+                    "SELECT count(*) FROM sqlpost_articles WHERE publication = 'p' AND "
+                    "table_name = 'c'") == 1);
+    CHECK(query_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'c_by_name'") == 1);
+  }
+  expect_same_everywhere(h, {"t", "c"});
+
+  // Both directions afterwards: the leaf's rows reach the hub, the hub's the leaf.
+  sqlite_shell(h.leaf,
+               "INSERT INTO c VALUES (100, 'from leaf', 2, NULL); "
+               "UPDATE c SET name = 'one at leaf' WHERE id = 1;");
+  sqlite_shell(h.mid, "INSERT INTO c VALUES (50, 'from mid', 3, NULL);");
+  sqlite_shell(h.hq, "INSERT INTO c VALUES (4, 'from hq', 4, NULL); DELETE FROM c WHERE id = 2;");
+  CHECK(h.rounds(3) == "000");
+  expect_same_everywhere(h, {"t", "c"});
+  Database hub = open_db(h.hq);
+  CHECK(query_int(hub, "SELECT count(*) FROM c") == 5);  // 1, 3, 4, 50, 100
+  CHECK(query_int(hub, "SELECT count(*) FROM c WHERE id = 100 AND name = 'from leaf'") == 1);
+  CHECK(query_int(hub, "SELECT count(*) FROM c WHERE id = 1 AND name = 'one at leaf'") == 1);
+  for (const auto& path : {h.hq, h.mid, h.leaf}) {
+    CHECK_MESSAGE(status_shows_no_problem(path), path);
+  }
+}
+
+namespace {
+
+// The rows of c in the article's subset (columns id, v; v <> 'hidden'), rendered.
+std::string subset_of_c(const std::string& path, bool filter) {
+  Database db = open_db(path);
+  auto st = db.prepare(std::string("SELECT ifnull(group_concat(id || ':' || quote(v), ','), '') "
+                                   "FROM (SELECT id, v FROM c ") +
+                       (filter ? "WHERE v <> 'hidden' " : "") + "ORDER BY id)")
+                .value();
+  REQUIRE(st.step().value());
+  return st.column_text(0);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a table joins a live publication with a row and column subset: each site gets its part") {
+  Hierarchy h;
+  sqlite_shell(h.hq,
+               "CREATE TABLE c(id INTEGER PRIMARY KEY, v TEXT, secret TEXT);"
+               "INSERT INTO c VALUES (1, 'shown', 's1'), (2, 'hidden', 's2'), "
+               "(3, 'also shown', 's3');");
+  sqlpost_ok("publish " + q(h.hq) + " p c --columns id,v --where " + q("v <> 'hidden'"));
+  CHECK(h.rounds(3) == "000");
+  const std::string expected = "1:'shown',3:'also shown'";
+  CHECK(subset_of_c(h.hq, true) == expected);
+  for (const auto& path : {h.mid, h.leaf}) {
+    CHECK(subset_of_c(path, false) == expected);
+    Database db = open_db(path);
+    CHECK(query_int(db, "SELECT count(*) FROM pragma_table_info('c') WHERE name = 'secret'") == 0);
+    CHECK(capture_triggers(path, "c") == 3);
+  }
+  // A row moving into the subset at the hub, a new row at the leaf.
+  sqlite_shell(h.hq, "UPDATE c SET v = 'now shown' WHERE id = 2;");
+  sqlite_shell(h.leaf, "INSERT INTO c VALUES (7, 'from leaf');");
+  CHECK(h.rounds(3) == "000");
+  const std::string after = "1:'shown',2:'now shown',3:'also shown',7:'from leaf'";
+  CHECK(subset_of_c(h.hq, true) == after);
+  for (const auto& path : {h.mid, h.leaf}) {
+    CHECK(subset_of_c(path, false) == after);
+  }
+  expect_same_everywhere(h, {"t"});
+  for (const auto& path : {h.hq, h.mid, h.leaf}) {
+    CHECK_MESSAGE(status_shows_no_problem(path), path);
+  }
+}
+
+TEST_CASE("an article widened by a column on a live publication: subscribers add it, both ways") {
+  Hierarchy h;
+  sqlite_shell(h.hq,
+               "CREATE TABLE c(id INTEGER PRIMARY KEY, v TEXT, extra TEXT DEFAULT 'none', "
+               "n INTEGER); INSERT INTO c VALUES (1, 'a', 'x1', 10), (2, 'b', 'x2', 20), "
+               "(3, 'c', NULL, 30);");
+  sqlpost_ok("publish " + q(h.hq) + " p c --columns id,v");
+  CHECK(h.rounds(3) == "000");
+  auto column_count = [](const std::string& path, const std::string& column) {
+    Database db = open_db(path);
+    return query_int(db,
+                     "SELECT count(*) FROM pragma_table_info('c') WHERE name = '" + column + "'");
+  };
+  CHECK(column_count(h.leaf, "extra") == 0);
+  // A delete right before the widening is not lost; a row right after carries the column.
+  sqlite_shell(h.hq, "DELETE FROM c WHERE id = 2;");
+  sqlpost_ok("publish " + q(h.hq) + " p c --columns id,v,extra");
+  sqlite_shell(h.hq, "INSERT INTO c VALUES (4, 'd', 'x4', 40);");
+  CHECK(h.rounds(3) == "000");
+  auto image = [](const std::string& path, const std::string& where) {
+    Database db = open_db(path);
+    auto st = db.prepare(
+                    "SELECT ifnull(group_concat(id || ':' || v || ':' || quote(extra), ','), "
+                    "'') FROM (SELECT * FROM c " +
+                    where + " ORDER BY id)")
+                  .value();
+    REQUIRE(st.step().value());
+    return st.column_text(0);
+  };
+  CHECK(image(h.hq, "") == "1:a:'x1',3:c:NULL,4:d:'x4'");
+  for (const auto& path : {h.mid, h.leaf}) {
+    CHECK(column_count(path, "extra") == 1);
+    CHECK(column_count(path, "n") == 0);
+    CHECK(image(path, "") == image(h.hq, ""));
+  }
+  sqlite_shell(h.leaf, "UPDATE c SET extra = 'from leaf' WHERE id = 1;");
+  sqlite_shell(h.hq, "UPDATE c SET extra = 'from hq' WHERE id = 3;");
+  CHECK(h.rounds(3) == "000");
+  CHECK(image(h.hq, "") == "1:a:'from leaf',3:c:'from hq',4:d:'x4'");
+  for (const auto& path : {h.mid, h.leaf}) {
+    CHECK(image(path, "") == image(h.hq, ""));
+  }
+  expect_same_everywhere(h, {"t"});
+  for (const auto& path : {h.hq, h.mid, h.leaf}) {
+    CHECK_MESSAGE(status_shows_no_problem(path), path);
+  }
+}
+
+TEST_CASE("unpublish on a live publication stops capture and routing of the table; data stays") {
+  Hierarchy h;
+  sqlite_shell(h.hq,
+               "CREATE TABLE c(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO c VALUES (1, "
+               "'a'), (2, 'b');");
+  sqlpost_ok("publish " + q(h.hq) + " p c");
+  CHECK(h.rounds(3) == "000");
+  expect_same_everywhere(h, {"t", "c"});
+  REQUIRE(capture_triggers(h.leaf, "c") == 3);
+
+  sqlpost_ok("unpublish " + q(h.hq) + " p c");
+  CHECK(h.rounds(3) == "000");
+  for (const auto& path : {h.mid, h.leaf}) {
+    CHECK(capture_triggers(path, "c") == 0);
+    Database db = open_db(path);
+    CHECK(query_int(db, "SELECT count(*) FROM sqlpost_articles WHERE table_name = 'c'") == 0);
+    CHECK(query_int(db, "SELECT count(*) FROM c") == 2);  // the data stays
+  }
+  // Neither direction carries c any more, and nothing stops.
+  sqlite_shell(h.hq, "INSERT INTO c VALUES (3, 'hub only'); INSERT INTO t VALUES (10, 'x');");
+  sqlite_shell(h.leaf, "INSERT INTO c VALUES (4, 'leaf only'); INSERT INTO t VALUES (11, 'y');");
+  CHECK(h.rounds(3) == "000");
+  Database hub = open_db(h.hq);
+  Database leaf = open_db(h.leaf);
+  CHECK(query_int(hub, "SELECT count(*) FROM c WHERE id = 4") == 0);
+  CHECK(query_int(leaf, "SELECT count(*) FROM c WHERE id = 3") == 0);
+  expect_same_everywhere(h, {"t"});
+  for (const auto& path : {h.hq, h.mid, h.leaf}) {
+    CHECK_MESSAGE(status_shows_no_problem(path), path);
+  }
+}
+
+TEST_CASE("a table the mid already holds joins the leaf's publication: the mid sends its rows") {
+  Hierarchy h;
+  sqlite_shell(h.mid, "INSERT INTO t VALUES (20, 'from mid');");  // the mid has sent data
+  sqlite_shell(h.hq,
+               "CREATE TABLE c(id INTEGER PRIMARY KEY, v TEXT);"
+               "INSERT INTO c VALUES (1, 'a'), (2, 'b');");
+  sqlpost_ok("publish " + q(h.hq) + " q c");
+  sqlpost_ok("subscribe " + q(h.hq) + " mid q");  // the mid is live; the leaf is not in q
+  CHECK(h.rounds(3) == "000");
+  CHECK(capture_triggers(h.mid, "c") == 3);
+  {
+    Database leaf = open_db(h.leaf);
+    CHECK(query_int(leaf, "SELECT count(*) FROM sqlite_master WHERE name = 'c'") == 0);
+  }
+  sqlite_shell(h.hq, "UPDATE c SET v = 'b2' WHERE id = 2;");
+  sqlpost_ok("publish " + q(h.hq) + " p c");  // now in p too, which the leaf has
+  sqlite_shell(h.hq, "UPDATE c SET v = 'a2' WHERE id = 1;");
+  CHECK(h.rounds(3) == "000");
+  CHECK(capture_triggers(h.leaf, "c") == 3);
+  expect_same_everywhere(h, {"t", "c"});
+  // The mid's copies of its rows for the leaf are not changes the hub has to decide.
+  sqlite_shell(h.hq, "UPDATE c SET v = 'b3' WHERE id = 2;");
+  CHECK(h.rounds(3) == "000");
+  expect_same_everywhere(h, {"t", "c"});
+  sqlite_shell(h.leaf, "INSERT INTO c VALUES (9, 'from leaf');");
+  sqlite_shell(h.hq, "UPDATE c SET v = 'a3' WHERE id = 1;");
+  CHECK(h.rounds(3) == "000");
+  expect_same_everywhere(h, {"t", "c"});
+  for (const auto& path : {h.hq, h.mid, h.leaf}) {
+    CHECK_MESSAGE(status_shows_no_problem(path), path);
+  }
+}
+
+TEST_CASE("subscribe on a live site sends that site the publication's tables and rows") {
+  Deployment d;
+  d.run_until_quiet();
+  sqlite_shell(d.hub,
+               "CREATE TABLE price(id INTEGER PRIMARY KEY, region TEXT, amount INTEGER);"
+               "INSERT INTO price VALUES (1, 'east', 10), (2, 'west', 20), (3, 'east', 30);");
+  sqlpost_ok("publish " + q(d.hub) + " prices price --subscribe-by region");  // nobody yet
+  sqlpost_ok("subscribe " + q(d.hub) + " r1 prices --value east");            // r1 is live
+  sqlite_shell(d.hub, "UPDATE price SET amount = 11 WHERE id = 1;");
+  d.run_until_quiet();
+  Database r1 = open_db(d.r1);
+  CHECK(capture_triggers(d.r1, "price") == 3);
+  Database hub = open_db(d.hub);
+  auto rows_of = [](Database& db, const std::string& where) {
+    auto st = db.prepare(
+                    "SELECT ifnull(group_concat(id || ':' || region || ':' || amount, ','), "
+                    "'') FROM (SELECT * FROM price " +
+                    where + " ORDER BY id)")
+                  .value();
+    REQUIRE(st.step().value());
+    return st.column_text(0);
+  };
+  CHECK(rows_of(r1, "") == "1:east:11,3:east:30");
+  CHECK(rows_of(r1, "") == rows_of(hub, "WHERE region = 'east'"));
+  Database r2 = open_db(d.r2);
+  CHECK(query_int(r2, "SELECT count(*) FROM sqlite_master WHERE name = 'price'") == 0);
+
+  // Both ways afterwards; then unsubscribe stops capture at r1 (its rows stay).
+  sqlite_shell(d.r1, "INSERT INTO price VALUES (100, 'east', 1000);");
+  sqlite_shell(d.hub, "INSERT INTO price VALUES (4, 'east', 40), (5, 'west', 50);");
+  d.run_until_quiet();
+  CHECK(rows_of(r1, "") == rows_of(hub, "WHERE region = 'east'"));
+  CHECK(rows_of(hub, "WHERE id = 100") == "100:east:1000");
+  // A second value: its rows arrive; a delete just before it is not lost.
+  sqlite_shell(d.hub, "DELETE FROM price WHERE id = 3;");
+  sqlpost_ok("subscribe " + q(d.hub) + " r1 prices --value west");
+  d.run_until_quiet();
+  CHECK(rows_of(r1, "") == "1:east:11,2:west:20,4:east:40,5:west:50,100:east:1000");
+  CHECK(rows_of(r1, "") == rows_of(hub, ""));
+  sqlpost_ok("unsubscribe " + q(d.hub) + " r1 prices");
+  d.run_until_quiet();
+  CHECK(capture_triggers(d.r1, "price") == 0);
+  CHECK(query_int(r1, "SELECT count(*) FROM price") == 5);  // the data stays
+  d.expect_converged();
+  for (const auto& path : {d.hub, d.r1, d.r2}) {
+    CHECK_MESSAGE(status_shows_no_problem(path), path);
+  }
+}
+
 namespace {
 
 // True once `file` holds `text` (polled for up to two minutes).

@@ -79,6 +79,35 @@ TEST_CASE("passthrough SQL round-trips as version 2; malformed passthrough is re
   CHECK(bad.error().message.find("passthrough") != std::string::npos);
 }
 
+TEST_CASE("article records round-trip as version 3; malformed ones are refused") {
+  Payload p;
+  WireChange added;
+  added.op = ChangeOp::kArticleAdded;
+  added.key = {Value::text("p"), Value::text("c"), Value::text("{\"sql\":[]}")};
+  added.new_values = {Value()};
+  WireChange removed;
+  removed.op = ChangeOp::kArticleRemoved;
+  removed.key = {Value::text("p"), Value::text("c")};
+  removed.new_values = {Value::text("r1")};
+  p.epochs.push_back(EpochBlock{3, {added, removed}});
+  const auto bytes = encode_payload(p);
+  CHECK(payload_version(p) == kPayloadVersionWithArticles);
+  auto back = decode_payload(bytes);
+  REQUIRE_MESSAGE(back.ok(), back.error().message);
+  CHECK(*back == p);
+  CHECK(back->has_article_records());
+
+  p.epochs[0].changes[0].key.pop_back();  // no definition
+  auto bad = decode_payload(encode_payload(p));
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message.find("article record") != std::string::npos);
+  p.epochs[0].changes[0].key.push_back(
+      Value::text(std::string(kMaxArticleDefinitionBytes + 1, 'x')));
+  auto big = decode_payload(encode_payload(p));
+  REQUIRE_FALSE(big.ok());
+  CHECK(big.error().code == Errc::kLimitExceeded);
+}
+
 TEST_CASE("deep nesting, wrong version and bad shapes are exact errors") {
   std::vector<std::uint8_t> deep(100000, 0x81);  // arrays of arrays of ...
   deep.push_back(0x01);
@@ -93,13 +122,13 @@ TEST_CASE("deep nesting, wrong version and bad shapes are exact errors") {
   auto json_bytes = bytes;
   for (std::size_t i = 0; i + 2 < json_bytes.size(); ++i) {
     if (json_bytes[i] == 0x61 && json_bytes[i + 1] == 'v' && json_bytes[i + 2] == 0x01) {
-      json_bytes[i + 2] = 0x03;  // versions 1 and 2 are read; 3 is from a newer sqlpost
+      json_bytes[i + 2] = 0x04;  // versions 1 to 3 are read; 4 is from a newer sqlpost
       break;
     }
   }
-  auto v3 = decode_payload(json_bytes);
-  REQUIRE_FALSE(v3.ok());
-  CHECK(v3.error().code == Errc::kUnsupported);
+  auto v4 = decode_payload(json_bytes);
+  REQUIRE_FALSE(v4.ok());
+  CHECK(v4.error().code == Errc::kUnsupported);
 
   p.epochs[0].changes[0].columns = {7};  // a column index outside the table
   p.epochs[0].changes[0].new_values = {Value()};

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <functional>
 
+#include <nlohmann/json.hpp>
+
 #include "replication/bookkeeping.h"
 #include "replication/engine.h"
 #include "replication/payload.h"
@@ -563,3 +565,113 @@ TEST_CASE("1,000 forged mails stay within the cap of sqlpost_rejected") {
 }
 
 TEST_SUITE_END();
+
+// ---- live publication changes (docs/protocol.md): table definitions from a partner
+
+namespace {
+
+Payload article_added(const std::string& publication, const std::string& table,
+                      const std::string& sql) {
+  const nlohmann::json definition = {{"columns", nlohmann::json::array()},
+                                     {"where", ""},
+                                     {"subscribe_by", ""},
+                                     {"conflict", "incoming"},
+                                     {"sql", {sql}}};
+  WireChange w;
+  w.op = ChangeOp::kArticleAdded;
+  w.key = {Value::text(publication), Value::text(table), Value::text(definition.dump())};
+  w.new_values = {Value()};
+  return data({}, {w});
+}
+
+std::int64_t tables_named(Database& db, const std::string& name) {
+  return query_int(
+      db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '" + name + "'");
+}
+
+}  // namespace
+
+TEST_CASE("a child cannot send a table definition upward") {
+  TempDir dir;
+  Cluster c(dir, 2, 61, {});
+  Database& hub = *c.site("hq").db;
+  // The definition alone, and the definition followed by rows for it.
+  send_as(c, "r1", "hq",
+          article_added("all", "evil", "CREATE TABLE evil(id INTEGER PRIMARY KEY, v TEXT)"));
+  run_site(c, "hq");
+  CHECK_MESSAGE(halted(hub, "r1").find("only the parent may send") != std::string::npos,
+                halted(hub, "r1"));
+  CHECK(tables_named(hub, "evil") == 0);
+
+  Payload with_rows =
+      article_added("all", "evil", "CREATE TABLE evil(id INTEGER PRIMARY KEY, v TEXT)");
+  with_rows.tables.push_back(TableBlock{"evil", {"id", "v"}, 1});
+  with_rows.epochs.front().changes.push_back(insert_of(0, {i64(1)}, {1}, {Value::text("x")}));
+  send_as(c, "r2", "hq", with_rows);
+  run_site(c, "hq");
+  CHECK_MESSAGE(halted(hub, "r2").find("not authorized") != std::string::npos, halted(hub, "r2"));
+  CHECK(tables_named(hub, "evil") == 0);
+  CHECK(query_int(hub, "SELECT count(*) FROM sqlpost_articles WHERE table_name = 'evil'") == 0);
+  CHECK(query_int(hub, "SELECT count(*) FROM sqlpost_log WHERE n1 = 'evil'") == 0);
+  const std::string diff = c.differences();  // row by row, and integrity_check everywhere
+  CHECK_MESSAGE(diff.empty(), diff);
+}
+
+TEST_CASE("a parent's table definition must be one plain CREATE TABLE of the named table") {
+  struct Attempt {
+    std::string publication, table, sql, expected;
+  };
+  const std::vector<Attempt> attempts = {
+      {"all", "c", "CREATE TABLE other(id INTEGER PRIMARY KEY)", "creates table 'other'"},
+      {"all", "c", "CREATE TABLE c(id INTEGER PRIMARY KEY); DROP TABLE item",
+       "more than one statement"},
+      {"all", "c", "CREATE TEMP TABLE c(id INTEGER PRIMARY KEY)", "sqlite_temp_master"},
+      {"all", "c", "CREATE TABLE c AS SELECT * FROM sqlpost_sites", "reads 'sqlpost_sites'"},
+      {"all", "c", "DROP TABLE item", "not a plain CREATE TABLE"},
+      {"all", "c", "CREATE TRIGGER x AFTER INSERT ON item BEGIN DELETE FROM item; END",
+       "not a plain CREATE TABLE"},
+      {"all", "c", "CREATE VIEW c AS SELECT * FROM item", "not a plain CREATE TABLE"},
+      {"all", "sqlpost_sites", "CREATE TABLE sqlpost_sites(id INTEGER PRIMARY KEY)",
+       "sqlpost's own"},
+      {"elsewhere", "c", "CREATE TABLE c(id INTEGER PRIMARY KEY)", "does not subscribe to"},
+  };
+  for (const auto& a : attempts) {
+    CAPTURE(a.sql);
+    TempDir dir;
+    Cluster c(dir, 1, 67, {});
+    Database& remote = *c.site("r1").db;
+    exec(remote, "INSERT INTO item(id, name) VALUES (7, 'seven')");
+    send_as(c, "hq", "r1", article_added(a.publication, a.table, a.sql));
+    run_site(c, "r1");
+    const std::string why = halted(remote, "hq");
+    CHECK_MESSAGE(why.find("not authorized") != std::string::npos, why);
+    CHECK_MESSAGE(why.find(a.expected) != std::string::npos, why);
+    CHECK(tables_named(remote, "c") == 0);
+    CHECK(tables_named(remote, "other") == 0);
+    CHECK(query_int(remote, "SELECT count(*) FROM sqlite_master WHERE name IN ('x', 'c')") == 0);
+    CHECK(query_int(remote, "SELECT count(*) FROM item WHERE id = 7") == 1);
+    CHECK(query_int(remote,
+                    "SELECT count(*) FROM sqlpost_articles WHERE table_name NOT IN "
+                    "('item', 'tag')") == 0);
+    run_site(c, "hq");  // takes r1's row 7: the r1 -> hq direction goes on
+    const std::string diff = c.differences();
+    CHECK_MESSAGE(diff.empty(), diff);
+  }
+}
+
+TEST_CASE("a parent's valid table definition creates the table with its capture triggers") {
+  TempDir dir;
+  Cluster c(dir, 1, 71, {});
+  Database& remote = *c.site("r1").db;
+  send_as(c, "hq", "r1",
+          article_added("all", "c", "CREATE TABLE c(id INTEGER PRIMARY KEY, v TEXT NOT NULL)"));
+  run_site(c, "r1");
+  CHECK_MESSAGE(halted(remote, "hq").empty(), halted(remote, "hq"));
+  CHECK(tables_named(remote, "c") == 1);
+  CHECK(query_int(remote,
+                  "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND "
+                  "tbl_name = 'c'") == 3);
+  CHECK(query_int(remote,
+                  "SELECT count(*) FROM sqlpost_articles WHERE publication = 'all' AND "
+                  "table_name = 'c'") == 1);
+}
