@@ -546,6 +546,7 @@ int agent_pass(const std::string& db, const RunOptions& options, const std::stri
 
 struct RunSettings {
   std::string db;
+  bool once = false;  // the default anyway; the flag only excludes --every
   RunOptions options;
   std::string every;
   LogOptions log;
@@ -572,9 +573,10 @@ Result<> run_agent_command(RunSettings settings, int& exit_code) {
 void add_run(CLI::App& app, Action& action, int& exit_code) {
   auto* cmd = app.add_subcommand("run", "Run the message agent: receive, apply, then send");
   auto s = std::make_shared<RunSettings>();
-  auto once = std::make_shared<bool>(false);
   cmd->add_option("DB", s->db, "SQLite database file")->required();
-  auto* once_flag = cmd->add_flag("--once", *once,
+  // CLI11 keeps a reference to every bound variable until parse(): all of them live
+  // in `s`, which the callback holds (a local here was written after it was freed).
+  auto* once_flag = cmd->add_flag("--once", s->once,
                                   "one pass, then exit (the default; for cron / Task Scheduler)");
   cmd->add_option("--every", s->every,
                   "keep running: a pass every INTERVAL (30s, 5m, 2h, 1d) until SIGTERM/SIGINT")
