@@ -18,6 +18,7 @@
 #include "agent/log.h"
 #include "agent/mail_settings.h"
 #include "agent/manpage.h"
+#include "agent/notify.h"
 #include "agent/ops_commands.h"
 #include "agent/params.h"
 #include "agent/private_files.h"
@@ -490,6 +491,19 @@ void record_history(const std::string& db, PassRecord pass) {
   }
 }
 
+// alert.mailto and alert.hook hear of every alert raised or cleared (agent/notify.h);
+// what could not be told is a warning and is told at the next pass.
+void tell_alert_changes(Database& site, const std::vector<Alert>& alerts) {
+  auto told = notify_alert_changes(site, alerts);
+  if (!told.ok()) {
+    log_warn("alert notices not sent: " + told.error().message);
+    return;
+  }
+  for (const auto& w : told->warnings) {
+    log_warn(w + " (tried again at the next pass)");
+  }
+}
+
 // After a pass that ran: logs the alerts in force, writes the metrics file, and
 // turns a clean pass into kExitAlert when an alert is in force.
 int finish_pass(const std::string& db, int exit_code, const std::string& metrics) {
@@ -509,6 +523,7 @@ int finish_pass(const std::string& db, int exit_code, const std::string& metrics
   for (const auto& a : *alerts) {
     log_warn("ALERT " + a.kind + ": " + a.text);
   }
+  tell_alert_changes(*site, *alerts);
   const int code = exit_code == kExitOk && !alerts->empty() ? kExitAlert : exit_code;
   if (!metrics.empty()) {
     if (auto written = write_metrics(*site, metrics, now, code, *alerts); !written.ok()) {

@@ -27,6 +27,28 @@ Result<> require_int(std::string_view key, std::string_view value, std::int64_t 
   return success();
 }
 
+// A comma-separated list of plain addresses (local@domain, no spaces or line breaks).
+Result<> require_addresses(std::string_view key, std::string_view value) {
+  std::size_t start = 0;
+  while (start <= value.size()) {
+    const std::size_t comma = value.find(',', start);
+    std::string_view one = value.substr(start, comma - start);
+    while (!one.empty() && one.front() == ' ') one.remove_prefix(1);
+    while (!one.empty() && one.back() == ' ') one.remove_suffix(1);
+    const std::size_t at = one.find('@');
+    if (at == std::string_view::npos || at == 0 || at + 1 == one.size() ||
+        one.find_first_of(" \t\r\n<>") != std::string_view::npos) {
+      return make_error(Errc::kConfig, std::string(key) + ": '" + std::string(one) +
+                                           "' is not an e-mail address (list them with commas)");
+    }
+    if (comma == std::string_view::npos) {
+      return success();
+    }
+    start = comma + 1;
+  }
+  return success();
+}
+
 Result<> require_one_of(std::string_view key, std::string_view value,
                         std::initializer_list<std::string_view> allowed) {
   std::string list;
@@ -71,6 +93,12 @@ const std::vector<ParamSpec>& parameter_specs() {
        "yes"},
       {"alert.rejected", "alert for this many seconds after mail was rejected (0: off)", false,
        "86400"},
+      {"alert.mailto",
+       "addresses (comma-separated) mailed when an alert is raised and when it clears "
+       "(needs link=smtp)"},
+      {"alert.hook",
+       "command run (through the shell) when an alert is raised or clears; SQLPOST_ALERT_STATE, "
+       "_KIND, _PARTNER, _TEXT and SQLPOST_SITE in its environment"},
       {"lock_wait", "seconds a run waits for the database write lock per step (10)", false, "10"},
       {"limits.max_changes", "most changes one received message may carry (1000000)", false,
        "1000000"},
@@ -223,6 +251,9 @@ Result<> validate_parameter(std::string_view key, std::string_view value) {
   }
   if (key == "alert.stopped") {
     return require_one_of(key, value, {"yes", "no"});
+  }
+  if (key == "alert.mailto") {
+    return require_addresses(key, value);
   }
   if (key == "history_retention" || key == "stats_retention") {
     return require_int(key, value, 3600, 10 * 366LL * 24 * 3600);

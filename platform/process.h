@@ -9,10 +9,15 @@
 // disable_core_dumps() keeps memory images (and the secrets in them) out of core
 // files: RLIMIT_CORE 0 and, on Linux, PR_SET_DUMPABLE 0; on Windows, no crash
 // dialog and no heap in Windows Error Reporting dumps. utc_time() is a thread-safe
-// gmtime.
+// gmtime. run_shell_command() runs a command line through the system's shell
+// (/bin/sh -c; cmd.exe on Windows) with extra environment variables, waits for it and
+// returns its exit status (-1 when it could not be started).
 #pragma once
 
 #include <ctime>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "common/result.h"
 
@@ -37,5 +42,8 @@ long process_id();
 Result<> disable_core_dumps();
 
 std::tm utc_time(std::time_t t);
+
+int run_shell_command(const std::string& command,
+                      const std::vector<std::pair<std::string, std::string>>& environment);
 
 }  // namespace sqlpost::platform

@@ -1,4 +1,5 @@
 #include <atomic>
+#include <cstdlib>
 
 #include "platform/process.h"
 #include "platform/windows_util.h"
@@ -63,6 +64,18 @@ std::tm utc_time(std::time_t t) {
   std::tm tm{};
   gmtime_s(&tm, &t);
   return tm;
+}
+
+int run_shell_command(const std::string& command,
+                      const std::vector<std::pair<std::string, std::string>>& environment) {
+  for (const auto& [name, value] : environment) {
+    (void)_putenv_s(name.c_str(), value.c_str());  // inherited by the child
+  }
+  const int status = std::system(command.c_str());
+  for (const auto& [name, value] : environment) {
+    (void)_putenv_s(name.c_str(), "");  // an empty value removes the variable
+  }
+  return status;
 }
 
 }  // namespace sqlpost::platform

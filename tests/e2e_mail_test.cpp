@@ -278,6 +278,44 @@ TEST_CASE("foreign mail stays in the mailbox; a forged sqlpost message is reject
   CHECK(query_int(h, "SELECT count(*) FROM sqlpost_foreign_mail") == 1);
 }
 
+TEST_CASE("alert.mailto: an administrator is mailed when an alert is raised and when it clears") {
+  if (!mailstack_running()) {
+    return;
+  }
+  MailDeployment d;
+  sqlpost_ok("config " + q(d.hub) + " alert.mailto=site2@site2.test");  // the admin reads it
+  auto key = transport::generate_key();
+  REQUIRE(key.ok());
+  auto forged = transport::encode_message({"site1", "hq", 1}, "site1@site1.test", "hq@hq.test",
+                                          std::vector<std::uint8_t>(100, 'x'), *key, 100'000);
+  REQUIRE(forged.ok());
+  deliver("hq@hq.test", forged->front());
+  wait_for_mail("hq", 1);
+  CHECK(run_sqlpost("run " + q(d.hub) + " --once").exit_code == 5);
+  CHECK(run_sqlpost("run " + q(d.hub) + " --once").exit_code == 10);  // told once, not again
+  sqlite_shell(d.hub, "UPDATE sqlpost_rejected SET received_at = received_at - 172800");
+  CHECK(run_sqlpost("run " + q(d.hub) + " --once").exit_code == 0);
+  wait_for_mail("site2", 2);
+  auto link = transport::Pop3Link::open(pop3_server("site2"));
+  REQUIRE(link.ok());
+  auto refs = (*link)->list();
+  REQUIRE(refs.ok());
+  std::string notices;
+  for (const auto& ref : *refs) {
+    auto mail = (*link)->fetch(ref);
+    REQUIRE(mail.ok());
+    CHECK_FALSE(transport::looks_like_sqlpost(*mail));
+    notices += *mail;
+    REQUIRE((*link)->remove(ref).ok());
+  }
+  REQUIRE((*link)->close().ok());
+  CHECK(notices.find("Subject: sqlpost hq: alert raised rejected (site1)") != std::string::npos);
+  CHECK(notices.find("Subject: sqlpost hq: alert cleared rejected (site1)") != std::string::npos);
+  CHECK(notices.find("claiming to be from site1 rejected") != std::string::npos);
+  d.run_until_quiet();
+  d.expect_converged();
+}
+
 TEST_CASE("SMTP server unreachable: exit code 4, nothing lost, delivered once it is back") {
   if (!mailstack_running()) {
     return;

@@ -176,3 +176,36 @@ TEST_CASE("rejected mail raises an alert for alert.rejected seconds") {
   p.expect_clear("rejected", "r1");
   p.expect_converged();
 }
+
+TEST_CASE("alert.hook hears of an alert once when it is raised and once when it clears") {
+  Pair p;
+  const std::string told = p.dir.path("told.txt");
+  sqlpost_ok("config " + q(p.hub) + " alert.hook=" +
+             q("printf '%s %s %s %s\\n' \"$SQLPOST_ALERT_STATE\" \"$SQLPOST_ALERT_KIND\" "
+               "\"$SQLPOST_ALERT_PARTNER\" \"$SQLPOST_SITE\" >> " +
+               q(told)));
+  CHECK(run_sqlpost("config " + q(p.hub) + " alert.mailto=not-an-address").exit_code == 3);
+  auto key = transport::generate_key();
+  REQUIRE(key.ok());
+  auto forged = transport::encode_message({"r1", "hq", 3}, "r1@r1.test", "hq@hq.test",
+                                          std::vector<std::uint8_t>(50, 'x'), *key, 100'000);
+  REQUIRE(forged.ok());
+  std::filesystem::create_directories(p.mail + "/hq@hq.test/new");
+  std::ofstream(p.mail + "/hq@hq.test/new/forged.eml", std::ios::binary) << forged->front();
+  CHECK(p.run_hub().exit_code == 5);
+  CHECK(read_file(told) == "raised rejected r1 hq\n");
+  CHECK(p.run_hub().exit_code == 10);  // still in force: not told again
+  CHECK(read_file(told) == "raised rejected r1 hq\n");
+  sqlite_shell(p.hub, "UPDATE sqlpost_rejected SET received_at = received_at - 7200");
+  CHECK(p.run_hub().exit_code == 0);
+  CHECK(read_file(told) == "raised rejected r1 hq\ncleared rejected r1 hq\n");
+
+  // A hook that fails is tried again at the next pass, and the pass says so.
+  sqlpost_ok("config " + q(p.hub) + " alert.hook=" + q("echo tried >> " + q(told) + "; exit 3"));
+  sqlite_shell(p.hub, "UPDATE sqlpost_rejected SET received_at = received_at + 7200");
+  const auto failing = p.run_hub();
+  CHECK(failing.output.find("alert.hook exited with status 3") != std::string::npos);
+  CHECK(p.run_hub().exit_code == 10);
+  CHECK(read_file(told) == "raised rejected r1 hq\ncleared rejected r1 hq\ntried\ntried\n");
+  p.expect_converged();
+}

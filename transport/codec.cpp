@@ -461,6 +461,36 @@ bool message_id_is_ours(std::string_view message_id, const PartHeader& part, con
   return CRYPTO_memcmp(expected.data(), tag.data(), kHex) == 0;
 }
 
+Result<std::string> compose_notice(std::string_view from, std::string_view to,
+                                   std::string_view subject, std::string_view body) {
+  for (const std::string_view field : {from, to, subject}) {
+    if (field.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+      return make_error(Errc::kInvalidArgument, "a notice's address or subject has a line break");
+    }
+  }
+  std::array<std::uint8_t, 16> random{};
+  SQLPOST_TRY(crypto::random_bytes(random));
+  std::string mail = mime::fold_field("From", "<" + std::string(from) + ">");
+  mail += mime::fold_field("To", "<" + std::string(to) + ">");
+  mail += mime::fold_field("Subject", subject);
+  mail += mime::fold_field("Date", rfc5322_date(std::time(nullptr)));
+  mail += mime::fold_field("Message-ID", "<sqlpost-notice." + hex_encode(random) + "@sqlpost>");
+  mail +=
+      "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+      "Content-Transfer-Encoding: 8bit\r\n\r\n";
+  std::size_t start = 0;
+  while (start < body.size()) {
+    const std::size_t end = body.find('\n', start);
+    std::string_view line = body.substr(start, end - start);
+    if (!line.empty() && line.back() == '\r') {
+      line.remove_suffix(1);
+    }
+    mail.append(line).append("\r\n");
+    start = end == std::string_view::npos ? body.size() : end + 1;
+  }
+  return mail;
+}
+
 bool looks_like_sqlpost(std::string_view mail) {
   return mime::has_header_prefix(mail, "X-Sqlpost-");
 }

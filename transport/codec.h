@@ -84,6 +84,12 @@ bool message_id_is_ours(std::string_view message_id, const PartHeader& part, con
 // Cheap: does the header block contain any X-Sqlpost-* field? Never fails.
 bool looks_like_sqlpost(std::string_view mail);
 
+// A plain-text mail to a person (an alert notice): From, To, Subject, Date,
+// Message-ID, MIME-Version and Content-Type text/plain; UTF-8, CRLF line ends, no
+// X-Sqlpost headers. kInvalidArgument for an address or subject with CR/LF/NUL.
+Result<std::string> compose_notice(std::string_view from, std::string_view to,
+                                   std::string_view subject, std::string_view body);
+
 // Parses and syntax-checks the X-Sqlpost headers. Not authenticated.
 Result<PartHeader> peek_part(std::string_view mail);
 
