@@ -73,3 +73,30 @@ TEST_CASE("a partner whose message cannot be prepared does not stop the others")
 }
 
 TEST_SUITE_END();
+
+TEST_CASE("a big epoch in many parts is applied whole or not at all") {
+  const TempDir dir;
+  Cluster c(dir, 1, 13, {});
+  REQUIRE(c.run_until_quiet(50));
+  exec(*c.site("hq").db,
+       "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
+       "INSERT INTO item SELECT 5000000 + i, 'bulk', i, 0.5, randomblob(16) FROM n");
+  c.run(c.site("hq"));
+  c.network().tick();
+  REQUIRE(query_int(*c.site("hq").db, "SELECT count(DISTINCT part) FROM sqlpost_outbox") > 10);
+  Site& r1 = c.site("r1");
+  int reached = 0;
+  c.run(r1, [&](std::string_view point) {
+    reached += point == "before-apply-commit" ? 1 : 0;
+    return point == "before-apply-commit";  // dies with every row bound, before COMMIT
+  });
+  CHECK(reached == 1);
+  CHECK(query_int(*r1.db, "SELECT count(*) FROM item WHERE id > 5000000") == 0);
+  CHECK(query_int(*r1.db, "SELECT applied_seq FROM sqlpost_streams WHERE site = 'hq'") == 0);
+  CHECK(query_int(*r1.db, "SELECT count(*) FROM sqlpost_inbox") > 10);  // kept for the retry
+  c.run(r1);  // the next run applies the whole epoch
+  CHECK(query_int(*r1.db, "SELECT count(*) FROM item WHERE id > 5000000") == 20000);
+  REQUIRE(c.run_until_quiet(50));
+  const std::string diff = c.differences();
+  CHECK_MESSAGE(diff.empty(), diff);
+}
