@@ -38,8 +38,9 @@ Result<> require_addresses(std::string_view key, std::string_view value) {
     const std::size_t at = one.find('@');
     if (at == std::string_view::npos || at == 0 || at + 1 == one.size() ||
         one.find_first_of(" \t\r\n<>") != std::string_view::npos) {
-      return make_error(Errc::kConfig, std::string(key) + ": '" + std::string(one) +
-                                           "' is not an e-mail address (list them with commas)");
+      return make_error(Errc::kInvalidArgument,
+                        std::string(key) + ": '" + std::string(one) +
+                            "' is not an e-mail address (list them with commas)");
     }
     if (comma == std::string_view::npos) {
       return success();
@@ -132,6 +133,9 @@ const std::vector<ParamSpec>& parameter_specs() {
       {"smtp.password", "SMTP password (default: the pop3/imap one); set with --secret", true},
       {"smtp.password_file", "file (mode 0600) holding the SMTP password"},
       {"smtp.password_env", "environment variable holding the SMTP password"},
+      {"smtp.etrn",
+       "before receiving, ask the SMTP server to deliver the mail it queued for this domain "
+       "(ETRN, for sites that are not always online)"},
       {"smtp.local_host",
        "EHLO name announced to the SMTP server (default: this machine's host "
        "name)"},
@@ -204,7 +208,7 @@ Result<> validate_parameter(std::string_view key, std::string_view value) {
     return require_one_of(key, value,
                           {"PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "NTLM", "EXTERNAL"});
   }
-  if (key == "smtp.local_host") {
+  if (key == "smtp.local_host" || key == "smtp.etrn") {
     const bool ok = !value.empty() && value.size() <= 253 &&
                     value.find_first_not_of(
                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

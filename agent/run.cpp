@@ -12,6 +12,7 @@
 #include "agent/version.h"
 #include "platform/console.h"
 #include "schema/migrations.h"
+#include "transport/curl_smtp.h"
 #include "transport/file_link.h"
 
 namespace sqlpost {
@@ -144,6 +145,27 @@ Result<> ask_for_mail_settings(Database& db, const LocalSite& site) {
   return tx.commit();
 }
 
+// smtp.etrn: before receiving, the SMTP server is asked to deliver the mail it
+// queued for the domain. A refusal is a problem of the run (the user asked for it).
+Result<> request_queued_mail(Database& db, const LocalSite& site, RunReport& report) {
+  SQLPOST_TRY_ASSIGN(const auto domain, get_config(db, "smtp.etrn"));
+  if (!domain) {
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(const auto settings, load_mail_settings(db, site));
+  SQLPOST_TRY_ASSIGN(auto smtp, transport::SmtpLink::open(settings.smtp));
+  auto reply = smtp->etrn(*domain);
+  if (reply.ok()) {
+    report.notes.push_back("ETRN " + *domain + ": " + reply.value());
+    return success();
+  }
+  report.problems.push_back(reply.error().message + " (smtp.etrn=" + *domain +
+                            ": the server must queue mail for that domain and allow ETRN, "
+                            "e.g. Postfix fast_flush_domains)");
+  report.worst = reply.error().code;
+  return success();
+}
+
 // One step of a run waits this long for the write lock an application holds.
 Result<> set_run_lock_wait(Database& db) {
   constexpr std::int64_t kDefaultLockWaitSeconds = 10;
@@ -217,8 +239,18 @@ Result<RunReport> run_agent_once(const std::string& db_path, const RunOptions& o
   SQLPOST_TRY_ASSIGN(auto link, make_link(db, db_path, site));
   SQLPOST_TRY_ASSIGN(const EngineOptions engine_opts, engine_options(db));
   Engine engine(db, *link, engine_opts);
+  RunReport etrn_report;
+  if (link_kind == "smtp" && !options.send_only) {
+    SQLPOST_TRY(request_queued_mail(db, site, etrn_report));
+  }
   SQLPOST_TRY_ASSIGN(RunReport report,
                      engine.run_once(RunPhases{!options.send_only, !options.receive_only}));
+  report.notes.insert(report.notes.begin(), etrn_report.notes.begin(), etrn_report.notes.end());
+  report.problems.insert(report.problems.begin(), etrn_report.problems.begin(),
+                         etrn_report.problems.end());
+  if (!etrn_report.problems.empty() && report.problems.size() == etrn_report.problems.size()) {
+    report.worst = etrn_report.worst;
+  }
   if (auto finished = link->finish(); !finished.ok()) {
     report.problems.push_back("ending the mailbox session: " + finished.error().message +
                               " (received mail stays in the mailbox; it is recognised next run)");

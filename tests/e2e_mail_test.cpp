@@ -316,6 +316,27 @@ TEST_CASE("alert.mailto: an administrator is mailed when an alert is raised and 
   d.expect_converged();
 }
 
+TEST_CASE("smtp.etrn asks Postfix to deliver a queued domain; a refusal says why") {
+  if (!mailstack_running()) {
+    return;
+  }
+  MailDeployment d;
+  sqlpost_ok("config " + q(d.hub) + " smtp.etrn=etrn.test");  // in fast_flush_domains
+  const auto accepted = run_sqlpost("run " + q(d.hub) + " --once -v");
+  CHECK_MESSAGE(accepted.exit_code == 0, accepted.output);
+  CHECK_MESSAGE(accepted.output.find("ETRN etrn.test: 250") != std::string::npos, accepted.output);
+  sqlpost_ok("config " + q(d.hub) + " smtp.etrn=elsewhere.test");  // not queued there
+  const auto refused = run_sqlpost("run " + q(d.hub) + " --once");
+  CHECK_MESSAGE(refused.exit_code == 4, refused.output);
+  CHECK(refused.output.find("ETRN elsewhere.test") != std::string::npos);
+  CHECK(refused.output.find("459") != std::string::npos);
+  CHECK(refused.output.find("fast_flush_domains") != std::string::npos);
+  CHECK(run_sqlpost("config " + q(d.hub) + " smtp.etrn=bad/domain").exit_code == 2);
+  sqlpost_ok("config " + q(d.hub) + " smtp.etrn=");  // unset
+  d.run_until_quiet();
+  d.expect_converged();
+}
+
 TEST_CASE("SMTP server unreachable: exit code 4, nothing lost, delivered once it is back") {
   if (!mailstack_running()) {
     return;

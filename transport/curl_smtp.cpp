@@ -107,6 +107,27 @@ Result<> SmtpLink::send(std::string_view to_address, std::string_view mail) {
   return success();
 }
 
+Result<std::string> SmtpLink::etrn(std::string_view domain) {
+  if (domain.empty() || domain.size() > 253 ||
+      !std::all_of(domain.begin(), domain.end(), helo_char)) {
+    return make_error(Errc::kInvalidArgument,
+                      "ETRN domain '" + std::string(domain.substr(0, 253)) + "' is not a domain");
+  }
+  const std::string command = "ETRN " + std::string(domain);
+  easy_->set(CURLOPT_CUSTOMREQUEST, command.c_str());
+  easy_->set(CURLOPT_NOBODY, 1L);
+  const CURLcode rc = easy_->perform();
+  easy_->set(CURLOPT_CUSTOMREQUEST, static_cast<const char*>(nullptr));
+  easy_->set(CURLOPT_NOBODY, 0L);
+  if (rc != CURLE_OK) {
+    return mail_error(*easy_, rc,
+                      "SMTP ETRN " + std::string(domain) + " at " +
+                          server_name(MailProtocol::kSmtp, config_.server));
+  }
+  const std::string reply = easy_->failure_reply_line(easy_->response_code());
+  return reply.empty() ? std::to_string(easy_->response_code()) : reply;
+}
+
 Result<std::vector<MailRef>> SmtpLink::list() { return unsupported("list a mailbox"); }
 Result<std::string> SmtpLink::fetch(const MailRef& /*ref*/) { return unsupported("fetch mail"); }
 Result<> SmtpLink::remove(const MailRef& /*ref*/) { return unsupported("remove mail"); }

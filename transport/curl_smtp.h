@@ -41,6 +41,12 @@ class SmtpLink final : public Link {
   static Result<std::unique_ptr<SmtpLink>> open(SmtpConfig config);
 
   Result<> send(std::string_view to_address, std::string_view mail) override;
+  // ETRN DOMAIN (RFC 1985): asks the server to start delivering the mail it queued
+  // for DOMAIN (a site that is not always online). Returns the server's reply line
+  // ("250 Queuing started"); a refusal is kPermanent (5xx) or kTransient (458/459:
+  // not queued here or not allowed), with the reply. kInvalidArgument for a domain
+  // that is not [A-Za-z0-9.-].
+  Result<std::string> etrn(std::string_view domain);
   Result<std::vector<MailRef>> list() override;
   Result<std::string> fetch(const MailRef& ref) override;
   Result<> remove(const MailRef& ref) override;
