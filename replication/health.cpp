@@ -13,14 +13,9 @@ Result<std::vector<std::pair<std::string, std::string>>> halted_streams(Database
   SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT site, halted FROM sqlpost_streams WHERE "
                                               "ifnull(halted, '') <> '' ORDER BY site LIMIT ?"));
   st.bind(1, static_cast<std::int64_t>(kMaxHealthHalted));
-  std::vector<std::pair<std::string, std::string>> out;
-  for (;;) {
-    SQLPOST_TRY_ASSIGN(const bool row, st.step());
-    if (!row) {
-      return out;
-    }
-    out.emplace_back(st.column_text(0), st.column_text(1).substr(0, kMaxHealthText));
-  }
+  return st.rows([](const Statement& row) {
+    return std::pair{row.column_text(0), row.column_text(1).substr(0, kMaxHealthText)};
+  });
 }
 
 std::string halted_text(const SiteHealth& h) {

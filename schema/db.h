@@ -20,6 +20,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "common/result.h"
 #include "schema/value.h"
@@ -52,6 +54,24 @@ class Statement {
   // Steps until done (for statements without results).
   Result<> run();
   void reset();
+  // Every result row, each turned into a T by `row` (called with this statement
+  // positioned on the row); the statement is reset afterwards.
+  template <typename RowFn>
+  auto rows(RowFn row) -> Result<std::vector<decltype(row(std::declval<const Statement&>()))>> {
+    std::vector<decltype(row(std::declval<const Statement&>()))> out;
+    for (;;) {
+      auto stepped = step();
+      if (!stepped.ok()) {
+        reset();
+        return stepped.take_error();
+      }
+      if (!stepped.value()) {
+        reset();
+        return out;
+      }
+      out.push_back(row(*this));
+    }
+  }
 
   [[nodiscard]] int column_count() const;
   [[nodiscard]] Value column(int index) const;

@@ -385,15 +385,7 @@ Result<std::vector<Article>> load_articles(Database& db) {
 
 Result<std::vector<std::string>> load_publications(Database& db) {
   SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT name FROM sqlpost_publications ORDER BY 1"));
-  std::vector<std::string> names;
-  for (;;) {
-    SQLPOST_TRY_ASSIGN(const bool row, st.step());
-    if (!row) {
-      break;
-    }
-    names.push_back(st.column_text(0));
-  }
-  return names;
+  return st.rows([](const Statement& row) { return row.column_text(0); });
 }
 
 Result<> subscribe(Database& db, const Subscription& subscription) {
@@ -439,15 +431,9 @@ Result<> unsubscribe(Database& db, std::string_view site, std::string_view publi
 Result<std::vector<Subscription>> load_subscriptions(Database& db) {
   SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT site, publication, value FROM "
                                               "sqlpost_subscriptions ORDER BY 1, 2, 3"));
-  std::vector<Subscription> subs;
-  for (;;) {
-    SQLPOST_TRY_ASSIGN(const bool row, st.step());
-    if (!row) {
-      break;
-    }
-    subs.push_back({st.column_text(0), st.column_text(1), st.column_text(2)});
-  }
-  return subs;
+  return st.rows([](const Statement& row) {
+    return Subscription{row.column_text(0), row.column_text(1), row.column_text(2)};
+  });
 }
 
 Result<std::optional<std::string>> get_config(Database& db, std::string_view key) {
@@ -475,15 +461,9 @@ Result<> unset_config(Database& db, std::string_view key) {
 
 Result<std::vector<std::pair<std::string, std::string>>> load_config(Database& db) {
   SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT key, value FROM sqlpost_config ORDER BY 1"));
-  std::vector<std::pair<std::string, std::string>> out;
-  for (;;) {
-    SQLPOST_TRY_ASSIGN(const bool row, st.step());
-    if (!row) {
-      break;
-    }
-    out.emplace_back(st.column_text(0), st.column_text(1));
-  }
-  return out;
+  return st.rows([](const Statement& row) {
+    return std::pair{row.column_text(0), row.column_text(1)};
+  });
 }
 
 }  // namespace sqlpost

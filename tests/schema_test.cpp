@@ -163,3 +163,23 @@ TEST_CASE("control parameters persist") {
 }
 
 TEST_SUITE_END();
+
+TEST_CASE("Statement::rows maps every row and leaves the statement ready to run again") {
+  TempDir dir;
+  Database db = open_db(dir.path("rows.db"));
+  exec(db,
+       "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a'), (2, 'b')");
+  auto st = db.prepare("SELECT id, v FROM t WHERE id >= ? ORDER BY id");
+  REQUIRE(st.ok());
+  st->bind(1, std::int64_t{1});
+  const auto both =
+      st->rows([](const Statement& r) { return r.column_text(1) + r.column_text(0); });
+  REQUIRE(both.ok());
+  CHECK(both.value() == std::vector<std::string>{"a1", "b2"});
+  st->bind(1, std::int64_t{2});
+  CHECK(st->rows([](const Statement& r) { return r.column_int(0); }).value() ==
+        std::vector<std::int64_t>{2});
+  auto bad = db.prepare("SELECT abs(-9223372036854775807 - 1)");  // integer overflow at step
+  REQUIRE(bad.ok());
+  CHECK_FALSE(bad->rows([](const Statement& r) { return r.column_int(0); }).ok());
+}
