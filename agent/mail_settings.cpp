@@ -205,13 +205,13 @@ Result<transport::FtpConfig> load_ftp_settings(Database& db, const LocalSite& si
 
 Result<std::string> read_secret(std::string_view prompt) {
   const bool terminal = platform::stdin_is_terminal();
-  if (terminal) {
-    std::cerr << prompt << std::flush;
-  }
   std::string line;
   bool got = false;
   {
     const platform::EchoOff quiet;  // restores the echo at the end of this block
+    if (terminal) {
+      std::cerr << prompt << std::flush;  // only once echo is off: nothing typed is shown
+    }
     got = static_cast<bool>(std::getline(std::cin, line));
   }
   if (terminal) {

@@ -5,8 +5,13 @@
 // reads by IMAP (STARTTLS), site2 uses implicit TLS for both (smtps, pop3s). Every
 // scenario ends by comparing the databases row by row.
 #include <doctest/doctest.h>
+#include <poll.h>
+#include <pty.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -113,6 +118,55 @@ nlohmann::json status_of(const std::string& db) {
   const auto r = run_sqlpost("status " + q(db) + " --json");
   REQUIRE(r.exit_code == 0);
   return nlohmann::json::parse(r.output);
+}
+
+// Runs `argv` on a new pseudo-terminal and answers its prompts like a person: for
+// each (prompt, answer), waits until the terminal has shown `prompt`, then types
+// `answer` and Enter. Hand-over by what the program printed, never by time (each
+// wait is bounded by two minutes only so that a broken program cannot hang the test).
+CommandResult run_on_terminal(const std::vector<std::string>& argv,
+                              const std::vector<std::pair<std::string, std::string>>& dialogue) {
+  int terminal = -1;
+  const pid_t child = forkpty(&terminal, nullptr, nullptr, nullptr);
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    std::vector<char*> args;
+    for (const auto& a : argv) {
+      args.push_back(const_cast<char*>(a.c_str()));  // NOLINT: execv's signature
+    }
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  std::string shown;
+  const auto read_some = [&]() {
+    pollfd ready{terminal, POLLIN, 0};
+    if (poll(&ready, 1, 120'000) <= 0) {
+      return false;
+    }
+    std::array<char, 4096> buf{};
+    const ssize_t n = read(terminal, buf.data(), buf.size());
+    if (n <= 0) {
+      return false;  // EIO once the program has exited
+    }
+    shown.append(buf.data(), static_cast<std::size_t>(n));
+    return true;
+  };
+  std::size_t seen = 0;
+  for (const auto& [prompt, answer] : dialogue) {
+    while (shown.find(prompt, seen) == std::string::npos) {
+      REQUIRE_MESSAGE(read_some(), "no prompt '" << prompt << "'; the terminal showed:\n" << shown);
+    }
+    seen = shown.find(prompt, seen) + prompt.size();
+    const std::string line = answer + "\r";
+    REQUIRE(write(terminal, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+  }
+  while (read_some()) {
+  }
+  close(terminal);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  return CommandResult{WIFEXITED(status) ? WEXITSTATUS(status) : -1, shown};
 }
 
 struct MailDeployment {
@@ -449,13 +503,12 @@ TEST_CASE("first run on a terminal asks for the missing settings, tests and stor
   sqlpost_ok("config " + q(db) + " link=smtp smtp.port=" + env("MAILSTACK_SUBMISSION_PORT") +
              " pop3.port=" + env("MAILSTACK_POP3_PORT") +
              " tls.ca_file=" + q(env("MAILSTACK_CACERT")));
-  // script(1) gives sqlpost a terminal; the answers come one per second, as typed.
-  const std::string answers =
-      "sleep 1; echo 127.0.0.1; sleep 1; echo 127.0.0.1; sleep 1; "
-      "echo hq; sleep 1; echo " +
-      q(mail_passwords()["hq"]) + "; sleep 4";
-  const auto r = run_command("(" + answers + ") | script -qec " +
-                             q(env("SQLPOST_BIN") + " run " + q(db) + " --once") + " /dev/null");
+  // A terminal for sqlpost; each answer is typed once its prompt has been shown.
+  const auto r = run_on_terminal({env("SQLPOST_BIN"), "run", db, "--once"},
+                                 {{"smtp.host", "127.0.0.1"},
+                                  {"pop3.host", "127.0.0.1"},
+                                  {"pop3.user", "hq"},
+                                  {"pop3.password", mail_passwords()["hq"]}});
   CHECK_MESSAGE(r.exit_code == 0, r.output);
   CHECK(r.output.find("ok   pop3: mailbox") != std::string::npos);
   CHECK(r.output.find(mail_passwords()["hq"]) == std::string::npos);  // typed without echo

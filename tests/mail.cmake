@@ -9,6 +9,7 @@ set_tests_properties(mail_link_test PROPERTIES RESOURCE_LOCK mailstack)
 # The sqlpost program end to end through the same servers (mailboxes hq, site1, site2).
 sqlpost_test(e2e_mail_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/e2e_mail_test.cpp LIBS sqlpost_agent)
 set_tests_properties(e2e_mail_test PROPERTIES RESOURCE_LOCK mailstack)
+target_link_libraries(e2e_mail_test PRIVATE util)  # forkpty (glibc < 2.34 keeps it in libutil)
 
 # The README's demo over the real mail servers.
 add_test(NAME demo_mail COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/demo_mail.sh ${CMAKE_BINARY_DIR}/test-tmp/demo-mail)
