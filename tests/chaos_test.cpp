@@ -1,6 +1,6 @@
 // The convergence oracle: hub + 3 remotes edit shared rows concurrently (updates,
 // deletes, re-inserts, the same new key inserted at two sites), while the mail
-// network loses, duplicates, reorders, delays, damages and suppresses mail and
+// network loses, duplicates, reorders, delays, damages, bounces and suppresses mail and
 // agents die at random points of a run. Whatever happened, once the faults stop
 // every site must hold the hub's rows, pass PRAGMA integrity_check, and have applied
 // no message twice.
@@ -35,6 +35,7 @@ transport::FaultConfig faults_for(std::mt19937_64& rng) {
   f.delay = 0.1 * static_cast<double>(rng() % 3);
   f.corrupt = 0.01 * static_cast<double>(rng() % 3);
   f.suppress_seen_message_ids = rng() % 2 == 0;
+  f.bounce = 0.02 * static_cast<double>(rng() % 3);  // size refusals and unknown users
   return f;
 }
 
@@ -76,8 +77,13 @@ void shared_edit(Site& site, std::mt19937_64& rng, int round) {
   }
 }
 
-// Returns how many agent runs were killed, so the caller can check that kills happened.
-int chaos(std::uint64_t seed) {
+struct Happened {
+  int kills = 0;
+  std::int64_t bounces = 0;  // recorded by the senders
+};
+
+// What happened in one seed, so the caller can check that the faults really occurred.
+Happened chaos(std::uint64_t seed) {
   CAPTURE(seed);
   std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ULL);
   const TempDir dir;
@@ -110,7 +116,11 @@ int chaos(std::uint64_t seed) {
   CHECK_MESSAGE(diff.empty(), diff);
   const std::string twice = c.applied_twice();
   CHECK_MESSAGE(twice.empty(), twice);
-  return kills;
+  Happened happened{kills, 0};
+  for (auto& site : c.sites()) {
+    happened.bounces += query_int(*site.db, "SELECT count(*) FROM sqlpost_bounces");
+  }
+  return happened;
 }
 
 }  // namespace
@@ -118,9 +128,13 @@ int chaos(std::uint64_t seed) {
 TEST_CASE("chaos: shared edits, collisions, kills and every mail fault converge") {
   const std::uint64_t first = env_number("SQLPOST_CHAOS_FIRST_SEED", 1);
   const std::uint64_t seeds = env_number("SQLPOST_CHAOS_SEEDS", 20);
-  int kills = 0;
+  Happened total;
   for (std::uint64_t seed = first; seed < first + seeds; ++seed) {
-    kills += chaos(seed);
+    const Happened h = chaos(seed);
+    total.kills += h.kills;
+    total.bounces += h.bounces;
   }
-  CHECK(kills > 0);
+  CHECK(total.kills > 0);
+  CHECK(total.bounces > 0);
+  MESSAGE("agent runs killed: " << total.kills << ", bounces recorded: " << total.bounces);
 }

@@ -71,6 +71,38 @@ struct FakeNetwork::State {
     store(to, std::move(text), reorder);
   }
 
+  // What a mail server sends back for a mail it refused after accepting it.
+  std::string bounce_report(std::string_view from, std::string_view to, std::string_view original) {
+    const bool size = chance(faults.bounce_for_size);
+    const std::string status = size ? "5.3.4" : "5.1.1";
+    const std::string reply =
+        size ? "552 5.3.4 Message too big for system" : "550 5.1.1 User unknown";
+    const std::string b = "fake-bounce-" + std::to_string(next_id);
+    return "From: MAILER-DAEMON@fake.test\r\nTo: <" + std::string(from) +
+           ">\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <" + b +
+           "@fake.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; "
+           "report-type=delivery-status; boundary=\"" +
+           b + "\"\r\n\r\n--" + b +
+           "\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\r\n--" +
+           b +
+           "\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; fake.test\r\n"
+           "\r\nFinal-Recipient: rfc822; " +
+           std::string(to) + "\r\nAction: failed\r\nStatus: " + status +
+           "\r\nDiagnostic-Code: smtp; " + reply + "\r\n\r\n--" + b +
+           "\r\nContent-Type: message/rfc822\r\n\r\n" + std::string(original) + "\r\n--" + b +
+           "--\r\n";
+  }
+
+  Result<> send(std::string_view from, std::string_view to, std::string_view text) {
+    if (chance(faults.bounce)) {
+      ++stats.sends;
+      ++stats.bounced;
+      store(std::string(from), bounce_report(from, to, text), false);
+      return success();
+    }
+    return send(to, text);
+  }
+
   Result<> send(std::string_view to, std::string_view text) {
     const std::uint64_t nth = ++stats.sends;
     if (auto it = failing_sends.find(nth); it != failing_sends.end()) {
@@ -134,7 +166,7 @@ class FakeLink final : public Link {
 
   Result<> send(std::string_view to_address, std::string_view mail) override {
     if (to_address.empty()) return make_error(Errc::kInvalidArgument, "empty address");
-    return state_->send(to_address, mail);
+    return state_->send(address_, to_address, mail);
   }
 
   Result<std::vector<MailRef>> list() override {

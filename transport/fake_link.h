@@ -30,6 +30,11 @@ struct FaultConfig {
   double reorder = 0;    // probability a copy is inserted at a random position
   double delay = 0;      // probability a copy is held for some ticks
   double corrupt = 0;    // probability one random byte of a copy is changed
+  // Probability that a mail is refused after it was accepted: it is not delivered,
+  // and a bounce (RFC 3464, the original returned) reaches the sender's mailbox;
+  // bounce_for_size of the bounces are size refusals (552 5.3.4), the others 550 5.1.1.
+  double bounce = 0;
+  double bounce_for_size = 0.5;
   std::uint32_t max_delay_ticks = 3;
   // Like some real servers: a mail whose Message-ID this network accepted before for
   // the same address is discarded silently (accepted, never delivered).
@@ -44,6 +49,7 @@ struct NetworkStats {
   std::uint64_t reordered = 0;
   std::uint64_t delayed = 0;
   std::uint64_t corrupted = 0;
+  std::uint64_t bounced = 0;
   std::uint64_t delivered = 0;   // copies put into a mailbox (including foreign mail)
   std::uint64_t suppressed = 0;  // discarded for a Message-ID seen before
   std::uint64_t filtered = 0;    // lost to drop_if()
