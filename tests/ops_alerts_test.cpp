@@ -90,6 +90,17 @@ struct Pair {
     CHECK(run_sqlpost("status " + q(hub)).output.find("alerts: none\n") != std::string::npos);
   }
 
+  // Mail that claims to come from r1, sealed with a key nobody here has.
+  void put_forged_mail() const {
+    auto key = transport::generate_key();
+    REQUIRE(key.ok());
+    auto forged = transport::encode_message({"r1", "hq", 3}, "r1@r1.test", "hq@hq.test",
+                                            std::vector<std::uint8_t>(50, 'x'), *key, 100'000);
+    REQUIRE(forged.ok());
+    std::filesystem::create_directories(mail + "/hq@hq.test/new");
+    std::ofstream(mail + "/hq@hq.test/new/forged.eml", std::ios::binary) << forged->front();
+  }
+
   void expect_converged() const {
     Database h = open_db(hub);
     Database r = open_db(r1);
@@ -161,13 +172,7 @@ TEST_CASE("a stopped stream raises an alert; the pass's own exit code wins") {
 
 TEST_CASE("rejected mail raises an alert for alert.rejected seconds") {
   Pair p;
-  auto key = transport::generate_key();
-  REQUIRE(key.ok());
-  auto forged = transport::encode_message({"r1", "hq", 3}, "r1@r1.test", "hq@hq.test",
-                                          std::vector<std::uint8_t>(50, 'x'), *key, 100'000);
-  REQUIRE(forged.ok());
-  std::filesystem::create_directories(p.mail + "/hq@hq.test/new");
-  std::ofstream(p.mail + "/hq@hq.test/new/forged.eml", std::ios::binary) << forged->front();
+  p.put_forged_mail();
   const auto rejecting = p.run_hub();
   CHECK_MESSAGE(rejecting.exit_code == 5, rejecting.output);  // the pass rejected it
   p.expect_alert("rejected", "r1", "1 mail(s) claiming to be from r1 rejected in the last 1h 0m",
@@ -185,13 +190,7 @@ TEST_CASE("alert.hook hears of an alert once when it is raised and once when it 
                "\"$SQLPOST_ALERT_PARTNER\" \"$SQLPOST_SITE\" >> " +
                q(told)));
   CHECK(run_sqlpost("config " + q(p.hub) + " alert.mailto=not-an-address").exit_code == 2);
-  auto key = transport::generate_key();
-  REQUIRE(key.ok());
-  auto forged = transport::encode_message({"r1", "hq", 3}, "r1@r1.test", "hq@hq.test",
-                                          std::vector<std::uint8_t>(50, 'x'), *key, 100'000);
-  REQUIRE(forged.ok());
-  std::filesystem::create_directories(p.mail + "/hq@hq.test/new");
-  std::ofstream(p.mail + "/hq@hq.test/new/forged.eml", std::ios::binary) << forged->front();
+  p.put_forged_mail();
   CHECK(p.run_hub().exit_code == 5);
   CHECK(read_file(told) == "raised rejected r1 hq\n");
   CHECK(p.run_hub().exit_code == 10);  // still in force: not told again

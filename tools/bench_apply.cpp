@@ -34,11 +34,15 @@
 #include "replication/routing.h"
 #include "schema/metadata.h"
 #include "schema/migrations.h"
+#include "tools/bench_support.h"
 #include "transport/codec.h"
 #include "transport/compress.h"
 #include "transport/crypto.h"
 
 namespace {
+
+using sqlpost::bench::die;
+using sqlpost::bench::must;
 
 using sqlpost::Database;
 using Clock = std::chrono::steady_clock;
@@ -59,25 +63,6 @@ struct SessionDeleter {
 struct FreeDeleter {
   void operator()(void* p) const { sqlite3_free(p); }
 };
-
-[[noreturn]] void die(const std::string& what, const std::string& why) {
-  std::fprintf(stderr, "bench-apply: %s: %s\n", what.c_str(), why.c_str());
-  std::exit(1);
-}
-
-void must(const sqlpost::Result<>& r, const char* what) {
-  if (!r.ok()) {
-    die(what, r.error().message);
-  }
-}
-
-template <class T>
-T must(sqlpost::Result<T> r, const char* what) {
-  if (!r.ok()) {
-    die(what, r.error().message);
-  }
-  return std::move(r).value();
-}
 
 Clock::time_point g_apply_start;  // NOLINT: diagnostics only
 
@@ -248,6 +233,7 @@ Options parse(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  sqlpost::bench::program_name() = "bench-apply";
   const Options o = parse(argc, argv);
   std::filesystem::create_directories(o.dir);
   std::printf("bench-apply: %d changed rows per scenario, best of %d, sqlite %s\n", o.rows,

@@ -28,8 +28,11 @@
 #include "schema/db.h"
 #include "schema/metadata.h"
 #include "schema/migrations.h"
+#include "tools/bench_support.h"
 
 namespace {
+
+using sqlpost::bench::must;
 
 using sqlpost::Database;
 using sqlpost::Statement;
@@ -52,22 +55,6 @@ using SessionPtr = std::unique_ptr<sqlite3_session, SessionDeleter>;
 struct FreeDeleter {
   void operator()(void* p) const { sqlite3_free(p); }
 };
-
-void must(const sqlpost::Result<>& r, const char* what) {
-  if (!r.ok()) {
-    std::fprintf(stderr, "bench-capture: %s: %s\n", what, r.error().message.c_str());
-    std::exit(1);
-  }
-}
-
-template <class T>
-T must(sqlpost::Result<T> r, const char* what) {
-  if (!r.ok()) {
-    std::fprintf(stderr, "bench-capture: %s: %s\n", what, r.error().message.c_str());
-    std::exit(1);
-  }
-  return std::move(r).value();
-}
 
 enum class Setup { kPlain, kSession, kJson, kSqlpost };
 const char* setup_name(Setup s) {
@@ -228,6 +215,7 @@ Options parse(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  sqlpost::bench::program_name() = "bench-capture";
   const Options o = parse(argc, argv);
   std::filesystem::create_directories(o.dir);
   const std::vector<Setup> setups = {Setup::kPlain, Setup::kSession, Setup::kJson, Setup::kSqlpost};

@@ -20,27 +20,14 @@
 
 #include "schema/metadata.h"
 #include "schema/migrations.h"
+#include "tools/bench_support.h"
 
 namespace {
 
+using sqlpost::bench::must;
+
 using sqlpost::Database;
 using Clock = std::chrono::steady_clock;
-
-void must(const sqlpost::Result<>& r, const char* what) {
-  if (!r.ok()) {
-    (void)std::fprintf(stderr, "bench-hub: %s: %s\n", what, r.error().message.c_str());
-    std::exit(1);
-  }
-}
-
-template <typename T>
-T must(sqlpost::Result<T> r, const char* what) {
-  if (!r.ok()) {
-    (void)std::fprintf(stderr, "bench-hub: %s: %s\n", what, r.error().message.c_str());
-    std::exit(1);
-  }
-  return std::move(r).value();
-}
 
 std::string quoted(const std::string& s) { return "'" + s + "'"; }
 
@@ -123,6 +110,7 @@ std::string sibling_sqlpost(const char* argv0) {
 }  // namespace
 
 int bench(int argc, char** argv) {
+  sqlpost::bench::program_name() = "bench-hub";
   Setup setup{sibling_sqlpost(argv[0]), "/tmp/sqlpost-bench-hub", 10000};
   int sites = 1000;
   for (int i = 1; i + 1 < argc; i += 2) {

@@ -21,27 +21,14 @@
 #include "replication/routing.h"
 #include "schema/metadata.h"
 #include "schema/migrations.h"
+#include "tools/bench_support.h"
 
 namespace {
 
+using sqlpost::bench::must;
+
 using sqlpost::Database;
 using Clock = std::chrono::steady_clock;
-
-void must(const sqlpost::Result<>& r, const char* what) {
-  if (!r.ok()) {
-    (void)std::fprintf(stderr, "bench-route: %s: %s\n", what, r.error().message.c_str());
-    std::exit(1);
-  }
-}
-
-template <typename T>
-T must(sqlpost::Result<T> r, const char* what) {
-  if (!r.ok()) {
-    (void)std::fprintf(stderr, "bench-route: %s: %s\n", what, r.error().message.c_str());
-    std::exit(1);
-  }
-  return std::move(r).value();
-}
 
 struct Figures {
   double seconds = 0;
@@ -85,6 +72,7 @@ Figures run(const std::string& path, int sites, int changes) {
 }  // namespace
 
 int bench(int argc, char** argv) {
+  sqlpost::bench::program_name() = "bench-route";
   int changes = 100000;
   int sites = 1000;
   std::string dir = "/tmp/sqlpost-bench";

@@ -150,6 +150,14 @@ Result<std::vector<MailRef>> ImapLink::list() {
   return refs;
 }
 
+// Fetching sets \\Seen: mail the last list() saw unseen is made unseen again (best
+// effort), so foreign mail keeps its state.
+void ImapLink::keep_unseen(const MailRef& ref) {
+  if (unseen_.count(ref.id) != 0) {
+    (void)command(mailbox_url_, "UID STORE " + ref.id + " -FLAGS.SILENT (\\Seen)", "UID STORE");
+  }
+}
+
 Result<std::string> ImapLink::fetch(const MailRef& ref) {
   if (!digits(ref.id)) {
     return make_error(Errc::kInvalidArgument, "'" + ref.id.substr(0, 80) + "' is not an IMAP UID");
@@ -164,10 +172,7 @@ Result<std::string> ImapLink::fetch(const MailRef& ref) {
     return make_error(Errc::kNotFound,
                       "mail " + ref.id + " is no longer in IMAP mailbox " + config_.mailbox);
   }
-  if (unseen_.count(ref.id) != 0) {
-    // Best effort: leave the mail as unseen as it was.
-    (void)command(mailbox_url_, "UID STORE " + ref.id + " -FLAGS.SILENT (\\Seen)", "UID STORE");
-  }
+  keep_unseen(ref);
   return mail;
 }
 
@@ -187,9 +192,7 @@ Result<std::string> ImapLink::fetch_head(const MailRef& ref, std::size_t max_byt
     return make_error(Errc::kNotFound,
                       "mail " + ref.id + " is no longer in IMAP mailbox " + config_.mailbox);
   }
-  if (unseen_.count(ref.id) != 0) {
-    (void)command(mailbox_url_, "UID STORE " + ref.id + " -FLAGS.SILENT (\\Seen)", "UID STORE");
-  }
+  keep_unseen(ref);
   return head;
 }
 

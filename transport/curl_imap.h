@@ -56,6 +56,7 @@ class ImapLink final : public Link {
   ImapLink(ImapConfig config, std::string mailbox_url);  // use open()
 
  private:
+  void keep_unseen(const MailRef& ref);
   Result<> command(const std::string& url, const std::string& custom, std::string_view what);
   Result<CurlEasy*> handle();
 

@@ -1,0 +1,39 @@
+// sqlpost/tools/bench_support.h — what every benchmark program shares: a step that
+// fails stops the program with "PROGRAM: what: why" and exit status 1.
+#pragma once
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <utility>
+
+#include "common/result.h"
+
+namespace sqlpost::bench {
+
+// The program's name in its messages (set it first thing in main()).
+inline std::string& program_name() {
+  static std::string name = "bench";
+  return name;
+}
+
+[[noreturn]] inline void die(const std::string& what, const std::string& why) {
+  (void)std::fprintf(stderr, "%s: %s: %s\n", program_name().c_str(), what.c_str(), why.c_str());
+  std::exit(1);
+}
+
+inline void must(const Result<>& r, const char* what) {
+  if (!r.ok()) {
+    die(what, r.error().message);
+  }
+}
+
+template <typename T>
+T must(Result<T> r, const char* what) {
+  if (!r.ok()) {
+    die(what, r.error().message);
+  }
+  return std::move(r).value();
+}
+
+}  // namespace sqlpost::bench
