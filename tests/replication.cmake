@@ -5,3 +5,4 @@ add_test(NAME demo COMMAND bash ${PROJECT_SOURCE_DIR}/tools/demo.sh ${CMAKE_BINA
 set_tests_properties(demo PROPERTIES ENVIRONMENT "SQLPOST_BUILD_DIR=${CMAKE_BINARY_DIR}")
 sqlpost_test(conflicts_test SOURCES conflicts_test.cpp cluster.cpp LIBS sqlpost_replication)
 sqlpost_test(subsets_test SOURCES subsets_test.cpp cluster.cpp LIBS sqlpost_replication)
+sqlpost_test(restore_test SOURCES restore_test.cpp cluster.cpp LIBS sqlpost_replication)
