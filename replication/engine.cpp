@@ -674,8 +674,10 @@ struct Engine::Impl {
     SQLPOST_TRY(process_ack(partner, payload));
     SQLPOST_TRY(update_stream(partner.name, "seen_ack = max(seen_ack, ?2)",
                               static_cast<std::int64_t>(payload.ack)));
-    SQLPOST_TRY(update_stream(
-        partner.name, "applied_seq = ?2, ack_owed = 1, gap_since = NULL, halted = NULL", seq));
+    SQLPOST_TRY(update_stream(partner.name,
+                              "skipped = skipped + ?2 - applied_seq - 1, applied_seq = ?2, "
+                              "ack_owed = 1, gap_since = NULL, halted = NULL",
+                              seq));
     SQLPOST_TRY(record_applied(db, partner.name, seq, message.identity));
     if (payload.restored_from > 0) {
       SQLPOST_TRY_ASSIGN(const PartnerRecovery recovery,
@@ -724,12 +726,54 @@ struct Engine::Impl {
     return success();
   }
 
+  // The message to apply next (0: none yet): applied_seq + 1 when complete, else
+  // the first later complete message that names the one applied last as its
+  // predecessor. A partner that regenerates its stream after a restore numbers
+  // on instead of reusing numbers, so mail of the abandoned numbering still in
+  // flight can never be taken for the new one.
+  Result<std::int64_t> next_applicable(const Partner& partner, std::int64_t applied) {
+    SQLPOST_TRY_ASSIGN(const auto have, inbox_completeness(partner.name, applied + 1));
+    if (have.first > 0 && have.first >= have.second) {
+      return applied + 1;
+    }
+    SQLPOST_TRY_ASSIGN(const auto identity, applied_identity(db, partner.name));
+    if (identity.empty()) {
+      return std::int64_t{0};
+    }
+    SQLPOST_TRY_ASSIGN(Statement st,
+                       db.prepare("SELECT seq FROM sqlpost_inbox WHERE site = ? AND seq > ? "
+                                  "GROUP BY seq HAVING count(*) >= max(parts) ORDER BY seq "
+                                  "LIMIT ?"));
+    // Bounded: the abandoned numbers still in flight are few; a long normal gap is
+    // not decoded over and over.
+    constexpr std::int64_t kMaxCandidates = 16;
+    st.bind(1, partner.name).bind(2, applied + 1).bind(3, kMaxCandidates);
+    std::vector<std::int64_t> complete;
+    for (;;) {
+      SQLPOST_TRY_ASSIGN(const bool row, st.step());
+      if (!row) {
+        break;
+      }
+      complete.push_back(st.column_int(0));
+    }
+    for (const std::int64_t candidate : complete) {
+      auto message = load_message(partner, candidate);
+      if (message.ok() && message->payload.prev_digest == identity) {
+        report.notes.push_back("message " + std::to_string(candidate) + " from " + partner.name +
+                               " continues its message " + std::to_string(applied) +
+                               " applied here (the numbers in between were abandoned after a "
+                               "restore from a backup)");
+        return candidate;
+      }
+    }
+    return std::int64_t{0};  // a gap, or only messages the partner abandoned
+  }
+
   // Applies the next message from partner if complete; true when one was applied.
   Result<bool> apply_next(const Partner& partner) {
     SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
-    const std::int64_t seq = s.applied_seq + 1;
-    SQLPOST_TRY_ASSIGN(const auto have, inbox_completeness(partner.name, seq));
-    if (have.first == 0 || have.first < have.second) {
+    SQLPOST_TRY_ASSIGN(const std::int64_t seq, next_applicable(partner, s.applied_seq));
+    if (seq == 0) {
       return false;
     }
     auto payload = load_message(partner, seq);
@@ -803,7 +847,7 @@ struct Engine::Impl {
       payload.resend_from = static_cast<std::uint64_t>(s.resend_from);
       SQLPOST_TRY(add_restore_fields(partner, s, payload));
       SQLPOST_TRY_ASSIGN(const std::vector<std::uint8_t> previous,
-                         sent_identity(db, partner.name, s.next_seq - 1));
+                         chain_identity(db, partner.name, s.next_seq));
       payload.prev_digest = previous;
       payload.restored_from = static_cast<std::uint64_t>(s.restore_request);
       SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));

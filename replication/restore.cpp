@@ -105,6 +105,35 @@ Result<std::string> echo_lost_rows(Database& db, const Partner& partner, std::in
          std::to_string(request_seq - 1) + " are sent back to it";
 }
 
+Error log_too_short(std::int64_t seq) {
+  return {Errc::kNotFound,
+          "the change log no longer reaches back to our message #" + std::to_string(seq)};
+}
+
+// Our messages after `holds` are built again from the change log, numbered on
+// after the highest number ever used: the first new message names message
+// `holds` as its predecessor, so the partner applies it next (engine.cpp).
+Result<std::string> regenerate_numbering_on(Database& db, const Partner& partner,
+                                            const StreamCounters& s, std::int64_t holds) {
+  SQLPOST_TRY_ASSIGN(const auto first, sent_from_epoch(db, partner.name, holds + 1));
+  SQLPOST_TRY_ASSIGN(const std::int64_t pruned, pruned_log_epoch(db));
+  if (!first || *first < pruned) {
+    return log_too_short(holds + 1);
+  }
+  SQLPOST_TRY(
+      run(db, "DELETE FROM sqlpost_outbox WHERE site = ?1 AND seq > ?2", partner.name, holds));
+  SQLPOST_TRY(
+      run(db, "DELETE FROM sqlpost_sent WHERE site = ?1 AND seq > ?2", partner.name, holds));
+  SQLPOST_TRY(run(db, "UPDATE sqlpost_streams SET acked_seq = min(acked_seq, ?2) WHERE site = ?1",
+                  partner.name, holds));
+  SQLPOST_TRY_ASSIGN(Statement pos,
+                     db.prepare("UPDATE sqlpost_sites SET sent_epoch = ? WHERE name = ?"));
+  pos.bind(1, *first).bind(2, partner.name);
+  SQLPOST_TRY(pos.run());
+  return "our messages after #" + std::to_string(holds) + " are regenerated as #" +
+         std::to_string(s.next_seq) + " on";
+}
+
 // Our messages the partner lost (acknowledged, so gone from the outbox) are
 // regenerated from the change log, from the one after what it still holds.
 Result<std::string> regenerate_lost_messages(Database& db, const Partner& partner,
@@ -115,22 +144,37 @@ Result<std::string> regenerate_lost_messages(Database& db, const Partner& partne
     return std::string("our messages after #" + std::to_string(holds) +
                        " are sent again from the outbox");
   }
+  SQLPOST_TRY_ASSIGN(const auto held, sent_identity(db, partner.name, holds));
+  if (!held.empty() || holds == 0) {  // "message 0" has a known identity
+    return regenerate_numbering_on(db, partner, s, holds);
+  }
+  // Without the identity of message `holds` the partner could not link a new number
+  // to it: the same numbers are used again, as sqlpost rescan does.
   auto rescanned = rescan_in_transaction(db, partner.name, holds + 1);
   if (!rescanned.ok()) {
-    return make_error(Errc::kNotFound, "the change log no longer reaches back to our message #" +
-                                           std::to_string(holds + 1));
+    return log_too_short(holds + 1);
   }
   return "our messages from #" + std::to_string(holds + 1) + " are regenerated";
 }
 
 }  // namespace
 
+std::vector<std::uint8_t> stream_start_identity() {
+  return std::vector<std::uint8_t>(kMessageDigestBytes, 0);
+}
+
 Result<std::vector<std::uint8_t>> applied_identity(Database& db, const std::string& site) {
-  SQLPOST_TRY_ASSIGN(Statement st,
-                     db.prepare("SELECT applied_digest FROM sqlpost_streams WHERE site = ?"));
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT applied_digest, applied_seq FROM "
+                                              "sqlpost_streams WHERE site = ?"));
   st.bind(1, site);
   SQLPOST_TRY_ASSIGN(const bool row, st.step());
-  return row ? blob_bytes(st.column(0)) : std::vector<std::uint8_t>{};
+  if (!row) {
+    return std::vector<std::uint8_t>{};
+  }
+  if (st.column_is_null(0) && st.column_int(1) == 0) {
+    return stream_start_identity();
+  }
+  return blob_bytes(st.column(0));
 }
 
 Result<std::vector<std::uint8_t>> sent_identity(Database& db, const std::string& site,
@@ -140,6 +184,23 @@ Result<std::vector<std::uint8_t>> sent_identity(Database& db, const std::string&
   st.bind(1, site).bind(2, seq);
   SQLPOST_TRY_ASSIGN(const bool row, st.step());
   return row ? blob_bytes(st.column(0)) : std::vector<std::uint8_t>{};
+}
+
+Result<std::vector<std::uint8_t>> chain_identity(Database& db, const std::string& site,
+                                                 std::int64_t next_seq) {
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT digest FROM sqlpost_sent WHERE site = ? AND "
+                                              "seq < ? ORDER BY seq DESC LIMIT 1"));
+  st.bind(1, site).bind(2, next_seq);
+  SQLPOST_TRY_ASSIGN(const bool row, st.step());
+  if (row) {
+    return blob_bytes(st.column(0));
+  }
+  // Nothing built before it that the partner applied: it starts the stream.
+  SQLPOST_TRY_ASSIGN(Statement acked,
+                     db.prepare("SELECT acked_seq FROM sqlpost_streams WHERE site = ?"));
+  acked.bind(1, site);
+  SQLPOST_TRY_ASSIGN(const bool known, acked.step());
+  return known && acked.column_int(0) == 0 ? stream_start_identity() : std::vector<std::uint8_t>{};
 }
 
 Result<std::string> own_restore_evidence(Database& db, const Partner& partner,
@@ -235,7 +296,9 @@ Result<std::string> begin_own_recovery(Database& db, const Partner& partner, con
                        db.prepare("UPDATE sqlpost_sites SET sent_epoch = ? WHERE name = ?"));
     pos.bind(1, from_epoch).bind(2, partner.name);
     SQLPOST_TRY(pos.run());
-    next = ack + 1;
+    // Numbers used since the restore are abandoned; the partner links our next
+    // message to its last applied one by identity (without it: exactly ack + 1).
+    next = payload.ack_digest.empty() ? ack + 1 : std::max(s.next_seq, ack + 1);
     SQLPOST_TRY(
         run(db, "UPDATE sqlpost_streams SET acked_seq = ?2 WHERE site = ?1", partner.name, ack));
   }

@@ -13,13 +13,14 @@
 //    what we sent under that number, or it holds an acknowledgement of ours above
 //    what we applied. Messages the partner built before it learnt of our last
 //    recovery (ack below restore_seq) are never evidence.
-//  * begin_own_recovery() moves this site's numbering to just after what the
-//    partner applied, makes the next message regenerate our changes from the
-//    first message the partner had not confirmed in this timeline, drops inbox
+//  * begin_own_recovery() moves this site's numbering past what the partner
+//    applied (and past every number used since the restore), makes the next message regenerate our
+//    changes from the first message the partner had not confirmed in this timeline, drops inbox
 //    parts the partner will regenerate, and queues a restore request (carried by
 //    that next message, so it is delivered exactly once, in order).
 //  * serve_partner_restore() handles a partner's restore request: our messages
-//    it lost are regenerated from the change log (same numbering, like rescan),
+//    it lost are regenerated from the change log (numbered on, linked by identity
+//    to the last one it holds; like rescan when that identity is unknown),
 //    and the rows its lost messages had brought here are sent back to it (an
 //    echo window over the epochs they were applied in). When the log no longer
 //    reaches back, nothing is changed and the result says to re-extract.
@@ -78,8 +79,15 @@ Result<PartnerRecovery> serve_partner_restore(Database& db, const Partner& partn
 Result<> record_applied(Database& db, const std::string& site, std::int64_t seq,
                         std::span<const std::uint8_t> identity);
 
+// The identity that "message 0" has: a stream's first message names it as its
+// predecessor, and a site that applied nothing yet holds it.
+std::vector<std::uint8_t> stream_start_identity();
 // The identity of the last message applied from `site` (empty: unknown).
 Result<std::vector<std::uint8_t>> applied_identity(Database& db, const std::string& site);
+// The identity of the message our next one (`next_seq`) follows: the last one
+// we built before it (empty: unknown).
+Result<std::vector<std::uint8_t>> chain_identity(Database& db, const std::string& site,
+                                                 std::int64_t next_seq);
 // The identity of our message `seq` to `site` (empty: unknown).
 Result<std::vector<std::uint8_t>> sent_identity(Database& db, const std::string& site,
                                                 std::int64_t seq);

@@ -56,7 +56,10 @@ Result<PruneSummary> prune_change_log(Database& db, std::int64_t now,
   del.bind(1, last_seq);
   SQLPOST_TRY(del.run());
   summary.rows = db.changes();
-  SQLPOST_TRY_ASSIGN(Statement sent, db.prepare("DELETE FROM sqlpost_sent WHERE from_epoch < ?"));
+  // The newest record per partner stays: the next message names it as predecessor.
+  SQLPOST_TRY_ASSIGN(Statement sent,
+                     db.prepare("DELETE FROM sqlpost_sent WHERE from_epoch < ? AND seq < (SELECT "
+                                "max(seq) FROM sqlpost_sent n WHERE n.site = sqlpost_sent.site)"));
   sent.bind(1, limit);
   SQLPOST_TRY(sent.run());
   // What a partner's messages brought in those epochs can no longer be sent back to it.

@@ -209,6 +209,7 @@ ALTER TABLE sqlpost_streams ADD COLUMN echo_from INTEGER;
 ALTER TABLE sqlpost_streams ADD COLUMN echo_to INTEGER;
 ALTER TABLE sqlpost_streams ADD COLUMN recovery TEXT;
 ALTER TABLE sqlpost_streams ADD COLUMN recovery_ack INTEGER;
+ALTER TABLE sqlpost_streams ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE sqlpost_applied(
   site TEXT NOT NULL,
   seq INTEGER NOT NULL,

@@ -42,7 +42,7 @@ void restore(Site& site, const std::string& copy) {
   std::filesystem::copy_file(copy, site.path, std::filesystem::copy_options::overwrite_existing);
   site.db = std::make_unique<Database>(open_db(site.path));
   site.messages_applied = static_cast<std::size_t>(
-      query_int(*site.db, "SELECT ifnull(sum(applied_seq), 0) FROM sqlpost_streams"));
+      query_int(*site.db, "SELECT ifnull(sum(applied_seq - skipped), 0) FROM sqlpost_streams"));
 }
 
 void insert_item(Site& site, std::int64_t id, const std::string& name) {
@@ -218,7 +218,6 @@ TEST_CASE("a forged message claiming the site went back in time changes nothing"
   Site& r1 = c.site("r1");
   c.random_writes(c.site("hq"), 2);
   converge(c);
-  const std::string before = dump_database(*r1.db);
   // An acknowledgement far ahead, from "hq", sealed with a key that is not the pair's.
   Payload lie;
   lie.kind = PayloadKind::kAckOnly;
@@ -236,7 +235,48 @@ TEST_CASE("a forged message claiming the site went back in time changes nothing"
         query_int(*r1.db, "SELECT ifnull(max(seq), 0) + 1 FROM sqlpost_sent WHERE site = 'hq'"));
   converge(c);
   CHECK(stream_to(r1, "hq").recovery.empty());
-  (void)before;
+}
+
+// Mail of the abandoned numbering still in flight (delayed, duplicated) after a
+// restore, writes everywhere meanwhile; the hub or a remote restored. (Ran with
+// 60 seeds while developing; 12 in the default run.)
+TEST_CASE("restores over a lossy channel converge, for many seeds") {
+  transport::FaultConfig faults;
+  faults.drop = 0.15;
+  faults.duplicate = 0.15;
+  faults.reorder = 0.3;
+  faults.delay = 0.2;
+  for (std::uint64_t seed = 1; seed <= 12; ++seed) {
+    CAPTURE(seed);
+    TempDir dir;
+    Cluster c(dir, 2, seed, {});
+    c.log_retention = 1'000'000;
+    for (auto& s : c.sites()) {
+      c.random_writes(s, 2);
+    }
+    converge(c);
+    Site& restored = seed % 3 == 0 ? c.site("hq") : c.site("r" + std::to_string(1 + seed % 2));
+    const std::string copy = backup(dir, restored);
+    c.network().set_faults(faults);
+    for (int i = 0; i < 4; ++i) {
+      for (auto& s : c.sites()) {
+        c.random_writes(s, 1);
+      }
+      c.round();
+    }
+    c.network().set_faults({});
+    converge(c);
+    restore(restored, copy);
+    c.network().set_faults(faults);
+    for (int i = 0; i < 4; ++i) {
+      for (auto& s : c.sites()) {
+        c.random_writes(s, 1);
+      }
+      c.round();
+    }
+    c.network().set_faults({});
+    converge(c, 200);
+  }
 }
 
 TEST_SUITE_END();
