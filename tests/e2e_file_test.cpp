@@ -390,4 +390,29 @@ TEST_CASE("key ranges: the hub and a shop insert without a key, and no sale is l
   }
 }
 
+TEST_CASE("a shop restored from last night's backup recovers by itself (issue 10, case 2)") {
+  Deployment d;
+  d.run_until_quiet();
+  const std::string backup = d.dir.path("r1-backup.db");
+  REQUIRE(run_command("cp " + q(d.r1) + " " + q(backup)).exit_code == 0);
+  sqlite_shell(d.hub, "INSERT INTO customer VALUES (300, 'hub, after the backup', NULL, 1, NULL);");
+  sqlite_shell(d.r1, "INSERT INTO customer VALUES (301, 'r1, after the backup', NULL, 2, NULL);");
+  d.run_until_quiet();
+  d.expect_converged();
+  REQUIRE(run_command("cp " + q(backup) + " " + q(d.r1)).exit_code == 0);  // the restore
+  sqlite_shell(d.r1, "INSERT INTO customer VALUES (302, 'r1, after the restore', NULL, 3, NULL);");
+  d.run_until_quiet();
+  d.rounds(1);  // the last acknowledgements
+  d.expect_converged();
+  Database r1 = open_db(d.r1);
+  CHECK(query_int(r1, "SELECT count(*) FROM customer WHERE id IN (300, 301, 302)") == 3);
+  const auto hub_status = run_sqlpost("status " + q(d.hub));
+  CHECK_MESSAGE(hub_status.output.find("RESTORE RECOVERED: site r1 was restored from a backup") !=
+                    std::string::npos,
+                hub_status.output);
+  const auto r1_status = run_sqlpost("status " + q(d.r1) + " --json");
+  const auto json = nlohmann::json::parse(r1_status.output);
+  CHECK(json["partners"][0]["delivery"]["recovery"]["state"] == "done");
+}
+
 TEST_SUITE_END();
