@@ -160,7 +160,8 @@ Result<std::string> regenerate_lost_messages(Database& db, const Partner& partne
 }  // namespace
 
 std::vector<std::uint8_t> stream_start_identity() {
-  return std::vector<std::uint8_t>(kMessageDigestBytes, 0);
+  std::vector<std::uint8_t> zeros(kMessageDigestBytes, 0);
+  return zeros;
 }
 
 Result<std::vector<std::uint8_t>> applied_identity(Database& db, const std::string& site) {
