@@ -279,4 +279,38 @@ TEST_CASE("restores over a lossy channel converge, for many seeds") {
   }
 }
 
+TEST_CASE("an agent that dies at any step of a restore recovery still converges") {
+  const std::vector<std::string> points = {"after-inbox-commit",   "before-apply-commit",
+                                           "before-outbox-commit", "after-outbox-commit",
+                                           "after-send",           "after-control-commit"};
+  for (const auto& point : points) {
+    for (int nth : {1, 3}) {
+      CAPTURE(point);
+      CAPTURE(nth);
+      TempDir dir;
+      Cluster c(dir, 2, 127, {});
+      c.log_retention = 1'000'000;
+      Site& restored = nth == 1 ? c.site("r1") : c.site("hq");
+      for (auto& s : c.sites()) {
+        c.random_writes(s, 2);
+      }
+      converge(c);
+      const std::string copy = backup(dir, restored);
+      for (auto& s : c.sites()) {
+        c.random_writes(s, 2);
+      }
+      converge(c);
+      restore(restored, copy);
+      c.random_writes(restored, 2);
+      int hits = 0;
+      auto crash = [&](std::string_view at) { return at == point && ++hits == nth; };
+      for (int i = 0; i < 8; ++i) {
+        c.round(crash);
+      }
+      CHECK_MESSAGE(hits >= nth, "the crash point was never reached");
+      converge(c);
+    }
+  }
+}
+
 TEST_SUITE_END();
