@@ -252,6 +252,35 @@ TEST_CASE("three levels: changes flow hub -> mid -> leaf and back; passthrough A
   CHECK(query_int(hq, "SELECT count(*) FROM t WHERE extra = 'x5'") == 1);
 }
 
+TEST_CASE("three levels: the middle site restored from a backup recovers with both partners") {
+  Hierarchy h;
+  sqlite_shell(h.leaf, "INSERT INTO t VALUES (2, 'leaf, before the backup');");
+  CHECK(h.rounds(3) == "000");
+  const std::string backup = h.dir.path("mid-backup.db");
+  REQUIRE(run_command("cp " + q(h.mid) + " " + q(backup)).exit_code == 0);
+  sqlite_shell(h.hq, "INSERT INTO t VALUES (10, 'hq, after the backup');");
+  sqlite_shell(h.mid, "INSERT INTO t VALUES (11, 'mid, after the backup');");
+  sqlite_shell(h.leaf, "INSERT INTO t VALUES (12, 'leaf, after the backup');");
+  CHECK(h.rounds(3) == "000");
+  h.expect_same();
+  REQUIRE(run_command("cp " + q(backup) + " " + q(h.mid)).exit_code == 0);  // the restore
+  sqlite_shell(h.mid, "INSERT INTO t VALUES (13, 'mid, after the restore');");
+  sqlite_shell(h.leaf, "INSERT INTO t VALUES (14, 'leaf, after the restore');");
+  CHECK(h.rounds(6) == "000");
+  h.expect_same();
+  for (const auto& path : {h.hq, h.mid, h.leaf}) {
+    CAPTURE(path);
+    Database db = open_db(path);
+    CHECK(query_int(db, "SELECT count(*) FROM t WHERE id IN (1, 2, 10, 11, 12, 13, 14)") == 7);
+    CHECK(run_command("sqlite3 " + q(path) + " 'PRAGMA integrity_check'").output == "ok\n");
+  }
+  const auto mid_status = run_sqlpost("status " + q(h.mid) + " --json");
+  for (const auto& p : nlohmann::json::parse(mid_status.output)["partners"]) {
+    CAPTURE(p["name"]);
+    CHECK(p["delivery"]["recovery"]["state"] == "done");
+  }
+}
+
 TEST_CASE("data for a column a site does not have stops that stream until it is fixed") {
   Hierarchy h;
   sqlpost_ok("passthrough " + q(h.hq) + " --site mid " + q("ALTER TABLE t ADD COLUMN extra TEXT"));
