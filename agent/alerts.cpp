@@ -9,6 +9,7 @@
 #include "platform/files.h"
 #include "platform/process.h"
 #include "replication/conflicts.h"
+#include "replication/restore.h"
 #include "schema/metadata.h"
 
 namespace sqlpost {
@@ -93,6 +94,26 @@ Result<> stopped_streams(Database& db, std::vector<Alert>& alerts) {
   }
 }
 
+// A site restored from a backup older than its partner's change log (docs/protocol.md):
+// only re-extraction brings it back. Shown on both sides; switched with alert.stopped.
+Result<> reextract_needed(Database& db, std::vector<Alert>& alerts) {
+  SQLPOST_TRY_ASSIGN(const auto enabled, get_config(db, "alert.stopped"));
+  if (enabled == "no") {
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT site, recovery FROM sqlpost_streams WHERE "
+                                              "recovery IS NOT NULL AND (recovery_ack IS NULL OR "
+                                              "recovery_ack = ?) ORDER BY site"));
+  st.bind(1, kThisSiteNeedsExtract);
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, st.step());
+    if (!row) {
+      return success();
+    }
+    alerts.push_back({"re-extract", st.column_text(0), 0, st.column_text(1)});
+  }
+}
+
 Result<> rejected_mail(Database& db, std::int64_t now, std::vector<Alert>& alerts) {
   SQLPOST_TRY_ASSIGN(const std::int64_t window,
                      int_parameter(db, "alert.rejected", kDefaultAlertAfter));
@@ -166,7 +187,7 @@ Result<std::string> metrics_text(Database& db, std::int64_t now, int last_exit_c
     names.push_back(p.name);
   }
   for (const auto& name : names) {
-    for (const char* kind : {"silent", "unacknowledged", "stopped", "rejected"}) {
+    for (const char* kind : {"silent", "unacknowledged", "stopped", "re-extract", "rejected"}) {
       if (name.empty() && std::string(kind) != "rejected") {
         continue;
       }
@@ -251,6 +272,7 @@ Result<std::vector<Alert>> evaluate_alerts(Database& db, std::int64_t now) {
   SQLPOST_TRY(silent_partners(db, now, alerts));
   SQLPOST_TRY(unacknowledged(db, now, alerts));
   SQLPOST_TRY(stopped_streams(db, alerts));
+  SQLPOST_TRY(reextract_needed(db, alerts));
   SQLPOST_TRY(rejected_mail(db, now, alerts));
   return alerts;
 }

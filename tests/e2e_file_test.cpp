@@ -444,4 +444,56 @@ TEST_CASE("a shop restored from last night's backup recovers by itself (issue 10
   CHECK(json["partners"][0]["delivery"]["recovery"]["state"] == "done");
 }
 
+TEST_CASE(
+    "a shop restored from a backup older than the hub's log: re-extract alert, nothing "
+    "applied") {
+  Deployment d;
+  sqlpost_ok("config " + q(d.hub) + " log_retention=0");
+  // The restored shop finds out when it asks for what it misses: at once here.
+  sqlpost_ok("config " + q(d.r1) + " gap_patience=0 resend_interval=0");
+  d.run_until_quiet();
+  const std::string backup = d.dir.path("r1-backup.db");
+  REQUIRE(run_command("cp " + q(d.r1) + " " + q(backup)).exit_code == 0);
+  sqlite_shell(d.hub, "INSERT INTO customer VALUES (400, 'hub, after the backup', NULL, 1, NULL);");
+  sqlite_shell(d.r1, "INSERT INTO customer VALUES (401, 'r1, after the backup', NULL, 2, NULL);");
+  d.run_until_quiet();
+  d.rounds(2);  // acknowledged everywhere: the hub prunes its log
+  REQUIRE(run_command("cp " + q(backup) + " " + q(d.r1)).exit_code == 0);  // the restore
+  const std::string before = run_command("sqlite3 " + q(d.r1) +
+                                         " 'SELECT * FROM customer ORDER BY id; SELECT * FROM "
+                                         "line ORDER BY order_id, n'")
+                                 .output;
+  sqlite_shell(d.hub,
+               "INSERT INTO customer VALUES (402, 'hub, after the restore', NULL, 3, NULL);");
+  for (int i = 0; i < 6; ++i) {
+    for (const auto& db : {d.hub, d.r1, d.r2}) {
+      (void)run_sqlpost("run " + q(db) + " --once");  // exit codes: the alert (10), once 1
+    }
+  }
+  const std::string after = run_command("sqlite3 " + q(d.r1) +
+                                        " 'SELECT * FROM customer ORDER BY id; SELECT * FROM "
+                                        "line ORDER BY order_id, n'")
+                                .output;
+  CHECK(after == before);  // nothing from the hub was applied at the restored shop
+  const auto has_alert = [](const std::string& db, const std::string& partner) {
+    const auto status = nlohmann::json::parse(run_sqlpost("status " + q(db) + " --json").output);
+    for (const auto& a : status["alerts"]) {
+      if (a["kind"] == "re-extract" && a["partner"] == partner) {
+        return true;
+      }
+    }
+    return false;
+  };
+  CHECK(has_alert(d.hub, "r1"));
+  CHECK(has_alert(d.r1, "hq"));
+  CHECK_FALSE(has_alert(d.hub, "r2"));
+  const auto text = run_sqlpost("status " + q(d.r1));
+  CHECK_MESSAGE(text.output.find("RESTORE NEEDS RE-EXTRACTION") != std::string::npos,
+                text.output << run_sqlpost("status " + q(d.hub)).output
+                            << run_sqlpost("log " + q(d.r1)).output);
+  for (const auto& path : {d.hub, d.r1, d.r2}) {
+    CHECK(run_command("sqlite3 " + q(path) + " 'PRAGMA integrity_check'").output == "ok\n");
+  }
+}
+
 TEST_SUITE_END();
