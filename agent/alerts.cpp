@@ -10,6 +10,7 @@
 #include "platform/process.h"
 #include "replication/conflicts.h"
 #include "replication/health.h"
+#include "replication/restore.h"
 #include "schema/metadata.h"
 
 namespace sqlpost {
@@ -111,6 +112,26 @@ Result<> stopped_below(Database& db, std::vector<Alert>& alerts) {
   return success();
 }
 
+// A site restored from a backup older than its partner's change log (docs/protocol.md):
+// only re-extraction brings it back. Shown on both sides; switched with alert.stopped.
+Result<> reextract_needed(Database& db, std::vector<Alert>& alerts) {
+  SQLPOST_TRY_ASSIGN(const auto enabled, get_config(db, "alert.stopped"));
+  if (enabled == "no") {
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT site, recovery FROM sqlpost_streams WHERE "
+                                              "recovery IS NOT NULL AND (recovery_ack IS NULL OR "
+                                              "recovery_ack = ?) ORDER BY site"));
+  st.bind(1, kThisSiteNeedsExtract);
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, st.step());
+    if (!row) {
+      return success();
+    }
+    alerts.push_back({"re-extract", st.column_text(0), 0, st.column_text(1)});
+  }
+}
+
 Result<> rejected_mail(Database& db, std::int64_t now, std::vector<Alert>& alerts) {
   SQLPOST_TRY_ASSIGN(const std::int64_t window,
                      int_parameter(db, "alert.rejected", kDefaultAlertAfter));
@@ -184,7 +205,7 @@ Result<std::string> metrics_text(Database& db, std::int64_t now, int last_exit_c
     names.push_back(p.name);
   }
   for (const auto& name : names) {
-    for (const char* kind : {"silent", "unacknowledged", "stopped", "rejected"}) {
+    for (const char* kind : {"silent", "unacknowledged", "stopped", "re-extract", "rejected"}) {
       if (name.empty() && std::string(kind) != "rejected") {
         continue;
       }
@@ -270,6 +291,7 @@ Result<std::vector<Alert>> evaluate_alerts(Database& db, std::int64_t now) {
   SQLPOST_TRY(unacknowledged(db, now, alerts));
   SQLPOST_TRY(stopped_streams(db, alerts));
   SQLPOST_TRY(stopped_below(db, alerts));
+  SQLPOST_TRY(reextract_needed(db, alerts));
   SQLPOST_TRY(rejected_mail(db, now, alerts));
   return alerts;
 }

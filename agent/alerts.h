@@ -11,6 +11,9 @@
 //                   for alert.unacknowledged seconds (default 86400);
 //   stopped         applying a partner's messages stopped on an error
 //                   (alert.stopped=yes, the default);
+//   re-extract      a restore from a backup (of this site or the partner) cannot
+//                   be recovered from the change log: re-extract the site
+//                   (switched with alert.stopped);
 //   rejected        mail was rejected in the last alert.rejected seconds
 //                   (default 86400; partner "" when no known partner sent it).
 // An alert clears by itself once its condition is gone. `sqlpost status` shows

@@ -75,10 +75,27 @@ Result<nlohmann::json> partners_json(Database& db) {
                                   {"last_sent_at", st.last_sent_at},
                                   {"last_received_at", st.last_received_at},
                                   {"halted", st.halted}};
+        if (!st.recovery.empty()) {
+          out.back()["delivery"]["recovery"] = {{"state", st.recovery_state},
+                                                {"detail", st.recovery}};
+        }
       }
     }
   }
   return out;
+}
+
+std::string recovery_heading(const std::string& state) {
+  if (state == "re-extract") {
+    return "NEEDS RE-EXTRACTION";
+  }
+  if (state == "done") {
+    return "RECOVERED";
+  }
+  if (state == "waiting for the partner") {
+    return "DETECTED, waiting for the partner to recover";
+  }
+  return "RECOVERY IN PROGRESS";
 }
 
 std::string time_text(std::int64_t seconds) {
@@ -241,6 +258,10 @@ std::string render_status_text(const nlohmann::json& status) {
           << ", last received " << time_text(d["last_received_at"].get<std::int64_t>());
       if (!d["halted"].get<std::string>().empty()) {
         out << "\n    STOPPED: " << d["halted"].get<std::string>();
+      }
+      if (d.contains("recovery")) {
+        out << "\n    RESTORE " << recovery_heading(d["recovery"]["state"].get<std::string>())
+            << ": " << d["recovery"]["detail"].get<std::string>();
       }
     }
     for (const auto& s : p["subscriptions"]) {

@@ -15,6 +15,7 @@
 #include "replication/origin.h"
 #include "replication/outbox.h"
 #include "replication/payload.h"
+#include "replication/restore.h"
 #include "replication/retention.h"
 #include "replication/routing.h"
 #include "replication/subsets.h"
@@ -70,6 +71,7 @@ struct Stream {
   std::int64_t resend_requested_at = 0;
   std::int64_t resend_from = 0;
   std::string halted;
+  std::int64_t restore_request = 0;  // our restore request, not yet in a message
 };
 
 }  // namespace
@@ -128,15 +130,16 @@ struct Engine::Impl {
     SQLPOST_TRY_ASSIGN(Statement * st,
                        db.cached("SELECT next_seq, acked_seq, applied_seq, ack_owed, "
                                  "ifnull(gap_since, 0), ifnull(resend_requested_at, 0), "
-                                 "ifnull(resend_from, 0), ifnull(halted, '') FROM "
-                                 "sqlpost_streams WHERE site = ?"));
+                                 "ifnull(resend_from, 0), ifnull(halted, ''), "
+                                 "ifnull(restore_request, 0) FROM sqlpost_streams WHERE site = ?"));
     st->bind(1, site);
     SQLPOST_TRY_ASSIGN(const bool row, st->step());
     if (!row) {
       return make_error(Errc::kInternal, "no delivery state for site " + site);
     }
-    Stream s{st->column_int(0), st->column_int(1), st->column_int(2), st->column_int(3) != 0,
-             st->column_int(4), st->column_int(5), st->column_int(6), st->column_text(7)};
+    Stream s{st->column_int(0),      st->column_int(1),  st->column_int(2),
+             st->column_int(3) != 0, st->column_int(4),  st->column_int(5),
+             st->column_int(6),      st->column_text(7), st->column_int(8)};
     st->reset();
     return s;
   }
@@ -529,6 +532,25 @@ struct Engine::Impl {
   // ---- acknowledgements and resend requests
 
   Result<> process_ack(const Partner& partner, const Payload& payload) {
+    SQLPOST_TRY_ASSIGN(const std::string hopeless,
+                       note_partner_cannot_recover(db, partner, payload));
+    if (!hopeless.empty()) {
+      report.problems.push_back(hopeless);
+      report.worst = Errc::kNotFound;
+      event({.partner = partner.name, .event = "restored", .detail = hopeless});
+    }
+    SQLPOST_TRY_ASSIGN(const bool stuck, recovery_needs_extract(db, partner.name));
+    // Once only re-extraction helps, the same evidence must not start recovery again.
+    SQLPOST_TRY_ASSIGN(
+        const std::string evidence,
+        stuck ? Result<std::string>(std::string()) : own_restore_evidence(db, partner, payload));
+    if (!evidence.empty()) {
+      SQLPOST_TRY_ASSIGN(const std::string summary,
+                         begin_own_recovery(db, partner, payload, evidence));
+      report.notes.push_back(summary);
+      event({.partner = partner.name, .event = "restored", .detail = summary});
+      return success();
+    }
     SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
     const auto ack = static_cast<std::int64_t>(payload.ack);
     if (ack >= s.next_seq) {
@@ -596,11 +618,12 @@ struct Engine::Impl {
     oldest->reset();
     if (first == 0 || first > from) {
       // Usually a late, stale request (an ack-only message overtaken by a newer
-      // acknowledgement); if the partner keeps asking, it was restored from a backup.
-      report.notes.push_back(
-          "site " + partner.name + " asks for message " + std::to_string(from) +
-          ", which it has acknowledged since; if it keeps asking, it was restored from a "
-          "backup: run 'sqlpost rescan' or re-extract it");
+      // acknowledgement). If the partner was restored from a backup, our answer
+      // (which says what it acknowledged) lets it find out and recover.
+      report.notes.push_back("site " + partner.name + " asks for message " + std::to_string(from) +
+                             ", which it has acknowledged since; answering with what it "
+                             "acknowledged (if it was restored from a backup, it recovers)");
+      SQLPOST_TRY(update_stream(partner.name, "ack_owed = 1"));
     }
     return success();
   }
@@ -653,14 +676,52 @@ struct Engine::Impl {
     return limits;
   }
 
-  Result<Payload> load_message(const Partner& partner, std::int64_t seq) {
+  struct LoadedMessage {
+    Payload payload;
+    std::vector<std::uint8_t> identity;  // message_identity() of its payload
+  };
+
+  Result<LoadedMessage> load_message(const Partner& partner, std::int64_t seq) {
     SQLPOST_TRY_ASSIGN(auto parts, open_inbox_parts(partner, seq));
     SQLPOST_TRY_ASSIGN(const auto bytes, decode_bounded(std::move(parts)));
     SQLPOST_TRY_ASSIGN(Payload payload, decode_payload(bytes, limits_for(bytes.size())));
     if (payload.kind != PayloadKind::kData) {
       return make_error(Errc::kCorruption, "a sequenced message is not a data message");
     }
-    return payload;
+    return LoadedMessage{std::move(payload), message_identity(bytes)};
+  }
+
+  // Does message `seq` continue the partner's stream we applied? A message that
+  // names another predecessor comes from a timeline of the partner we did not
+  // follow (it was restored from a backup and sent on): it is dropped, and our
+  // acknowledgement (naming what we applied) lets the partner find out and recover.
+  Result<bool> follows_applied(const Partner& partner, std::int64_t seq, const Payload& payload) {
+    if (payload.prev_digest.empty()) {
+      return true;  // an older sender, or a predecessor it no longer knows
+    }
+    SQLPOST_TRY_ASSIGN(const auto applied, applied_identity(db, partner.name));
+    if (applied.empty() || applied == payload.prev_digest) {
+      return true;
+    }
+    SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+    SQLPOST_TRY_ASSIGN(Statement del,
+                       db.prepare("DELETE FROM sqlpost_inbox WHERE site = ? AND seq = ?"));
+    del.bind(1, partner.name).bind(2, seq);
+    SQLPOST_TRY(del.run());
+    const std::string why = "message " + std::to_string(seq) + " from " + partner.name +
+                            " does not follow its message " + std::to_string(seq - 1) +
+                            " applied here: that site went back in time (restored from a "
+                            "backup?); dropped, and our acknowledgement tells it to recover";
+    SQLPOST_TRY(update_stream(partner.name, "ack_owed = 1"));
+    SQLPOST_TRY_ASSIGN(Statement rec,
+                       db.prepare("UPDATE sqlpost_streams SET recovery = ?, recovery_ack = ? "
+                                  "WHERE site = ?"));
+    rec.bind(1, why).bind(2, kWaitingForPartner).bind(3, partner.name);
+    SQLPOST_TRY(rec.run());
+    SQLPOST_TRY(tx.commit());
+    report.notes.push_back(why);
+    event({.partner = partner.name, .event = "duplicate", .seq = seq, .detail = why});
+    return false;
   }
 
   Result<> discard_message(const Partner& partner, std::int64_t seq, const std::string& why) {
@@ -764,7 +825,9 @@ struct Engine::Impl {
     return pending;
   }
 
-  Result<> apply_in_transaction(const Partner& partner, std::int64_t seq, const Payload& payload) {
+  Result<> apply_in_transaction(const Partner& partner, std::int64_t seq,
+                                const LoadedMessage& message) {
+    const Payload& payload = message.payload;
     SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
     SQLPOST_TRY_ASSIGN(OriginMark mark, OriginMark::set(db, partner.name));
     SQLPOST_TRY_ASSIGN(ApplyContext context, apply_context(partner));
@@ -777,8 +840,22 @@ struct Engine::Impl {
     SQLPOST_TRY(keep_health_from(partner, payload));
     SQLPOST_TRY(update_stream(partner.name, "seen_ack = max(seen_ack, ?2)",
                               static_cast<std::int64_t>(payload.ack)));
-    SQLPOST_TRY(update_stream(
-        partner.name, "applied_seq = ?2, ack_owed = 1, gap_since = NULL, halted = NULL", seq));
+    SQLPOST_TRY(update_stream(partner.name,
+                              "skipped = skipped + ?2 - applied_seq - 1, applied_seq = ?2, "
+                              "ack_owed = 1, gap_since = NULL, halted = NULL",
+                              seq));
+    SQLPOST_TRY(record_applied(db, partner.name, seq, message.identity));
+    if (payload.restored_from > 0) {
+      SQLPOST_TRY_ASSIGN(const PartnerRecovery recovery,
+                         serve_partner_restore(db, partner, payload, seq));
+      if (recovery.needs_extract) {
+        report.problems.push_back(recovery.summary);
+        report.worst = Errc::kNotFound;
+      } else {
+        report.notes.push_back(recovery.summary);
+      }
+      event({.partner = partner.name, .event = "restored", .seq = seq, .detail = recovery.summary});
+    }
     SQLPOST_TRY_ASSIGN(Statement * del,
                        db.cached("DELETE FROM sqlpost_inbox WHERE site = ? AND seq <= ?"));
     del->bind(1, partner.name).bind(2, seq);
@@ -815,18 +892,66 @@ struct Engine::Impl {
     return success();
   }
 
+  // The message to apply next (0: none yet): applied_seq + 1 when complete, else
+  // the first later complete message that names the one applied last as its
+  // predecessor. A partner that regenerates its stream after a restore numbers
+  // on instead of reusing numbers, so mail of the abandoned numbering still in
+  // flight can never be taken for the new one.
+  Result<std::int64_t> next_applicable(const Partner& partner, std::int64_t applied) {
+    SQLPOST_TRY_ASSIGN(const auto have, inbox_completeness(partner.name, applied + 1));
+    if (have.first > 0 && have.first >= have.second) {
+      return applied + 1;
+    }
+    SQLPOST_TRY_ASSIGN(const auto identity, applied_identity(db, partner.name));
+    if (identity.empty()) {
+      return std::int64_t{0};
+    }
+    SQLPOST_TRY_ASSIGN(Statement st,
+                       db.prepare("SELECT seq FROM sqlpost_inbox WHERE site = ? AND seq > ? "
+                                  "GROUP BY seq HAVING count(*) >= max(parts) ORDER BY seq "
+                                  "LIMIT ?"));
+    // Bounded: the abandoned numbers still in flight are few; a long normal gap is
+    // not decoded over and over.
+    constexpr std::int64_t kMaxCandidates = 16;
+    st.bind(1, partner.name).bind(2, applied + 1).bind(3, kMaxCandidates);
+    std::vector<std::int64_t> complete;
+    for (;;) {
+      SQLPOST_TRY_ASSIGN(const bool row, st.step());
+      if (!row) {
+        break;
+      }
+      complete.push_back(st.column_int(0));
+    }
+    for (const std::int64_t candidate : complete) {
+      auto message = load_message(partner, candidate);
+      if (message.ok() && message->payload.prev_digest == identity) {
+        report.notes.push_back("message " + std::to_string(candidate) + " from " + partner.name +
+                               " continues its message " + std::to_string(applied) +
+                               " applied here (the numbers in between were abandoned after a "
+                               "restore from a backup)");
+        return candidate;
+      }
+    }
+    return std::int64_t{0};  // a gap, or only messages the partner abandoned
+  }
+
   // Applies the next message from partner if complete; true when one was applied.
   Result<bool> apply_next(const Partner& partner) {
     SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
-    const std::int64_t seq = s.applied_seq + 1;
-    SQLPOST_TRY_ASSIGN(const auto have, inbox_completeness(partner.name, seq));
-    if (have.first == 0 || have.first < have.second) {
+    SQLPOST_TRY_ASSIGN(const std::int64_t seq, next_applicable(partner, s.applied_seq));
+    if (seq == 0) {
       return false;
     }
     auto payload = load_message(partner, seq);
     if (!payload.ok() && payload.error().code == Errc::kUnsupported) {
       SQLPOST_TRY(halt(partner, payload.error()));  // a newer sqlpost: keep it, stop here
       return false;
+    }
+    if (payload.ok()) {
+      SQLPOST_TRY_ASSIGN(const bool follows, follows_applied(partner, seq, payload->payload));
+      if (!follows) {
+        return false;
+      }
     }
     if (!payload.ok()) {
       // Set aside (sqlpost_rejected), never retried: it would fail the same way.
@@ -888,7 +1013,10 @@ struct Engine::Impl {
 
   Result<> prepare_for(const Partner& partner, Payload payload, std::int64_t closed) {
     if (payload.change_count() == 0 && partner.sent_epoch >= closed) {
-      return success();
+      SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
+      if (s.restore_request == 0) {
+        return success();  // nothing new, no restore request: nothing to write
+      }
     }
     if (!batch) {
       SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
@@ -936,11 +1064,17 @@ struct Engine::Impl {
 
   // One partner's message (when it has changes) and its sent epoch, in the batch.
   Result<> store_outgoing(const Partner& partner, Payload payload, std::int64_t closed) {
-    if (payload.change_count() > 0) {
-      SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
+    SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
+    // A restore request goes in a message of its own if there are no changes to carry.
+    if (payload.change_count() > 0 || s.restore_request > 0) {
       payload.ack = static_cast<std::uint64_t>(s.applied_seq);
       payload.resend_from = static_cast<std::uint64_t>(s.resend_from);
       SQLPOST_TRY(add_health_for(partner, payload));
+      SQLPOST_TRY(add_restore_fields(partner, s, payload));
+      SQLPOST_TRY_ASSIGN(const std::vector<std::uint8_t> previous,
+                         chain_identity(db, partner.name, s.next_seq));
+      payload.prev_digest = previous;
+      payload.restored_from = static_cast<std::uint64_t>(s.restore_request);
       SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
       const auto bytes = encode_payload(payload);
       SQLPOST_TRY_ASSIGN(
@@ -965,12 +1099,14 @@ struct Engine::Impl {
       SQLPOST_TRY(forget_decided_rows(db, partner.name));
       SQLPOST_TRY_ASSIGN(Statement * sent,
                          db.cached("INSERT OR REPLACE INTO sqlpost_sent(site, seq, from_epoch, "
-                                   "to_epoch) VALUES (?, ?, ?, ?)"));
+                                   "to_epoch, digest) VALUES (?, ?, ?, ?, ?)"));
       sent->bind(1, partner.name).bind(2, s.next_seq).bind(3, partner.sent_epoch).bind(4, closed);
+      sent->bind(5, Value(Blob{message_identity(bytes)}));
       SQLPOST_TRY(sent->run());
       SQLPOST_TRY(
           update_stream(partner.name,
-                        "next_seq = next_seq + 1, ack_owed = 0, resend_from = NULL" +
+                        "next_seq = next_seq + 1, ack_owed = 0, resend_from = NULL, "
+                        "restore_request = NULL" +
                             std::string(s.resend_from > 0 ? ", resend_requested_at = ?2" : ""),
                         now()));
       ++report.messages_prepared;
@@ -978,7 +1114,22 @@ struct Engine::Impl {
     SQLPOST_TRY_ASSIGN(Statement * st,
                        db.cached("UPDATE sqlpost_sites SET sent_epoch = ? WHERE name = ?"));
     st->bind(1, closed).bind(2, partner.name);
-    return st->run();
+    SQLPOST_TRY(st->run());
+    // An echo window (replication/restore.h) ends once a message covered it.
+    SQLPOST_TRY_ASSIGN(Statement * echo,
+                       db.cached("UPDATE sqlpost_streams SET echo_from = NULL, echo_to = NULL "
+                                 "WHERE site = ? AND echo_to <= ?"));
+    echo->bind(1, partner.name).bind(2, closed);
+    return echo->run();
+  }
+
+  // What the partner needs to notice that it went back in time: the identity of
+  // its message we applied last, and the highest of ours it acknowledged.
+  Result<> add_restore_fields(const Partner& partner, const Stream& s, Payload& payload) {
+    SQLPOST_TRY_ASSIGN(payload.ack_digest, applied_identity(db, partner.name));
+    payload.confirmed = static_cast<std::uint64_t>(s.acked_seq);
+    SQLPOST_TRY_ASSIGN(payload.reextract, partner_needs_extract(db, partner.name));
+    return success();
   }
 
   Result<> insert_outbox(const std::string& site, std::int64_t seq,
@@ -1146,6 +1297,7 @@ struct Engine::Impl {
     payload.ack = static_cast<std::uint64_t>(s.applied_seq);
     payload.resend_from = static_cast<std::uint64_t>(s.resend_from);
     SQLPOST_TRY(add_health_for(partner, payload));
+    SQLPOST_TRY(add_restore_fields(partner, s, payload));
     SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
     SQLPOST_TRY_ASSIGN(
         const auto mails,
@@ -1284,13 +1436,33 @@ Result<RunReport> Engine::run_once(RunPhases phases) {
   return report;
 }
 
+namespace {
+
+// recovery_ack: NULL needs a person; -1 waits for the partner to recover; else
+// the recovery is done once the partner confirmed our messages up to it.
+std::string recovery_state(const StreamState& s, std::optional<std::int64_t> recovery_ack,
+                           bool request_unsent) {
+  if (!recovery_ack || *recovery_ack == kThisSiteNeedsExtract) {
+    return "re-extract";
+  }
+  if (*recovery_ack == kWaitingForPartner) {
+    return "waiting for the partner";
+  }
+  const bool done = !request_unsent && s.acked_seq >= *recovery_ack && s.outbox_messages == 0 &&
+                    s.inbox_parts == 0;
+  return done ? "done" : "in progress";
+}
+
+}  // namespace
+
 Result<std::vector<StreamState>> load_stream_states(Database& db) {
   SQLPOST_TRY_ASSIGN(
       Statement st,
       db.prepare("SELECT s.site, next_seq, acked_seq, applied_seq, (SELECT count(DISTINCT seq) "
                  "FROM sqlpost_outbox o WHERE o.site = s.site), (SELECT count(*) FROM "
                  "sqlpost_inbox i WHERE i.site = s.site), rejected, ifnull(last_sent_at, 0), "
-                 "ifnull(last_received_at, 0), ifnull(halted, '') FROM sqlpost_streams s ORDER "
+                 "ifnull(last_received_at, 0), ifnull(halted, ''), ifnull(recovery, ''), "
+                 "recovery_ack, restore_request IS NOT NULL FROM sqlpost_streams s ORDER "
                  "BY s.site"));
   std::vector<StreamState> states;
   for (;;) {
@@ -1300,7 +1472,13 @@ Result<std::vector<StreamState>> load_stream_states(Database& db) {
     }
     states.push_back({st.column_text(0), st.column_int(1), st.column_int(2), st.column_int(3),
                       st.column_int(4), st.column_int(5), st.column_int(6), st.column_int(7),
-                      st.column_int(8), st.column_text(9)});
+                      st.column_int(8), st.column_text(9), st.column_text(10), ""});
+    StreamState& s = states.back();
+    if (!s.recovery.empty()) {
+      s.recovery_state = recovery_state(
+          s, st.column_is_null(11) ? std::optional<std::int64_t>() : st.column_int(11),
+          st.column_int(12) != 0);
+    }
   }
   return states;
 }

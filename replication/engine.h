@@ -128,6 +128,11 @@ struct StreamState {
   std::int64_t last_sent_at = 0;
   std::int64_t last_received_at = 0;
   std::string halted;
+  // A restore from a backup, of this site or the partner (docs/protocol.md):
+  // what happened, and "in progress", "done", "waiting for the partner" or
+  // "re-extract" (the change log no longer reaches back). Empty: none seen.
+  std::string recovery;
+  std::string recovery_state;
 };
 
 Result<std::vector<StreamState>> load_stream_states(Database& db);

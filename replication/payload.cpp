@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "transport/crypto.h"
 #include "transport/limits.h"
 
 namespace sqlpost {
@@ -439,6 +440,42 @@ Result<std::vector<SiteHealth>> health_list_from_json(const json& doc) {
   return out;
 }
 
+Result<std::vector<std::uint8_t>> optional_digest(const json& doc, const char* name) {
+  if (!doc.contains(name)) {
+    return std::vector<std::uint8_t>{};
+  }
+  const json& j = doc[name];
+  if (!j.is_binary() || j.get_binary().size() != kMessageDigestBytes) {
+    return corrupt(std::string("field '") + name + "' is not a message digest");
+  }
+  return std::vector<std::uint8_t>(j.get_binary().begin(), j.get_binary().end());
+}
+
+Result<std::uint64_t> optional_sequence(const json& doc, const char* name) {
+  if (!doc.contains(name)) {
+    return std::uint64_t{0};
+  }
+  SQLPOST_TRY_ASSIGN(const std::uint64_t n, unsigned_field(doc[name], name));
+  if (n > static_cast<std::uint64_t>(INT64_MAX)) {
+    return corrupt(std::string("field '") + name + "' is beyond the 64-bit signed range");
+  }
+  return n;
+}
+
+// "d", "p", "c", "x", "z": absent in messages of older senders (docs/format.md).
+Result<> read_restore_fields(const json& doc, Payload& p) {
+  SQLPOST_TRY_ASSIGN(p.ack_digest, optional_digest(doc, "d"));
+  SQLPOST_TRY_ASSIGN(p.prev_digest, optional_digest(doc, "p"));
+  SQLPOST_TRY_ASSIGN(p.confirmed, optional_sequence(doc, "c"));
+  SQLPOST_TRY_ASSIGN(p.restored_from, optional_sequence(doc, "x"));
+  SQLPOST_TRY_ASSIGN(const std::uint64_t reextract, optional_sequence(doc, "z"));
+  if (reextract > 1) {
+    return corrupt("field 'z' is not 0 or 1");
+  }
+  p.reextract = reextract == 1;
+  return success();
+}
+
 Result<Payload> payload_from_json(json& doc, std::size_t max_changes) {
   if (!doc.is_object()) {
     return corrupt("not a map");
@@ -468,6 +505,7 @@ Result<Payload> payload_from_json(json& doc, std::size_t max_changes) {
   if (p.ack > kMaxSequence || p.resend_from > kMaxSequence) {
     return corrupt("acknowledgement or resend request beyond the 64-bit signed range");
   }
+  SQLPOST_TRY(read_restore_fields(doc, p));
   if (!doc["t"].is_array() || doc["t"].size() > kMaxPayloadTables || !doc["e"].is_array()) {
     return corrupt("tables or epochs are not lists within limits");
   }
@@ -523,6 +561,28 @@ std::size_t Payload::change_count() const {
   return n;
 }
 
+namespace {
+
+void write_restore_fields(const Payload& payload, json& doc) {
+  if (!payload.ack_digest.empty()) {
+    doc["d"] = json::binary(payload.ack_digest);
+  }
+  if (!payload.prev_digest.empty()) {
+    doc["p"] = json::binary(payload.prev_digest);
+  }
+  if (payload.confirmed > 0) {
+    doc["c"] = payload.confirmed;
+  }
+  if (payload.restored_from > 0) {
+    doc["x"] = payload.restored_from;
+  }
+  if (payload.reextract) {
+    doc["z"] = 1;
+  }
+}
+
+}  // namespace
+
 std::vector<std::uint8_t> encode_payload(const Payload& payload) {
   json tables = json::array();
   for (const auto& t : payload.tables) {
@@ -549,7 +609,13 @@ std::vector<std::uint8_t> encode_payload(const Payload& payload) {
     }
     doc["h"] = std::move(health);
   }
+  write_restore_fields(payload, doc);
   return json::to_cbor(doc);
+}
+
+std::vector<std::uint8_t> message_identity(std::span<const std::uint8_t> encoded) {
+  const auto digest = transport::crypto::sha256(encoded);
+  return {digest.begin(), digest.begin() + kMessageDigestBytes};
 }
 
 std::size_t decode_budget(std::size_t compressed_bytes, std::size_t max_decode_bytes) {

@@ -35,6 +35,7 @@ inline constexpr std::size_t kMaxArticleNameBytes = 1024;  // publication and ta
 inline constexpr std::size_t kMaxPayloadDepth = 8;
 inline constexpr std::size_t kMaxPayloadTables = 10000;
 inline constexpr std::size_t kMaxPayloadColumns = 2000;  // SQLite's default column limit
+inline constexpr std::size_t kMessageDigestBytes = 16;   // a message's identity on the wire
 
 // Decoding is bounded in two passes (docs/security.md, "Limits"): a counting pass
 // over the CBOR that builds nothing checks every count, length and nesting level
@@ -121,6 +122,13 @@ struct Payload {
   std::vector<TableBlock> tables;
   std::vector<EpochBlock> epochs;
   std::vector<SiteHealth> health;  // optional ("h"); older versions ignore it
+  // Restore detection and recovery (docs/protocol.md, "A site restored from a
+  // backup"). Optional on the wire: empty / 0 when the sender is older or does not know.
+  std::vector<std::uint8_t> ack_digest;   // identity of message `ack` as applied
+  std::vector<std::uint8_t> prev_digest;  // identity of the sender's previous message
+  std::uint64_t confirmed = 0;            // highest of the sender's messages acknowledged
+  std::uint64_t restored_from = 0;        // restore request: 0 none, else first lost message
+  bool reextract = false;                 // the sender cannot regenerate what the receiver lost
   bool operator==(const Payload&) const = default;
 
   [[nodiscard]] std::size_t change_count() const;
@@ -131,6 +139,9 @@ struct Payload {
 // The payload version a payload is written with ("v"; docs/format.md).
 std::uint32_t payload_version(const Payload& payload);
 std::vector<std::uint8_t> encode_payload(const Payload& payload);
+// A message's identity: the first kMessageDigestBytes of the SHA-256 of its encoded
+// payload. Sender and receiver compute it from the same bytes.
+std::vector<std::uint8_t> message_identity(std::span<const std::uint8_t> encoded);
 // kLimitExceeded when a named limit or the budget is exceeded; kCorruption when
 // malformed. Nothing is allocated for a count before it was checked.
 Result<Payload> decode_payload(std::span<const std::uint8_t> bytes,

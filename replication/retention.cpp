@@ -56,9 +56,16 @@ Result<PruneSummary> prune_change_log(Database& db, std::int64_t now,
   del.bind(1, last_seq);
   SQLPOST_TRY(del.run());
   summary.rows = db.changes();
-  SQLPOST_TRY_ASSIGN(Statement sent, db.prepare("DELETE FROM sqlpost_sent WHERE from_epoch < ?"));
+  // The newest record per partner stays: the next message names it as predecessor.
+  SQLPOST_TRY_ASSIGN(Statement sent,
+                     db.prepare("DELETE FROM sqlpost_sent WHERE from_epoch < ? AND seq < (SELECT "
+                                "max(seq) FROM sqlpost_sent n WHERE n.site = sqlpost_sent.site)"));
   sent.bind(1, limit);
   SQLPOST_TRY(sent.run());
+  // What a partner's messages brought in those epochs can no longer be sent back to it.
+  SQLPOST_TRY_ASSIGN(Statement applied, db.prepare("DELETE FROM sqlpost_applied WHERE epoch <= ?"));
+  applied.bind(1, limit);
+  SQLPOST_TRY(applied.run());
   SQLPOST_TRY_ASSIGN(Statement mark, db.prepare("INSERT OR REPLACE INTO sqlpost_meta VALUES "
                                                 "('pruned_epoch', ?)"));
   mark.bind(1, limit);
@@ -70,6 +77,13 @@ Result<PruneSummary> prune_change_log(Database& db, std::int64_t now,
 
 Result<std::int64_t> rescan_partner(Database& db, const std::string& site, std::int64_t from_seq) {
   SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+  SQLPOST_TRY_ASSIGN(const std::int64_t from_epoch, rescan_in_transaction(db, site, from_seq));
+  SQLPOST_TRY(tx.commit());
+  return from_epoch;
+}
+
+Result<std::int64_t> rescan_in_transaction(Database& db, const std::string& site,
+                                           std::int64_t from_seq) {
   SQLPOST_TRY_ASSIGN(const Partner partner, load_partner(db, site));
   SQLPOST_TRY_ASSIGN(Statement stream, db.prepare("SELECT next_seq, acked_seq FROM "
                                                   "sqlpost_streams WHERE site = ?"));
@@ -114,8 +128,9 @@ Result<std::int64_t> rescan_partner(Database& db, const std::string& site, std::
                                                "name = ?"));
   pos.bind(1, from_epoch).bind(2, site);
   SQLPOST_TRY(pos.run());
-  SQLPOST_TRY(tx.commit());
   return from_epoch;
 }
+
+Result<std::int64_t> pruned_log_epoch(Database& db) { return pruned_epoch(db); }
 
 }  // namespace sqlpost

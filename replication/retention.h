@@ -9,6 +9,7 @@
 // at message `from_seq`: the messages from there on are regenerated from the
 // change log (new content, same numbering) on the next run. It refuses, saying
 // to re-extract the site, when the log no longer reaches back that far.
+// Pruning also forgets sqlpost_applied rows of the pruned epochs.
 #pragma once
 
 #include <cstdint>
@@ -28,5 +29,11 @@ Result<PruneSummary> prune_change_log(Database& db, std::int64_t now,
 
 // from_seq == 0: from the first message the partner has not acknowledged.
 Result<std::int64_t> rescan_partner(Database& db, const std::string& site, std::int64_t from_seq);
+// The same inside the caller's write transaction (automatic restore recovery).
+Result<std::int64_t> rescan_in_transaction(Database& db, const std::string& site,
+                                           std::int64_t from_seq);
+
+// The epoch below which the change log was pruned (0: never).
+Result<std::int64_t> pruned_log_epoch(Database& db);
 
 }  // namespace sqlpost

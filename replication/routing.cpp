@@ -515,9 +515,38 @@ std::set<std::string> publications_of(const SubscriptionCatalog& catalog, const 
   return publications;
 }
 
+// Per partner, the epochs [from, to] whose changes from that partner go back to it
+// (it was restored from a backup and lost them: docs/protocol.md).
+using EchoWindows = std::map<std::string, std::pair<std::int64_t, std::int64_t>>;
+
+Result<EchoWindows> load_echo_windows(Database& db) {
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT site, echo_from, echo_to FROM "
+                                              "sqlpost_streams WHERE echo_from IS NOT NULL"));
+  EchoWindows windows;
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, st.step());
+    if (!row) {
+      break;
+    }
+    windows[st.column_text(0)] = {st.column_int(1), st.column_int(2)};
+  }
+  return windows;
+}
+
+// A change inside its origin's echo window is routed as if written here.
+const Change& as_routed(const Change& c, const EchoWindows& echo, Change& scratch) {
+  const auto window = echo.find(c.origin);
+  if (window == echo.end() || c.epoch < window->second.first || c.epoch > window->second.second) {
+    return c;
+  }
+  scratch = c;
+  scratch.origin.clear();
+  return scratch;
+}
+
 // One pass over (after, upto] for the partners that were sent up to `after`.
 Result<> route_group(Database& db, std::vector<Route>& routes, const PublicationTables& pub_tables,
-                     std::int64_t after_epoch, std::int64_t upto_epoch) {
+                     std::int64_t after_epoch, std::int64_t upto_epoch, const EchoWindows& echo) {
   std::set<std::string> tables;
   for (const auto& r : routes) {
     tables.insert(r.tables.begin(), r.tables.end());
@@ -526,12 +555,13 @@ Result<> route_group(Database& db, std::vector<Route>& routes, const Publication
     return success();
   }
   Router router(db, routes);
+  Change scratch;
   SQLPOST_TRY(read_changes(db, after_epoch, upto_epoch, tables, [&](const Change& c) {
-    router.note(c, pub_tables);
+    router.note(as_routed(c, echo, scratch), pub_tables);
     return success();
   }));
   return read_changes(db, after_epoch, upto_epoch, tables,
-                      [&](const Change& c) { return router.route(c); });
+                      [&](const Change& c) { return router.route(as_routed(c, echo, scratch)); });
 }
 
 }  // namespace
@@ -550,8 +580,9 @@ Result<std::map<std::string, Payload>> collect_changes_for_all(Database& db,
     r.builder = std::make_unique<PayloadBuilder>(payloads[partner.name]);
     groups[partner.sent_epoch].push_back(std::move(r));
   }
+  SQLPOST_TRY_ASSIGN(const EchoWindows echo, load_echo_windows(db));
   for (auto& [after_epoch, routes] : groups) {
-    SQLPOST_TRY(route_group(db, routes, pub_tables, after_epoch, upto_epoch));
+    SQLPOST_TRY(route_group(db, routes, pub_tables, after_epoch, upto_epoch, echo));
   }
   return payloads;
 }

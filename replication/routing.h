@@ -9,7 +9,9 @@
 // dropped. Values are copied, never re-encoded. Row subsets (subsets.h): a row
 // entering a child's subset arrives as an insert, one leaving it as a delete (also
 // when the child's own change moved it). Changes the partner superseded or deleted
-// later in the same range are left out for it.
+// later in the same range are left out for it. Exception to "never echoed": the
+// partner's own changes inside its echo window (sqlpost_streams.echo_from..echo_to,
+// set when it was restored from a backup, replication/restore.h) go back to it.
 #pragma once
 
 #include <map>

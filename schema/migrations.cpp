@@ -197,7 +197,26 @@ CREATE TABLE sqlpost_stats(
   lag_count INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (day, partner)) WITHOUT ROWID;
 )sql",
-    // 5: bounces (delivery status notifications) about our own parts; the health
+    // 5: restore detection and recovery (docs/protocol.md, "A site restored from a
+    // backup"): the identity of every message built and of the last one applied, the
+    // epoch each partner's message was applied in, and each stream's recovery state.
+    R"sql(
+ALTER TABLE sqlpost_sent ADD COLUMN digest BLOB;
+ALTER TABLE sqlpost_streams ADD COLUMN applied_digest BLOB;
+ALTER TABLE sqlpost_streams ADD COLUMN restore_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sqlpost_streams ADD COLUMN restore_request INTEGER;
+ALTER TABLE sqlpost_streams ADD COLUMN echo_from INTEGER;
+ALTER TABLE sqlpost_streams ADD COLUMN echo_to INTEGER;
+ALTER TABLE sqlpost_streams ADD COLUMN recovery TEXT;
+ALTER TABLE sqlpost_streams ADD COLUMN recovery_ack INTEGER;
+ALTER TABLE sqlpost_streams ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE sqlpost_applied(
+  site TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  epoch INTEGER NOT NULL,
+  PRIMARY KEY (site, seq)) WITHOUT ROWID;
+)sql",
+    // 6: bounces (delivery status notifications) about our own parts; the health
     // records children send up (replication/health.h).
     R"sql(
 CREATE TABLE sqlpost_bounces(

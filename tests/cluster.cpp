@@ -227,7 +227,7 @@ std::string Cluster::applied_twice() {
   std::string out;
   for (auto& s : sites_) {
     const auto applied = query_int(*s.db,
-                                   "SELECT ifnull(sum(applied_seq), 0) FROM "
+                                   "SELECT ifnull(sum(applied_seq - skipped), 0) FROM "
                                    "sqlpost_streams");
     if (applied != static_cast<std::int64_t>(s.messages_applied)) {
       out += s.name + ": " + std::to_string(s.messages_applied) + " applications for " +

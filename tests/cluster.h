@@ -57,7 +57,8 @@ class Cluster {
   bool run_until_quiet(int max_rounds);
   // Empty when every remote equals the hub row by row and integrity checks pass.
   std::string differences();
-  // Messages applied in total equal the applied sequence numbers (nothing twice).
+  // Messages applied in total equal the applied sequence numbers, less the numbers
+  // a partner skipped after a restore (nothing twice).
   std::string applied_twice();
 
  private:

@@ -253,6 +253,35 @@ TEST_CASE("three levels: changes flow hub -> mid -> leaf and back; passthrough A
   CHECK(query_int(hq, "SELECT count(*) FROM t WHERE extra = 'x5'") == 1);
 }
 
+TEST_CASE("three levels: the middle site restored from a backup recovers with both partners") {
+  Hierarchy h;
+  sqlite_shell(h.leaf, "INSERT INTO t VALUES (2, 'leaf, before the backup');");
+  CHECK(h.rounds(3) == "000");
+  const std::string backup = h.dir.path("mid-backup.db");
+  REQUIRE(run_command("cp " + q(h.mid) + " " + q(backup)).exit_code == 0);
+  sqlite_shell(h.hq, "INSERT INTO t VALUES (10, 'hq, after the backup');");
+  sqlite_shell(h.mid, "INSERT INTO t VALUES (11, 'mid, after the backup');");
+  sqlite_shell(h.leaf, "INSERT INTO t VALUES (12, 'leaf, after the backup');");
+  CHECK(h.rounds(3) == "000");
+  h.expect_same();
+  REQUIRE(run_command("cp " + q(backup) + " " + q(h.mid)).exit_code == 0);  // the restore
+  sqlite_shell(h.mid, "INSERT INTO t VALUES (13, 'mid, after the restore');");
+  sqlite_shell(h.leaf, "INSERT INTO t VALUES (14, 'leaf, after the restore');");
+  CHECK(h.rounds(6) == "000");
+  h.expect_same();
+  for (const auto& path : {h.hq, h.mid, h.leaf}) {
+    CAPTURE(path);
+    Database db = open_db(path);
+    CHECK(query_int(db, "SELECT count(*) FROM t WHERE id IN (1, 2, 10, 11, 12, 13, 14)") == 7);
+    CHECK(run_command("sqlite3 " + q(path) + " 'PRAGMA integrity_check'").output == "ok\n");
+  }
+  const auto mid_status = run_sqlpost("status " + q(h.mid) + " --json");
+  for (const auto& p : nlohmann::json::parse(mid_status.output)["partners"]) {
+    CAPTURE(p["name"]);
+    CHECK(p["delivery"]["recovery"]["state"] == "done");
+  }
+}
+
 TEST_CASE("data for a column a site does not have stops that stream until it is fixed") {
   Hierarchy h;
   sqlpost_ok("passthrough " + q(h.hq) + " --site mid " + q("ALTER TABLE t ADD COLUMN extra TEXT"));
@@ -756,6 +785,83 @@ TEST_CASE("key ranges: the hub and a shop insert without a key, and no sale is l
       CHECK(query_int(h, "SELECT count(*) FROM sale") < 10);  // max(id) + 1 at both sites
       CHECK(collisions > 0);  // each lost hub sale kept whole in local_value
     }
+  }
+}
+
+TEST_CASE("a shop restored from last night's backup recovers by itself (issue 10, case 2)") {
+  Deployment d;
+  d.run_until_quiet();
+  const std::string backup = d.dir.path("r1-backup.db");
+  REQUIRE(run_command("cp " + q(d.r1) + " " + q(backup)).exit_code == 0);
+  sqlite_shell(d.hub, "INSERT INTO customer VALUES (300, 'hub, after the backup', NULL, 1, NULL);");
+  sqlite_shell(d.r1, "INSERT INTO customer VALUES (301, 'r1, after the backup', NULL, 2, NULL);");
+  d.run_until_quiet();
+  d.expect_converged();
+  REQUIRE(run_command("cp " + q(backup) + " " + q(d.r1)).exit_code == 0);  // the restore
+  sqlite_shell(d.r1, "INSERT INTO customer VALUES (302, 'r1, after the restore', NULL, 3, NULL);");
+  d.run_until_quiet();
+  d.rounds(1);  // the last acknowledgements
+  d.expect_converged();
+  Database r1 = open_db(d.r1);
+  CHECK(query_int(r1, "SELECT count(*) FROM customer WHERE id IN (300, 301, 302)") == 3);
+  const auto hub_status = run_sqlpost("status " + q(d.hub));
+  CHECK_MESSAGE(hub_status.output.find("RESTORE RECOVERED: site r1 was restored from a backup") !=
+                    std::string::npos,
+                hub_status.output);
+  const auto r1_status = run_sqlpost("status " + q(d.r1) + " --json");
+  const auto json = nlohmann::json::parse(r1_status.output);
+  CHECK(json["partners"][0]["delivery"]["recovery"]["state"] == "done");
+}
+
+TEST_CASE(
+    "a shop restored from a backup older than the hub's log: re-extract alert, nothing "
+    "applied") {
+  Deployment d;
+  sqlpost_ok("config " + q(d.hub) + " log_retention=0");
+  // The restored shop finds out when it asks for what it misses: at once here.
+  sqlpost_ok("config " + q(d.r1) + " gap_patience=0 resend_interval=0");
+  d.run_until_quiet();
+  const std::string backup = d.dir.path("r1-backup.db");
+  REQUIRE(run_command("cp " + q(d.r1) + " " + q(backup)).exit_code == 0);
+  sqlite_shell(d.hub, "INSERT INTO customer VALUES (400, 'hub, after the backup', NULL, 1, NULL);");
+  sqlite_shell(d.r1, "INSERT INTO customer VALUES (401, 'r1, after the backup', NULL, 2, NULL);");
+  d.run_until_quiet();
+  d.rounds(2);  // acknowledged everywhere: the hub prunes its log
+  REQUIRE(run_command("cp " + q(backup) + " " + q(d.r1)).exit_code == 0);  // the restore
+  const std::string before = run_command("sqlite3 " + q(d.r1) +
+                                         " 'SELECT * FROM customer ORDER BY id; SELECT * FROM "
+                                         "line ORDER BY order_id, n'")
+                                 .output;
+  sqlite_shell(d.hub,
+               "INSERT INTO customer VALUES (402, 'hub, after the restore', NULL, 3, NULL);");
+  for (int i = 0; i < 6; ++i) {
+    for (const auto& db : {d.hub, d.r1, d.r2}) {
+      (void)run_sqlpost("run " + q(db) + " --once");  // exit codes: the alert (10), once 1
+    }
+  }
+  const std::string after = run_command("sqlite3 " + q(d.r1) +
+                                        " 'SELECT * FROM customer ORDER BY id; SELECT * FROM "
+                                        "line ORDER BY order_id, n'")
+                                .output;
+  CHECK(after == before);  // nothing from the hub was applied at the restored shop
+  const auto has_alert = [](const std::string& db, const std::string& partner) {
+    const auto status = nlohmann::json::parse(run_sqlpost("status " + q(db) + " --json").output);
+    for (const auto& a : status["alerts"]) {
+      if (a["kind"] == "re-extract" && a["partner"] == partner) {
+        return true;
+      }
+    }
+    return false;
+  };
+  CHECK(has_alert(d.hub, "r1"));
+  CHECK(has_alert(d.r1, "hq"));
+  CHECK_FALSE(has_alert(d.hub, "r2"));
+  const auto text = run_sqlpost("status " + q(d.r1));
+  CHECK_MESSAGE(text.output.find("RESTORE NEEDS RE-EXTRACTION") != std::string::npos,
+                text.output << run_sqlpost("status " + q(d.hub)).output
+                            << run_sqlpost("log " + q(d.r1)).output);
+  for (const auto& path : {d.hub, d.r1, d.r2}) {
+    CHECK(run_command("sqlite3 " + q(path) + " 'PRAGMA integrity_check'").output == "ok\n");
   }
 }
 

@@ -176,3 +176,35 @@ TEST_CASE("the decode budget lets an honest one-million-row message through") {
   CHECK(decode_budget(1000) == kDecodeFloorBytes);  // small messages stay small
   CHECK(decode_budget(std::size_t{7} << 20, std::size_t{64} << 20) == std::size_t{64} << 20);
 }
+
+TEST_CASE("restore fields round-trip, are optional, and are checked") {
+  Payload p = sample();
+  p.ack_digest = std::vector<std::uint8_t>(kMessageDigestBytes, 0xAB);
+  p.prev_digest = std::vector<std::uint8_t>(kMessageDigestBytes, 0x01);
+  p.confirmed = 12;
+  p.restored_from = 9;
+  p.reextract = true;
+  auto back = decode_payload(encode_payload(p));
+  REQUIRE(back.ok());
+  CHECK(back.value() == p);
+  // A payload without them (an older sender) reads with none of them set.
+  auto old = decode_payload(encode_payload(sample()));
+  REQUIRE(old.ok());
+  CHECK(old->ack_digest.empty());
+  CHECK(old->prev_digest.empty());
+  CHECK(old->confirmed == 0);
+  CHECK(old->restored_from == 0);
+  CHECK_FALSE(old->reextract);
+  // A digest of the wrong size is refused, not cut or padded.
+  p.ack_digest.pop_back();
+  auto bad = decode_payload(encode_payload(p));
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().code == Errc::kCorruption);
+  // Identities: 16 bytes, equal for equal payloads, different otherwise.
+  const auto a = encode_payload(sample());
+  Payload other = sample();
+  other.ack = 42;
+  CHECK(message_identity(a).size() == kMessageDigestBytes);
+  CHECK(message_identity(a) == message_identity(encode_payload(sample())));
+  CHECK(message_identity(a) != message_identity(encode_payload(other)));
+}

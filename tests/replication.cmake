@@ -12,3 +12,4 @@ add_custom_target(chaos-long
   COMMAND ${CMAKE_COMMAND} -E env SQLPOST_CHAOS_SEEDS=200 $<TARGET_FILE:chaos_test>
   DEPENDS chaos_test USES_TERMINAL)
 sqlpost_test(bounce_test SOURCES bounce_test.cpp cluster.cpp LIBS sqlpost_agent)
+sqlpost_test(restore_test SOURCES restore_test.cpp cluster.cpp LIBS sqlpost_replication)
