@@ -8,9 +8,13 @@
 // Seeds: SQLPOST_CHAOS_SEEDS (default 20, the default test run) starting at
 // SQLPOST_CHAOS_FIRST_SEED (default 1). The long target runs 200:
 //   cmake --build build --target chaos-long
+// SQLPOST_CHAOS_RESTORES=1 adds restores from backups to every fourth seed; it is
+// not part of the default runs because it finds stuck recoveries (seed 4: the
+// restored remote and the hub wait on each other; recorded in issue 10's note).
 #include <doctest/doctest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <random>
 #include <string>
 
@@ -77,6 +81,38 @@ void shared_edit(Site& site, std::mt19937_64& rng, int round) {
   }
 }
 
+// The database file copied back while its agent is not running; what it applied is
+// what its restored streams say (for the "applied twice" oracle).
+void restore_from(Site& site, const std::string& copy) {
+  site.db.reset();
+  std::filesystem::copy_file(copy, site.path, std::filesystem::copy_options::overwrite_existing);
+  site.db = std::make_unique<Database>(open_db(site.path));
+  site.messages_applied = static_cast<std::size_t>(
+      query_int(*site.db, "SELECT ifnull(sum(applied_seq - skipped), 0) FROM sqlpost_streams"));
+}
+
+// Every stream of every site, for a seed that did not become quiet.
+std::string stream_states(Cluster& c) {
+  std::string out;
+  for (auto& site : c.sites()) {
+    auto st = site.db
+                  ->prepare(
+                      "SELECT site, next_seq, acked_seq, applied_seq, ifnull(recovery, ''), "
+                      "(SELECT count(*) FROM sqlpost_outbox o WHERE o.site = s.site), "
+                      "(SELECT count(*) FROM sqlpost_inbox i WHERE i.site = s.site) FROM "
+                      "sqlpost_streams s")
+                  .value();
+    while (st.step().value()) {
+      out += "  " + site.name + " <-> " + st.column_text(0) + ": next " +
+             std::to_string(st.column_int(1)) + ", acked " + std::to_string(st.column_int(2)) +
+             ", applied " + std::to_string(st.column_int(3)) + ", outbox " +
+             std::to_string(st.column_int(5)) + ", inbox " + std::to_string(st.column_int(6)) +
+             " " + st.column_text(4) + "\n";
+    }
+  }
+  return out;
+}
+
 struct Happened {
   int kills = 0;
   std::int64_t bounces = 0;  // recorded by the senders
@@ -88,6 +124,12 @@ Happened chaos(std::uint64_t seed) {
   std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ULL);
   const TempDir dir;
   Cluster c(dir, 3, seed, faults_for(rng));
+  c.log_retention = 1'000'000;  // a restored site is recovered from the partner's log
+  // With SQLPOST_CHAOS_RESTORES=1, every fourth seed restores one site from a backup
+  // taken five rounds earlier (not in the default runs yet: see the note of issue 10).
+  const bool restores = env_number("SQLPOST_CHAOS_RESTORES", 0) == 1 && seed % 4 == 0;
+  Site& restored = c.sites()[1 + rng() % 3];
+  const std::string copy = dir.path("backup.db");
   exec(*c.site("hq").db, "UPDATE sqlpost_articles SET conflict = '" +
                              std::string(policy_for(seed)) + "' WHERE table_name = 'item'");
   exec(*c.site("hq").db,
@@ -100,6 +142,12 @@ Happened chaos(std::uint64_t seed) {
     return now;
   };
   for (int round = 0; round < 14; ++round) {
+    if (restores && round == 3) {
+      std::filesystem::copy_file(restored.path, copy);
+    }
+    if (restores && round == 8) {
+      restore_from(restored, copy);
+    }
     for (auto& site : c.sites()) {
       if (rng() % 2 == 0) {
         shared_edit(site, rng, round);
@@ -111,7 +159,10 @@ Happened chaos(std::uint64_t seed) {
     c.round(kill);
   }
   c.network().set_faults({});
-  REQUIRE_MESSAGE(c.run_until_quiet(400), "not quiet");
+  if (!c.run_until_quiet(400)) {
+    FAIL_CHECK("not quiet after 400 rounds; the streams:\n" << stream_states(c));
+    return {};
+  }
   const std::string diff = c.differences();
   CHECK_MESSAGE(diff.empty(), diff);
   const std::string twice = c.applied_twice();
