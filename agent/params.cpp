@@ -1,6 +1,8 @@
 #include "agent/params.h"
 
+#include <array>
 #include <charconv>
+#include <optional>
 
 #include "schema/metadata.h"
 
@@ -23,6 +25,58 @@ Result<> require_int(std::string_view key, std::string_view value, std::int64_t 
     return make_error(Errc::kInvalidArgument, std::string(key) + " must be a whole number from " +
                                                   std::to_string(min) + " to " +
                                                   std::to_string(max));
+  }
+  return success();
+}
+
+// The whole-number parameters and their ranges.
+struct IntRange {
+  std::string_view key;
+  std::int64_t min;
+  std::int64_t max;
+};
+
+std::optional<IntRange> int_range(std::string_view key) {
+  constexpr std::int64_t kYear = 365LL * 24 * 3600;
+  static constexpr std::array<IntRange, 20> kRanges = {{
+      {"keys.slot", 0, 4095},
+      {"smtp.port", 1, 65535},
+      {"pop3.port", 1, 65535},
+      {"imap.port", 1, 65535},
+      {"ftp.port", 1, 65535},
+      {"timeout", 1, 3600},
+      {"lock_wait", 1, 3600},
+      {"max_message_bytes", 4096, 100'000'000},
+      {"limits.max_changes", 1, 100'000'000},
+      {"limits.max_value_bytes", 1024, 1'000'000'000},
+      {"limits.max_decode_bytes", 32LL << 20, 64LL << 30},
+      {"resend_timeout", 0, kYear},
+      {"gap_patience", 0, kYear},
+      {"resend_interval", 0, kYear},
+      {"log_retention", 0, kYear},
+      {"alert.silent", 0, kYear},
+      {"alert.unacknowledged", 0, kYear},
+      {"alert.rejected", 0, kYear},
+      {"history_retention", 3600, 10 * 366LL * 24 * 3600},
+      {"stats_retention", 3600, 10 * 366LL * 24 * 3600},
+  }};
+  for (const auto& range : kRanges) {
+    if (range.key == key) {
+      return range;
+    }
+  }
+  return std::nullopt;
+}
+
+// A host or domain name: 1..253 of letters, digits, '.' and '-'.
+Result<> require_host_name(std::string_view key, std::string_view value) {
+  const bool ok = !value.empty() && value.size() <= 253 &&
+                  value.find_first_not_of(
+                      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                      "0123456789.-") == std::string_view::npos;
+  if (!ok) {
+    return make_error(Errc::kInvalidArgument,
+                      std::string(key) + " must be a host name (letters, digits, '.', '-')");
   }
   return success();
 }
@@ -209,58 +263,19 @@ Result<> validate_parameter(std::string_view key, std::string_view value) {
                           {"PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "NTLM", "EXTERNAL"});
   }
   if (key == "smtp.local_host" || key == "smtp.etrn") {
-    const bool ok = !value.empty() && value.size() <= 253 &&
-                    value.find_first_not_of(
-                        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                        "0123456789.-") == std::string_view::npos;
-    if (!ok) {
-      return make_error(Errc::kInvalidArgument,
-                        "smtp.local_host must be a host name (letters, digits, '.', '-')");
-    }
-    return success();
+    return require_host_name(key, value);
   }
   if (key == "keys") {
     return require_one_of(key, value, {"ranges"});
   }
-  if (key == "keys.slot") {
-    return require_int(key, value, 0, 4095);
-  }
-  if (key == "tls.verify") {
-    return require_one_of(key, value, {"yes", "no"});
-  }
-  if (key == "smtp.port" || key == "pop3.port" || key == "imap.port" || key == "ftp.port") {
-    return require_int(key, value, 1, 65535);
-  }
-  if (key == "timeout" || key == "lock_wait") {
-    return require_int(key, value, 1, 3600);
-  }
-  if (key == "max_message_bytes") {
-    return require_int(key, value, 4096, 100'000'000);
-  }
-  if (key == "limits.max_changes") {
-    return require_int(key, value, 1, 100'000'000);
-  }
-  if (key == "limits.max_value_bytes") {
-    return require_int(key, value, 1024, 1'000'000'000);
-  }
-  if (key == "limits.max_decode_bytes") {
-    return require_int(key, value, 32LL << 20, 64LL << 30);
-  }
-  if (key == "resend_timeout" || key == "gap_patience" || key == "resend_interval" ||
-      key == "log_retention") {
-    return require_int(key, value, 0, 365LL * 24 * 3600);
-  }
-  if (key == "alert.silent" || key == "alert.unacknowledged" || key == "alert.rejected") {
-    return require_int(key, value, 0, 365LL * 24 * 3600);
-  }
-  if (key == "alert.stopped") {
+  if (key == "tls.verify" || key == "alert.stopped") {
     return require_one_of(key, value, {"yes", "no"});
   }
   if (key == "alert.mailto") {
     return require_addresses(key, value);
   }
-  if (key == "history_retention" || key == "stats_retention") {
-    return require_int(key, value, 3600, 10 * 366LL * 24 * 3600);
+  if (const auto range = int_range(key)) {
+    return require_int(key, value, range->min, range->max);
   }
   if (value.empty()) {
     return make_error(Errc::kInvalidArgument, std::string(key) + " must not be empty");
