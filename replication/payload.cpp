@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <optional>
 
 #include "transport/crypto.h"
@@ -625,7 +626,49 @@ std::size_t decode_budget(std::size_t compressed_bytes, std::size_t max_decode_b
   return std::min(max_decode_bytes, std::max(kDecodeFloorBytes, relative));
 }
 
+namespace {
+
+// nlohmann's CBOR reader recurses once per nested chunk of an indefinite-length
+// string, without telling the SAX handler, so a few kilobytes of 0x5F bytes overflow
+// the stack (found by fuzz-apply). sqlpost never writes indefinite-length strings:
+// one flat walk over the item heads (no recursion, no allocation) refuses them before
+// nlohmann sees the bytes. A truncated item is left for the parser to report.
+Result<> refuse_indefinite_strings(std::span<const std::uint8_t> bytes) {
+  constexpr std::array<std::size_t, 4> kArgumentBytes = {1, 2, 4, 8};  // info 24..27
+  std::size_t pos = 0;
+  while (pos < bytes.size()) {
+    const std::uint8_t major = bytes[pos] >> 5;
+    const std::uint8_t info = bytes[pos] & 0x1f;
+    ++pos;
+    if ((major == 2 || major == 3) && info == 31) {
+      return corrupt("an indefinite-length string (sqlpost never writes one)");
+    }
+    std::uint64_t argument = info;
+    if (info >= 24 && info <= 27) {
+      const std::size_t n = kArgumentBytes.at(info - 24);
+      if (bytes.size() - pos < n) {
+        return success();
+      }
+      argument = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        argument = (argument << 8) | bytes[pos + i];
+      }
+      pos += n;
+    }
+    if (major == 2 || major == 3) {  // a definite string: skip its content
+      if (argument > bytes.size() - pos) {
+        return success();
+      }
+      pos += static_cast<std::size_t>(argument);
+    }
+  }
+  return success();
+}
+
+}  // namespace
+
 Result<Payload> decode_payload(std::span<const std::uint8_t> bytes, const DecodeLimits& limits) {
+  SQLPOST_TRY(refuse_indefinite_strings(bytes));
   // Pass 1: count and measure, build nothing.
   ShapeCheck shape(limits, bytes.size());
   try {

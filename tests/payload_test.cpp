@@ -208,3 +208,23 @@ TEST_CASE("restore fields round-trip, are optional, and are checked") {
   CHECK(message_identity(a) == message_identity(encode_payload(sample())));
   CHECK(message_identity(a) != message_identity(encode_payload(other)));
 }
+
+TEST_CASE("nested indefinite-length strings are refused, not a stack overflow") {
+  // fuzz-apply's finding: a map, an indefinite array, then thousands of 0x5F (the
+  // start of an indefinite-length byte string) made nlohmann's reader recurse until
+  // the stack ran out.
+  std::vector<std::uint8_t> bytes = {0xa6, 0x9f, 0x61, '#'};
+  bytes.insert(bytes.end(), 200'000, 0x5f);
+  auto refused = decode_payload(bytes);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code == Errc::kCorruption);
+  CHECK(refused.error().message.find("indefinite-length string") != std::string::npos);
+  std::vector<std::uint8_t> text = {0xa1, 0x61, 'v', 0x7f, 0x61, 'a', 0xff};  // text, too
+  CHECK(decode_payload(text).error().code == Errc::kCorruption);
+  // '_' (0x5F) inside a definite string is content, not a string head.
+  Payload p = sample();
+  p.tables[0].table = std::string(100, '_');
+  auto back = decode_payload(encode_payload(p));
+  REQUIRE_MESSAGE(back.ok(), (back.ok() ? "" : back.error().message));
+  CHECK(back.value() == p);
+}
