@@ -275,8 +275,10 @@ TEST_CASE("three levels: the middle site restored from a backup recovers with bo
     CHECK(query_int(db, "SELECT count(*) FROM t WHERE id IN (1, 2, 10, 11, 12, 13, 14)") == 7);
     CHECK(run_command("sqlite3 " + q(path) + " 'PRAGMA integrity_check'").output == "ok\n");
   }
-  const auto mid_status = run_sqlpost("status " + q(h.mid) + " --json");
-  for (const auto& p : nlohmann::json::parse(mid_status.output)["partners"]) {
+  // Kept in a variable: a range-for over a member of a temporary would read freed memory.
+  const auto mid_status =
+      nlohmann::json::parse(run_sqlpost("status " + q(h.mid) + " --json").output);
+  for (const auto& p : mid_status["partners"]) {
     CAPTURE(p["name"]);
     CHECK(p["delivery"]["recovery"]["state"] == "done");
   }
