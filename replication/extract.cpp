@@ -37,22 +37,6 @@ Result<std::string> create_private_file(const std::string& output) {
   return temp;
 }
 
-Result<std::vector<std::string>> schema_sql(Database& hub, const std::string& table) {
-  SQLPOST_TRY_ASSIGN(Statement st, hub.prepare("SELECT sql FROM sqlite_master WHERE tbl_name = ? "
-                                               "AND sql IS NOT NULL AND type IN ('table', "
-                                               "'index') ORDER BY type = 'index', name"));
-  st.bind(1, table);
-  std::vector<std::string> statements;
-  for (;;) {
-    SQLPOST_TRY_ASSIGN(const bool row, st.step());
-    if (!row) {
-      break;
-    }
-    statements.push_back(st.column_text(0));
-  }
-  return statements;
-}
-
 // Drops the columns a column subset leaves out, where SQLite allows it (not for a
 // column an index, a constraint or a generated column uses: that one stays, empty).
 Result<std::set<std::string>> drop_unpublished(Database& hub, Database& out,
@@ -78,10 +62,7 @@ Result<std::set<std::string>> drop_unpublished(Database& hub, Database& out,
 // The table as at the hub, without the columns it does not publish, then its indexes
 // (an index on a dropped column is left out).
 Result<> create_table(Database& hub, Database& out, const std::string& table) {
-  SQLPOST_TRY_ASSIGN(const auto statements, schema_sql(hub, table));
-  if (statements.empty()) {
-    return make_error(Errc::kNotFound, "table '" + table + "' has no schema at this site");
-  }
+  SQLPOST_TRY_ASSIGN(const auto statements, table_schema_statements(hub, table));
   SQLPOST_TRY(out.exec(statements.front()));
   SQLPOST_TRY_ASSIGN(const auto dropped, drop_unpublished(hub, out, table));
   for (std::size_t i = 1; i < statements.size(); ++i) {

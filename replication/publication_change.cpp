@@ -72,29 +72,9 @@ Result<bool> table_exists(Database& db, std::string_view table) {
   return st.step();
 }
 
-// The table's CREATE TABLE, then its CREATE INDEX statements, as this site has them.
-Result<std::vector<std::string>> schema_statements(Database& db, std::string_view table) {
-  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT sql FROM sqlite_master WHERE tbl_name = ? "
-                                              "COLLATE NOCASE AND sql IS NOT NULL AND type IN "
-                                              "('table', 'index') ORDER BY type = 'index', name"));
-  st.bind(1, table);
-  std::vector<std::string> statements;
-  for (;;) {
-    SQLPOST_TRY_ASSIGN(const bool row, st.step());
-    if (!row) {
-      break;
-    }
-    statements.push_back(st.column_text(0));
-  }
-  if (statements.empty()) {
-    return make_error(Errc::kNotFound, "table '" + std::string(table) + "' has no schema here");
-  }
-  return statements;
-}
-
 // `widens`: the article existed and now publishes more columns.
 Result<std::string> definition_text(Database& db, const Article& a, bool widens) {
-  SQLPOST_TRY_ASSIGN(const auto sql, schema_statements(db, a.table));
+  SQLPOST_TRY_ASSIGN(const auto sql, table_schema_statements(db, a.table));
   json definition = {{"columns", a.columns},
                      {"where", a.where_expr},
                      {"subscribe_by", a.subscribe_by},

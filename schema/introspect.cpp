@@ -111,4 +111,17 @@ Result<TableInfo> describe_table(Database& db, std::string_view table) {
   return info;
 }
 
+Result<std::vector<std::string>> table_schema_statements(Database& db, std::string_view table) {
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT sql FROM sqlite_master WHERE tbl_name = ? "
+                                              "COLLATE NOCASE AND sql IS NOT NULL AND type IN "
+                                              "('table', 'index') ORDER BY type = 'index', name"));
+  st.bind(1, table);
+  SQLPOST_TRY_ASSIGN(auto statements, st.rows([](const Statement& r) { return r.column_text(0); }));
+  if (statements.empty()) {
+    return make_error(Errc::kNotFound,
+                      "table '" + std::string(table) + "' has no schema at this site");
+  }
+  return statements;
+}
+
 }  // namespace sqlpost

@@ -36,6 +36,10 @@ struct TableInfo {
 
 Result<TableInfo> describe_table(Database& db, std::string_view table);
 
+// The table's CREATE TABLE, then its CREATE INDEX statements, as this site has them
+// (the table name compared case-insensitively). kNotFound when it has none.
+Result<std::vector<std::string>> table_schema_statements(Database& db, std::string_view table);
+
 // True for names reserved to sqlpost (sqlpost_*), compared case-insensitively.
 bool is_sqlpost_name(std::string_view name);
 
