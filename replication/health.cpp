@@ -89,6 +89,12 @@ Result<> store_health(Database& db, const std::string& child,
   if (records.empty() || records.front().site != child) {
     return success();
   }
+  // The child's report replaces what it reported before, so a child that names new
+  // sites every time cannot grow the table: at most kMaxHealthRecords rows per child.
+  SQLPOST_TRY_ASSIGN(Statement * forget,
+                     db.cached("DELETE FROM sqlpost_site_health WHERE via = ?"));
+  forget->bind(1, child);
+  SQLPOST_TRY(forget->run());
   SQLPOST_TRY(keep(db, records.front(), child, now));
   SQLPOST_TRY_ASSIGN(const auto excluded, not_descendants(db));
   for (std::size_t i = 1; i < records.size(); ++i) {

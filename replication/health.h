@@ -5,8 +5,9 @@
 // Contract: local_health() is this site's record (its stopped streams and why, the
 // conflicts and rejected mail it holds, its oldest unacknowledged outbox part)
 // followed by every record its children told it (at most kMaxHealthRecords).
-// store_health() keeps what a child sent, in the caller's transaction: the first
-// record must be the child's own, else nothing is kept; the others are its
+// store_health() keeps what a child sent, in the caller's transaction, replacing
+// what it sent before: the first record must be the child's own, else nothing is
+// kept; the others are its
 // descendants, kept with via = the child, except any claiming to be this site or one
 // of its direct partners. A child's report is informational (status, alerts) and
 // never changes replication; text is bounded by the payload decoder.

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "replication/engine.h"
+#include "replication/health.h"
 #include "tests/cluster.h"
 
 using namespace sqlpost;
@@ -99,4 +100,24 @@ TEST_CASE("a big epoch in many parts is applied whole or not at all") {
   REQUIRE(c.run_until_quiet(50));
   const std::string diff = c.differences();
   CHECK_MESSAGE(diff.empty(), diff);
+}
+
+TEST_CASE("a child's health report replaces its last one: naming new sites cannot grow the table") {
+  const TempDir dir;
+  Cluster c(dir, 2, 14, {});
+  Database& hub = *c.site("hq").db;
+  const auto report = [](const std::string& below) {
+    return std::vector<SiteHealth>{
+        SiteHealth{"r1", "", "v", 1, 0, 0, 0, {}}, SiteHealth{below, "", "v", 1, 0, 0, 0, {}},
+        SiteHealth{"r2", "", "v", 1, 0, 0, 0, {}}};  // a partner: ignored
+  };
+  for (int i = 0; i < 50; ++i) {
+    REQUIRE(store_health(hub, "r1", report("shop" + std::to_string(i)), 100 + i).ok());
+  }
+  CHECK(query_int(hub, "SELECT count(*) FROM sqlpost_site_health") == 2);  // r1 and shop49
+  CHECK(query_int(hub, "SELECT count(*) FROM sqlpost_site_health WHERE site = 'shop49'") == 1);
+  CHECK(query_int(hub, "SELECT count(*) FROM sqlpost_site_health WHERE site = 'r2'") == 0);
+  REQUIRE(store_health(hub, "r1", {SiteHealth{"r2", "", "v", 1, 0, 0, 0, {}}}, 200).ok());
+  CHECK(query_int(hub, "SELECT count(*) FROM sqlpost_site_health") ==
+        2);  // not its own: kept as was
 }
