@@ -374,7 +374,8 @@ Result<json> collect_queue(Database& db) {
                  "i.received_at, CASE WHEN s.halted IS NOT NULL THEN 'stopped: ' || s.halted WHEN "
                  "i.seq > s.applied_seq + 1 THEN 'waiting for message ' || (s.applied_seq + 1) "
                  "WHEN (SELECT count(*) FROM sqlpost_inbox j WHERE j.site = i.site AND j.seq = "
-                 "i.seq) < i.parts THEN 'waiting for its other parts' ELSE 'ready to apply' END "
+                 "i.seq AND j.digest = i.digest) < i.parts THEN 'waiting for its other parts' ELSE "
+                 "'ready to apply' END "
                  "AS state FROM sqlpost_inbox i LEFT JOIN sqlpost_streams s ON s.site = i.site "
                  "ORDER BY i.site, i.seq, i.part",
                  none));

@@ -1,7 +1,9 @@
 #include "replication/engine.h"
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 
@@ -60,6 +62,21 @@ std::string blob_text(const Value& v) {
     return t->bytes;
   }
   return {};
+}
+
+// One message waiting in the inbox: its number and the authenticated digest of its
+// compressed bytes. A partner restored from a backup may have sent two messages
+// under one number (docs/protocol.md): both wait, apart, until one is applied.
+struct InboxMessage {
+  std::int64_t seq = 0;
+  Blob digest;
+};
+
+// Messages kept under one number; a further one replaces the oldest arrival.
+constexpr std::int64_t kMaxMessagesPerNumber = 4;
+
+Blob digest_blob(const transport::crypto::Digest& digest) {
+  return Blob{std::vector<std::uint8_t>(digest.begin(), digest.end())};
 }
 
 struct Stream {
@@ -242,7 +259,9 @@ struct Engine::Impl {
   }
 
   Result<> store_part(const transport::MailRef& ref, std::string_view mail, const Partner& partner,
-                      const transport::PartHeader& h) {
+                      const transport::OpenedPart& opened) {
+    const transport::PartHeader& h = opened.header;
+    const InboxMessage message{static_cast<std::int64_t>(h.sequence), digest_blob(opened.digest)};
     SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
     SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
     if (static_cast<std::int64_t>(h.sequence) <= s.applied_seq) {
@@ -263,13 +282,14 @@ struct Engine::Impl {
       report.details.push_back("mail " + ref.id + ": message " + std::to_string(h.sequence) +
                                " part " + std::to_string(h.part) + "/" + std::to_string(h.parts) +
                                " from " + partner.name + " stored");
-      SQLPOST_TRY(drop_other_encoding(partner, h));
+      SQLPOST_TRY(drop_other_encoding(partner, message, h.parts));
+      SQLPOST_TRY(make_room_for(partner, message));
       SQLPOST_TRY_ASSIGN(Statement * st,
-                         db.cached("INSERT OR IGNORE INTO sqlpost_inbox(site, seq, part, parts, "
-                                   "mail, received_at) VALUES (?, ?, ?, ?, ?, ?)"));
-      st->bind(1, partner.name).bind(2, static_cast<std::int64_t>(h.sequence));
-      st->bind(3, static_cast<std::int64_t>(h.part)).bind(4, static_cast<std::int64_t>(h.parts));
-      st->bind(5, Value(as_blob(mail))).bind(6, now());
+                         db.cached("INSERT OR IGNORE INTO sqlpost_inbox(site, seq, digest, part, "
+                                   "parts, mail, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"));
+      st->bind(1, partner.name).bind(2, message.seq).bind(3, Value(message.digest));
+      st->bind(4, static_cast<std::int64_t>(h.part)).bind(5, static_cast<std::int64_t>(h.parts));
+      st->bind(6, Value(as_blob(mail))).bind(7, now());
       SQLPOST_TRY(st->run());
       event({.partner = partner.name,
              .event = "received",
@@ -285,20 +305,43 @@ struct Engine::Impl {
     return remove_mail(ref);
   }
 
-  // Parts of message h.sequence with another part count are another encoding of it
+  // Parts of the message with another part count are another encoding of it
   // (sqlpost resend re-splits): the newest arrival wins, encodings are never mixed.
-  Result<> drop_other_encoding(const Partner& partner, const transport::PartHeader& h) {
+  Result<> drop_other_encoding(const Partner& partner, const InboxMessage& message,
+                               std::uint32_t parts) {
     SQLPOST_TRY_ASSIGN(Statement * st, db.cached("DELETE FROM sqlpost_inbox WHERE site = ? AND "
-                                                 "seq = ? AND parts <> ?"));
-    st->bind(1, partner.name).bind(2, static_cast<std::int64_t>(h.sequence));
-    st->bind(3, static_cast<std::int64_t>(h.parts));
+                                                 "seq = ? AND digest = ? AND parts <> ?"));
+    st->bind(1, partner.name).bind(2, message.seq).bind(3, Value(message.digest));
+    st->bind(4, static_cast<std::int64_t>(parts));
     SQLPOST_TRY(st->run());
     if (db.changes() > 0) {
       report.details.push_back("dropped " + std::to_string(db.changes()) + " part(s) of message " +
-                               std::to_string(h.sequence) + " from " + partner.name +
-                               " of an older encoding (now " + std::to_string(h.parts) + " parts)");
+                               std::to_string(message.seq) + " from " + partner.name +
+                               " of an older encoding (now " + std::to_string(parts) + " parts)");
     }
     return success();
+  }
+
+  // Another message under a number already waiting here keeps what is there, up
+  // to kMaxMessagesPerNumber; beyond, the one that arrived first gives way.
+  Result<> make_room_for(const Partner& partner, const InboxMessage& message) {
+    SQLPOST_TRY_ASSIGN(Statement * count,
+                       db.cached("SELECT count(DISTINCT digest) FROM sqlpost_inbox WHERE site = ? "
+                                 "AND seq = ? AND digest <> ?"));
+    count->bind(1, partner.name).bind(2, message.seq).bind(3, Value(message.digest));
+    SQLPOST_TRY(count->step());
+    const std::int64_t others = count->column_int(0);
+    count->reset();
+    if (others < kMaxMessagesPerNumber) {
+      return success();
+    }
+    SQLPOST_TRY_ASSIGN(Statement * oldest,
+                       db.cached("DELETE FROM sqlpost_inbox WHERE site = ?1 AND seq = ?2 AND "
+                                 "digest = (SELECT digest FROM sqlpost_inbox WHERE site = ?1 AND "
+                                 "seq = ?2 AND digest <> ?3 GROUP BY digest ORDER BY "
+                                 "min(received_at) LIMIT 1)"));
+    oldest->bind(1, partner.name).bind(2, message.seq).bind(3, Value(message.digest));
+    return oldest->run();
   }
 
   Result<> handle_sqlpost_mail(const transport::MailRef& ref, const std::string& mail) {
@@ -323,7 +366,7 @@ struct Engine::Impl {
     if (header->sequence == 0) {
       return handle_control(ref, mail, partner, std::move(opened).value());
     }
-    return store_part(ref, mail, partner, opened->header);
+    return store_part(ref, mail, partner, opened.value());
   }
 
   Result<> receive_one(const transport::MailRef& ref) {
@@ -631,11 +674,11 @@ struct Engine::Impl {
   // ---- apply
 
   Result<std::vector<transport::OpenedPart>> open_inbox_parts(const Partner& partner,
-                                                              std::int64_t seq) {
+                                                              const InboxMessage& message) {
     SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
     SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT mail FROM sqlpost_inbox WHERE site = ? "
-                                                "AND seq = ? ORDER BY part"));
-    st.bind(1, partner.name).bind(2, seq);
+                                                "AND seq = ? AND digest = ? ORDER BY part"));
+    st.bind(1, partner.name).bind(2, message.seq).bind(3, Value(message.digest));
     std::vector<transport::OpenedPart> parts;
     for (;;) {
       SQLPOST_TRY_ASSIGN(const bool row, st.step());
@@ -649,16 +692,18 @@ struct Engine::Impl {
     return parts;
   }
 
-  // Number of stored parts of message seq, and how many it has.
-  Result<std::pair<std::int64_t, std::int64_t>> inbox_completeness(const std::string& site,
-                                                                   std::int64_t seq) {
-    SQLPOST_TRY_ASSIGN(Statement * st, db.cached("SELECT count(*), max(parts) FROM sqlpost_inbox "
-                                                 "WHERE site = ? AND seq = ?"));
-    st->bind(1, site).bind(2, seq);
-    SQLPOST_TRY(st->step());
-    const std::pair<std::int64_t, std::int64_t> r{st->column_int(0), st->column_int(1)};
-    st->reset();
-    return r;
+  // The complete messages from `site` numbered first..last, by number and arrival
+  // (at most `limit`).
+  Result<std::vector<InboxMessage>> complete_messages(const std::string& site, std::int64_t first,
+                                                      std::int64_t last, std::int64_t limit) {
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       db.cached("SELECT seq, digest FROM sqlpost_inbox WHERE site = ? AND seq "
+                                 "BETWEEN ? AND ? GROUP BY seq, digest HAVING count(*) >= "
+                                 "max(parts) ORDER BY seq, min(received_at) LIMIT ?"));
+    st->bind(1, site).bind(2, first).bind(3, last).bind(4, limit);
+    return st->rows([](const Statement& row) {
+      return InboxMessage{row.column_int(0), as_blob(blob_text(row.column(1)))};
+    });
   }
 
   // The compressed payload of the parts, decompressed no further than its budget
@@ -681,8 +726,8 @@ struct Engine::Impl {
     std::vector<std::uint8_t> identity;  // message_identity() of its payload
   };
 
-  Result<LoadedMessage> load_message(const Partner& partner, std::int64_t seq) {
-    SQLPOST_TRY_ASSIGN(auto parts, open_inbox_parts(partner, seq));
+  Result<LoadedMessage> load_message(const Partner& partner, const InboxMessage& message) {
+    SQLPOST_TRY_ASSIGN(auto parts, open_inbox_parts(partner, message));
     SQLPOST_TRY_ASSIGN(const auto bytes, decode_bounded(std::move(parts)));
     SQLPOST_TRY_ASSIGN(Payload payload, decode_payload(bytes, limits_for(bytes.size())));
     if (payload.kind != PayloadKind::kData) {
@@ -695,7 +740,9 @@ struct Engine::Impl {
   // names another predecessor comes from a timeline of the partner we did not
   // follow (it was restored from a backup and sent on): it is dropped, and our
   // acknowledgement (naming what we applied) lets the partner find out and recover.
-  Result<bool> follows_applied(const Partner& partner, std::int64_t seq, const Payload& payload) {
+  Result<bool> follows_applied(const Partner& partner, const InboxMessage& message,
+                               const Payload& payload) {
+    const std::int64_t seq = message.seq;
     if (payload.prev_digest.empty()) {
       return true;  // an older sender, or a predecessor it no longer knows
     }
@@ -704,10 +751,7 @@ struct Engine::Impl {
       return true;
     }
     SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
-    SQLPOST_TRY_ASSIGN(Statement del,
-                       db.prepare("DELETE FROM sqlpost_inbox WHERE site = ? AND seq = ?"));
-    del.bind(1, partner.name).bind(2, seq);
-    SQLPOST_TRY(del.run());
+    SQLPOST_TRY(delete_inbox_message(partner, message));
     const std::string why = "message " + std::to_string(seq) + " from " + partner.name +
                             " does not follow its message " + std::to_string(seq - 1) +
                             " applied here: that site went back in time (restored from a "
@@ -724,19 +768,26 @@ struct Engine::Impl {
     return false;
   }
 
-  Result<> discard_message(const Partner& partner, std::int64_t seq, const std::string& why) {
+  Result<> delete_inbox_message(const Partner& partner, const InboxMessage& message) {
+    SQLPOST_TRY_ASSIGN(Statement * del, db.cached("DELETE FROM sqlpost_inbox WHERE site = ? AND "
+                                                  "seq = ? AND digest = ?"));
+    del->bind(1, partner.name).bind(2, message.seq).bind(3, Value(message.digest));
+    return del->run();
+  }
+
+  Result<> discard_message(const Partner& partner, const InboxMessage& message,
+                           const std::string& why) {
+    const std::int64_t seq = message.seq;
     SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
     SQLPOST_TRY_ASSIGN(Statement st,
                        db.prepare("INSERT INTO sqlpost_rejected(received_at, claimed_sender, "
                                   "reason, mail) SELECT ?, site, ?, substr(mail, 1, ?) FROM "
-                                  "sqlpost_inbox WHERE site = ? AND seq = ? ORDER BY part"));
+                                  "sqlpost_inbox WHERE site = ? AND seq = ? AND digest = ? "
+                                  "ORDER BY part"));
     st.bind(1, now()).bind(2, why).bind(3, static_cast<std::int64_t>(kMaxRejectedMailKept));
-    st.bind(4, partner.name).bind(5, seq);
+    st.bind(4, partner.name).bind(5, seq).bind(6, Value(message.digest));
     SQLPOST_TRY(st.run());
-    SQLPOST_TRY_ASSIGN(Statement del,
-                       db.prepare("DELETE FROM sqlpost_inbox WHERE site = ? AND seq = ?"));
-    del.bind(1, partner.name).bind(2, seq);
-    SQLPOST_TRY(del.run());
+    SQLPOST_TRY(delete_inbox_message(partner, message));
     SQLPOST_TRY(update_stream(partner.name, "rejected = rejected + 1"));
     SQLPOST_TRY(cap_rejected(db, now()));
     SQLPOST_TRY(tx.commit());
@@ -892,63 +943,69 @@ struct Engine::Impl {
     return success();
   }
 
-  // The message to apply next (0: none yet): applied_seq + 1 when complete, else
-  // the first later complete message that names the one applied last as its
-  // predecessor. A partner that regenerates its stream after a restore numbers
-  // on instead of reusing numbers, so mail of the abandoned numbering still in
-  // flight can never be taken for the new one.
-  Result<std::int64_t> next_applicable(const Partner& partner, std::int64_t applied) {
-    SQLPOST_TRY_ASSIGN(const auto have, inbox_completeness(partner.name, applied + 1));
-    if (have.first > 0 && have.first >= have.second) {
-      return applied + 1;
+  // Does the message name `identity` (the message applied last) as its predecessor?
+  bool continues(const Partner& partner, const InboxMessage& message,
+                 const std::vector<std::uint8_t>& identity) {
+    auto loaded = load_message(partner, message);
+    return loaded.ok() && loaded->payload.prev_digest == identity;
+  }
+
+  // The message to apply next (none yet: nullopt): applied_seq + 1 when complete
+  // (of two under that number, the one that continues what was applied), else the
+  // first later complete message that names the one applied last as its
+  // predecessor. A partner that regenerates its stream after a restore numbers on
+  // instead of reusing numbers, so mail of the abandoned numbering still in flight
+  // can never be taken for the new one.
+  Result<std::optional<InboxMessage>> next_applicable(const Partner& partner,
+                                                      std::int64_t applied) {
+    SQLPOST_TRY_ASSIGN(const auto next, complete_messages(partner.name, applied + 1, applied + 1,
+                                                          kMaxMessagesPerNumber));
+    if (next.size() == 1) {
+      return std::optional<InboxMessage>{next.front()};
     }
     SQLPOST_TRY_ASSIGN(const auto identity, applied_identity(db, partner.name));
-    if (identity.empty()) {
-      return std::int64_t{0};
+    if (!next.empty()) {
+      const auto found = std::ranges::find_if(
+          next, [&](const InboxMessage& m) { return continues(partner, m, identity); });
+      // None does: follows_applied() drops the first.
+      return std::optional<InboxMessage>{found == next.end() ? next.front() : *found};
     }
-    SQLPOST_TRY_ASSIGN(Statement st,
-                       db.prepare("SELECT seq FROM sqlpost_inbox WHERE site = ? AND seq > ? "
-                                  "GROUP BY seq HAVING count(*) >= max(parts) ORDER BY seq "
-                                  "LIMIT ?"));
+    if (identity.empty()) {
+      return std::optional<InboxMessage>{};
+    }
     // Bounded: the abandoned numbers still in flight are few; a long normal gap is
     // not decoded over and over.
     constexpr std::int64_t kMaxCandidates = 16;
-    st.bind(1, partner.name).bind(2, applied + 1).bind(3, kMaxCandidates);
-    std::vector<std::int64_t> complete;
-    for (;;) {
-      SQLPOST_TRY_ASSIGN(const bool row, st.step());
-      if (!row) {
-        break;
-      }
-      complete.push_back(st.column_int(0));
-    }
-    for (const std::int64_t candidate : complete) {
-      auto message = load_message(partner, candidate);
-      if (message.ok() && message->payload.prev_digest == identity) {
-        report.notes.push_back("message " + std::to_string(candidate) + " from " + partner.name +
-                               " continues its message " + std::to_string(applied) +
+    SQLPOST_TRY_ASSIGN(const auto later,
+                       complete_messages(partner.name, applied + 2,
+                                         std::numeric_limits<std::int64_t>::max(), kMaxCandidates));
+    for (const InboxMessage& candidate : later) {
+      if (continues(partner, candidate, identity)) {
+        report.notes.push_back("message " + std::to_string(candidate.seq) + " from " +
+                               partner.name + " continues its message " + std::to_string(applied) +
                                " applied here (the numbers in between were abandoned after a "
                                "restore from a backup)");
-        return candidate;
+        return std::optional<InboxMessage>{candidate};
       }
     }
-    return std::int64_t{0};  // a gap, or only messages the partner abandoned
+    return std::optional<InboxMessage>{};  // a gap, or only messages the partner abandoned
   }
 
   // Applies the next message from partner if complete; true when one was applied.
   Result<bool> apply_next(const Partner& partner) {
     SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
-    SQLPOST_TRY_ASSIGN(const std::int64_t seq, next_applicable(partner, s.applied_seq));
-    if (seq == 0) {
+    SQLPOST_TRY_ASSIGN(const auto next, next_applicable(partner, s.applied_seq));
+    if (!next) {
       return false;
     }
-    auto payload = load_message(partner, seq);
+    const std::int64_t seq = next->seq;
+    auto payload = load_message(partner, *next);
     if (!payload.ok() && payload.error().code == Errc::kUnsupported) {
       SQLPOST_TRY(halt(partner, payload.error()));  // a newer sqlpost: keep it, stop here
       return false;
     }
     if (payload.ok()) {
-      SQLPOST_TRY_ASSIGN(const bool follows, follows_applied(partner, seq, payload->payload));
+      SQLPOST_TRY_ASSIGN(const bool follows, follows_applied(partner, *next, payload->payload));
       if (!follows) {
         return false;
       }
@@ -961,7 +1018,7 @@ struct Engine::Impl {
       // Whatever the cause (limits, parts of different messages, bad CBOR): received
       // input was rejected, exit code 5.
       report.worst = Errc::kCorruption;
-      SQLPOST_TRY(discard_message(partner, seq, payload.error().message));
+      SQLPOST_TRY(discard_message(partner, *next, payload.error().message));
       return false;
     }
     auto applied = apply_in_transaction(partner, seq, payload.value());

@@ -12,18 +12,20 @@ struct StreamCounters {
   std::int64_t acked_seq = 0;
   std::int64_t applied_seq = 0;
   std::int64_t restore_seq = 0;
+  std::int64_t restore_lost_from = 0;  // of our last restore request (0: none)
 };
 
 Result<StreamCounters> counters(Database& db, const std::string& site) {
-  SQLPOST_TRY_ASSIGN(Statement st,
-                     db.prepare("SELECT next_seq, acked_seq, applied_seq, restore_seq FROM "
-                                "sqlpost_streams WHERE site = ?"));
+  SQLPOST_TRY_ASSIGN(
+      Statement st, db.prepare("SELECT next_seq, acked_seq, applied_seq, restore_seq, "
+                               "ifnull(restore_lost_from, 0) FROM sqlpost_streams WHERE site = ?"));
   st.bind(1, site);
   SQLPOST_TRY_ASSIGN(const bool row, st.step());
   if (!row) {
     return make_error(Errc::kInternal, "no delivery state for site " + site);
   }
-  return StreamCounters{st.column_int(0), st.column_int(1), st.column_int(2), st.column_int(3)};
+  return StreamCounters{st.column_int(0), st.column_int(1), st.column_int(2), st.column_int(3),
+                        st.column_int(4)};
 }
 
 std::vector<std::uint8_t> blob_bytes(const Value& v) {
@@ -63,11 +65,47 @@ Result<std::optional<std::int64_t>> sent_from_epoch(Database& db, const std::str
   return std::optional<std::int64_t>{st.column_int(0)};
 }
 
+// The first of our messages the partner applied in the timeline we lost. Evidence
+// after a restore request means the partner never applied that request (once it
+// applies one message of our new timeline, the abandoned one cannot follow), so
+// what the request asked back is still lost.
+std::int64_t first_lost(const StreamCounters& s) {
+  const bool request_unapplied = s.restore_seq > 0 && s.acked_seq < s.restore_seq;
+  if (request_unapplied && s.restore_lost_from > 0) {
+    return std::min(s.acked_seq + 1, s.restore_lost_from);
+  }
+  return s.acked_seq + 1;
+}
+
+// Where our messages from `seq` on started: the earliest epoch any message we still
+// know of from there on started after. After a recovery whose request was never
+// applied, the message `seq` itself is gone, and the marker that recovery left
+// (at the number it numbered on after) holds the position it rewound to.
+Result<std::optional<std::int64_t>> resend_position(Database& db, const std::string& site,
+                                                    std::int64_t seq) {
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT min(from_epoch) FROM sqlpost_sent WHERE "
+                                              "site = ? AND seq >= ?"));
+  st.bind(1, site).bind(2, seq);
+  SQLPOST_TRY(st.step());
+  if (st.column_is_null(0)) {
+    return std::optional<std::int64_t>{};
+  }
+  return std::optional<std::int64_t>{st.column_int(0)};
+}
+
+// After our recovery, which linked our new messages to our message `acked_seq` the
+// partner had applied, we use numbers from `restore_seq` on: an acknowledgement in
+// between names a message of the timeline we lost that the partner applied after
+// that one (its evidence was stale), so it will never take our new messages.
+bool applied_more_of_lost_timeline(const StreamCounters& s, std::int64_t ack) {
+  return s.restore_seq > 0 && ack > s.acked_seq && ack < s.restore_seq;
+}
+
 // Did the partner apply, under the number it acknowledges, a message we did not send?
 Result<bool> sending_forked(Database& db, const Partner& partner, const Payload& payload,
                             const StreamCounters& s) {
   const auto ack = static_cast<std::int64_t>(payload.ack);
-  if (ack >= s.next_seq) {
+  if (ack >= s.next_seq || applied_more_of_lost_timeline(s, ack)) {
     return true;
   }
   if (payload.ack_digest.empty() || ack == 0) {
@@ -208,6 +246,11 @@ Result<std::string> own_restore_evidence(Database& db, const Partner& partner,
                                          const Payload& payload) {
   SQLPOST_TRY_ASSIGN(const StreamCounters s, counters(db, partner.name));
   const auto ack = static_cast<std::int64_t>(payload.ack);
+  if (applied_more_of_lost_timeline(s, ack)) {
+    return "site " + partner.name + " has applied our message #" + std::to_string(ack) +
+           " of the timeline this site lost, after the one its recovery continued from (#" +
+           std::to_string(s.acked_seq) + ")";
+  }
   if (ack < s.restore_seq) {
     return std::string();  // built before the partner knew of our last recovery
   }
@@ -281,8 +324,8 @@ Result<std::string> begin_own_recovery(Database& db, const Partner& partner, con
     // The partner applied up to `ack` in a timeline this site no longer has:
     // number on after it, and send again everything it had not confirmed here.
     const auto ack = static_cast<std::int64_t>(payload.ack);
-    lost_from = s.acked_seq + 1;
-    SQLPOST_TRY_ASSIGN(const auto first, sent_from_epoch(db, partner.name, lost_from));
+    lost_from = first_lost(s);
+    SQLPOST_TRY_ASSIGN(const auto first, resend_position(db, partner.name, lost_from));
     const std::int64_t from_epoch = first.value_or(partner.sent_epoch);
     SQLPOST_TRY(run(db, "DELETE FROM sqlpost_outbox WHERE site = ?1", partner.name));
     SQLPOST_TRY(run(db, "DELETE FROM sqlpost_sent WHERE site = ?1 AND seq > ?2", partner.name,
@@ -317,7 +360,8 @@ Result<std::string> begin_own_recovery(Database& db, const Partner& partner, con
       ")";
   SQLPOST_TRY_ASSIGN(Statement st,
                      db.prepare("UPDATE sqlpost_streams SET next_seq = ?2, restore_seq = ?2, "
-                                "restore_request = ?3, recovery = ?4, recovery_ack = ?2, "
+                                "restore_request = ?3, restore_lost_from = ?3, recovery = ?4, "
+                                "recovery_ack = ?2, "
                                 "gap_since = NULL, resend_from = NULL, halted = NULL WHERE "
                                 "site = ?1"));
   st.bind(1, partner.name).bind(2, next).bind(3, lost_from).bind(4, summary);

@@ -240,6 +240,27 @@ CREATE TABLE sqlpost_site_health(
   outbox_oldest INTEGER NOT NULL,
   halted TEXT NOT NULL) WITHOUT ROWID;
 )sql",
+    // 7: the inbox keeps apart two messages a partner sent under one number (its
+    // abandoned timeline and the one after a restore from a backup), told apart by
+    // the authenticated digest of the whole message; the first of our messages a
+    // restore request asks back, until the partner applied the request
+    // (docs/protocol.md).
+    R"sql(
+CREATE TABLE sqlpost_inbox_v7(
+  site TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  digest BLOB NOT NULL,
+  part INTEGER NOT NULL,
+  parts INTEGER NOT NULL,
+  mail BLOB NOT NULL,
+  received_at INTEGER NOT NULL,
+  PRIMARY KEY (site, seq, digest, part)) WITHOUT ROWID;
+INSERT INTO sqlpost_inbox_v7 SELECT site, seq, x'', part, parts, mail, received_at
+  FROM sqlpost_inbox;
+DROP TABLE sqlpost_inbox;
+ALTER TABLE sqlpost_inbox_v7 RENAME TO sqlpost_inbox;
+ALTER TABLE sqlpost_streams ADD COLUMN restore_lost_from INTEGER;
+)sql",
 };
 
 Result<> set_version(Database& db, int version) {

@@ -99,7 +99,15 @@ std::string stream_states(Cluster& c) {
                   ->prepare(
                       "SELECT site, next_seq, acked_seq, applied_seq, ifnull(recovery, ''), "
                       "(SELECT count(*) FROM sqlpost_outbox o WHERE o.site = s.site), "
-                      "(SELECT count(*) FROM sqlpost_inbox i WHERE i.site = s.site) FROM "
+                      "(SELECT count(*) FROM sqlpost_inbox i WHERE i.site = s.site), "
+                      "'applied ' || hex(substr(applied_digest, 1, 4)) || ', restore_seq ' || "
+                      "restore_seq || ', restore_request ' || ifnull(restore_request, '-') || "
+                      "', recovery_ack ' || ifnull(recovery_ack, '-') || ', inbox seqs ' || "
+                      "ifnull((SELECT group_concat(seq || '/' || part || '/' || parts) FROM "
+                      "sqlpost_inbox i WHERE i.site = s.site), '') || ', sent ' || "
+                      "ifnull((SELECT group_concat(seq || ':' || hex(substr(digest, 1, 4))) FROM "
+                      "(SELECT * FROM sqlpost_sent t WHERE t.site = s.site ORDER BY seq)), '') "
+                      "FROM "
                       "sqlpost_streams s")
                   .value();
     while (st.step().value()) {
@@ -107,7 +115,7 @@ std::string stream_states(Cluster& c) {
              std::to_string(st.column_int(1)) + ", acked " + std::to_string(st.column_int(2)) +
              ", applied " + std::to_string(st.column_int(3)) + ", outbox " +
              std::to_string(st.column_int(5)) + ", inbox " + std::to_string(st.column_int(6)) +
-             " " + st.column_text(4) + "\n";
+             " " + st.column_text(4) + "\n    " + st.column_text(7) + "\n";
     }
   }
   return out;

@@ -212,6 +212,109 @@ TEST_CASE(
   CHECK(diff.find("integrity_check") == std::string::npos);
 }
 
+// Mail from r1 to the hub is taken off the network while `hold` is set and kept,
+// to be delivered later (in flight) or never (lost).
+struct HeldMail {
+  bool hold = false;
+  std::vector<std::string> mails;
+  void take_from(Cluster& c) {
+    c.network().drop_if([this](std::string_view to, std::string_view mail) {
+      if (hold && to == "hq@hq.test") {
+        mails.emplace_back(mail);
+        return true;
+      }
+      return false;
+    });
+  }
+};
+
+TEST_CASE(
+    "a restored remote's new message and one of its abandoned timeline under the same number: "
+    "the one that continues the stream is applied") {
+  TempDir dir;
+  Cluster c(dir, 1, 111, {});
+  c.log_retention = 1'000'000;
+  Site& hub = c.site("hq");
+  Site& r1 = c.site("r1");
+  HeldMail held;
+  held.take_from(c);
+  c.random_writes(r1, 2);
+  converge(c);
+  const std::string copy = backup(dir, r1);
+  insert_item(r1, 1'000'600, "applied at the hub");
+  c.run(r1);
+  c.run(hub);
+  held.hold = true;
+  insert_item(r1, 1'000'601, "lost on the way");
+  c.run(r1);
+  insert_item(r1, 1'000'602, "arrives late");
+  c.run(r1);
+  held.hold = false;
+  REQUIRE(held.mails.size() == 2);
+  restore(r1, copy);
+  insert_item(r1, 1'000'603, "after the restore");
+  c.run(r1);
+  insert_item(r1, 1'000'604, "after the restore, too");
+  c.run(r1);
+  c.run(hub);  // drops both: applied before, and not following what it applied
+  c.network().put("hq@hq.test", held.mails[1]);
+  c.run(hub);  // the abandoned message waits behind the gap
+  c.run(r1);   // finds out, numbers on: its request takes the abandoned number
+  c.run(hub);
+  CHECK(applied_from(*hub.db, "r1") == query_int(*r1.db, "SELECT max(seq) FROM sqlpost_sent"));
+  converge(c);
+  for (Site* s : {&hub, &r1}) {
+    CAPTURE(s->name);
+    CHECK(item_name(*s, 1'000'600) == "applied at the hub");
+    CHECK(item_name(*s, 1'000'601) == "<missing>");  // only the lost timeline had them
+    CHECK(item_name(*s, 1'000'602) == "<missing>");
+    CHECK(item_name(*s, 1'000'603) == "after the restore");
+    CHECK(item_name(*s, 1'000'604) == "after the restore, too");
+  }
+}
+
+TEST_CASE(
+    "the hub applies a late message of the abandoned timeline instead of the restore request: "
+    "the second request still asks back everything lost") {
+  TempDir dir;
+  Cluster c(dir, 1, 113, {});
+  c.log_retention = 1'000'000;
+  Site& hub = c.site("hq");
+  Site& r1 = c.site("r1");
+  HeldMail held;
+  held.take_from(c);
+  c.random_writes(r1, 2);
+  converge(c);
+  const std::string copy = backup(dir, r1);
+  insert_item(r1, 1'000'700, "in the first lost message");
+  c.run(r1);
+  held.hold = true;
+  insert_item(r1, 1'000'701, "in the late message");
+  c.run(r1);
+  held.hold = false;
+  c.run(hub);
+  c.run(r1);  // takes in the hub's acknowledgement before it is restored
+  restore(r1, copy);
+  insert_item(r1, 1'000'702, "after the restore");
+  c.run(r1);
+  c.run(hub);  // applied before: dropped, and acknowledged
+  held.hold = true;
+  c.run(r1);  // finds out; its restore request is held back
+  held.hold = false;
+  REQUIRE(held.mails.size() == 2);
+  c.network().put("hq@hq.test", held.mails[0]);
+  c.run(hub);  // the late message continues the stream: applied
+  c.network().put("hq@hq.test", held.mails[1]);
+  c.run(hub);  // the request has the number just applied: dropped
+  converge(c);
+  for (Site* s : {&hub, &r1}) {
+    CAPTURE(s->name);
+    CHECK(item_name(*s, 1'000'700) == "in the first lost message");
+    CHECK(item_name(*s, 1'000'701) == "in the late message");
+    CHECK(item_name(*s, 1'000'702) == "after the restore");
+  }
+}
+
 TEST_CASE("a forged message claiming the site went back in time changes nothing") {
   TempDir dir;
   Cluster c(dir, 1, 113, {});

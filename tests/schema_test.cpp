@@ -53,6 +53,26 @@ TEST_CASE("open_site refuses a database that is not a site, and one from a newer
   CHECK(newer.error().message.find("newer sqlpost") != std::string::npos);
 }
 
+TEST_CASE("a schema 6 site is upgraded: its inbox keeps what waits there") {
+  TempDir dir;
+  {
+    Database db = make_site(dir);
+    exec(db,
+         "DROP TABLE sqlpost_inbox; CREATE TABLE sqlpost_inbox(site TEXT NOT NULL, seq INTEGER "
+         "NOT NULL, part INTEGER NOT NULL, parts INTEGER NOT NULL, mail BLOB NOT NULL, "
+         "received_at INTEGER NOT NULL, PRIMARY KEY (site, seq, part)) WITHOUT ROWID; "
+         "INSERT INTO sqlpost_inbox VALUES ('r1', 3, 1, 2, x'01', 5); "
+         "ALTER TABLE sqlpost_streams DROP COLUMN restore_lost_from; "
+         "UPDATE sqlpost_meta SET value = 6 WHERE key = 'schema_version'");
+  }
+  Database db = open_site(dir.path("hq.db")).value();
+  CHECK(schema_version(db).value() == kSchemaVersion);
+  CHECK(query_int(db,
+                  "SELECT count(*) FROM sqlpost_inbox WHERE site = 'r1' AND seq = 3 AND "
+                  "digest = x'' AND part = 1 AND parts = 2 AND received_at = 5") == 1);
+  CHECK(query_int(db, "SELECT count(restore_lost_from) FROM sqlpost_streams") == 0);
+}
+
 TEST_CASE("site names are validated") {
   CHECK(validate_site_name("hq-1.a_b").ok());
   CHECK_FALSE(validate_site_name("").ok());
