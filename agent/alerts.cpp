@@ -1,13 +1,10 @@
 #include "agent/alerts.h"
 
-#include <cstdio>
-#include <filesystem>
 #include <sstream>
 
+#include "agent/atomic_file.h"
 #include "agent/history.h"
 #include "agent/params.h"
-#include "platform/files.h"
-#include "platform/process.h"
 #include "replication/conflicts.h"
 #include "replication/health.h"
 #include "replication/restore.h"
@@ -256,33 +253,6 @@ Result<std::string> metrics_text(Database& db, std::int64_t now, int last_exit_c
   return out.str();
 }
 
-// Writes `text` to a temporary file beside `path`, flushes it to disk, then
-// renames it over `path`: a reader sees the old file or the new one, whole. The
-// metrics hold no secret: readable by all, so a collector running as another
-// user can read them.
-Result<> replace_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp." + std::to_string(platform::process_id());
-  (void)platform::remove_file(tmp);  // a leftover of a killed run
-  auto written = [&]() -> Result<> {
-    SQLPOST_TRY_ASSIGN(platform::File file, platform::File::create_new(tmp));
-    SQLPOST_TRY(file.write_all(text));
-    SQLPOST_TRY(file.sync());
-    SQLPOST_TRY(file.close());
-    namespace fs = std::filesystem;
-    std::error_code ec;
-    fs::permissions(tmp,
-                    fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
-                        fs::perms::others_read,
-                    ec);
-    return platform::rename_replace(tmp, path);
-  }();
-  if (!written.ok()) {
-    (void)platform::remove_file(tmp);
-    return make_error(Errc::kIOError, "metrics file: " + written.error().message);
-  }
-  return success();
-}
-
 }  // namespace
 
 Result<std::vector<Alert>> evaluate_alerts(Database& db, std::int64_t now) {
@@ -322,7 +292,11 @@ std::string render_alerts_text(const nlohmann::json& alerts) {
 Result<> write_metrics(Database& db, const std::string& file, std::int64_t now, int last_exit_code,
                        const std::vector<Alert>& alerts) {
   SQLPOST_TRY_ASSIGN(const std::string text, metrics_text(db, now, last_exit_code, alerts));
-  return replace_file(file, text);
+  auto written = replace_file(file, text);
+  if (!written.ok()) {
+    return make_error(Errc::kIOError, "metrics file: " + written.error().message);
+  }
+  return success();
 }
 
 }  // namespace sqlpost

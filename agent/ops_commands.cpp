@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "agent/history.h"
+#include "agent/report.h"
 #include "schema/migrations.h"
 
 namespace sqlpost {
@@ -85,12 +86,36 @@ void add_queue(CLI::App& app, Action& action) {
   });
 }
 
+struct ReportOptions {
+  std::string db;
+  std::string html;
+  std::int64_t days = kDefaultReportDays;
+};
+
+void add_report(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand(
+      "report", "Write one HTML page: every site's state, lag and backlog, with charts");
+  auto o = std::make_shared<ReportOptions>();
+  cmd->add_option("DB", o->db, "SQLite database file")->required();
+  cmd->add_option("--html", o->html, "write the page to FILE (replaced atomically)")
+      ->type_name("FILE")
+      ->required();
+  cmd->add_option("--days", o->days, "charts of the last N UTC days (default 14)")->type_name("N");
+  cmd->callback([&action, o] {
+    action = [o]() -> Result<> {
+      SQLPOST_TRY_ASSIGN(Database db, open_site(o->db));
+      return write_report(db, o->html, std::time(nullptr), o->days);
+    };
+  });
+}
+
 }  // namespace
 
 void add_ops_commands(CLI::App& app, Action& action) {
   add_log(app, action);
   add_stats(app, action);
   add_queue(app, action);
+  add_report(app, action);
 }
 
 }  // namespace sqlpost

@@ -1,6 +1,7 @@
 // sqlpost/agent/ops_commands.h — the commands an administrator watches a site
 // with: log (runs and message log), stats (per partner per day) and queue
-// (outbox, inbox, set-aside mail), each as text or --json (docs/json.md).
+// (outbox, inbox, set-aside mail), each as text or --json (docs/json.md), and
+// report (one HTML page of the whole hierarchy, agent/report.h).
 #pragma once
 
 #include <functional>

@@ -16,3 +16,19 @@ sqlpost_test(ops_history_test SOURCES ops_history_test.cpp LIBS sqlpost_agent)
 
 # Alerts: each provoked and cleared; status text, run exit code, metrics file.
 sqlpost_test(ops_alerts_test SOURCES ops_alerts_test.cpp LIBS sqlpost_agent)
+
+# The HTML report (sqlpost report): checked as text, and rendered in headless Chromium
+# (Debian's chromium, installed by tools/install-deps.sh). The rendering test is
+# registered only where chromium is found, so a machine without it still builds and
+# runs everything else.
+sqlpost_test(ops_report_test SOURCES ops_report_test.cpp LIBS sqlpost_agent
+             ARGS --test-suite-exclude=ops-report-render)
+find_program(SQLPOST_CHROMIUM NAMES chromium chromium-browser)
+if(SQLPOST_CHROMIUM)
+  add_test(NAME ops_report_render_test COMMAND ops_report_test --test-suite=ops-report-render)
+  set_tests_properties(ops_report_render_test PROPERTIES ENVIRONMENT
+    "SQLPOST_BIN=$<TARGET_FILE:sqlpost>;SQLPOST_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp;SQLPOST_CHROMIUM=${SQLPOST_CHROMIUM}")
+else()
+  message(STATUS "chromium not found: ops_report_render_test is not registered "
+                 "(tools/install-deps.sh installs it)")
+endif()

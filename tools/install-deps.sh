@@ -14,6 +14,7 @@ packages=(
   clang clang-format clang-tidy ccache libclang-rt-14-dev time
   dpkg-dev file man-db systemd
   vsftpd  # the FTP link's end-to-end test (tools/ftpstack)
+  chromium fonts-dejavu-core  # renders `sqlpost report`'s HTML page in a test (headless)
 )
 
 missing=()
