@@ -741,7 +741,8 @@ struct Engine::Impl {
   // follow (it was restored from a backup and sent on): it is dropped, and our
   // acknowledgement (naming what we applied) lets the partner find out and recover.
   Result<bool> follows_applied(const Partner& partner, const InboxMessage& message,
-                               const Payload& payload) {
+                               const LoadedMessage& loaded) {
+    const Payload& payload = loaded.payload;
     const std::int64_t seq = message.seq;
     if (payload.prev_digest.empty()) {
       return true;  // an older sender, or a predecessor it no longer knows
@@ -752,6 +753,7 @@ struct Engine::Impl {
     }
     SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
     SQLPOST_TRY(delete_inbox_message(partner, message));
+    SQLPOST_TRY(remember_abandoned(partner, loaded.identity));
     const std::string why = "message " + std::to_string(seq) + " from " + partner.name +
                             " does not follow its message " + std::to_string(seq - 1) +
                             " applied here: that site went back in time (restored from a "
@@ -766,6 +768,50 @@ struct Engine::Impl {
     report.notes.push_back(why);
     event({.partner = partner.name, .event = "duplicate", .seq = seq, .detail = why});
     return false;
+  }
+
+  // The identities of the partner's messages dropped as not continuing its stream
+  // (the newest kMaxAbandonedKept): a message naming one of them as its predecessor
+  // is of the same abandoned timeline, and nothing the partner sends later can be.
+  Result<> remember_abandoned(const Partner& partner, std::span<const std::uint8_t> identity) {
+    constexpr std::int64_t kMaxAbandonedKept = 64;
+    SQLPOST_TRY_ASSIGN(Statement * add,
+                       db.cached("INSERT OR REPLACE INTO sqlpost_abandoned(site, digest, at) "
+                                 "SELECT ?1, ?2, ifnull(max(at), 0) + 1 FROM sqlpost_abandoned "
+                                 "WHERE site = ?1"));
+    add->bind(1, partner.name).bind(2, Value(Blob{{identity.begin(), identity.end()}}));
+    SQLPOST_TRY(add->run());
+    SQLPOST_TRY_ASSIGN(Statement * trim,
+                       db.cached("DELETE FROM sqlpost_abandoned WHERE site = ?1 AND at <= (SELECT "
+                                 "max(at) FROM sqlpost_abandoned WHERE site = ?1) - ?2"));
+    trim->bind(1, partner.name).bind(2, kMaxAbandonedKept);
+    return trim->run();
+  }
+
+  Result<bool> follows_abandoned(const Partner& partner, const Payload& payload) {
+    SQLPOST_TRY_ASSIGN(Statement * st, db.cached("SELECT count(*) FROM sqlpost_abandoned WHERE "
+                                                 "site = ? AND digest = ?"));
+    st->bind(1, partner.name)
+        .bind(2, Value(Blob{{payload.prev_digest.begin(), payload.prev_digest.end()}}));
+    SQLPOST_TRY(st->step());
+    const bool found = st->column_int(0) > 0;
+    st->reset();
+    return found;
+  }
+
+  // A message waiting behind a gap whose predecessor was abandoned: its own
+  // predecessor will never come.
+  Result<> drop_abandoned(const Partner& partner, const InboxMessage& message,
+                          const LoadedMessage& loaded) {
+    SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+    SQLPOST_TRY(delete_inbox_message(partner, message));
+    SQLPOST_TRY(remember_abandoned(partner, loaded.identity));
+    SQLPOST_TRY(tx.commit());
+    const std::string why = "message " + std::to_string(message.seq) + " from " + partner.name +
+                            " follows one it abandoned (restored from a backup); dropped";
+    report.notes.push_back(why);
+    event({.partner = partner.name, .event = "duplicate", .seq = message.seq, .detail = why});
+    return success();
   }
 
   Result<> delete_inbox_message(const Partner& partner, const InboxMessage& message) {
@@ -980,7 +1026,16 @@ struct Engine::Impl {
                        complete_messages(partner.name, applied + 2,
                                          std::numeric_limits<std::int64_t>::max(), kMaxCandidates));
     for (const InboxMessage& candidate : later) {
-      if (continues(partner, candidate, identity)) {
+      auto loaded = load_message(partner, candidate);
+      if (!loaded.ok()) {
+        continue;  // set aside when its turn comes
+      }
+      SQLPOST_TRY_ASSIGN(const bool stale, follows_abandoned(partner, loaded->payload));
+      if (stale) {
+        SQLPOST_TRY(drop_abandoned(partner, candidate, loaded.value()));
+        continue;
+      }
+      if (loaded->payload.prev_digest == identity) {
         report.notes.push_back("message " + std::to_string(candidate.seq) + " from " +
                                partner.name + " continues its message " + std::to_string(applied) +
                                " applied here (the numbers in between were abandoned after a "
@@ -991,7 +1046,8 @@ struct Engine::Impl {
     return std::optional<InboxMessage>{};  // a gap, or only messages the partner abandoned
   }
 
-  // Applies the next message from partner if complete; true when one was applied.
+  // Applies the next message from partner if complete; true when one was applied
+  // or dropped (look again).
   Result<bool> apply_next(const Partner& partner) {
     SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
     SQLPOST_TRY_ASSIGN(const auto next, next_applicable(partner, s.applied_seq));
@@ -1005,10 +1061,10 @@ struct Engine::Impl {
       return false;
     }
     if (payload.ok()) {
-      SQLPOST_TRY_ASSIGN(const bool follows, follows_applied(partner, *next, payload->payload));
+      SQLPOST_TRY_ASSIGN(const bool follows, follows_applied(partner, *next, payload.value()));
       if (!follows) {
-        return false;
-      }
+        return true;  // dropped: another message under that number, or one after it
+      }               // that follows the dropped one, may be waiting
     }
     if (!payload.ok()) {
       // Set aside (sqlpost_rejected), never retried: it would fail the same way.

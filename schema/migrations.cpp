@@ -243,7 +243,8 @@ CREATE TABLE sqlpost_site_health(
     // 7: the inbox keeps apart two messages a partner sent under one number (its
     // abandoned timeline and the one after a restore from a backup), told apart by
     // the authenticated digest of the whole message; the first of our messages a
-    // restore request asks back, until the partner applied the request
+    // restore request asks back, until the partner applied the request; the
+    // identities of a partner's messages dropped as not continuing its stream
     // (docs/protocol.md).
     R"sql(
 CREATE TABLE sqlpost_inbox_v7(
@@ -260,6 +261,11 @@ INSERT INTO sqlpost_inbox_v7 SELECT site, seq, x'', part, parts, mail, received_
 DROP TABLE sqlpost_inbox;
 ALTER TABLE sqlpost_inbox_v7 RENAME TO sqlpost_inbox;
 ALTER TABLE sqlpost_streams ADD COLUMN restore_lost_from INTEGER;
+CREATE TABLE sqlpost_abandoned(
+  site TEXT NOT NULL,
+  digest BLOB NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (site, digest)) WITHOUT ROWID;
 )sql",
 };
 

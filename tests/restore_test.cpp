@@ -315,6 +315,51 @@ TEST_CASE(
   }
 }
 
+TEST_CASE(
+    "late mail of the abandoned timeline, beyond the restored site's new numbers, does not hold "
+    "the stream open") {
+  TempDir dir;
+  Cluster c(dir, 1, 115, {});
+  c.log_retention = 1'000'000;
+  Site& hub = c.site("hq");
+  Site& r1 = c.site("r1");
+  HeldMail held;
+  held.take_from(c);
+  c.random_writes(r1, 2);
+  converge(c);
+  const std::string copy = backup(dir, r1);
+  insert_item(r1, 1'000'800, "applied at the hub");
+  c.run(r1);
+  c.run(hub);
+  held.hold = true;
+  for (int i = 1; i <= 3; ++i) {
+    insert_item(r1, 1'000'800 + i, "abandoned");
+    c.run(r1);
+  }
+  held.hold = false;
+  REQUIRE(held.mails.size() == 3);
+  restore(r1, copy);
+  insert_item(r1, 1'000'810, "after the restore");
+  c.run(r1);
+  c.run(hub);  // applied before: dropped, and acknowledged
+  c.run(r1);   // finds out; its restore request has the next number
+  c.run(hub);  // applies the request
+  const std::int64_t applied = applied_from(*hub.db, "r1");
+  c.network().put("hq@hq.test", held.mails[1]);  // under the number after the request
+  c.network().put("hq@hq.test", held.mails[2]);  // waits behind it
+  c.run(hub);
+  CHECK(applied_from(*hub.db, "r1") == applied);
+  CHECK(query_int(*hub.db, "SELECT count(*) FROM sqlpost_inbox") == 0);
+  CHECK(query_int(*hub.db, "SELECT count(*) FROM sqlpost_abandoned WHERE site = 'r1'") == 2);
+  converge(c);
+  for (Site* s : {&hub, &r1}) {
+    CAPTURE(s->name);
+    CHECK(item_name(*s, 1'000'800) == "applied at the hub");
+    CHECK(item_name(*s, 1'000'803) == "<missing>");
+    CHECK(item_name(*s, 1'000'810) == "after the restore");
+  }
+}
+
 TEST_CASE("a forged message claiming the site went back in time changes nothing") {
   TempDir dir;
   Cluster c(dir, 1, 113, {});
