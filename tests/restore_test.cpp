@@ -212,15 +212,21 @@ TEST_CASE(
   CHECK(diff.find("integrity_check") == std::string::npos);
 }
 
-// Mail from r1 to the hub is taken off the network while `hold` is set and kept,
-// to be delivered later (in flight) or never (lost).
+// Mail to the hub and to r1 is taken off the network while held and kept, to be
+// delivered later (in flight) or never (lost).
 struct HeldMail {
-  bool hold = false;
-  std::vector<std::string> mails;
+  bool to_hub = false;
+  bool to_r1 = false;
+  std::vector<std::string> mails;     // to the hub
+  std::vector<std::string> r1_mails;  // to r1
   void take_from(Cluster& c) {
     c.network().drop_if([this](std::string_view to, std::string_view mail) {
-      if (hold && to == "hq@hq.test") {
+      if (to_hub && to == "hq@hq.test") {
         mails.emplace_back(mail);
+        return true;
+      }
+      if (to_r1 && to == "r1@r1.test") {
+        r1_mails.emplace_back(mail);
         return true;
       }
       return false;
@@ -244,12 +250,12 @@ TEST_CASE(
   insert_item(r1, 1'000'600, "applied at the hub");
   c.run(r1);
   c.run(hub);
-  held.hold = true;
+  held.to_hub = true;
   insert_item(r1, 1'000'601, "lost on the way");
   c.run(r1);
   insert_item(r1, 1'000'602, "arrives late");
   c.run(r1);
-  held.hold = false;
+  held.to_hub = false;
   REQUIRE(held.mails.size() == 2);
   restore(r1, copy);
   insert_item(r1, 1'000'603, "after the restore");
@@ -288,19 +294,19 @@ TEST_CASE(
   const std::string copy = backup(dir, r1);
   insert_item(r1, 1'000'700, "in the first lost message");
   c.run(r1);
-  held.hold = true;
+  held.to_hub = true;
   insert_item(r1, 1'000'701, "in the late message");
   c.run(r1);
-  held.hold = false;
+  held.to_hub = false;
   c.run(hub);
   c.run(r1);  // takes in the hub's acknowledgement before it is restored
   restore(r1, copy);
   insert_item(r1, 1'000'702, "after the restore");
   c.run(r1);
   c.run(hub);  // applied before: dropped, and acknowledged
-  held.hold = true;
+  held.to_hub = true;
   c.run(r1);  // finds out; its restore request is held back
-  held.hold = false;
+  held.to_hub = false;
   REQUIRE(held.mails.size() == 2);
   c.network().put("hq@hq.test", held.mails[0]);
   c.run(hub);  // the late message continues the stream: applied
@@ -331,12 +337,12 @@ TEST_CASE(
   insert_item(r1, 1'000'800, "applied at the hub");
   c.run(r1);
   c.run(hub);
-  held.hold = true;
+  held.to_hub = true;
   for (int i = 1; i <= 3; ++i) {
     insert_item(r1, 1'000'800 + i, "abandoned");
     c.run(r1);
   }
-  held.hold = false;
+  held.to_hub = false;
   REQUIRE(held.mails.size() == 3);
   restore(r1, copy);
   insert_item(r1, 1'000'810, "after the restore");
@@ -357,6 +363,52 @@ TEST_CASE(
     CHECK(item_name(*s, 1'000'800) == "applied at the hub");
     CHECK(item_name(*s, 1'000'803) == "<missing>");
     CHECK(item_name(*s, 1'000'810) == "after the restore");
+  }
+}
+
+TEST_CASE(
+    "a recovery that acted on a stale acknowledgement starts again when the hub names more of "
+    "the abandoned timeline") {
+  TempDir dir;
+  Cluster c(dir, 1, 117, {});
+  c.log_retention = 1'000'000;
+  Site& hub = c.site("hq");
+  Site& r1 = c.site("r1");
+  HeldMail held;
+  held.take_from(c);
+  c.random_writes(r1, 2);
+  converge(c);
+  const std::string copy = backup(dir, r1);
+  held.to_r1 = true;  // r1 hears nothing from the hub until told
+  insert_item(r1, 1'000'900, "abandoned, applied at the hub");
+  c.run(r1);
+  c.run(hub);
+  const std::size_t first_ack = held.r1_mails.size();
+  insert_item(r1, 1'000'901, "abandoned, applied at the hub, too");
+  c.run(r1);
+  c.run(hub);
+  REQUIRE(first_ack >= 1);
+  restore(r1, copy);
+  for (int i = 2; i <= 4; ++i) {  // three new messages before r1 finds out
+    insert_item(r1, 1'000'900 + i, "after the restore");
+    c.run(r1);
+  }
+  c.run(hub);
+  c.network().put("r1@r1.test", held.r1_mails.front());  // the stale acknowledgement only
+  c.run(r1);
+  CHECK(stream_to(r1, "hq").recovery.find("went back in time") != std::string::npos);
+  held.to_r1 = false;
+  for (std::size_t i = first_ack; i < held.r1_mails.size(); ++i) {
+    c.network().put("r1@r1.test", held.r1_mails[i]);
+  }
+  converge(c);
+  for (Site* s : {&hub, &r1}) {
+    CAPTURE(s->name);
+    CHECK(item_name(*s, 1'000'900) == "abandoned, applied at the hub");
+    CHECK(item_name(*s, 1'000'901) == "abandoned, applied at the hub, too");
+    for (int i = 2; i <= 4; ++i) {
+      CHECK(item_name(*s, 1'000'900 + i) == "after the restore");
+    }
   }
 }
 
