@@ -15,6 +15,7 @@
 //   down.test    MX 10 dead1.down.test (127.0.0.2), MX 20 dead2.down.test (127.0.0.3)
 //   empty.test   exists (a TXT record) with no MX and no address
 //   nomail.test  does not exist
+//   nullmx.test  MX 0 "." (RFC 7505: accepts no mail)
 //   mx.elsewhere.example  A 127.0.0.1 (outside the zone: AAAA is refused)
 #include <doctest/doctest.h>
 #include <sys/stat.h>
@@ -81,13 +82,14 @@ class DnsServer {
     const auto r = run_command(
         "bash " + q(script) + " " + q(dir_.path("dns")) +
         " --local=/test/ --local=/localhost/ --host-record=localhost,127.0.0.1"
-        " --mx-host=hq.test,dead.hq.test,10 --mx-host=hq.test,localhost,20"
+        " --mx-host=hq.test,localhost,20 --mx-host=hq.test,dead.hq.test,10"
         " --host-record=dead.hq.test,127.0.0.2 --mx-host=site1.test,localhost,10"
         " --host-record=site2.test,127.0.0.1"
         " --mx-host=badcert.test,mx.badcert.test,10 --host-record=mx.badcert.test,127.0.0.1"
         " --mx-host=down.test,dead1.down.test,10 --mx-host=down.test,dead2.down.test,20"
         " --host-record=dead1.down.test,127.0.0.2 --host-record=dead2.down.test,127.0.0.3"
         " --txt-record=empty.test,nothing-here --host-record=mx.elsewhere.example,127.0.0.1"
+        " --mx-host=nullmx.test,.,0"
         " 2>&1");
     REQUIRE_MESSAGE(r.exit_code == 0, r.output);
     address_ = r.output.substr(0, r.output.find('\n'));
@@ -246,7 +248,8 @@ TEST_CASE("a domain without MX is its own mail server; its certificate is checke
   expect_delivered("site2");
 }
 
-TEST_CASE("per-domain failures name the cause: no domain, no MX, every MX down, TLS, 5xx") {
+TEST_CASE(
+    "per-domain failures name the cause: no domain, no MX, null MX, every MX down, TLS, 5xx") {
   if (!mailstack_running()) {
     return;
   }
@@ -267,6 +270,14 @@ TEST_CASE("per-domain failures name the cause: no domain, no MX, every MX down, 
   CHECK(has(empty.error().message,
             "the domain empty.test has no MX record and no address (A/AAAA) at " + dns.address() +
                 ": it receives no mail"));
+
+  const auto null_mx = send_direct(dns, "someone@nullmx.test");
+  REQUIRE_FALSE(null_mx.ok());
+  CHECK(null_mx.error().code == Errc::kPermanent);
+  CHECK_MESSAGE(
+      has(null_mx.error().message,
+          "the domain nullmx.test accepts no mail (null MX, RFC 7505, at " + dns.address() + ")"),
+      null_mx.error().message);
 
   const auto down = send_direct(dns, "someone@down.test");
   REQUIRE_FALSE(down.ok());
