@@ -377,6 +377,30 @@ TEST_CASE("hub -> remote -> hub replicate through direct send to the MX; rows co
   }
 }
 
+TEST_CASE("a partner whose domain has no mail server is reported; the others still converge") {
+  if (!mailstack_running()) {
+    return;
+  }
+  DirectDeployment d;
+  sqlpost_ok("site add " + q(d.hub) + " lost --address lost@nomail.test");
+  sqlpost_ok("subscribe " + q(d.hub) + " lost sales");
+  sqlite_shell(d.hub, "INSERT INTO customer VALUES (300, 'for everyone', NULL, NULL);");
+  const auto refused = run_sqlpost("run " + q(d.hub) + " --once");
+  CHECK(refused.exit_code == 4);
+  CHECK_MESSAGE(has(refused.output, "refused message 1 part 1 to lost"), refused.output);
+  CHECK(has(refused.output,
+            "direct send to lost@nomail.test: the domain nomail.test has no mail "
+            "servers: DNS MX lookup of nomail.test at " +
+                d.dns.address() + ": the name does not exist (NXDOMAIN)"));
+  sqlpost_ok("unsubscribe " + q(d.hub) + " lost sales");
+  sqlpost_ok("site remove " + q(d.hub) + " lost");
+  d.run_until_quiet();
+  Database h = open_db(d.hub);
+  Database r = open_db(d.s1);
+  CHECK(compare_tables(h, r, "customer").empty());
+  CHECK(query_int(r, "SELECT count(*) FROM customer WHERE id = 300") == 1);
+}
+
 TEST_CASE("sqlpost check shows the direct mode, each partner domain's MX route and its failures") {
   if (!mailstack_running()) {
     return;
