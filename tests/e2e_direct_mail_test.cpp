@@ -16,6 +16,7 @@
 //   empty.test   exists (a TXT record) with no MX and no address
 //   nomail.test  does not exist
 //   nullmx.test  MX 0 "." (RFC 7505: accepts no mail)
+//   probe.test   MX 10 localhost (the administrator who gets alert mail)
 //   mx.elsewhere.example  A 127.0.0.1 (outside the zone: AAAA is refused)
 #include <doctest/doctest.h>
 #include <sys/stat.h>
@@ -89,7 +90,7 @@ class DnsServer {
         " --mx-host=down.test,dead1.down.test,10 --mx-host=down.test,dead2.down.test,20"
         " --host-record=dead1.down.test,127.0.0.2 --host-record=dead2.down.test,127.0.0.3"
         " --txt-record=empty.test,nothing-here --host-record=mx.elsewhere.example,127.0.0.1"
-        " --mx-host=nullmx.test,.,0"
+        " --mx-host=nullmx.test,.,0 --mx-host=probe.test,localhost,10"
         " 2>&1");
     REQUIRE_MESSAGE(r.exit_code == 0, r.output);
     address_ = r.output.substr(0, r.output.find('\n'));
@@ -143,6 +144,30 @@ void expect_delivered(const std::string& user) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   FAIL("no mail arrived for " << user);
+}
+
+// Polls (bounded: two minutes) until a mail in `user`'s mailbox contains `text`;
+// every mail read is removed.
+bool wait_for_text(const std::string& user, const std::string& text) {
+  for (int i = 0; i < 2400; ++i) {
+    auto link = transport::Pop3Link::open(pop3_server(user));
+    REQUIRE(link.ok());
+    auto refs = (*link)->list();
+    REQUIRE(refs.ok());
+    bool found = false;
+    for (const auto& ref : *refs) {
+      auto mail = (*link)->fetch(ref);
+      REQUIRE(mail.ok());
+      found = found || mail->find(text) != std::string::npos;
+      REQUIRE((*link)->remove(ref).ok());
+    }
+    REQUIRE((*link)->close().ok());
+    if (found) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
 }
 
 transport::DirectConfig direct_config(const DnsServer& dns) {
@@ -377,7 +402,9 @@ TEST_CASE("hub -> remote -> hub replicate through direct send to the MX; rows co
   }
 }
 
-TEST_CASE("a partner whose domain has no mail server is reported; the others still converge") {
+TEST_CASE(
+    "a partner whose domain has no mail server is reported, alert mail goes direct, the others "
+    "converge") {
   if (!mailstack_running()) {
     return;
   }
@@ -392,6 +419,20 @@ TEST_CASE("a partner whose domain has no mail server is reported; the others sti
             "direct send to lost@nomail.test: the domain nomail.test has no mail "
             "servers: DNS MX lookup of nomail.test at " +
                 d.dns.address() + ": the name does not exist (NXDOMAIN)"));
+  // The administrator is told by alert mail, which goes by direct send as well.
+  drain("probe");
+  sqlpost_ok("config " + q(d.hub) + " alert.mailto=probe@probe.test");
+  sqlite_shell(d.hub,
+               "UPDATE sqlpost_outbox SET created_at = created_at - 172800 "
+               "WHERE site = 'lost';");
+  const auto alerted = run_sqlpost("run " + q(d.hub) + " --once");
+  CHECK_FALSE_MESSAGE(has(alerted.output, "alert mail"), alerted.output);  // no mailing problem
+  CHECK(wait_for_text("probe", "Subject: sqlpost hq: alert raised unacknowledged (lost)"));
+  sqlpost_ok("config " + q(d.hub) + " alert.mailto=");
+  // `site remove` keeps the removed partner's outbox rows (and so this alert): age undone.
+  sqlite_shell(d.hub,
+               "UPDATE sqlpost_outbox SET created_at = created_at + 172800 "
+               "WHERE site = 'lost';");
   sqlpost_ok("unsubscribe " + q(d.hub) + " lost sales");
   sqlpost_ok("site remove " + q(d.hub) + " lost");
   d.run_until_quiet();
