@@ -65,7 +65,7 @@ class SmtpLink final : public Link {
 
  private:
   SmtpConfig config_;
-  std::unique_ptr<CurlSlist> resolve_;  // CURLOPT_RESOLVE for connect_address; before easy_
+  std::unique_ptr<CurlSlist> resolve_;  // CURLOPT_RESOLVE list; outlives easy_ (declared first)
   std::unique_ptr<CurlEasy> easy_;
 };
 
