@@ -22,6 +22,11 @@ std::string advice_for(const std::string& step) {
   if (step == "login") {
     return "check the user name and password (sqlpost config DB --secret KEY.password)";
   }
+  if (step == "MX") {
+    return "check the partner's address, smtp.dns_server, and that the domain publishes MX "
+           "records (or an address); a site without reachable MX can send through a relay "
+           "(smtp.mode=relay, smtp.host)";
+  }
   if (step == "mailbox") {
     return "the login worked but the mailbox cannot be opened (imap.mailbox?)";
   }
@@ -44,11 +49,45 @@ bool print_steps(const char* protocol, const std::vector<CheckStep>& steps, std:
   return all_ok;
 }
 
+// smtp.mode=direct: the MX route and SMTP conversation of each partner domain.
+Result<bool> check_direct_send(const transport::MailLinkConfig& config,
+                               const std::vector<std::string>& domains, std::ostream& out) {
+  const transport::DirectConfig direct{config.smtp, config.dns};
+  const std::uint16_t port =
+      config.smtp.server.port != 0 ? config.smtp.server.port : transport::kDefaultMxPort;
+  out << "ok   smtp: mode - direct: each mail goes to its recipient domain's MX servers, port "
+      << port << ", DNS "
+      << (config.dns.address.empty() ? std::string("of the system")
+                                     : config.dns.address + ":" + std::to_string(config.dns.port))
+      << "\n";
+  if (domains.empty()) {
+    out << "ok   smtp: MX - no partner yet: no domain to look up\n";
+    return true;
+  }
+  bool all_ok = true;
+  for (const auto& domain : domains) {
+    SQLPOST_TRY_ASSIGN(const auto steps, transport::check_direct(direct, domain));
+    const std::string label = "smtp " + domain;
+    all_ok = print_steps(label.c_str(), steps, out) && all_ok;
+  }
+  return all_ok;
+}
+
+Result<bool> check_smtp_side(const transport::MailLinkConfig& config,
+                             const std::vector<std::string>& domains, std::ostream& out) {
+  if (config.direct) {
+    return check_direct_send(config, domains, out);
+  }
+  SQLPOST_TRY_ASSIGN(const auto smtp_steps, transport::check_smtp(config.smtp));
+  return print_steps("smtp", smtp_steps, out);
+}
+
 }  // namespace
 
-Result<bool> check_mail_settings(const transport::MailLinkConfig& config, std::ostream& out) {
-  SQLPOST_TRY_ASSIGN(const auto smtp_steps, transport::check_smtp(config.smtp));
-  const bool smtp_ok = print_steps("smtp", smtp_steps, out);
+Result<bool> check_mail_settings(const transport::MailLinkConfig& config,
+                                 const std::vector<std::string>& direct_domains,
+                                 std::ostream& out) {
+  SQLPOST_TRY_ASSIGN(const bool smtp_ok, check_smtp_side(config, direct_domains, out));
   if (config.inbox == transport::InboxProtocol::kImap) {
     SQLPOST_TRY_ASSIGN(const auto imap_steps,
                        transport::check_imap({config.inbox_server, config.imap_mailbox}));

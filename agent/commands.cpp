@@ -757,7 +757,8 @@ Result<> check_connection(const std::string& path, int& exit_code) {
     std::cout << "missing: " << key << "\n";
   }
   SQLPOST_TRY_ASSIGN(const auto config, load_mail_settings(db, site));
-  SQLPOST_TRY_ASSIGN(const bool ok, check_mail_settings(config, std::cout));
+  SQLPOST_TRY_ASSIGN(const auto domains, partner_domains(db));
+  SQLPOST_TRY_ASSIGN(const bool ok, check_mail_settings(config, domains, std::cout));
   exit_code = ok && missing.empty() ? kExitOk : kExitTransport;
   std::cout << (exit_code == kExitOk ? "all steps passed\n" : "a step failed\n");
   return success();

@@ -1,5 +1,6 @@
 #include "agent/mail_settings.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -7,6 +8,7 @@
 
 #include "agent/params.h"
 #include "platform/console.h"
+#include "platform/dns.h"
 #include "platform/files.h"
 
 namespace sqlpost {
@@ -129,6 +131,33 @@ Result<MailServer> server_of(Database& db, std::string_view prefix) {
   return server;
 }
 
+// smtp.mode=direct: the MX port and resolver; no credentials ever go to an MX.
+Result<> apply_direct(Database& db, transport::MailLinkConfig& config) {
+  SQLPOST_TRY_ASSIGN(config.direct, direct_send(db));
+  if (!config.direct) {
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(const std::int64_t port,
+                     int_parameter(db, "smtp.mx_port", transport::kDefaultMxPort));
+  if (port < 1 || port > 65535) {
+    return config_error("smtp.mx_port must be from 1 to 65535");
+  }
+  config.smtp.server.host.clear();
+  config.smtp.server.port = static_cast<std::uint16_t>(port);
+  config.smtp.server.user.clear();
+  config.smtp.server.password.clear();
+  SQLPOST_TRY_ASSIGN(const auto dns, get_config(db, "smtp.dns_server"));
+  if (dns) {
+    auto server = platform::parse_dns_server(*dns);
+    if (!server.ok()) {
+      return config_error("smtp.dns_server: " + server.error().message);
+    }
+    config.dns = std::move(server).value();
+  }
+  config.dns.timeout = config.smtp.server.connect_timeout;
+  return success();
+}
+
 }  // namespace
 
 Result<bool> tls_verification_off(Database& db) {
@@ -136,10 +165,16 @@ Result<bool> tls_verification_off(Database& db) {
   return verify == "no";
 }
 
+Result<bool> direct_send(Database& db) {
+  SQLPOST_TRY_ASSIGN(const auto mode, get_config(db, "smtp.mode"));
+  return mode == "direct";
+}
+
 Result<std::vector<std::string>> missing_mail_parameters(Database& db) {
   std::vector<std::string> missing;
   SQLPOST_TRY_ASSIGN(const bool smtp_host, has_any(db, {"smtp.host"}));
-  if (!smtp_host) {
+  SQLPOST_TRY_ASSIGN(const bool direct, direct_send(db));
+  if (!smtp_host && !direct) {
     missing.emplace_back("smtp.host");
   }
   SQLPOST_TRY_ASSIGN(const std::string receive, receive_protocol(db));
@@ -176,7 +211,21 @@ Result<transport::MailLinkConfig> load_mail_settings(Database& db, const LocalSi
   config.smtp.from_address = site.address;
   SQLPOST_TRY_ASSIGN(const auto local_host, get_config(db, "smtp.local_host"));
   config.smtp.helo_name = local_host.value_or("");  // empty: the machine's host name
+  SQLPOST_TRY(apply_direct(db, config));
   return config;
+}
+
+Result<std::vector<std::string>> partner_domains(Database& db) {
+  SQLPOST_TRY_ASSIGN(const auto partners, load_partners(db));
+  std::vector<std::string> domains;
+  for (const auto& partner : partners) {
+    const std::size_t at = partner.address.rfind('@');
+    std::string domain = at == std::string::npos ? std::string() : partner.address.substr(at + 1);
+    if (!domain.empty() && std::find(domains.begin(), domains.end(), domain) == domains.end()) {
+      domains.push_back(std::move(domain));
+    }
+  }
+  return domains;
 }
 
 Result<std::vector<std::string>> missing_ftp_parameters(Database& db) {

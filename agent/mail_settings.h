@@ -5,7 +5,9 @@
 // (link=smtp: smtp.host, the receive protocol's host and user, and a password for
 // it). load_mail_settings() turns the parameters into a transport::MailLinkConfig:
 // ports default per security, SMTP user/password default to the receive account's
-// (as in SQL Remote), the envelope sender is the site's address. A password comes,
+// (as in SQL Remote), the envelope sender is the site's address. With smtp.mode=direct
+// (no smtp.host needed), `direct` is set, the SMTP port is smtp.mx_port (25) and the
+// SMTP user and password are empty: nothing authenticates at another domain's MX. A password comes,
 // in this order, from KEY_env (an environment variable), KEY_file (a file that must
 // be a regular file of mode 0600 or stricter) or KEY itself (stored in the site's
 // database by `sqlpost config DB --secret KEY`). Errors are kConfig with a message
@@ -27,6 +29,11 @@ namespace sqlpost {
 
 Result<std::vector<std::string>> missing_mail_parameters(Database& db);
 Result<transport::MailLinkConfig> load_mail_settings(Database& db, const LocalSite& site);
+// smtp.mode=direct is set: mail goes to each recipient domain's MX (smtp.mx_port,
+// smtp.dns_server), smtp.host is not needed, and no SMTP credentials are used.
+Result<bool> direct_send(Database& db);
+// The domains of the partners' addresses, each once, in the partners' order.
+Result<std::vector<std::string>> partner_domains(Database& db);
 
 // link=ftp: the required keys not set (ftp.host, ftp.user, a password for it), and the
 // settings (ftp.port/security/dir, tls.*, timeout; passwords as above).

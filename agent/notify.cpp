@@ -10,7 +10,7 @@
 #include "platform/process.h"
 #include "schema/metadata.h"
 #include "transport/codec.h"
-#include "transport/curl_smtp.h"
+#include "transport/mail_links.h"
 
 namespace sqlpost {
 namespace {
@@ -84,7 +84,7 @@ struct Channels {
   std::string site_address;
   std::vector<std::string> mailto;
   std::string hook;
-  std::unique_ptr<transport::SmtpLink> smtp;  // null: mail cannot be sent
+  std::unique_ptr<transport::Link> smtp;  // relay or direct; null: mail cannot be sent
   std::string smtp_problem;
 };
 
@@ -106,8 +106,8 @@ Result<Channels> open_channels(Database& db) {
     return c;
   }
   auto settings = load_mail_settings(db, local);
-  auto smtp = settings.ok() ? transport::SmtpLink::open(settings->smtp)
-                            : Result<std::unique_ptr<transport::SmtpLink>>(settings.error());
+  auto smtp = settings.ok() ? transport::open_outgoing_link(std::move(settings).value())
+                            : Result<std::unique_ptr<transport::Link>>(settings.error());
   if (!smtp.ok()) {
     c.smtp_problem = "alert mail: " + smtp.error().message;
     return c;

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <optional>
 
+#include "platform/dns.h"
 #include "schema/metadata.h"
 
 namespace sqlpost {
@@ -38,9 +39,10 @@ struct IntRange {
 
 std::optional<IntRange> int_range(std::string_view key) {
   constexpr std::int64_t kYear = 365LL * 24 * 3600;
-  static constexpr std::array<IntRange, 20> kRanges = {{
+  static constexpr std::array<IntRange, 21> kRanges = {{
       {"keys.slot", 0, 4095},
       {"smtp.port", 1, 65535},
+      {"smtp.mx_port", 1, 65535},
       {"pop3.port", 1, 65535},
       {"imap.port", 1, 65535},
       {"ftp.port", 1, 65535},
@@ -179,7 +181,16 @@ const std::vector<ParamSpec>& parameter_specs() {
       {"resend_interval", "least seconds between two resend requests to a partner (600)"},
       {"log_retention", "seconds acknowledged changes stay in the log for rescan (604800)"},
       {"address", "this site's own e-mail address (where partners send its mail)"},
-      {"smtp.host", "SMTP server for outgoing mail"},
+      {"smtp.mode",
+       "relay (default: every mail through smtp.host) or direct (to the MX servers of each "
+       "recipient's domain, looked up in DNS)",
+       false, "relay"},
+      {"smtp.host", "SMTP server for outgoing mail (smtp.mode=relay)"},
+      {"smtp.dns_server",
+       "smtp.mode=direct: the DNS server to ask for MX records, a.b.c.d or a.b.c.d:port "
+       "(default: the system's resolver)",
+       false, "the system resolver"},
+      {"smtp.mx_port", "smtp.mode=direct: the port of the MX servers (default 25)", false, "25"},
       {"smtp.port", "SMTP port (default 587 for starttls, 465 for tls, 25 for none)", false,
        "587 for starttls, 465 for tls, 25 for none"},
       {"smtp.security", "starttls (default, required), tls (implicit) or none", false, "starttls"},
@@ -253,6 +264,15 @@ Result<> validate_parameter(std::string_view key, std::string_view value) {
   }
   if (key == "receive") {
     return require_one_of(key, value, {"pop3", "imap"});
+  }
+  if (key == "smtp.mode") {
+    return require_one_of(key, value, {"relay", "direct"});
+  }
+  if (key == "smtp.dns_server") {
+    if (auto server = platform::parse_dns_server(value); !server.ok()) {
+      return make_error(Errc::kInvalidArgument, std::string(key) + ": " + server.error().message);
+    }
+    return success();
   }
   if (key == "smtp.security" || key == "pop3.security" || key == "imap.security" ||
       key == "ftp.security") {

@@ -135,8 +135,9 @@ Result<> ask_for_mail_settings(Database& db, const LocalSite& site) {
     SQLPOST_TRY(set_config(db, key, value));
   }
   SQLPOST_TRY_ASSIGN(const auto config, load_mail_settings(db, site));
+  SQLPOST_TRY_ASSIGN(const auto domains, partner_domains(db));
   std::cerr << "sqlpost: testing the connection...\n";
-  SQLPOST_TRY_ASSIGN(const bool ok, check_mail_settings(config, std::cerr));
+  SQLPOST_TRY_ASSIGN(const bool ok, check_mail_settings(config, domains, std::cerr));
   if (!ok) {
     return make_error(Errc::kConfig,
                       "the settings were not stored because a connection step failed (see "
@@ -153,6 +154,13 @@ Result<> request_queued_mail(Database& db, const LocalSite& site, RunReport& rep
     return success();
   }
   SQLPOST_TRY_ASSIGN(const auto settings, load_mail_settings(db, site));
+  if (settings.direct) {
+    report.problems.push_back("smtp.etrn=" + *domain +
+                              " needs an SMTP relay that queues mail for the domain, and "
+                              "smtp.mode=direct has none: set smtp.mode=relay and smtp.host");
+    report.worst = Errc::kConfig;
+    return success();
+  }
   SQLPOST_TRY_ASSIGN(auto smtp, transport::SmtpLink::open(settings.smtp));
   auto reply = smtp->etrn(*domain);
   if (reply.ok()) {

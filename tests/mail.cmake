@@ -27,3 +27,11 @@ target_link_libraries(e2e_ftp_test PRIVATE doctest::doctest sqlpost_schema sqlpo
 add_test(NAME e2e_ftp_test COMMAND e2e_ftp_test)
 set_tests_properties(e2e_ftp_test PROPERTIES SKIP_RETURN_CODE 77 ENVIRONMENT
   "SQLPOST_BIN=$<TARGET_FILE:sqlpost>;SQLPOST_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp")
+
+# Direct send (smtp.mode=direct) through a real DNS server (dnsmasq, tools/dnsstack,
+# started and stopped by each test case) and the mailstack's Postfix as the MX.
+sqlpost_test(e2e_direct_mail_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/e2e_direct_mail_test.cpp
+  LIBS sqlpost_agent)
+set_tests_properties(e2e_direct_mail_test PROPERTIES RESOURCE_LOCK mailstack)
+set_property(TEST e2e_direct_mail_test APPEND PROPERTY ENVIRONMENT
+  "SQLPOST_SOURCE_DIR=${PROJECT_SOURCE_DIR}")

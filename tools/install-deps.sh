@@ -13,6 +13,7 @@ packages=(
   libzstd-dev libspdlog-dev
   clang clang-format clang-tidy ccache libclang-rt-14-dev time
   dpkg-dev file man-db systemd
+  dnsmasq-base  # direct send's end-to-end test: MX records on 127.0.0.1 (tools/dnsstack)
   vsftpd  # the FTP link's end-to-end test (tools/ftpstack)
   chromium fonts-dejavu-core  # renders `sqlpost report`'s HTML page in a test (headless)
 )

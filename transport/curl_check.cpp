@@ -142,11 +142,14 @@ std::string success_detail(const std::string& step, const Progress& p, const Mai
 }
 
 // Runs `url` + `custom` (NOBODY) and turns the outcome into steps.
+// `resolve`: CURLOPT_RESOLVE entries (direct send: the MX address looked up), or null.
 Result<std::vector<CheckStep>> run_check(MailProtocol protocol, const MailServer& server,
-                                         const std::string& url, const char* custom) {
+                                         const std::string& url, const char* custom,
+                                         curl_slist* resolve = nullptr) {
   SQLPOST_TRY(check_server(server));
   SQLPOST_TRY_ASSIGN(auto easy, CurlEasy::create());
   apply_server(*easy, protocol, server);
+  easy->set(CURLOPT_RESOLVE, resolve);
   Progress progress;
   easy->set_trace(
       [&progress](curl_infotype type, std::string_view data) { observe(progress, type, data); });
@@ -174,10 +177,13 @@ Result<std::vector<CheckStep>> run_check(MailProtocol protocol, const MailServer
 
 }  // namespace
 
-Result<std::vector<CheckStep>> check_smtp(const SmtpConfig& config) {
+Result<std::vector<CheckStep>> check_smtp(const SmtpConfig& config,
+                                          const std::string& connect_address) {
   const std::string helo = config.helo_name.empty() ? "localhost" : config.helo_name;
+  SQLPOST_TRY_ASSIGN(const auto resolve, connect_to(config, connect_address));
   return run_check(MailProtocol::kSmtp, config.server,
-                   server_url(MailProtocol::kSmtp, config.server) + "/" + helo, "NOOP");
+                   server_url(MailProtocol::kSmtp, config.server) + "/" + helo, "NOOP",
+                   resolve ? resolve->get() : nullptr);
 }
 
 Result<std::vector<CheckStep>> check_pop3(const MailServer& server) {

@@ -29,7 +29,9 @@ struct CheckStep {
   std::string detail;  // what happened, in plain words
 };
 
-Result<std::vector<CheckStep>> check_smtp(const SmtpConfig& config);
+// connect_address: see connect_to() (curl_smtp.h); empty: server.host is resolved.
+Result<std::vector<CheckStep>> check_smtp(const SmtpConfig& config,
+                                          const std::string& connect_address = {});
 Result<std::vector<CheckStep>> check_pop3(const MailServer& server);
 Result<std::vector<CheckStep>> check_imap(const ImapConfig& config);
 

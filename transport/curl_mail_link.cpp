@@ -4,8 +4,18 @@
 
 namespace sqlpost::transport {
 
+Result<std::unique_ptr<Link>> open_outgoing_link(MailLinkConfig config) {
+  if (config.direct) {
+    SQLPOST_TRY_ASSIGN(auto direct, DirectSmtpLink::open(DirectConfig{std::move(config.smtp),
+                                                                      std::move(config.dns)}));
+    return std::unique_ptr<Link>(std::move(direct));
+  }
+  SQLPOST_TRY_ASSIGN(auto relay, SmtpLink::open(std::move(config.smtp)));
+  return std::unique_ptr<Link>(std::move(relay));
+}
+
 Result<std::unique_ptr<MailLink>> MailLink::open(MailLinkConfig config) {
-  SQLPOST_TRY_ASSIGN(auto smtp, SmtpLink::open(std::move(config.smtp)));
+  SQLPOST_TRY_ASSIGN(auto smtp, open_outgoing_link(config));
   if (config.inbox == InboxProtocol::kImap) {
     SQLPOST_TRY_ASSIGN(auto imap, ImapLink::open(ImapConfig{std::move(config.inbox_server),
                                                             std::move(config.imap_mailbox)}));
@@ -15,9 +25,9 @@ Result<std::unique_ptr<MailLink>> MailLink::open(MailLinkConfig config) {
   return std::make_unique<MailLink>(std::move(smtp), std::move(pop3), nullptr);
 }
 
-MailLink::MailLink(std::unique_ptr<SmtpLink> smtp, std::unique_ptr<Pop3Link> pop3,
+MailLink::MailLink(std::unique_ptr<Link> outgoing, std::unique_ptr<Pop3Link> pop3,
                    std::unique_ptr<ImapLink> imap)
-    : smtp_(std::move(smtp)), pop3_(std::move(pop3)), imap_(std::move(imap)) {}
+    : outgoing_(std::move(outgoing)), pop3_(std::move(pop3)), imap_(std::move(imap)) {}
 
 Link& MailLink::inbox() const {
   if (pop3_) {
@@ -27,7 +37,7 @@ Link& MailLink::inbox() const {
 }
 
 Result<> MailLink::send(std::string_view to_address, std::string_view mail) {
-  return smtp_->send(to_address, mail);
+  return outgoing_->send(to_address, mail);
 }
 
 Result<std::vector<MailRef>> MailLink::list() { return inbox().list(); }

@@ -46,6 +46,21 @@ Error unsupported(const char* what) {
 
 }  // namespace
 
+Result<std::unique_ptr<CurlSlist>> connect_to(const SmtpConfig& config,
+                                              const std::string& connect_address) {
+  if (connect_address.empty()) {
+    return std::unique_ptr<CurlSlist>();
+  }
+  const bool ipv6 = connect_address.find(':') != std::string::npos;
+  const std::uint16_t port = config.server.port != 0
+                                 ? config.server.port
+                                 : standard_port(MailProtocol::kSmtp, config.server.security);
+  auto list = std::make_unique<CurlSlist>();
+  SQLPOST_TRY(list->append(config.server.host + ":" + std::to_string(port) + ":" +
+                           (ipv6 ? "[" + connect_address + "]" : connect_address)));
+  return list;
+}
+
 Result<> check_mail_address(std::string_view address) {
   const bool printable = std::all_of(address.begin(), address.end(), [](char c) {
     return c > 0x20 && c < 0x7f && c != '<' && c != '>' && c != '"' && c != '\\';
@@ -60,7 +75,8 @@ Result<> check_mail_address(std::string_view address) {
   return success();
 }
 
-Result<std::unique_ptr<SmtpLink>> SmtpLink::open(SmtpConfig config) {
+Result<std::unique_ptr<SmtpLink>> SmtpLink::open(SmtpConfig config,
+                                                 const std::string& connect_address) {
   SQLPOST_TRY(check_server(config.server));
   if (config.helo_name.empty()) {
     config.helo_name = machine_host_name();
@@ -74,15 +90,18 @@ Result<std::unique_ptr<SmtpLink>> SmtpLink::open(SmtpConfig config) {
   }
   SQLPOST_TRY_ASSIGN(auto easy, CurlEasy::create());
   apply_server(*easy, MailProtocol::kSmtp, config.server);
+  SQLPOST_TRY_ASSIGN(auto resolve, connect_to(config, connect_address));
+  easy->set(CURLOPT_RESOLVE, resolve ? resolve->get() : nullptr);
   const std::string url = server_url(MailProtocol::kSmtp, config.server) + "/" + config.helo_name;
   easy->set(CURLOPT_URL, url.c_str());
   const std::string from = "<" + config.from_address + ">";
   easy->set(CURLOPT_MAIL_FROM, from.c_str());
-  return std::make_unique<SmtpLink>(std::move(config), std::move(easy));
+  return std::make_unique<SmtpLink>(std::move(config), std::move(easy), std::move(resolve));
 }
 
-SmtpLink::SmtpLink(SmtpConfig config, std::unique_ptr<CurlEasy> easy)
-    : config_(std::move(config)), easy_(std::move(easy)) {}
+SmtpLink::SmtpLink(SmtpConfig config, std::unique_ptr<CurlEasy> easy,
+                   std::unique_ptr<CurlSlist> resolve)
+    : config_(std::move(config)), resolve_(std::move(resolve)), easy_(std::move(easy)) {}
 
 Result<> SmtpLink::send(std::string_view to_address, std::string_view mail) {
   SQLPOST_TRY(check_mail_address(to_address));

@@ -35,10 +35,19 @@ struct SmtpConfig {
 // spaces, '<', '>', quotes or backslashes.
 Result<> check_mail_address(std::string_view address);
 
+// The CURLOPT_RESOLVE entry "host:port:address" that sends a connection to
+// `connect_address` instead of what server.host resolves to (direct send has looked
+// the MX up already; TLS still checks the certificate against server.host); null when
+// connect_address is empty. kInternal when out of memory.
+Result<std::unique_ptr<CurlSlist>> connect_to(const SmtpConfig& config,
+                                              const std::string& connect_address);
+
 class SmtpLink final : public Link {
  public:
-  // kConfig for unusable settings; nothing is contacted yet.
-  static Result<std::unique_ptr<SmtpLink>> open(SmtpConfig config);
+  // kConfig for unusable settings; nothing is contacted yet. connect_address: see
+  // connect_to().
+  static Result<std::unique_ptr<SmtpLink>> open(SmtpConfig config,
+                                                const std::string& connect_address = {});
 
   Result<> send(std::string_view to_address, std::string_view mail) override;
   // ETRN DOMAIN (RFC 1985): asks the server to start delivering the mail it queued
@@ -51,10 +60,12 @@ class SmtpLink final : public Link {
   Result<std::string> fetch(const MailRef& ref) override;
   Result<> remove(const MailRef& ref) override;
 
-  SmtpLink(SmtpConfig config, std::unique_ptr<CurlEasy> easy);  // use open()
+  SmtpLink(SmtpConfig config, std::unique_ptr<CurlEasy> easy,
+           std::unique_ptr<CurlSlist> resolve);  // use open()
 
  private:
   SmtpConfig config_;
+  std::unique_ptr<CurlSlist> resolve_;  // CURLOPT_RESOLVE list; outlives easy_ (declared first)
   std::unique_ptr<CurlEasy> easy_;
 };
 

@@ -1,7 +1,9 @@
 // sqlpost/transport/mail_links.h — one Link for a site's real mail account: SMTP out,
 // POP3 or IMAP in (libcurl; the parts are in curl_smtp.h, curl_pop3.h, curl_imap.h).
 //
-// Contract: MailLink::send() goes through the SmtpLink; list/fetch/remove through the
+// Contract: MailLink::send() goes through the SmtpLink (the relay) or, with
+// direct=true, the DirectSmtpLink (curl_direct.h: the recipient domain's MX, looked
+// up through `dns`); list/fetch/remove through the
 // Pop3Link or ImapLink chosen by `inbox`, with their exact semantics — in particular
 // POP3 deletions take effect only when the POP3 session ends (close(), the next
 // list(), or destruction); IMAP removals are immediate. close() ends the inbox
@@ -16,6 +18,7 @@
 
 #include "common/result.h"
 #include "transport/curl_check.h"
+#include "transport/curl_direct.h"
 #include "transport/curl_imap.h"
 #include "transport/curl_pop3.h"
 #include "transport/curl_server.h"
@@ -28,10 +31,16 @@ enum class InboxProtocol { kPop3, kImap };
 
 struct MailLinkConfig {
   SmtpConfig smtp;
+  bool direct = false;      // smtp.mode=direct: to each recipient's MX, not smtp.server
+  platform::DnsServer dns;  // direct: the resolver (empty address: the system's)
   InboxProtocol inbox = InboxProtocol::kPop3;
   MailServer inbox_server;
   std::string imap_mailbox = "INBOX";
 };
+
+// The sending half alone (alert mail): an SmtpLink, or a DirectSmtpLink with direct.
+// kConfig for unusable settings; nothing is contacted yet.
+Result<std::unique_ptr<Link>> open_outgoing_link(MailLinkConfig config);
 
 class MailLink final : public Link {
  public:
@@ -47,13 +56,13 @@ class MailLink final : public Link {
   Result<> close();
   Result<> finish() override { return close(); }
 
-  MailLink(std::unique_ptr<SmtpLink> smtp, std::unique_ptr<Pop3Link> pop3,
+  MailLink(std::unique_ptr<Link> outgoing, std::unique_ptr<Pop3Link> pop3,
            std::unique_ptr<ImapLink> imap);  // use open()
 
  private:
   [[nodiscard]] Link& inbox() const;
 
-  std::unique_ptr<SmtpLink> smtp_;
+  std::unique_ptr<Link> outgoing_;  // SmtpLink or DirectSmtpLink
   std::unique_ptr<Pop3Link> pop3_;  // exactly one of pop3_ and imap_ is set
   std::unique_ptr<ImapLink> imap_;
 };
