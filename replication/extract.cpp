@@ -162,13 +162,7 @@ Result<> write_remote_metadata(Database& hub, Database& out, const LocalSite& pa
 }
 
 Result<> reset_delivery_state(Database& hub, const std::string& site, std::int64_t epoch) {
-  for (const char* table : {"sqlpost_streams", "sqlpost_outbox", "sqlpost_inbox", "sqlpost_sent",
-                            "sqlpost_applied", "sqlpost_abandoned"}) {
-    SQLPOST_TRY_ASSIGN(Statement st,
-                       hub.prepare(std::string("DELETE FROM ") + table + " WHERE site = ?"));
-    st.bind(1, site);
-    SQLPOST_TRY(st.run());
-  }
+  SQLPOST_TRY(delete_delivery_state(hub, site));
   SQLPOST_TRY_ASSIGN(Statement st,
                      hub.prepare("UPDATE sqlpost_sites SET sent_epoch = ? WHERE name = ?"));
   st.bind(1, epoch).bind(2, site);

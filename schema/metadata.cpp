@@ -213,16 +213,30 @@ Result<> add_partner(Database& db, const Partner& partner) {
   return st.run();
 }
 
+Result<> delete_delivery_state(Database& db, std::string_view site) {
+  for (const char* table : {"sqlpost_streams", "sqlpost_outbox", "sqlpost_inbox", "sqlpost_sent",
+                            "sqlpost_applied", "sqlpost_abandoned"}) {
+    SQLPOST_TRY_ASSIGN(Statement st,
+                       db.prepare(std::string("DELETE FROM ") + table + " WHERE site = ?"));
+    st.bind(1, site);
+    SQLPOST_TRY(st.run());
+  }
+  return success();
+}
+
 Result<> remove_partner(Database& db, std::string_view name) {
   SQLPOST_TRY_ASSIGN(const bool exists,
                      row_exists(db, "SELECT 1 FROM sqlpost_sites WHERE name = ?", name));
   if (!exists) {
     return make_error(Errc::kNotFound, "no such site: " + std::string(name));
   }
+  // Its subscriptions and delivery state go with it (an outbox kept for a site that
+  // is gone would be reported unacknowledged for ever); history stays.
   SQLPOST_TRY_ASSIGN(Statement subs,
                      db.prepare("DELETE FROM sqlpost_subscriptions WHERE site = ?"));
   subs.bind(1, name);
   SQLPOST_TRY(subs.run());
+  SQLPOST_TRY(delete_delivery_state(db, name));
   SQLPOST_TRY_ASSIGN(Statement st, db.prepare("DELETE FROM sqlpost_sites WHERE name = ?"));
   st.bind(1, name);
   return st.run();

@@ -60,6 +60,10 @@ Result<LocalSite> load_local_site(Database& db);
 Result<> set_local_address(Database& db, std::string_view address);
 
 Result<> add_partner(Database& db, const Partner& partner);
+// A partner's delivery state (streams, outbox, inbox, sent and applied records):
+// gone with the partner, or reset when it is extracted again.
+Result<> delete_delivery_state(Database& db, std::string_view site);
+// The partner, its subscriptions and its delivery state; history stays.
 Result<> remove_partner(Database& db, std::string_view name);
 Result<std::vector<Partner>> load_partners(Database& db);
 Result<Partner> load_partner(Database& db, std::string_view name);

@@ -62,7 +62,7 @@ TEST_CASE("a schema 6 site is upgraded: its inbox keeps what waits there") {
          "NOT NULL, part INTEGER NOT NULL, parts INTEGER NOT NULL, mail BLOB NOT NULL, "
          "received_at INTEGER NOT NULL, PRIMARY KEY (site, seq, part)) WITHOUT ROWID; "
          "INSERT INTO sqlpost_inbox VALUES ('r1', 3, 1, 2, x'01', 5); "
-         "ALTER TABLE sqlpost_streams DROP COLUMN restore_lost_from; "
+         "ALTER TABLE sqlpost_streams DROP COLUMN restore_lost_from; DROP TABLE sqlpost_abandoned; "
          "UPDATE sqlpost_meta SET value = 6 WHERE key = 'schema_version'");
   }
   Database db = open_site(dir.path("hq.db")).value();
@@ -97,8 +97,12 @@ TEST_CASE("partners: add, duplicate, remove with subscriptions") {
   CHECK(subscribe(db, {"r1", "nope", ""}).error().code == Errc::kNotFound);
   CHECK(subscribe(db, {"r9", "p", ""}).error().code == Errc::kNotFound);
   CHECK(load_partner(db, "r1").value().key == r1.key);
+  exec(db, "INSERT INTO sqlpost_streams(site) VALUES ('r1')");
+  exec(db, "INSERT INTO sqlpost_outbox VALUES ('r1', 1, 1, 1, x'00', 0, 0, NULL)");
   REQUIRE(remove_partner(db, "r1").ok());
   CHECK(load_subscriptions(db).value().empty());
+  CHECK(query_int(db, "SELECT count(*) FROM sqlpost_outbox") == 0);  // nobody to send it to
+  CHECK(query_int(db, "SELECT count(*) FROM sqlpost_streams") == 0);
   CHECK(remove_partner(db, "r1").error().code == Errc::kNotFound);
 }
 
