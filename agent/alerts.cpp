@@ -1,13 +1,16 @@
 #include "agent/alerts.h"
 
+#include <algorithm>
 #include <sstream>
 
 #include "agent/atomic_file.h"
 #include "agent/history.h"
 #include "agent/params.h"
+#include "replication/changelog.h"
 #include "replication/conflicts.h"
 #include "replication/health.h"
 #include "replication/restore.h"
+#include "replication/retention.h"
 #include "schema/metadata.h"
 
 namespace sqlpost {
@@ -157,6 +160,70 @@ Result<> rejected_mail(Database& db, std::int64_t now, std::vector<Alert>& alert
   }
 }
 
+Result<> bounced_mail(Database& db, std::int64_t now, std::vector<Alert>& alerts) {
+  SQLPOST_TRY_ASSIGN(const std::int64_t window,
+                     int_parameter(db, "alert.bounced", kDefaultAlertAfter));
+  if (window <= 0) {
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(
+      Statement st,
+      db.prepare("SELECT site, count(*), min(received_at), (SELECT status || ' ' || diagnostic "
+                 "FROM sqlpost_bounces n WHERE n.site = b.site AND n.received_at >= ?1 ORDER BY "
+                 "id DESC LIMIT 1) FROM sqlpost_bounces b WHERE received_at >= ?1 GROUP BY site "
+                 "ORDER BY site"));
+  st.bind(1, now - window);
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, st.step());
+    if (!row) {
+      return success();
+    }
+    const std::string partner = st.column_text(0);
+    alerts.push_back({"bounced", partner, st.column_int(2),
+                      std::to_string(st.column_int(1)) + " part(s) to " + partner +
+                          " bounced in the last " + duration_text(window) +
+                          " (newest: " + st.column_text(3) + "; sqlpost status DB)"});
+  }
+}
+
+Result<std::string> pruning_wait_text(Database& db) {
+  SQLPOST_TRY_ASSIGN(const LogHolder holder, oldest_log_holder(db));
+  SQLPOST_TRY_ASSIGN(const std::int64_t closed, last_closed_epoch(db));
+  if (holder.site.empty() || holder.needed_from >= closed) {  // no partner holds it back
+    return std::string("it is kept for log_retention");
+  }
+  return "pruning waits for site " + holder.site + " to acknowledge what it was sent from epoch " +
+         std::to_string(holder.needed_from) + " on";
+}
+
+// The change log grows while a partner does not acknowledge (it is pruned only
+// behind every partner): its row count is read from the ends of its key, so the
+// check costs nothing whatever the size.
+Result<> large_change_log(Database& db, std::vector<Alert>& alerts) {
+  SQLPOST_TRY_ASSIGN(const std::int64_t limit,
+                     int_parameter(db, "alert.log_rows", kDefaultAlertLogRows));
+  if (limit <= 0) {
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(const std::int64_t rows,
+                     db.query_int("SELECT ifnull(max(seq) - min(seq) + 1, 0) FROM sqlpost_log"));
+  if (rows < limit) {
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(const std::int64_t used,
+                     db.query_int("SELECT (SELECT page_count FROM pragma_page_count) - (SELECT "
+                                  "freelist_count FROM pragma_freelist_count)"));
+  SQLPOST_TRY_ASSIGN(const std::int64_t page,
+                     db.query_int("SELECT page_size FROM pragma_page_size"));
+  SQLPOST_TRY_ASSIGN(const std::string why, pruning_wait_text(db));
+  alerts.push_back({"log_size", "", 0,
+                    "the change log keeps about " + std::to_string(rows) +
+                        " changes (alert.log_rows=" + std::to_string(limit) +
+                        "; the database uses " + std::to_string(used * page >> 20) +
+                        " MiB): " + why});
+  return success();
+}
+
 // Prometheus label value: backslash, quote and newline escaped.
 std::string label(const std::string& value) {
   std::string out;
@@ -171,6 +238,36 @@ std::string label(const std::string& value) {
     }
   }
   return out;
+}
+
+// One sqlpost_alert series per partner and kind: "rejected" also for mail of no
+// known partner (partner ""), "log_size" only for the site.
+std::string alert_series(const std::string& s, const std::vector<Alert>& alerts,
+                         const std::vector<Partner>& partners) {
+  const auto active = [&](const std::string& kind, const std::string& partner) {
+    return std::ranges::any_of(
+               alerts, [&](const Alert& a) { return a.kind == kind && a.partner == partner; })
+               ? 1
+               : 0;
+  };
+  std::vector<std::string> names{""};
+  for (const auto& p : partners) {
+    names.push_back(p.name);
+  }
+  const std::vector<std::pair<std::string, bool>> kinds = {
+      {"silent", false},  {"unacknowledged", false}, {"stopped", false}, {"re-extract", false},
+      {"rejected", true}, {"bounced", false},        {"log_size", true}};
+  std::ostringstream out;
+  for (const auto& name : names) {
+    for (const auto& [kind, site_wide] : kinds) {
+      if (name.empty() != site_wide && kind != "rejected") {
+        continue;
+      }
+      out << "sqlpost_alert{" << s << ",partner=\"" << label(name) << "\",kind=\"" << kind << "\"} "
+          << active(kind, name) << "\n";
+    }
+  }
+  return out.str();
 }
 
 Result<std::string> metrics_text(Database& db, std::int64_t now, int last_exit_code,
@@ -188,28 +285,8 @@ Result<std::string> metrics_text(Database& db, std::int64_t now, int last_exit_c
   metric("sqlpost_alerts", "gauge", "Alerts in force.");
   out << "sqlpost_alerts{" << s << "} " << alerts.size() << "\n";
   metric("sqlpost_alert", "gauge", "1 while an alert of this kind is in force for the partner.");
-  const auto active = [&](const std::string& kind, const std::string& partner) {
-    for (const auto& a : alerts) {
-      if (a.kind == kind && a.partner == partner) {
-        return 1;
-      }
-    }
-    return 0;
-  };
   SQLPOST_TRY_ASSIGN(const auto partners, load_partners(db));
-  std::vector<std::string> names{""};
-  for (const auto& p : partners) {
-    names.push_back(p.name);
-  }
-  for (const auto& name : names) {
-    for (const char* kind : {"silent", "unacknowledged", "stopped", "re-extract", "rejected"}) {
-      if (name.empty() && std::string(kind) != "rejected") {
-        continue;
-      }
-      out << "sqlpost_alert{" << s << ",partner=\"" << label(name) << "\",kind=\"" << kind << "\"} "
-          << active(kind, name) << "\n";
-    }
-  }
+  out << alert_series(s, alerts, partners);
   SQLPOST_TRY_ASSIGN(
       Statement st,
       db.prepare("SELECT p.name, ifnull(s.last_received_at, 0), ifnull(s.last_sent_at, 0), (SELECT "
@@ -263,6 +340,8 @@ Result<std::vector<Alert>> evaluate_alerts(Database& db, std::int64_t now) {
   SQLPOST_TRY(stopped_below(db, alerts));
   SQLPOST_TRY(reextract_needed(db, alerts));
   SQLPOST_TRY(rejected_mail(db, now, alerts));
+  SQLPOST_TRY(bounced_mail(db, now, alerts));
+  SQLPOST_TRY(large_change_log(db, alerts));
   return alerts;
 }
 

@@ -15,7 +15,11 @@
 //                   be recovered from the change log: re-extract the site
 //                   (switched with alert.stopped);
 //   rejected        mail was rejected in the last alert.rejected seconds
-//                   (default 86400; partner "" when no known partner sent it).
+//                   (default 86400; partner "" when no known partner sent it);
+//   bounced         a part to the partner bounced in the last alert.bounced
+//                   seconds (default 86400);
+//   log_size        the change log keeps alert.log_rows changes or more (default
+//                   10 million; partner ""), naming the partner pruning waits for.
 // An alert clears by itself once its condition is gone. `sqlpost status` shows
 // them; `sqlpost run` logs them and exits with kExitAlert when the pass itself
 // went well. write_metrics() rewrites FILE atomically (a temporary file in the
@@ -40,6 +44,7 @@ struct Alert {
 };
 
 inline constexpr std::int64_t kDefaultAlertAfter = 86400;
+inline constexpr std::int64_t kDefaultAlertLogRows = 10'000'000;
 
 Result<std::vector<Alert>> evaluate_alerts(Database& db, std::int64_t now);
 nlohmann::json alerts_json(const std::vector<Alert>& alerts);

@@ -39,7 +39,7 @@ struct IntRange {
 
 std::optional<IntRange> int_range(std::string_view key) {
   constexpr std::int64_t kYear = 365LL * 24 * 3600;
-  static constexpr std::array<IntRange, 21> kRanges = {{
+  static constexpr std::array<IntRange, 23> kRanges = {{
       {"keys.slot", 0, 4095},
       {"smtp.port", 1, 65535},
       {"smtp.mx_port", 1, 65535},
@@ -59,6 +59,8 @@ std::optional<IntRange> int_range(std::string_view key) {
       {"alert.silent", 0, kYear},
       {"alert.unacknowledged", 0, kYear},
       {"alert.rejected", 0, kYear},
+      {"alert.bounced", 0, kYear},
+      {"alert.log_rows", 0, 10'000'000'000LL},
       {"history_retention", 3600, 10 * 366LL * 24 * 3600},
       {"stats_retention", 3600, 10 * 366LL * 24 * 3600},
   }};
@@ -150,6 +152,12 @@ const std::vector<ParamSpec>& parameter_specs() {
        "yes"},
       {"alert.rejected", "alert for this many seconds after mail was rejected (0: off)", false,
        "86400"},
+      {"alert.bounced", "alert for this many seconds after a part to a partner bounced (0: off)",
+       false, "86400"},
+      {"alert.log_rows",
+       "changes kept in the change log before an alert (it grows while a partner does not "
+       "acknowledge; 0: off)",
+       false, "10000000"},
       {"alert.mailto",
        "addresses (comma-separated) mailed when an alert is raised and when it clears "
        "(needs link=smtp)"},

@@ -133,4 +133,16 @@ Result<std::int64_t> rescan_in_transaction(Database& db, const std::string& site
 
 Result<std::int64_t> pruned_log_epoch(Database& db) { return pruned_epoch(db); }
 
+Result<LogHolder> oldest_log_holder(Database& db) {
+  SQLPOST_TRY_ASSIGN(const auto partners, load_partners(db));
+  LogHolder holder;
+  for (const auto& p : partners) {
+    SQLPOST_TRY_ASSIGN(const std::int64_t needed, still_needed_from(db, p));
+    if (holder.site.empty() || needed < holder.needed_from) {
+      holder = {p.name, needed};
+    }
+  }
+  return holder;
+}
+
 }  // namespace sqlpost

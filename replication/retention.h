@@ -36,4 +36,12 @@ Result<std::int64_t> rescan_in_transaction(Database& db, const std::string& site
 // The epoch below which the change log was pruned (0: never).
 Result<std::int64_t> pruned_log_epoch(Database& db);
 
+// The partner pruning waits for: the one whose unacknowledged messages need the
+// oldest epoch of the change log (site empty when there are no partners).
+struct LogHolder {
+  std::string site;
+  std::int64_t needed_from = 0;  // epoch
+};
+Result<LogHolder> oldest_log_holder(Database& db);
+
 }  // namespace sqlpost

@@ -182,6 +182,70 @@ TEST_CASE("rejected mail raises an alert for alert.rejected seconds") {
   p.expect_converged();
 }
 
+// What a mail server sends back for a mail it refused after accepting it (RFC 3464).
+std::string user_unknown_report(const std::string& original) {
+  return "From: MAILER-DAEMON@r1.test\r\nTo: <hq@hq.test>\r\nSubject: Undelivered Mail\r\n"
+         "Message-ID: <bounce-1@r1.test>\r\nMIME-Version: 1.0\r\nContent-Type: "
+         "multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n\r\n--b1\r\n"
+         "Content-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\r\n--b1"
+         "\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; r1.test\r\n"
+         "\r\nFinal-Recipient: rfc822; r1@r1.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+         "Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n--b1\r\nContent-Type: "
+         "message/rfc822\r\n\r\n" +
+         original + "\r\n--b1--\r\n";
+}
+
+TEST_CASE("a bounced part raises an alert for alert.bounced seconds") {
+  Pair p;
+  sqlpost_ok("config " + q(p.hub) + " alert.bounced=3600");
+  sqlite_shell(p.hub, "INSERT INTO t VALUES (1, 'to r1')");
+  CHECK(p.run_hub().exit_code == 0);
+  // r1's server refuses the part after accepting it: the part leaves r1's mailbox,
+  // the report reaches the hub's.
+  const std::string inbox = p.mail + "/r1@r1.test/new";
+  std::vector<std::filesystem::path> sent(std::filesystem::directory_iterator(inbox), {});
+  REQUIRE(sent.size() == 1);
+  const std::string original = read_file(sent.front().string());
+  std::filesystem::remove(sent.front());
+  std::filesystem::create_directories(p.mail + "/hq@hq.test/new");
+  std::ofstream(p.mail + "/hq@hq.test/new/bounce.eml", std::ios::binary)
+      << user_unknown_report(original);
+  const auto bouncing = p.run_hub();
+  CHECK_MESSAGE(bouncing.exit_code == 4, bouncing.output);  // a permanent refusal
+  p.expect_alert(
+      "bounced", "r1",
+      "1 part(s) to r1 bounced in the last 1h 0m (newest: 5.1.1 smtp; 550 5.1.1 User unknown", 10);
+  sqlite_shell(p.hub, "UPDATE sqlpost_bounces SET received_at = received_at - 7200");
+  p.expect_clear("bounced", "r1");
+  sqlpost_ok("resend " + q(p.hub) + " r1");
+  CHECK(p.run_hub().exit_code == 0);
+  p.run_r1();
+  CHECK(p.run_hub().exit_code == 0);
+  p.expect_converged();
+}
+
+TEST_CASE("a change log past alert.log_rows raises an alert naming the partner pruning waits for") {
+  Pair p;
+  sqlpost_ok("config " + q(p.hub) + " alert.log_rows=5");
+  sqlite_shell(p.hub,
+               "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) "
+               "INSERT INTO t SELECT i, 'row ' || i FROM n");
+  const auto growing = p.run_hub();
+  CHECK_MESSAGE(growing.exit_code == 10, growing.output);
+  p.expect_alert("log_size", "",
+                 "the change log keeps about 10 changes (alert.log_rows=5; the database uses ", 10);
+  CHECK(p.alerts()[0]["text"].get<std::string>().find(
+            "pruning waits for site r1 to acknowledge what it was sent from epoch") !=
+        std::string::npos);
+  p.run_r1();  // acknowledges: kept only for log_retention now
+  CHECK(p.run_hub().exit_code == 10);
+  CHECK(p.alerts()[0]["text"].get<std::string>().find("it is kept for log_retention") !=
+        std::string::npos);
+  sqlpost_ok("config " + q(p.hub) + " log_retention=0");
+  p.expect_clear("log_size", "");
+  p.expect_converged();
+}
+
 TEST_CASE("alert.hook hears of an alert once when it is raised and once when it clears") {
   Pair p;
   const std::string told = p.dir.path("told.txt");
