@@ -147,7 +147,7 @@ TEST_CASE("exit code 5 end to end: a zstd bomb, parts of two messages, a refused
     const auto again = run_sqlpost("run " + q(p.hub) + " --once");
     CHECK_MESSAGE(again.exit_code == 0, again.output);
   }
-  SUBCASE("parts of two different messages with the same number") {
+  SUBCASE("parts of two different messages with the same number are never mixed") {
     Pair p;
     std::vector<std::uint8_t> noise(30'000);
     std::mt19937_64 rng(5);  // NOLINT(cert-msc32-c,cert-msc51-cpp): incompressible, reproducible
@@ -158,10 +158,18 @@ TEST_CASE("exit code 5 end to end: a zstd bomb, parts of two messages, a refused
     noise[0] ^= 1U;
     auto b = p.message(1, noise, 8192);
     REQUIRE(a.size() > 2);
-    a[1] = b[1];  // part 2 of another encoding of message 1
+    const std::string a_part_2 = a[1];
+    a[1] = b[1];  // part 2 of another message under number 1
     p.drop(a);
-    const auto run = run_sqlpost("run " + q(p.hub) + " --once");
-    CHECK_MESSAGE(run.exit_code == 5, run.output);
+    const auto waiting = run_sqlpost("run " + q(p.hub) + " --once");
+    CHECK_MESSAGE(waiting.exit_code == 0, waiting.output);  // both wait for their other parts
+    Database hub = open_db(p.hub);
+    CHECK(query_int(hub, "SELECT count(DISTINCT digest) FROM sqlpost_inbox") == 2);
+    CHECK(query_int(hub, "SELECT count(*) FROM sqlpost_rejected") == 0);
+    p.drop({a_part_2});  // message a is complete: judged alone (its noise is no payload)
+    const auto judged = run_sqlpost("run " + q(p.hub) + " --once");
+    CHECK_MESSAGE(judged.exit_code == 5, judged.output);
+    CHECK(query_int(hub, "SELECT count(*) FROM sqlpost_rejected") == a.size());
   }
   SUBCASE("a change to a table the hub never published") {
     Pair p;
