@@ -594,6 +594,11 @@ struct Engine::Impl {
       event({.partner = partner.name, .event = "restored", .detail = summary});
       return success();
     }
+    SQLPOST_TRY_ASSIGN(const std::string relinked, relink_regenerated(db, partner, payload));
+    if (!relinked.empty()) {
+      report.notes.push_back(relinked);
+      event({.partner = partner.name, .event = "restored", .detail = relinked});
+    }
     SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
     const auto ack = static_cast<std::int64_t>(payload.ack);
     if (ack >= s.next_seq) {

@@ -1,6 +1,7 @@
 #include "replication/restore.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "replication/retention.h"
 
@@ -160,6 +161,12 @@ Result<std::string> regenerate_numbering_on(Database& db, const Partner& partner
   }
   SQLPOST_TRY(
       run(db, "DELETE FROM sqlpost_outbox WHERE site = ?1 AND seq > ?2", partner.name, holds));
+  // Their identities are kept: the partner may apply some of them (resent from an
+  // old outbox) before the new ones reach it (relink_regenerated()).
+  SQLPOST_TRY(run(db,
+                  "INSERT OR REPLACE INTO sqlpost_superseded(site, seq, digest) SELECT site, seq, "
+                  "digest FROM sqlpost_sent WHERE site = ?1 AND seq > ?2 AND digest IS NOT NULL",
+                  partner.name, holds));
   SQLPOST_TRY(
       run(db, "DELETE FROM sqlpost_sent WHERE site = ?1 AND seq > ?2", partner.name, holds));
   SQLPOST_TRY(run(db, "UPDATE sqlpost_streams SET acked_seq = min(acked_seq, ?2) WHERE site = ?1",
@@ -369,6 +376,98 @@ Result<std::string> begin_own_recovery(Database& db, const Partner& partner, con
   return summary;
 }
 
+namespace {
+
+// Where the regeneration for the partner's restore started, and its echo window.
+struct Regeneration {
+  std::int64_t from = 0;
+  std::optional<std::int64_t> echo_from;
+  std::optional<std::int64_t> echo_to;
+};
+
+Result<std::optional<Regeneration>> last_regeneration(Database& db, const std::string& site) {
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT regen_from, regen_echo_from, regen_echo_to "
+                                              "FROM sqlpost_streams WHERE site = ?"));
+  st.bind(1, site);
+  SQLPOST_TRY_ASSIGN(const bool row, st.step());
+  if (!row || st.column_is_null(0)) {
+    return std::optional<Regeneration>{};
+  }
+  Regeneration r{st.column_int(0), {}, {}};
+  if (!st.column_is_null(1)) {
+    r.echo_from = st.column_int(1);
+    r.echo_to = st.column_int(2);
+  }
+  return std::optional<Regeneration>{r};
+}
+
+// Is `identity` that of our message `seq`, replaced by the last regeneration?
+Result<bool> superseded_message(Database& db, const std::string& site, std::int64_t seq,
+                                std::span<const std::uint8_t> identity) {
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT digest FROM sqlpost_superseded WHERE site = "
+                                              "? AND seq = ?"));
+  st.bind(1, site).bind(2, seq);
+  SQLPOST_TRY_ASSIGN(const bool row, st.step());
+  if (!row) {
+    return false;
+  }
+  const auto digest = blob_bytes(st.column(0));
+  return std::ranges::equal(digest, identity);
+}
+
+// The regeneration starts over, linked to our message `seq` (the marker it left
+// in sqlpost_sent names its identity), from the same position and echo window.
+Result<> restart_regeneration(Database& db, const std::string& site, std::int64_t seq,
+                              std::span<const std::uint8_t> identity, const Regeneration& r) {
+  SQLPOST_TRY(run(db, "DELETE FROM sqlpost_outbox WHERE site = ?1 AND seq > ?2", site, seq));
+  SQLPOST_TRY(run(db, "DELETE FROM sqlpost_sent WHERE site = ?1 AND seq > ?2", site, seq));
+  SQLPOST_TRY_ASSIGN(Statement link,
+                     db.prepare("INSERT OR REPLACE INTO sqlpost_sent(site, seq, from_epoch, "
+                                "to_epoch, digest) VALUES (?, ?, ?, ?, ?)"));
+  link.bind(1, site).bind(2, seq).bind(3, r.from).bind(4, r.from).bind(5, blob_or_null(identity));
+  SQLPOST_TRY(link.run());
+  SQLPOST_TRY_ASSIGN(Statement pos,
+                     db.prepare("UPDATE sqlpost_sites SET sent_epoch = ? WHERE name = ?"));
+  pos.bind(1, r.from).bind(2, site);
+  SQLPOST_TRY(pos.run());
+  SQLPOST_TRY_ASSIGN(Statement stream,
+                     db.prepare("UPDATE sqlpost_streams SET acked_seq = ?, echo_from = ?, "
+                                "echo_to = ? WHERE site = ?"));
+  stream.bind(1, seq);
+  if (r.echo_from) {
+    stream.bind(2, *r.echo_from).bind(3, *r.echo_to);
+  } else {
+    stream.bind_null(2).bind_null(3);
+  }
+  stream.bind(4, site);
+  SQLPOST_TRY(stream.run());
+  return run(db, "DELETE FROM sqlpost_superseded WHERE site = ?1 AND seq <= ?2", site, seq);
+}
+
+}  // namespace
+
+Result<std::string> relink_regenerated(Database& db, const Partner& partner,
+                                       const Payload& payload) {
+  SQLPOST_TRY_ASSIGN(const StreamCounters s, counters(db, partner.name));
+  const auto ack = static_cast<std::int64_t>(payload.ack);
+  if (ack <= s.acked_seq || ack >= s.next_seq || payload.ack_digest.empty()) {
+    return std::string();
+  }
+  SQLPOST_TRY_ASSIGN(const bool replaced,
+                     superseded_message(db, partner.name, ack, payload.ack_digest));
+  SQLPOST_TRY_ASSIGN(const auto regeneration, last_regeneration(db, partner.name));
+  SQLPOST_TRY_ASSIGN(const std::int64_t pruned, pruned_log_epoch(db));
+  if (!replaced || !regeneration || regeneration->from < pruned) {
+    return std::string();
+  }
+  SQLPOST_TRY(restart_regeneration(db, partner.name, ack, payload.ack_digest, *regeneration));
+  return "site " + partner.name + " applied our message #" + std::to_string(ack) +
+         " (resent from before its restore request was served) before the messages "
+         "regenerated for it, which therefore do not follow: they are regenerated again, linked "
+         "to #" +
+         std::to_string(ack) + ", as #" + std::to_string(s.next_seq) + " on";
+}
+
 Result<PartnerRecovery> serve_partner_restore(Database& db, const Partner& partner,
                                               const Payload& request, std::int64_t request_seq) {
   SQLPOST_TRY_ASSIGN(const StreamCounters s, counters(db, partner.name));
@@ -403,6 +502,11 @@ Result<PartnerRecovery> serve_partner_restore(Database& db, const Partner& partn
                   "message #" +
                   std::to_string(request_seq) + "): " + done;
   }
+  SQLPOST_TRY(run(db,
+                  "UPDATE sqlpost_streams SET regen_from = (SELECT sent_epoch FROM sqlpost_sites "
+                  "WHERE name = ?1), regen_echo_from = echo_from, regen_echo_to = echo_to WHERE "
+                  "site = ?1",
+                  partner.name));
   SQLPOST_TRY_ASSIGN(const StreamCounters after, counters(db, partner.name));
   SQLPOST_TRY_ASSIGN(Statement st, db.prepare("UPDATE sqlpost_streams SET recovery = ?, "
                                               "recovery_ack = ? WHERE site = ?"));

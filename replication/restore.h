@@ -76,6 +76,16 @@ struct PartnerRecovery {
 Result<PartnerRecovery> serve_partner_restore(Database& db, const Partner& partner,
                                               const Payload& request, std::int64_t request_seq);
 
+// After our messages to a restored partner were regenerated (numbered on, linked
+// to the last one it held when it asked), it may have applied some of the replaced
+// ones meanwhile (resent from the outbox); its acknowledgement of one (number and
+// identity, kept in sqlpost_superseded) proves it, and the regenerated messages
+// would never follow. They are built again from the same position and echo window,
+// linked to that one: a replay of the log in order, as any regeneration. Returns
+// the line to log, empty when nothing changed.
+Result<std::string> relink_regenerated(Database& db, const Partner& partner,
+                                       const Payload& payload);
+
 Result<> record_applied(Database& db, const std::string& site, std::int64_t seq,
                         std::span<const std::uint8_t> identity);
 

@@ -243,9 +243,10 @@ CREATE TABLE sqlpost_site_health(
     // 7: the inbox keeps apart two messages a partner sent under one number (its
     // abandoned timeline and the one after a restore from a backup), told apart by
     // the authenticated digest of the whole message; the first of our messages a
-    // restore request asks back, until the partner applied the request; the
-    // identities of a partner's messages dropped as not continuing its stream
-    // (docs/protocol.md).
+    // restore request asks back, until the partner applied the request; where a
+    // regeneration for a restored partner started and the identities of the
+    // messages it replaced; the identities of a partner's messages dropped as not
+    // continuing its stream (docs/protocol.md).
     R"sql(
 CREATE TABLE sqlpost_inbox_v7(
   site TEXT NOT NULL,
@@ -261,6 +262,14 @@ INSERT INTO sqlpost_inbox_v7 SELECT site, seq, x'', part, parts, mail, received_
 DROP TABLE sqlpost_inbox;
 ALTER TABLE sqlpost_inbox_v7 RENAME TO sqlpost_inbox;
 ALTER TABLE sqlpost_streams ADD COLUMN restore_lost_from INTEGER;
+ALTER TABLE sqlpost_streams ADD COLUMN regen_from INTEGER;
+ALTER TABLE sqlpost_streams ADD COLUMN regen_echo_from INTEGER;
+ALTER TABLE sqlpost_streams ADD COLUMN regen_echo_to INTEGER;
+CREATE TABLE sqlpost_superseded(
+  site TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  digest BLOB NOT NULL,
+  PRIMARY KEY (site, seq)) WITHOUT ROWID;
 CREATE TABLE sqlpost_abandoned(
   site TEXT NOT NULL,
   digest BLOB NOT NULL,

@@ -412,6 +412,48 @@ TEST_CASE(
   }
 }
 
+TEST_CASE(
+    "a restored remote applies a late copy of the hub's message before the hub serves its "
+    "request: the regenerated messages are linked to it again") {
+  TempDir dir;
+  Cluster c(dir, 1, 119, {});
+  c.log_retention = 1'000'000;
+  Site& hub = c.site("hq");
+  Site& r1 = c.site("r1");
+  HeldMail held;
+  held.take_from(c);
+  c.random_writes(hub, 2);
+  converge(c);
+  const std::string copy = backup(dir, r1);
+  insert_item(hub, 900, "hub, after the backup");
+  held.to_r1 = true;
+  c.run(hub);
+  held.to_r1 = false;
+  REQUIRE(held.r1_mails.size() == 1);
+  const std::string late_copy = held.r1_mails.front();
+  c.network().put("r1@r1.test", late_copy);
+  c.run(r1);  // applies it, acknowledges
+  c.run(hub);
+  restore(r1, copy);
+  insert_item(r1, 1'000'900, "r1, after the restore");
+  c.run(r1);
+  c.run(hub);  // applies it; its acknowledgement says it holds r1's acknowledgement
+  held.to_hub = true;
+  c.run(r1);  // finds out; its restore request is held back
+  held.to_hub = false;
+  c.network().put("r1@r1.test", late_copy);  // a duplicate, late
+  c.run(r1);                                 // applies it: it continues what r1 holds
+  for (const auto& mail : held.mails) {
+    c.network().put("hq@hq.test", mail);
+  }
+  converge(c);
+  for (Site* s : {&hub, &r1}) {
+    CAPTURE(s->name);
+    CHECK(item_name(*s, 900) == "hub, after the backup");
+    CHECK(item_name(*s, 1'000'900) == "r1, after the restore");
+  }
+}
+
 TEST_CASE("a forged message claiming the site went back in time changes nothing") {
   TempDir dir;
   Cluster c(dir, 1, 113, {});

@@ -63,6 +63,9 @@ TEST_CASE("a schema 6 site is upgraded: its inbox keeps what waits there") {
          "received_at INTEGER NOT NULL, PRIMARY KEY (site, seq, part)) WITHOUT ROWID; "
          "INSERT INTO sqlpost_inbox VALUES ('r1', 3, 1, 2, x'01', 5); "
          "ALTER TABLE sqlpost_streams DROP COLUMN restore_lost_from; DROP TABLE sqlpost_abandoned; "
+         "DROP TABLE sqlpost_superseded; ALTER TABLE sqlpost_streams DROP COLUMN regen_from; "
+         "ALTER TABLE sqlpost_streams DROP COLUMN regen_echo_from; "
+         "ALTER TABLE sqlpost_streams DROP COLUMN regen_echo_to; "
          "UPDATE sqlpost_meta SET value = 6 WHERE key = 'schema_version'");
   }
   Database db = open_site(dir.path("hq.db")).value();
