@@ -20,6 +20,7 @@
 #include "replication/restore.h"
 #include "replication/retention.h"
 #include "replication/routing.h"
+#include "replication/streams.h"
 #include "replication/subsets.h"
 #include "schema/metadata.h"
 #include "transport/codec.h"
@@ -79,30 +80,19 @@ Blob digest_blob(const transport::crypto::Digest& digest) {
   return Blob{std::vector<std::uint8_t>(digest.begin(), digest.end())};
 }
 
-struct Stream {
-  std::int64_t next_seq = 1;
-  std::int64_t acked_seq = 0;
-  std::int64_t applied_seq = 0;
-  bool ack_owed = false;
-  std::int64_t gap_since = 0;
-  std::int64_t resend_requested_at = 0;
-  std::int64_t resend_from = 0;
-  std::string halted;
-  std::int64_t restore_request = 0;  // our restore request, not yet in a message
-};
-
 }  // namespace
 
 // The run's working state: the database, link, options and the site facts.
 struct Engine::Impl {
   Impl(Database& database, transport::Link& mail, const EngineOptions& engine_options,
        RunReport& run_report)
-      : db(database), link(mail), options(engine_options), report(run_report) {}
+      : db(database), link(mail), options(engine_options), report(run_report), streams(database) {}
 
   Database& db;
   transport::Link& link;
   const EngineOptions& options;
   RunReport& report;
+  Streams streams;
   LocalSite local;
   std::map<std::string, Partner> partners;
   std::size_t budget_ = 0;  // of the message being decoded
@@ -131,45 +121,9 @@ struct Engine::Impl {
     SQLPOST_TRY_ASSIGN(const auto list, load_partners(db));
     for (const auto& p : list) {
       partners.emplace(p.name, p);
-      SQLPOST_TRY(ensure_stream(p.name));
+      SQLPOST_TRY(streams.ensure(p.name));
     }
     return success();
-  }
-
-  Result<> ensure_stream(const std::string& site) {
-    SQLPOST_TRY_ASSIGN(Statement * st,
-                       db.cached("INSERT OR IGNORE INTO sqlpost_streams(site) VALUES (?)"));
-    st->bind(1, site);
-    return st->run();
-  }
-
-  Result<Stream> stream(const std::string& site) {
-    SQLPOST_TRY_ASSIGN(Statement * st,
-                       db.cached("SELECT next_seq, acked_seq, applied_seq, ack_owed, "
-                                 "ifnull(gap_since, 0), ifnull(resend_requested_at, 0), "
-                                 "ifnull(resend_from, 0), ifnull(halted, ''), "
-                                 "ifnull(restore_request, 0) FROM sqlpost_streams WHERE site = ?"));
-    st->bind(1, site);
-    SQLPOST_TRY_ASSIGN(const bool row, st->step());
-    if (!row) {
-      return make_error(Errc::kInternal, "no delivery state for site " + site);
-    }
-    Stream s{st->column_int(0),      st->column_int(1),  st->column_int(2),
-             st->column_int(3) != 0, st->column_int(4),  st->column_int(5),
-             st->column_int(6),      st->column_text(7), st->column_int(8)};
-    st->reset();
-    return s;
-  }
-
-  Result<> update_stream(const std::string& site, const std::string& assignments,
-                         std::int64_t value = 0) {
-    SQLPOST_TRY_ASSIGN(Statement * st,
-                       db.cached("UPDATE sqlpost_streams SET " + assignments + " WHERE site = ?1"));
-    st->bind(1, site);
-    if (assignments.find("?2") != std::string::npos) {
-      st->bind(2, value);
-    }
-    return st->run();
   }
 
   // ---- receive
@@ -219,7 +173,7 @@ struct Engine::Impl {
     st->bind(4, Value(as_blob(mail.substr(0, kMaxRejectedMailKept))));
     SQLPOST_TRY(st->run());
     if (partners.count(claimed_sender) > 0) {
-      SQLPOST_TRY(update_stream(claimed_sender, "rejected = rejected + 1"));
+      SQLPOST_TRY(streams.count_rejected(claimed_sender));
     }
     SQLPOST_TRY(cap_rejected(db, now()));
     SQLPOST_TRY(tx.commit());
@@ -243,7 +197,7 @@ struct Engine::Impl {
     SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
     SQLPOST_TRY(process_ack(partner, payload.value()));
     SQLPOST_TRY(keep_health_from(partner, payload.value()));
-    SQLPOST_TRY(update_stream(partner.name, "last_received_at = ?2", now()));
+    SQLPOST_TRY(streams.set_last_received(partner.name, now()));
     SQLPOST_TRY(tx.commit());
     event({.partner = partner.name,
            .event = "received",
@@ -263,13 +217,13 @@ struct Engine::Impl {
     const transport::PartHeader& h = opened.header;
     const InboxMessage message{static_cast<std::int64_t>(h.sequence), digest_blob(opened.digest)};
     SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
-    SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
+    SQLPOST_TRY_ASSIGN(const Stream s, streams.load(partner.name));
     if (static_cast<std::int64_t>(h.sequence) <= s.applied_seq) {
       ++report.duplicates;  // applied already: drop it, and acknowledge again
       report.details.push_back("mail " + ref.id + ": message " + std::to_string(h.sequence) +
                                " part " + std::to_string(h.part) + " from " + partner.name +
                                " was applied before; dropped");
-      SQLPOST_TRY(update_stream(partner.name, "ack_owed = 1"));
+      SQLPOST_TRY(streams.mark_ack_owed(partner.name));
       event({.partner = partner.name,
              .event = "duplicate",
              .seq = static_cast<std::int64_t>(h.sequence),
@@ -299,7 +253,7 @@ struct Engine::Impl {
              .bytes = static_cast<std::int64_t>(mail.size()),
              .detail = {}});
     }
-    SQLPOST_TRY(update_stream(partner.name, "last_received_at = ?2", now()));
+    SQLPOST_TRY(streams.set_last_received(partner.name, now()));
     SQLPOST_TRY(tx.commit());
     SQLPOST_TRY(crash_point("after-inbox-commit"));
     return remove_mail(ref);
@@ -594,7 +548,7 @@ struct Engine::Impl {
       event({.partner = partner.name, .event = "restored", .detail = summary});
       return success();
     }
-    SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
+    SQLPOST_TRY_ASSIGN(const Stream s, streams.load(partner.name));
     const auto ack = static_cast<std::int64_t>(payload.ack);
     if (ack >= s.next_seq) {
       report.notes.push_back("site " + partner.name + " acknowledges message " +
@@ -602,7 +556,7 @@ struct Engine::Impl {
                              " were sent; ignoring (was this site restored from a backup?)");
     } else if (ack > s.acked_seq) {
       SQLPOST_TRY(note_acknowledged(partner, s.acked_seq, ack));
-      SQLPOST_TRY(update_stream(partner.name, "acked_seq = ?2", ack));
+      SQLPOST_TRY(streams.set_acked(partner.name, ack));
       SQLPOST_TRY_ASSIGN(Statement * del,
                          db.cached("DELETE FROM sqlpost_outbox WHERE site = ? AND seq <= ?"));
       del->bind(1, partner.name).bind(2, ack);
@@ -666,7 +620,7 @@ struct Engine::Impl {
       report.notes.push_back("site " + partner.name + " asks for message " + std::to_string(from) +
                              ", which it has acknowledged since; answering with what it "
                              "acknowledged (if it was restored from a backup, it recovers)");
-      SQLPOST_TRY(update_stream(partner.name, "ack_owed = 1"));
+      SQLPOST_TRY(streams.mark_ack_owed(partner.name));
     }
     return success();
   }
@@ -758,12 +712,8 @@ struct Engine::Impl {
                             " does not follow its message " + std::to_string(seq - 1) +
                             " applied here: that site went back in time (restored from a "
                             "backup?); dropped, and our acknowledgement tells it to recover";
-    SQLPOST_TRY(update_stream(partner.name, "ack_owed = 1"));
-    SQLPOST_TRY_ASSIGN(Statement rec,
-                       db.prepare("UPDATE sqlpost_streams SET recovery = ?, recovery_ack = ? "
-                                  "WHERE site = ?"));
-    rec.bind(1, why).bind(2, kWaitingForPartner).bind(3, partner.name);
-    SQLPOST_TRY(rec.run());
+    SQLPOST_TRY(streams.mark_ack_owed(partner.name));
+    SQLPOST_TRY(streams.wait_for_partner_recovery(partner.name, why));
     SQLPOST_TRY(tx.commit());
     report.notes.push_back(why);
     event({.partner = partner.name, .event = "duplicate", .seq = seq, .detail = why});
@@ -834,7 +784,7 @@ struct Engine::Impl {
     st.bind(4, partner.name).bind(5, seq).bind(6, Value(message.digest));
     SQLPOST_TRY(st.run());
     SQLPOST_TRY(delete_inbox_message(partner, message));
-    SQLPOST_TRY(update_stream(partner.name, "rejected = rejected + 1"));
+    SQLPOST_TRY(streams.count_rejected(partner.name));
     SQLPOST_TRY(cap_rejected(db, now()));
     SQLPOST_TRY(tx.commit());
     event({.partner = partner.name, .event = "rejected", .seq = seq, .detail = why});
@@ -850,10 +800,7 @@ struct Engine::Impl {
                  : " (fix the schema, then run again)"));
     report.worst = e.code;
     event({.partner = partner.name, .event = "stopped", .detail = e.message});
-    SQLPOST_TRY_ASSIGN(Statement st,
-                       db.prepare("UPDATE sqlpost_streams SET halted = ? WHERE site = ?"));
-    st.bind(1, e.message).bind(2, partner.name);
-    return st.run();
+    return streams.halt(partner.name, e.message);
   }
 
   // A site decides the conflicts of changes from its children and follows its parent.
@@ -935,12 +882,8 @@ struct Engine::Impl {
     SQLPOST_TRY_ASSIGN(const ApplyStats stats, apply_payload(db, payload, context));
     SQLPOST_TRY(process_ack(partner, payload));
     SQLPOST_TRY(keep_health_from(partner, payload));
-    SQLPOST_TRY(update_stream(partner.name, "seen_ack = max(seen_ack, ?2)",
-                              static_cast<std::int64_t>(payload.ack)));
-    SQLPOST_TRY(update_stream(partner.name,
-                              "skipped = skipped + ?2 - applied_seq - 1, applied_seq = ?2, "
-                              "ack_owed = 1, gap_since = NULL, halted = NULL",
-                              seq));
+    SQLPOST_TRY(streams.note_seen_ack(partner.name, static_cast<std::int64_t>(payload.ack)));
+    SQLPOST_TRY(streams.record_applied_seq(partner.name, seq));
     SQLPOST_TRY(record_applied(db, partner.name, seq, message.identity));
     if (payload.restored_from > 0) {
       SQLPOST_TRY_ASSIGN(const PartnerRecovery recovery,
@@ -1049,7 +992,7 @@ struct Engine::Impl {
   // Applies the next message from partner if complete; true when one was applied
   // or dropped (look again).
   Result<bool> apply_next(const Partner& partner) {
-    SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
+    SQLPOST_TRY_ASSIGN(const Stream s, streams.load(partner.name));
     SQLPOST_TRY_ASSIGN(const auto next, next_applicable(partner, s.applied_seq));
     if (!next) {
       return false;
@@ -1089,7 +1032,7 @@ struct Engine::Impl {
   }
 
   Result<> watch_gap(const Partner& partner) {
-    SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
+    SQLPOST_TRY_ASSIGN(const Stream s, streams.load(partner.name));
     // Any part waiting — of a later message, or only some parts of the next one
     // (also the newest) — means applied_seq + 1 is incomplete: a gap.
     SQLPOST_TRY_ASSIGN(Statement * st, db.cached("SELECT count(*) FROM sqlpost_inbox WHERE site "
@@ -1102,7 +1045,7 @@ struct Engine::Impl {
       return success();
     }
     if (s.gap_since == 0) {
-      return update_stream(partner.name, "gap_since = ?2", now());
+      return streams.set_gap_since(partner.name, now());
     }
     const bool patient_enough = now() - s.gap_since >= options.gap_patience;
     const bool not_too_often =
@@ -1110,7 +1053,7 @@ struct Engine::Impl {
     if (patient_enough && not_too_often && s.resend_from == 0) {
       report.notes.push_back("message " + std::to_string(s.applied_seq + 1) + " from " +
                              partner.name + " is missing; asking for a resend");
-      return update_stream(partner.name, "resend_from = ?2", s.applied_seq + 1);
+      return streams.set_resend_from(partner.name, s.applied_seq + 1);
     }
     return success();
   }
@@ -1126,7 +1069,7 @@ struct Engine::Impl {
 
   Result<> prepare_for(const Partner& partner, Payload payload, std::int64_t closed) {
     if (payload.change_count() == 0 && partner.sent_epoch >= closed) {
-      SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
+      SQLPOST_TRY_ASSIGN(const Stream s, streams.load(partner.name));
       if (s.restore_request == 0) {
         return success();  // nothing new, no restore request: nothing to write
       }
@@ -1177,7 +1120,7 @@ struct Engine::Impl {
 
   // One partner's message (when it has changes) and its sent epoch, in the batch.
   Result<> store_outgoing(const Partner& partner, Payload payload, std::int64_t closed) {
-    SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
+    SQLPOST_TRY_ASSIGN(const Stream s, streams.load(partner.name));
     // A restore request goes in a message of its own if there are no changes to carry.
     if (payload.change_count() > 0 || s.restore_request > 0) {
       payload.ack = static_cast<std::uint64_t>(s.applied_seq);
@@ -1216,12 +1159,7 @@ struct Engine::Impl {
       sent->bind(1, partner.name).bind(2, s.next_seq).bind(3, partner.sent_epoch).bind(4, closed);
       sent->bind(5, Value(Blob{message_identity(bytes)}));
       SQLPOST_TRY(sent->run());
-      SQLPOST_TRY(
-          update_stream(partner.name,
-                        "next_seq = next_seq + 1, ack_owed = 0, resend_from = NULL, "
-                        "restore_request = NULL" +
-                            std::string(s.resend_from > 0 ? ", resend_requested_at = ?2" : ""),
-                        now()));
+      SQLPOST_TRY(streams.record_prepared(partner.name, s.resend_from > 0, now()));
       ++report.messages_prepared;
     }
     SQLPOST_TRY_ASSIGN(Statement * st,
@@ -1229,11 +1167,7 @@ struct Engine::Impl {
     st->bind(1, closed).bind(2, partner.name);
     SQLPOST_TRY(st->run());
     // An echo window (replication/restore.h) ends once a message covered it.
-    SQLPOST_TRY_ASSIGN(Statement * echo,
-                       db.cached("UPDATE sqlpost_streams SET echo_from = NULL, echo_to = NULL "
-                                 "WHERE site = ? AND echo_to <= ?"));
-    echo->bind(1, partner.name).bind(2, closed);
-    return echo->run();
+    return streams.end_echo_window(partner.name, closed);
   }
 
   // What the partner needs to notice that it went back in time: the identity of
@@ -1393,15 +1327,14 @@ struct Engine::Impl {
                                partner.address + ">");
     }
     if (!parts.empty()) {
-      SQLPOST_TRY(record_after_send([this, site = partner.name, at = now()] {
-        return update_stream(site, "last_sent_at = ?2", at);
-      }));
+      SQLPOST_TRY(record_after_send(
+          [this, site = partner.name, at = now()] { return streams.set_last_sent(site, at); }));
     }
     return true;
   }
 
   Result<> send_ack_only(const Partner& partner) {
-    SQLPOST_TRY_ASSIGN(const Stream s, stream(partner.name));
+    SQLPOST_TRY_ASSIGN(const Stream s, streams.load(partner.name));
     if (!s.ack_owed && s.resend_from == 0) {
       return success();
     }
@@ -1436,11 +1369,7 @@ struct Engine::Impl {
            .detail = "acknowledgement of #" + std::to_string(s.applied_seq) +
                      (s.resend_from > 0 ? ", resend from #" + std::to_string(s.resend_from) : "")});
     return record_after_send([this, site = partner.name, resend = s.resend_from > 0, at = now()] {
-      return update_stream(
-          site,
-          "ack_owed = 0, last_sent_at = ?2" +
-              std::string(resend ? ", resend_from = NULL, resend_requested_at = ?2" : ""),
-          at);
+      return streams.record_ack_sent(site, resend, at);
     });
   }
 };

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "replication/retention.h"
+#include "replication/streams.h"
 
 namespace sqlpost {
 namespace {
@@ -42,14 +43,37 @@ Value blob_or_null(std::span<const std::uint8_t> bytes) {
   return Value(Blob{std::vector<std::uint8_t>(bytes.begin(), bytes.end())});
 }
 
-Result<> run(Database& db, const std::string& sql, const std::string& site,
-             std::int64_t value = 0) {
+Result<> run_for_site(Database& db, const std::string& sql, const std::string& site) {
   SQLPOST_TRY_ASSIGN(Statement st, db.prepare(sql));
   st.bind(1, site);
-  if (sql.find("?2") != std::string::npos) {
-    st.bind(2, value);
-  }
   return st.run();
+}
+
+Result<> run_for_site(Database& db, const std::string& sql, const std::string& site,
+                      std::int64_t seq) {
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare(sql));
+  st.bind(1, site).bind(2, seq);
+  return st.run();
+}
+
+Result<> delete_outbox(Database& db, const std::string& site) {
+  return run_for_site(db, "DELETE FROM sqlpost_outbox WHERE site = ?1", site);
+}
+
+Result<> delete_outbox_after(Database& db, const std::string& site, std::int64_t seq) {
+  return run_for_site(db, "DELETE FROM sqlpost_outbox WHERE site = ?1 AND seq > ?2", site, seq);
+}
+
+Result<> delete_sent_after(Database& db, const std::string& site, std::int64_t seq) {
+  return run_for_site(db, "DELETE FROM sqlpost_sent WHERE site = ?1 AND seq > ?2", site, seq);
+}
+
+Result<> delete_inbox_after(Database& db, const std::string& site, std::int64_t seq) {
+  return run_for_site(db, "DELETE FROM sqlpost_inbox WHERE site = ?1 AND seq > ?2", site, seq);
+}
+
+Result<> make_outbox_due(Database& db, const std::string& site) {
+  return run_for_site(db, "UPDATE sqlpost_outbox SET last_sent_at = NULL WHERE site = ?1", site);
 }
 
 // The epoch our message `seq` to `site` started after, if we still know it.
@@ -158,12 +182,9 @@ Result<std::string> regenerate_numbering_on(Database& db, const Partner& partner
   if (!first || *first < pruned) {
     return log_too_short(holds + 1);
   }
-  SQLPOST_TRY(
-      run(db, "DELETE FROM sqlpost_outbox WHERE site = ?1 AND seq > ?2", partner.name, holds));
-  SQLPOST_TRY(
-      run(db, "DELETE FROM sqlpost_sent WHERE site = ?1 AND seq > ?2", partner.name, holds));
-  SQLPOST_TRY(run(db, "UPDATE sqlpost_streams SET acked_seq = min(acked_seq, ?2) WHERE site = ?1",
-                  partner.name, holds));
+  SQLPOST_TRY(delete_outbox_after(db, partner.name, holds));
+  SQLPOST_TRY(delete_sent_after(db, partner.name, holds));
+  SQLPOST_TRY(Streams(db).lower_acked(partner.name, holds));
   SQLPOST_TRY_ASSIGN(Statement pos,
                      db.prepare("UPDATE sqlpost_sites SET sent_epoch = ? WHERE name = ?"));
   pos.bind(1, *first).bind(2, partner.name);
@@ -177,8 +198,7 @@ Result<std::string> regenerate_numbering_on(Database& db, const Partner& partner
 Result<std::string> regenerate_lost_messages(Database& db, const Partner& partner,
                                              const StreamCounters& s, std::int64_t holds) {
   if (s.acked_seq <= holds) {  // still in the outbox: due again at once
-    SQLPOST_TRY(
-        run(db, "UPDATE sqlpost_outbox SET last_sent_at = NULL WHERE site = ?1", partner.name));
+    SQLPOST_TRY(make_outbox_due(db, partner.name));
     return std::string("our messages after #" + std::to_string(holds) +
                        " are sent again from the outbox");
   }
@@ -327,9 +347,8 @@ Result<std::string> begin_own_recovery(Database& db, const Partner& partner, con
     lost_from = first_lost(s);
     SQLPOST_TRY_ASSIGN(const auto first, resend_position(db, partner.name, lost_from));
     const std::int64_t from_epoch = first.value_or(partner.sent_epoch);
-    SQLPOST_TRY(run(db, "DELETE FROM sqlpost_outbox WHERE site = ?1", partner.name));
-    SQLPOST_TRY(run(db, "DELETE FROM sqlpost_sent WHERE site = ?1 AND seq > ?2", partner.name,
-                    s.acked_seq));
+    SQLPOST_TRY(delete_outbox(db, partner.name));
+    SQLPOST_TRY(delete_sent_after(db, partner.name, s.acked_seq));
     SQLPOST_TRY_ASSIGN(Statement chain,
                        db.prepare("INSERT OR REPLACE INTO sqlpost_sent(site, seq, from_epoch, "
                                   "to_epoch, digest) VALUES (?, ?, ?, ?, ?)"));
@@ -343,13 +362,11 @@ Result<std::string> begin_own_recovery(Database& db, const Partner& partner, con
     // Numbers used since the restore are abandoned; the partner links our next
     // message to its last applied one by identity (without it: exactly ack + 1).
     next = payload.ack_digest.empty() ? ack + 1 : std::max(s.next_seq, ack + 1);
-    SQLPOST_TRY(
-        run(db, "UPDATE sqlpost_streams SET acked_seq = ?2 WHERE site = ?1", partner.name, ack));
+    SQLPOST_TRY(Streams(db).set_acked(partner.name, ack));
   }
   // Whatever of the partner's stream waits here beyond what we applied is from the
   // timeline it is about to regenerate.
-  SQLPOST_TRY(run(db, "DELETE FROM sqlpost_inbox WHERE site = ?1 AND seq > ?2", partner.name,
-                  s.applied_seq));
+  SQLPOST_TRY(delete_inbox_after(db, partner.name, s.applied_seq));
   const std::string summary =
       "this site went back in time (restored from a backup?): " + evidence +
       ". Recovering by itself: our messages continue at #" + std::to_string(next) + ", and site " +
