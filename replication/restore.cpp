@@ -174,7 +174,7 @@ Error log_too_short(std::int64_t seq) {
 
 // Our messages after `holds` are built again from the change log, numbered on
 // after the highest number ever used: the first new message names message
-// `holds` as its predecessor, so the partner applies it next (engine.cpp).
+// `holds` as its predecessor, so the partner applies it next (applier.cpp).
 Result<std::string> regenerate_numbering_on(Database& db, const Partner& partner,
                                             const StreamCounters& s, std::int64_t holds) {
   SQLPOST_TRY_ASSIGN(const auto first, sent_from_epoch(db, partner.name, holds + 1));

@@ -1,8 +1,58 @@
 #include "replication/streams.h"
 
+#include <optional>
+
+#include "replication/engine.h"
 #include "replication/restore.h"
 
 namespace sqlpost {
+
+namespace {
+
+// recovery_ack: NULL needs a person; -1 waits for the partner to recover; else
+// the recovery is done once the partner confirmed our messages up to it.
+std::string recovery_state(const StreamState& s, std::optional<std::int64_t> recovery_ack,
+                           bool request_unsent) {
+  if (!recovery_ack || *recovery_ack == kThisSiteNeedsExtract) {
+    return "re-extract";
+  }
+  if (*recovery_ack == kWaitingForPartner) {
+    return "waiting for the partner";
+  }
+  const bool done = !request_unsent && s.acked_seq >= *recovery_ack && s.outbox_messages == 0 &&
+                    s.inbox_parts == 0;
+  return done ? "done" : "in progress";
+}
+
+}  // namespace
+
+Result<std::vector<StreamState>> load_stream_states(Database& db) {
+  SQLPOST_TRY_ASSIGN(
+      Statement st,
+      db.prepare("SELECT s.site, next_seq, acked_seq, applied_seq, (SELECT count(DISTINCT seq) "
+                 "FROM sqlpost_outbox o WHERE o.site = s.site), (SELECT count(*) FROM "
+                 "sqlpost_inbox i WHERE i.site = s.site), rejected, ifnull(last_sent_at, 0), "
+                 "ifnull(last_received_at, 0), ifnull(halted, ''), ifnull(recovery, ''), "
+                 "recovery_ack, restore_request IS NOT NULL FROM sqlpost_streams s ORDER "
+                 "BY s.site"));
+  std::vector<StreamState> states;
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, st.step());
+    if (!row) {
+      break;
+    }
+    states.push_back({st.column_text(0), st.column_int(1), st.column_int(2), st.column_int(3),
+                      st.column_int(4), st.column_int(5), st.column_int(6), st.column_int(7),
+                      st.column_int(8), st.column_text(9), st.column_text(10), ""});
+    StreamState& s = states.back();
+    if (!s.recovery.empty()) {
+      s.recovery_state = recovery_state(
+          s, st.column_is_null(11) ? std::optional<std::int64_t>() : st.column_int(11),
+          st.column_int(12) != 0);
+    }
+  }
+  return states;
+}
 
 Result<> Streams::run(const std::string& sql, const std::string& site) {
   SQLPOST_TRY_ASSIGN(Statement * st, db_.cached(sql));

@@ -6,6 +6,7 @@
 // Every call works in the caller's transaction, if any, and changes nothing when
 // the site has no row (ensure() creates it). Errors are SQLite's (Errc::kDatabase,
 // Errc::kBusy). Not thread-safe: it uses the connection's cached statements.
+// load_stream_states() (declared in engine.h, for status) is implemented here.
 #pragma once
 
 #include <cstdint>
