@@ -109,7 +109,6 @@ class Engine {
   Result<RunReport> run_once(RunPhases phases = {});
 
  private:
-  struct Impl;
   Result<> run_phases(RunReport& report, RunPhases phases);
   Database& db_;
   transport::Link& link_;

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "replication/retention.h"
+#include "replication/streams.h"
 
 namespace sqlpost {
 namespace {
@@ -43,14 +44,37 @@ Value blob_or_null(std::span<const std::uint8_t> bytes) {
   return Value(Blob{std::vector<std::uint8_t>(bytes.begin(), bytes.end())});
 }
 
-Result<> run(Database& db, const std::string& sql, const std::string& site,
-             std::int64_t value = 0) {
+Result<> run_for_site(Database& db, const std::string& sql, const std::string& site) {
   SQLPOST_TRY_ASSIGN(Statement st, db.prepare(sql));
   st.bind(1, site);
-  if (sql.find("?2") != std::string::npos) {
-    st.bind(2, value);
-  }
   return st.run();
+}
+
+Result<> run_for_site(Database& db, const std::string& sql, const std::string& site,
+                      std::int64_t seq) {
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare(sql));
+  st.bind(1, site).bind(2, seq);
+  return st.run();
+}
+
+Result<> delete_outbox(Database& db, const std::string& site) {
+  return run_for_site(db, "DELETE FROM sqlpost_outbox WHERE site = ?1", site);
+}
+
+Result<> delete_outbox_after(Database& db, const std::string& site, std::int64_t seq) {
+  return run_for_site(db, "DELETE FROM sqlpost_outbox WHERE site = ?1 AND seq > ?2", site, seq);
+}
+
+Result<> delete_sent_after(Database& db, const std::string& site, std::int64_t seq) {
+  return run_for_site(db, "DELETE FROM sqlpost_sent WHERE site = ?1 AND seq > ?2", site, seq);
+}
+
+Result<> delete_inbox_after(Database& db, const std::string& site, std::int64_t seq) {
+  return run_for_site(db, "DELETE FROM sqlpost_inbox WHERE site = ?1 AND seq > ?2", site, seq);
+}
+
+Result<> make_outbox_due(Database& db, const std::string& site) {
+  return run_for_site(db, "UPDATE sqlpost_outbox SET last_sent_at = NULL WHERE site = ?1", site);
 }
 
 // The epoch our message `seq` to `site` started after, if we still know it.
@@ -151,7 +175,7 @@ Error log_too_short(std::int64_t seq) {
 
 // Our messages after `holds` are built again from the change log, numbered on
 // after the highest number ever used: the first new message names message
-// `holds` as its predecessor, so the partner applies it next (engine.cpp).
+// `holds` as its predecessor, so the partner applies it next (applier.cpp).
 Result<std::string> regenerate_numbering_on(Database& db, const Partner& partner,
                                             const StreamCounters& s, std::int64_t holds) {
   SQLPOST_TRY_ASSIGN(const auto first, sent_from_epoch(db, partner.name, holds + 1));
@@ -159,18 +183,16 @@ Result<std::string> regenerate_numbering_on(Database& db, const Partner& partner
   if (!first || *first < pruned) {
     return log_too_short(holds + 1);
   }
-  SQLPOST_TRY(
-      run(db, "DELETE FROM sqlpost_outbox WHERE site = ?1 AND seq > ?2", partner.name, holds));
+  SQLPOST_TRY(delete_outbox_after(db, partner.name, holds));
   // Their identities are kept: the partner may apply some of them (resent from an
   // old outbox) before the new ones reach it (relink_regenerated()).
-  SQLPOST_TRY(run(db,
-                  "INSERT OR REPLACE INTO sqlpost_superseded(site, seq, digest) SELECT site, seq, "
-                  "digest FROM sqlpost_sent WHERE site = ?1 AND seq > ?2 AND digest IS NOT NULL",
-                  partner.name, holds));
-  SQLPOST_TRY(
-      run(db, "DELETE FROM sqlpost_sent WHERE site = ?1 AND seq > ?2", partner.name, holds));
-  SQLPOST_TRY(run(db, "UPDATE sqlpost_streams SET acked_seq = min(acked_seq, ?2) WHERE site = ?1",
-                  partner.name, holds));
+  SQLPOST_TRY(run_for_site(
+      db,
+      "INSERT OR REPLACE INTO sqlpost_superseded(site, seq, digest) SELECT site, seq, digest "
+      "FROM sqlpost_sent WHERE site = ?1 AND seq > ?2 AND digest IS NOT NULL",
+      partner.name, holds));
+  SQLPOST_TRY(delete_sent_after(db, partner.name, holds));
+  SQLPOST_TRY(Streams(db).lower_acked(partner.name, holds));
   SQLPOST_TRY_ASSIGN(Statement pos,
                      db.prepare("UPDATE sqlpost_sites SET sent_epoch = ? WHERE name = ?"));
   pos.bind(1, *first).bind(2, partner.name);
@@ -184,8 +206,7 @@ Result<std::string> regenerate_numbering_on(Database& db, const Partner& partner
 Result<std::string> regenerate_lost_messages(Database& db, const Partner& partner,
                                              const StreamCounters& s, std::int64_t holds) {
   if (s.acked_seq <= holds) {  // still in the outbox: due again at once
-    SQLPOST_TRY(
-        run(db, "UPDATE sqlpost_outbox SET last_sent_at = NULL WHERE site = ?1", partner.name));
+    SQLPOST_TRY(make_outbox_due(db, partner.name));
     return std::string("our messages after #" + std::to_string(holds) +
                        " are sent again from the outbox");
   }
@@ -334,9 +355,8 @@ Result<std::string> begin_own_recovery(Database& db, const Partner& partner, con
     lost_from = first_lost(s);
     SQLPOST_TRY_ASSIGN(const auto first, resend_position(db, partner.name, lost_from));
     const std::int64_t from_epoch = first.value_or(partner.sent_epoch);
-    SQLPOST_TRY(run(db, "DELETE FROM sqlpost_outbox WHERE site = ?1", partner.name));
-    SQLPOST_TRY(run(db, "DELETE FROM sqlpost_sent WHERE site = ?1 AND seq > ?2", partner.name,
-                    s.acked_seq));
+    SQLPOST_TRY(delete_outbox(db, partner.name));
+    SQLPOST_TRY(delete_sent_after(db, partner.name, s.acked_seq));
     SQLPOST_TRY_ASSIGN(Statement chain,
                        db.prepare("INSERT OR REPLACE INTO sqlpost_sent(site, seq, from_epoch, "
                                   "to_epoch, digest) VALUES (?, ?, ?, ?, ?)"));
@@ -350,13 +370,11 @@ Result<std::string> begin_own_recovery(Database& db, const Partner& partner, con
     // Numbers used since the restore are abandoned; the partner links our next
     // message to its last applied one by identity (without it: exactly ack + 1).
     next = payload.ack_digest.empty() ? ack + 1 : std::max(s.next_seq, ack + 1);
-    SQLPOST_TRY(
-        run(db, "UPDATE sqlpost_streams SET acked_seq = ?2 WHERE site = ?1", partner.name, ack));
+    SQLPOST_TRY(Streams(db).set_acked(partner.name, ack));
   }
   // Whatever of the partner's stream waits here beyond what we applied is from the
   // timeline it is about to regenerate.
-  SQLPOST_TRY(run(db, "DELETE FROM sqlpost_inbox WHERE site = ?1 AND seq > ?2", partner.name,
-                  s.applied_seq));
+  SQLPOST_TRY(delete_inbox_after(db, partner.name, s.applied_seq));
   const std::string summary =
       "this site went back in time (restored from a backup?): " + evidence +
       ". Recovering by itself: our messages continue at #" + std::to_string(next) + ", and site " +
@@ -378,27 +396,16 @@ Result<std::string> begin_own_recovery(Database& db, const Partner& partner, con
 
 namespace {
 
-// Where the regeneration for the partner's restore started, and its echo window.
-struct Regeneration {
-  std::int64_t from = 0;
-  std::optional<std::int64_t> echo_from;
-  std::optional<std::int64_t> echo_to;
-};
-
-Result<std::optional<Regeneration>> last_regeneration(Database& db, const std::string& site) {
-  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT regen_from, regen_echo_from, regen_echo_to "
-                                              "FROM sqlpost_streams WHERE site = ?"));
+// The epoch the regeneration for the partner's restore started after, if any.
+Result<std::optional<std::int64_t>> last_regeneration(Database& db, const std::string& site) {
+  SQLPOST_TRY_ASSIGN(Statement st,
+                     db.prepare("SELECT regen_from FROM sqlpost_streams WHERE site = ?"));
   st.bind(1, site);
   SQLPOST_TRY_ASSIGN(const bool row, st.step());
   if (!row || st.column_is_null(0)) {
-    return std::optional<Regeneration>{};
+    return std::optional<std::int64_t>{};
   }
-  Regeneration r{st.column_int(0), {}, {}};
-  if (!st.column_is_null(1)) {
-    r.echo_from = st.column_int(1);
-    r.echo_to = st.column_int(2);
-  }
-  return std::optional<Regeneration>{r};
+  return std::optional<std::int64_t>{st.column_int(0)};
 }
 
 // Is `identity` that of our message `seq`, replaced by the last regeneration?
@@ -418,30 +425,24 @@ Result<bool> superseded_message(Database& db, const std::string& site, std::int6
 // The regeneration starts over, linked to our message `seq` (the marker it left
 // in sqlpost_sent names its identity), from the same position and echo window.
 Result<> restart_regeneration(Database& db, const std::string& site, std::int64_t seq,
-                              std::span<const std::uint8_t> identity, const Regeneration& r) {
-  SQLPOST_TRY(run(db, "DELETE FROM sqlpost_outbox WHERE site = ?1 AND seq > ?2", site, seq));
-  SQLPOST_TRY(run(db, "DELETE FROM sqlpost_sent WHERE site = ?1 AND seq > ?2", site, seq));
+                              std::span<const std::uint8_t> identity, std::int64_t from) {
+  SQLPOST_TRY(delete_outbox_after(db, site, seq));
+  SQLPOST_TRY(delete_sent_after(db, site, seq));
   SQLPOST_TRY_ASSIGN(Statement link,
                      db.prepare("INSERT OR REPLACE INTO sqlpost_sent(site, seq, from_epoch, "
                                 "to_epoch, digest) VALUES (?, ?, ?, ?, ?)"));
-  link.bind(1, site).bind(2, seq).bind(3, r.from).bind(4, r.from).bind(5, blob_or_null(identity));
+  link.bind(1, site).bind(2, seq).bind(3, from).bind(4, from).bind(5, blob_or_null(identity));
   SQLPOST_TRY(link.run());
   SQLPOST_TRY_ASSIGN(Statement pos,
                      db.prepare("UPDATE sqlpost_sites SET sent_epoch = ? WHERE name = ?"));
-  pos.bind(1, r.from).bind(2, site);
+  pos.bind(1, from).bind(2, site);
   SQLPOST_TRY(pos.run());
-  SQLPOST_TRY_ASSIGN(Statement stream,
-                     db.prepare("UPDATE sqlpost_streams SET acked_seq = ?, echo_from = ?, "
-                                "echo_to = ? WHERE site = ?"));
-  stream.bind(1, seq);
-  if (r.echo_from) {
-    stream.bind(2, *r.echo_from).bind(3, *r.echo_to);
-  } else {
-    stream.bind_null(2).bind_null(3);
-  }
-  stream.bind(4, site);
-  SQLPOST_TRY(stream.run());
-  return run(db, "DELETE FROM sqlpost_superseded WHERE site = ?1 AND seq <= ?2", site, seq);
+  SQLPOST_TRY(run_for_site(db,
+                           "UPDATE sqlpost_streams SET acked_seq = ?2, echo_from = "
+                           "regen_echo_from, echo_to = regen_echo_to WHERE site = ?1",
+                           site, seq));
+  return run_for_site(db, "DELETE FROM sqlpost_superseded WHERE site = ?1 AND seq <= ?2", site,
+                      seq);
 }
 
 }  // namespace
@@ -457,7 +458,7 @@ Result<std::string> relink_regenerated(Database& db, const Partner& partner,
                      superseded_message(db, partner.name, ack, payload.ack_digest));
   SQLPOST_TRY_ASSIGN(const auto regeneration, last_regeneration(db, partner.name));
   SQLPOST_TRY_ASSIGN(const std::int64_t pruned, pruned_log_epoch(db));
-  if (!replaced || !regeneration || regeneration->from < pruned) {
+  if (!replaced || !regeneration || *regeneration < pruned) {
     return std::string();
   }
   SQLPOST_TRY(restart_regeneration(db, partner.name, ack, payload.ack_digest, *regeneration));
@@ -502,11 +503,11 @@ Result<PartnerRecovery> serve_partner_restore(Database& db, const Partner& partn
                   "message #" +
                   std::to_string(request_seq) + "): " + done;
   }
-  SQLPOST_TRY(run(db,
-                  "UPDATE sqlpost_streams SET regen_from = (SELECT sent_epoch FROM sqlpost_sites "
-                  "WHERE name = ?1), regen_echo_from = echo_from, regen_echo_to = echo_to WHERE "
-                  "site = ?1",
-                  partner.name));
+  SQLPOST_TRY(run_for_site(db,
+                           "UPDATE sqlpost_streams SET regen_from = (SELECT sent_epoch FROM "
+                           "sqlpost_sites WHERE name = ?1), regen_echo_from = echo_from, "
+                           "regen_echo_to = echo_to WHERE site = ?1",
+                           partner.name));
   SQLPOST_TRY_ASSIGN(const StreamCounters after, counters(db, partner.name));
   SQLPOST_TRY_ASSIGN(Statement st, db.prepare("UPDATE sqlpost_streams SET recovery = ?, "
                                               "recovery_ack = ? WHERE site = ?"));

@@ -1,0 +1,74 @@
+#include "replication/inbox.h"
+
+#include <algorithm>
+
+namespace sqlpost {
+
+Blob digest_blob(const transport::crypto::Digest& digest) {
+  return Blob{std::vector<std::uint8_t>(digest.begin(), digest.end())};
+}
+
+Result<std::vector<transport::OpenedPart>> Inbox::open_inbox_parts(const Partner& partner,
+                                                                   const InboxMessage& message) {
+  SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
+  SQLPOST_TRY_ASSIGN(Statement st, run_.db.prepare("SELECT mail FROM sqlpost_inbox WHERE site = ? "
+                                                   "AND seq = ? AND digest = ? ORDER BY part"));
+  st.bind(1, partner.name).bind(2, message.seq).bind(3, Value(message.digest));
+  std::vector<transport::OpenedPart> parts;
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, st.step());
+    if (!row) {
+      break;
+    }
+    SQLPOST_TRY_ASSIGN(transport::OpenedPart part,
+                       transport::open_part(blob_text(st.column(0)), key, run_.local.name));
+    parts.push_back(std::move(part));
+  }
+  return parts;
+}
+
+Result<std::vector<InboxMessage>> Inbox::complete_messages(const std::string& site,
+                                                           std::int64_t first, std::int64_t last,
+                                                           std::int64_t limit) {
+  SQLPOST_TRY_ASSIGN(Statement * st,
+                     run_.db.cached("SELECT seq, digest FROM sqlpost_inbox WHERE site = ? AND seq "
+                                    "BETWEEN ? AND ? GROUP BY seq, digest HAVING count(*) >= "
+                                    "max(parts) ORDER BY seq, min(received_at) LIMIT ?"));
+  st->bind(1, site).bind(2, first).bind(3, last).bind(4, limit);
+  return st->rows([](const Statement& row) {
+    return InboxMessage{row.column_int(0), as_blob(blob_text(row.column(1)))};
+  });
+}
+
+Result<LoadedMessage> Inbox::load_message(const Partner& partner, const InboxMessage& message) {
+  SQLPOST_TRY_ASSIGN(auto parts, open_inbox_parts(partner, message));
+  SQLPOST_TRY_ASSIGN(const auto bytes, decoder_.decode_bounded(std::move(parts)));
+  SQLPOST_TRY_ASSIGN(Payload payload, decode_payload(bytes, decoder_.limits_for(bytes.size())));
+  if (payload.kind != PayloadKind::kData) {
+    return make_error(Errc::kCorruption, "a sequenced message is not a data message");
+  }
+  return LoadedMessage{std::move(payload), message_identity(bytes)};
+}
+
+Result<> Inbox::delete_inbox_message(const Partner& partner, const InboxMessage& message) {
+  SQLPOST_TRY_ASSIGN(Statement * del, run_.db.cached("DELETE FROM sqlpost_inbox WHERE site = ? AND "
+                                                     "seq = ? AND digest = ?"));
+  del->bind(1, partner.name).bind(2, message.seq).bind(3, Value(message.digest));
+  return del->run();
+}
+
+Result<std::vector<std::uint8_t>> BoundedDecoder::decode_bounded(
+    std::vector<transport::OpenedPart> parts) {
+  const std::size_t compressed =
+      parts.empty() ? 0 : static_cast<std::size_t>(parts.front().compressed_size);
+  budget_ = decode_budget(compressed, limits_.max_decode_bytes);
+  return transport::reassemble(std::move(parts), budget_);
+}
+
+DecodeLimits BoundedDecoder::limits_for(std::size_t /*decoded_bytes*/) const {
+  DecodeLimits limits = limits_;
+  limits.memory_budget = std::min(limits.memory_budget, budget_);
+  return limits;
+}
+
+}  // namespace sqlpost

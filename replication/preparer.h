@@ -1,0 +1,44 @@
+// sqlpost/replication/preparer.h — storing each partner's next message in the
+// outbox (internal to the engine; Engine::prepare()).
+//
+// Contract: prepare_for() stores, for one partner, the next message (the routed
+// changes since the partner's position, or a restore request of ours) in the
+// outbox together with the advance of that position and of the stream. The
+// partners' messages are written in one open batch transaction, each in its own
+// savepoint: a partner whose message cannot be prepared is reported and left
+// out; a database failure is returned. The batch is committed once it holds
+// kOutboxBatchBytes, and by commit_outbox_batch() at the end of the pass; a
+// Preparer destroyed with an open batch rolls it back. Not thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "replication/payload.h"
+#include "replication/run_context.h"
+
+namespace sqlpost {
+
+class Preparer {
+ public:
+  explicit Preparer(RunContext& run) : run_(run) {}
+
+  Result<> prepare_for(const Partner& partner, Payload payload, std::int64_t closed);
+  Result<> commit_outbox_batch();
+
+ private:
+  void warn_if_over_limits(const Partner& partner, std::int64_t seq, std::size_t changes);
+  Result<> store_outgoing(const Partner& partner, Payload payload, std::int64_t closed);
+  Result<> insert_outbox(const std::string& site, std::int64_t seq,
+                         const std::vector<std::string>& mails);
+
+  RunContext& run_;
+  // The pass's open outbox batch (see prepare_for) and what it holds.
+  std::optional<Transaction> batch_;
+  std::int64_t batch_bytes_ = 0;
+};
+
+}  // namespace sqlpost

@@ -1,0 +1,188 @@
+#include "replication/sender.h"
+
+#include "replication/message_control.h"
+#include "transport/codec.h"
+
+namespace sqlpost {
+namespace {
+
+// What a send pass learns (parts sent, acknowledgements sent) is written in
+// batches of kSendBatch steps: a transaction per sent part made a 1,000-site pass
+// cost thousands of disk flushes, and a send must not hold the write lock while it
+// talks to a server. A crash before a batch is written only means its parts or
+// acknowledgements are sent again, and receivers drop duplicates.
+constexpr std::size_t kSendBatch = 256;
+
+}  // namespace
+
+Result<std::vector<OutboxPart>> Sender::due_parts(const std::string& site) {
+  SQLPOST_TRY_ASSIGN(
+      Statement st, run_.db.prepare("SELECT seq, part, mail, parts, sent_count FROM sqlpost_outbox "
+                                    "WHERE site = ? AND "
+                                    "(last_sent_at IS NULL OR last_sent_at <= ?) ORDER BY seq, "
+                                    "part"));
+  st.bind(1, site).bind(2, run_.now() - run_.options.resend_timeout);
+  std::vector<OutboxPart> parts;
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, st.step());
+    if (!row) {
+      break;
+    }
+    parts.push_back({st.column_int(0), st.column_int(1), blob_text(st.column(2)), st.column_int(3),
+                     st.column_int(4)});
+  }
+  return parts;
+}
+
+// A permanent refusal (5xx: unknown recipient, message too big) is not retried
+// every run: the part waits resend_timeout, and the report says what to fix.
+Result<> Sender::hold_refused_part(const Partner& partner, const OutboxPart& p,
+                                   const Error& refusal) {
+  run_.report.problems.push_back(
+      "the mail server refused message " + std::to_string(p.seq) + " part " +
+      std::to_string(p.part) + " to " + partner.name + " <" + partner.address + "> permanently (" +
+      refusal.message + "); it stays in the outbox and is tried again after resend_timeout (" +
+      std::to_string(run_.options.resend_timeout) +
+      " s); check the partner's address and the server's size limit (max_message_bytes), "
+      "then run sqlpost resend to try at once");
+  run_.report.worst = refusal.code;
+  run_.event({.partner = partner.name,
+              .event = "refused",
+              .seq = p.seq,
+              .part = p.part,
+              .parts = p.parts,
+              .bytes = static_cast<std::int64_t>(p.mail.size()),
+              .detail = refusal.message});
+  return record_after_send(
+      [this, site = partner.name, seq = p.seq, part = p.part, at = run_.now()]() -> Result<> {
+        SQLPOST_TRY_ASSIGN(
+            Statement * st,
+            run_.db.cached("UPDATE sqlpost_outbox SET last_sent_at = ? WHERE site = ? AND "
+                           "seq = ? AND part = ?"));
+        st->bind(1, at).bind(2, site).bind(3, seq).bind(4, part);
+        return st->run();
+      });
+}
+
+Result<> Sender::record_after_send(std::function<Result<>()> step) {
+  after_send_.push_back(std::move(step));
+  return after_send_.size() >= kSendBatch ? write_after_send() : success();
+}
+
+Result<> Sender::write_after_send() {
+  if (after_send_.empty()) {
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(run_.db));
+  for (const auto& step : after_send_) {
+    SQLPOST_TRY(step());
+  }
+  after_send_.clear();
+  return tx.commit();
+}
+
+Result<bool> Sender::send_outbox(const Partner& partner) {
+  SQLPOST_TRY_ASSIGN(const auto parts, due_parts(partner.name));
+  if (parts.empty()) {
+    return true;
+  }
+  auto pair_key = key_of(partner);
+  if (!pair_key.ok()) {
+    note(run_.report, pair_key.error(), "sending to " + partner.name + " (the outbox waits)");
+    return false;
+  }
+  const transport::Key& key = pair_key.value();
+  for (const auto& p : parts) {
+    SQLPOST_TRY_ASSIGN(const std::string mail, transport::with_fresh_message_id(p.mail, key));
+    auto sent = run_.link.send(partner.address, mail);
+    if (!sent.ok()) {
+      ++run_.report.send_failures;
+      if (sent.error().code == Errc::kPermanent) {
+        SQLPOST_TRY(hold_refused_part(partner, p, sent.error()));
+        return false;
+      }
+      note(run_.report, sent.error(),
+           "sending message " + std::to_string(p.seq) + " part " + std::to_string(p.part) + " to " +
+               partner.name + " (kept in the outbox, retried next run)");
+      run_.event({.partner = partner.name,
+                  .event = "failed",
+                  .seq = p.seq,
+                  .part = p.part,
+                  .parts = p.parts,
+                  .bytes = static_cast<std::int64_t>(p.mail.size()),
+                  .detail = sent.error().message});
+      return false;
+    }
+    SQLPOST_TRY(run_.crash_point("after-send"));
+    SQLPOST_TRY(record_after_send(
+        [this, site = partner.name, seq = p.seq, part = p.part, at = run_.now()]() -> Result<> {
+          SQLPOST_TRY_ASSIGN(
+              Statement * st,
+              run_.db.cached("UPDATE sqlpost_outbox SET sent_count = sent_count + 1, "
+                             "last_sent_at = ? WHERE site = ? AND seq = ? AND part = ?"));
+          st->bind(1, at).bind(2, site).bind(3, seq).bind(4, part);
+          return st->run();
+        }));
+    ++run_.report.parts_sent;
+    run_.event({.partner = partner.name,
+                .event = p.sent_count > 0 ? "resent" : "sent",
+                .seq = p.seq,
+                .part = p.part,
+                .parts = p.parts,
+                .bytes = static_cast<std::int64_t>(mail.size()),  // as sent: its own Message-ID
+                .detail = {}});
+    run_.report.details.push_back("sent message " + std::to_string(p.seq) + " part " +
+                                  std::to_string(p.part) + " to " + partner.name + " <" +
+                                  partner.address + ">");
+  }
+  if (!parts.empty()) {
+    SQLPOST_TRY(record_after_send([this, site = partner.name, at = run_.now()] {
+      return run_.streams.set_last_sent(site, at);
+    }));
+  }
+  return true;
+}
+
+Result<> Sender::send_ack_only(const Partner& partner) {
+  SQLPOST_TRY_ASSIGN(const Stream s, run_.streams.load(partner.name));
+  if (!s.ack_owed && s.resend_from == 0) {
+    return success();
+  }
+  Payload payload;
+  payload.kind = PayloadKind::kAckOnly;
+  payload.ack = static_cast<std::uint64_t>(s.applied_seq);
+  payload.resend_from = static_cast<std::uint64_t>(s.resend_from);
+  SQLPOST_TRY(add_health_for(run_, partner, payload));
+  SQLPOST_TRY(add_restore_fields(run_, partner, s, payload));
+  SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
+  SQLPOST_TRY_ASSIGN(const auto mails,
+                     transport::encode_message(
+                         {run_.local.name, partner.name, 0}, run_.local.address, partner.address,
+                         encode_payload(payload), key, run_.options.max_message_bytes));
+  std::int64_t ack_bytes = 0;
+  for (const auto& encoded : mails) {
+    SQLPOST_TRY_ASSIGN(const std::string mail, transport::with_fresh_message_id(encoded, key));
+    auto sent = run_.link.send(partner.address, mail);
+    if (!sent.ok()) {
+      ++run_.report.send_failures;
+      note(run_.report, sent.error(), "sending an acknowledgement to " + partner.name);
+      return success();
+    }
+    ack_bytes += static_cast<std::int64_t>(mail.size());
+  }
+  ++run_.report.acks_sent;
+  run_.event(
+      {.partner = partner.name,
+       .event = "sent",
+       .part = 1,
+       .parts = static_cast<std::int64_t>(mails.size()),
+       .bytes = ack_bytes,
+       .detail = "acknowledgement of #" + std::to_string(s.applied_seq) +
+                 (s.resend_from > 0 ? ", resend from #" + std::to_string(s.resend_from) : "")});
+  return record_after_send(
+      [this, site = partner.name, resend = s.resend_from > 0, at = run_.now()] {
+        return run_.streams.record_ack_sent(site, resend, at);
+      });
+}
+
+}  // namespace sqlpost

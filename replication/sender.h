@@ -1,0 +1,52 @@
+// sqlpost/replication/sender.h — sending outbox parts and acknowledgements
+// (internal to the engine; Engine::send()).
+//
+// Contract: send_outbox() sends the partner's outbox parts not yet sent, or
+// unacknowledged for resend_timeout, each with a fresh Message-ID; it stops at
+// the first failure (false: the partner is unreachable this run), and a
+// permanent refusal holds the part for resend_timeout. send_ack_only() sends an
+// acknowledgement-only message (sequence 0, never itself acknowledged) when an
+// acknowledgement or resend request is owed and no data message carried it.
+// What was sent is written in batches, never while talking to a server;
+// write_after_send() writes the rest at the end of the pass (a crash before
+// means resending, and receivers drop duplicates). Not thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "replication/run_context.h"
+
+namespace sqlpost {
+
+// One part in the outbox, due to be sent.
+struct OutboxPart {
+  std::int64_t seq;
+  std::int64_t part;
+  std::string mail;
+  std::int64_t parts = 1;
+  std::int64_t sent_count = 0;
+};
+
+class Sender {
+ public:
+  explicit Sender(RunContext& run) : run_(run) {}
+
+  Result<bool> send_outbox(const Partner& partner);
+  Result<> send_ack_only(const Partner& partner);
+  Result<> write_after_send();
+
+ private:
+  Result<std::vector<OutboxPart>> due_parts(const std::string& site);
+  Result<> hold_refused_part(const Partner& partner, const OutboxPart& p, const Error& refusal);
+  Result<> record_after_send(std::function<Result<>()> step);
+
+  RunContext& run_;
+  // Bookkeeping of parts and acknowledgements already sent, not yet written.
+  std::vector<std::function<Result<>()>> after_send_;
+};
+
+}  // namespace sqlpost
