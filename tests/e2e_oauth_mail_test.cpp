@@ -162,7 +162,9 @@ struct OAuthDeployment {
 
   void expect_no_token_anywhere() {
     const std::string logged = file_text(log);
-    for (const auto& [user, token] : oauth_tokens()) {
+    for (const auto& entry : oauth_tokens()) {
+      const std::string& user = entry.first;
+      const std::string& token = entry.second;
       CHECK_MESSAGE(all_output.find(token) == std::string::npos, user << "'s token in the output");
       CHECK_MESSAGE(logged.find(token) == std::string::npos, user << "'s token in the log");
     }
