@@ -219,14 +219,16 @@ TEST_CASE("a refused token is a login failure that names the token, never shows 
   const auto r = d.run(d.hub);
   CHECK(r.exit_code == kExitConfig);
   CHECK_MESSAGE(
-      r.output.find("login denied: the OAuth2 access token was refused") != std::string::npos,
+      r.output.find("login denied: the OAuth2 access token from pop3.oauth2_token_command was "
+                    "refused") != std::string::npos,
       r.output);
   const auto check = run_sqlpost("check " + q(d.hub));
   d.all_output += check.output;
   CHECK(check.exit_code != 0);
-  CHECK_MESSAGE(check.output.find("FAIL pop3: login - login denied: the OAuth2 access token was "
-                                  "refused") != std::string::npos,
-                check.output);
+  CHECK_MESSAGE(
+      check.output.find("FAIL pop3: login - login denied: the OAuth2 access token "
+                        "from pop3.oauth2_token_command was refused") != std::string::npos,
+      check.output);
   CHECK(d.all_output.find(wrong) == std::string::npos);
   CHECK(file_text(d.log).find(wrong) == std::string::npos);
   d.expect_no_token_anywhere();

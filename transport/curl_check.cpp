@@ -113,7 +113,7 @@ std::string explain(const std::string& step, CURLcode rc, const CurlEasy& easy,
              "security=starttls or tls, or the submission port 587";
     }
     if (rc == CURLE_LOGIN_DENIED && easy.uses_bearer()) {
-      return "login denied: " + std::string(kBearerRefused);
+      return "login denied: " + easy.bearer_refused();
     }
     if (rc == CURLE_LOGIN_DENIED) return "login denied: wrong user name or password";
     return "login did not complete: " + detail;

@@ -27,11 +27,6 @@
 
 namespace sqlpost::transport {
 
-// Why a login with an OAuth2 access token was refused, for messages.
-inline constexpr std::string_view kBearerRefused =
-    "the OAuth2 access token was refused (expired or revoked, without the mail scope, or "
-    "issued for another account than the user name)";
-
 // Initialises libcurl once (thread-safe). kInternal if curl_global_init fails.
 Result<> curl_global();
 
@@ -86,12 +81,16 @@ class CurlEasy {
       bad_option_ = static_cast<int>(option);
     }
   }
-  // An OAuth2 access token for the login (CURLOPT_XOAUTH2_BEARER; libcurl copies it).
-  void set_bearer(const std::string& token) {
+  // An OAuth2 access token for the login (CURLOPT_XOAUTH2_BEARER; libcurl copies it);
+  // `source` names where it came from, for messages (may be empty).
+  void set_bearer(const std::string& token, const std::string& source) {
     set(CURLOPT_XOAUTH2_BEARER, token.c_str());
     uses_bearer_ = true;
+    bearer_source_ = source;
   }
   [[nodiscard]] bool uses_bearer() const { return uses_bearer_; }
+  // "the OAuth2 access token [from SOURCE] was refused (...)".
+  [[nodiscard]] std::string bearer_refused() const;
   // The data of the next perform()s is `data` (UPLOAD, INFILESIZE_LARGE); it must
   // outlive them. clear_upload() switches back to download.
   void set_upload(std::string_view data);
@@ -142,6 +141,7 @@ class CurlEasy {
   Trace trace_;
   bool setopt_ok_ = true;
   bool uses_bearer_ = false;
+  std::string bearer_source_;
   int bad_option_ = 0;
 };
 

@@ -49,7 +49,7 @@ Error classify_code(const CurlEasy& easy, CURLcode rc, const std::string& what) 
     return make_error(Errc::kConfig, what + ": the mailbox does not exist or cannot be opened");
   }
   if (rc == CURLE_LOGIN_DENIED && easy.uses_bearer()) {
-    return make_error(Errc::kConfig, what + ": login denied: " + std::string(kBearerRefused));
+    return make_error(Errc::kConfig, what + ": login denied: " + easy.bearer_refused());
   }
   if (rc == CURLE_LOGIN_DENIED) {
     return make_error(Errc::kConfig, what + ": login denied: wrong user name or password");
@@ -196,7 +196,7 @@ void apply_server(CurlEasy& easy, MailProtocol protocol, const MailServer& serve
     easy.set(CURLOPT_USERNAME, server.user.c_str());
   }
   if (!server.bearer.empty()) {
-    easy.set_bearer(server.bearer);
+    easy.set_bearer(server.bearer, server.bearer_source);
     // libcurl would prefer CRAM-MD5 or NTLM (with an empty password) when offered too.
     const std::string options =
         server.auth.empty() ? "AUTH=OAUTHBEARER;AUTH=XOAUTH2" : "AUTH=" + server.auth;
