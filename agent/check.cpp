@@ -8,7 +8,11 @@ namespace {
 
 using transport::CheckStep;
 
-std::string advice_for(const std::string& step) {
+std::string advice_for(const std::string& step, bool bearer) {
+  if (step == "login" && bearer) {
+    return "check that the token command gets a token for this user with the mail scopes "
+           "(IMAP/POP/SMTP), and the server's OAuth2 set-up (docs/operations.md, OAuth2)";
+  }
   if (step == "connect") {
     return "check the host name and port, and that a firewall lets the connection through";
   }
@@ -33,7 +37,8 @@ std::string advice_for(const std::string& step) {
   return "see the message above";
 }
 
-bool print_steps(const char* protocol, const std::vector<CheckStep>& steps, std::ostream& out) {
+bool print_steps(const char* protocol, const std::vector<CheckStep>& steps, std::ostream& out,
+                 bool bearer = false) {
   bool all_ok = true;
   for (const auto& step : steps) {
     out << (step.ok ? "ok   " : "FAIL ") << protocol << ": " << step.name;
@@ -42,11 +47,19 @@ bool print_steps(const char* protocol, const std::vector<CheckStep>& steps, std:
     }
     out << "\n";
     if (!step.ok) {
-      out << "     what to try: " << advice_for(step.name) << "\n";
+      out << "     what to try: " << advice_for(step.name, bearer) << "\n";
       all_ok = false;
     }
   }
   return all_ok;
+}
+
+// The token itself is never shown.
+void print_token(const char* protocol, const transport::MailServer& server, std::ostream& out) {
+  if (!server.bearer.empty()) {
+    out << "ok   " << protocol << ": token - got an OAuth2 access token from "
+        << server.bearer_source << " (not shown)\n";
+  }
 }
 
 // smtp.mode=direct: the MX route and SMTP conversation of each partner domain.
@@ -78,8 +91,9 @@ Result<bool> check_smtp_side(const transport::MailLinkConfig& config,
   if (config.direct) {
     return check_direct_send(config, domains, out);
   }
+  print_token("smtp", config.smtp.server, out);
   SQLPOST_TRY_ASSIGN(const auto smtp_steps, transport::check_smtp(config.smtp));
-  return print_steps("smtp", smtp_steps, out);
+  return print_steps("smtp", smtp_steps, out, !config.smtp.server.bearer.empty());
 }
 
 }  // namespace
@@ -88,13 +102,16 @@ Result<bool> check_mail_settings(const transport::MailLinkConfig& config,
                                  const std::vector<std::string>& direct_domains,
                                  std::ostream& out) {
   SQLPOST_TRY_ASSIGN(const bool smtp_ok, check_smtp_side(config, direct_domains, out));
+  const bool bearer = !config.inbox_server.bearer.empty();
   if (config.inbox == transport::InboxProtocol::kImap) {
+    print_token("imap", config.inbox_server, out);
     SQLPOST_TRY_ASSIGN(const auto imap_steps,
                        transport::check_imap({config.inbox_server, config.imap_mailbox}));
-    return print_steps("imap", imap_steps, out) && smtp_ok;
+    return print_steps("imap", imap_steps, out, bearer) && smtp_ok;
   }
+  print_token("pop3", config.inbox_server, out);
   SQLPOST_TRY_ASSIGN(const auto pop3_steps, transport::check_pop3(config.inbox_server));
-  return print_steps("pop3", pop3_steps, out) && smtp_ok;
+  return print_steps("pop3", pop3_steps, out, bearer) && smtp_ok;
 }
 
 }  // namespace sqlpost

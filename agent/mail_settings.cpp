@@ -6,6 +6,7 @@
 #include <iostream>
 #include <optional>
 
+#include "agent/oauth2.h"
 #include "agent/params.h"
 #include "platform/console.h"
 #include "platform/dns.h"
@@ -39,6 +40,15 @@ Result<bool> has_any(Database& db, std::initializer_list<std::string> keys) {
 Result<bool> has_password(Database& db, std::string_view prefix) {
   const std::string base = key_of(prefix, "password");
   return has_any(db, {base, base + "_file", base + "_env"});
+}
+
+std::string token_key(std::string_view prefix) { return key_of(prefix, "oauth2_token_command"); }
+
+// A password or an OAuth2 token command.
+Result<bool> has_login_secret(Database& db, std::string_view prefix) {
+  SQLPOST_TRY_ASSIGN(const bool password, has_password(db, prefix));
+  SQLPOST_TRY_ASSIGN(const bool token, has_any(db, {token_key(prefix)}));
+  return password || token;
 }
 
 Error config_error(const std::string& message) { return make_error(Errc::kConfig, message); }
@@ -131,6 +141,51 @@ Result<MailServer> server_of(Database& db, std::string_view prefix) {
   return server;
 }
 
+bool bearer_mechanism(std::string_view auth) { return auth == "XOAUTH2" || auth == "OAUTHBEARER"; }
+
+// `prefix`.auth fits the login: XOAUTH2/OAUTHBEARER only with a token, a token only with them.
+Result<> check_mechanism(std::string_view prefix, const MailServer& server, bool with_token) {
+  const std::string auth_key = key_of(prefix, "auth");
+  if (!with_token && bearer_mechanism(server.auth)) {
+    return config_error(auth_key + "=" + server.auth + " needs an OAuth2 access token: set " +
+                        token_key(prefix));
+  }
+  if (with_token && !server.auth.empty() && !bearer_mechanism(server.auth)) {
+    return config_error(auth_key + "=" + server.auth + " cannot carry the OAuth2 access token of " +
+                        token_key(prefix) + ": set it to XOAUTH2 or OAUTHBEARER, or unset it");
+  }
+  return success();
+}
+
+// Runs `prefix`.oauth2_token_command when set: its token replaces the password.
+Result<> attach_token(Database& db, std::string_view prefix, MailServer& server) {
+  const std::string key = token_key(prefix);
+  SQLPOST_TRY_ASSIGN(const auto command, get_config(db, key));
+  SQLPOST_TRY(check_mechanism(prefix, server, command.has_value()));
+  if (!command) {
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(server.bearer, run_token_command(key, *command));
+  server.bearer_source = key;
+  server.password.clear();
+  return success();
+}
+
+// SMTP uses its own token command, else the receive account's token when it has no
+// password of its own (as it shares the receive account's user and password).
+Result<> attach_smtp_token(Database& db, transport::MailLinkConfig& config) {
+  SQLPOST_TRY_ASSIGN(const bool own_command, has_any(db, {token_key("smtp")}));
+  SQLPOST_TRY_ASSIGN(const bool own_password, has_password(db, "smtp"));
+  if (own_command || own_password || config.inbox_server.bearer.empty()) {
+    return attach_token(db, "smtp", config.smtp.server);
+  }
+  SQLPOST_TRY(check_mechanism("smtp", config.smtp.server, true));
+  config.smtp.server.bearer = config.inbox_server.bearer;
+  config.smtp.server.bearer_source = config.inbox_server.bearer_source;
+  config.smtp.server.password.clear();
+  return success();
+}
+
 // smtp.mode=direct: the MX port and resolver; no credentials ever go to an MX.
 Result<> apply_direct(Database& db, transport::MailLinkConfig& config) {
   SQLPOST_TRY_ASSIGN(config.direct, direct_send(db));
@@ -184,8 +239,8 @@ Result<std::vector<std::string>> missing_mail_parameters(Database& db) {
       missing.push_back(key_of(receive, name));
     }
   }
-  SQLPOST_TRY_ASSIGN(const bool password, has_password(db, receive));
-  if (!password) {
+  SQLPOST_TRY_ASSIGN(const bool secret, has_login_secret(db, receive));
+  if (!secret) {
     missing.push_back(key_of(receive, "password"));
   }
   return missing;
@@ -212,6 +267,10 @@ Result<transport::MailLinkConfig> load_mail_settings(Database& db, const LocalSi
   SQLPOST_TRY_ASSIGN(const auto local_host, get_config(db, "smtp.local_host"));
   config.smtp.helo_name = local_host.value_or("");  // empty: the machine's host name
   SQLPOST_TRY(apply_direct(db, config));
+  SQLPOST_TRY(attach_token(db, receive, config.inbox_server));
+  if (!config.direct) {
+    SQLPOST_TRY(attach_smtp_token(db, config));
+  }
   return config;
 }
 

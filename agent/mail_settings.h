@@ -10,8 +10,13 @@
 // SMTP user and password are empty: nothing authenticates at another domain's MX. A password comes,
 // in this order, from KEY_env (an environment variable), KEY_file (a file that must
 // be a regular file of mode 0600 or stricter) or KEY itself (stored in the site's
-// database by `sqlpost config DB --secret KEY`). Errors are kConfig with a message
-// naming the key and the command that fixes it; no message ever holds a password.
+// database by `sqlpost config DB --secret KEY`). With KEY.oauth2_token_command
+// (pop3/imap/smtp) the login uses an OAuth2 access token instead: the command runs
+// (agent/oauth2.h) on every load_mail_settings(), its token replaces the password,
+// and `auth` must be empty, XOAUTH2 or OAUTHBEARER (XOAUTH2/OAUTHBEARER without a
+// command is refused too). SMTP without a password or command of its own uses the
+// receive account's token. Errors are kConfig with a message naming the key and the
+// command that fixes it; no message ever holds a password or a token.
 // read_secret() reads one line without echo from a terminal, or from standard input
 // when that is not a terminal.
 #pragma once

@@ -213,8 +213,11 @@ const std::vector<ParamSpec>& parameter_specs() {
        "EHLO name announced to the SMTP server (default: this machine's host "
        "name)"},
       {"smtp.auth",
-       "SASL mechanism for SMTP AUTH: PLAIN, LOGIN, CRAM-MD5, DIGEST-MD5, NTLM or "
-       "EXTERNAL (default: the best both sides offer)"},
+       "SASL mechanism for SMTP AUTH: PLAIN, LOGIN, CRAM-MD5, DIGEST-MD5, NTLM, EXTERNAL, "
+       "XOAUTH2 or OAUTHBEARER (default: the best both sides offer)"},
+      {"smtp.oauth2_token_command",
+       "command printing an OAuth2 access token for SMTP AUTH, run once per session "
+       "(XOAUTH2/OAUTHBEARER; default: the pop3/imap one when smtp has no password of its own)"},
       {"receive", "how this site's mailbox is read: pop3 (default) or imap", false, "pop3"},
       {"pop3.host", "POP3 server of this site's mailbox"},
       {"pop3.port", "POP3 port (default 110 for starttls/none, 995 for tls)", false,
@@ -225,6 +228,9 @@ const std::vector<ParamSpec>& parameter_specs() {
       {"pop3.password_file", "file (mode 0600) holding the POP3 password"},
       {"pop3.password_env", "environment variable holding the POP3 password"},
       {"pop3.auth", "SASL mechanism for the POP3 login (as smtp.auth)"},
+      {"pop3.oauth2_token_command",
+       "command printing an OAuth2 access token for the POP3 login (instead of a password), run "
+       "once per session"},
       {"imap.host", "IMAP server of this site's mailbox"},
       {"imap.port", "IMAP port (default 143 for starttls/none, 993 for tls)", false,
        "143 for starttls and none, 993 for tls"},
@@ -234,6 +240,9 @@ const std::vector<ParamSpec>& parameter_specs() {
       {"imap.password_file", "file (mode 0600) holding the IMAP password"},
       {"imap.password_env", "environment variable holding the IMAP password"},
       {"imap.auth", "SASL mechanism for the IMAP login (as smtp.auth)"},
+      {"imap.oauth2_token_command",
+       "command printing an OAuth2 access token for the IMAP login (instead of a password), run "
+       "once per session"},
       {"imap.mailbox", "IMAP folder to read (default INBOX)", false, "INBOX"},
       {"tls.ca_file", "PEM file of the CA that signed the servers' certificates", false,
        "the system certificate store"},
@@ -287,8 +296,9 @@ Result<> validate_parameter(std::string_view key, std::string_view value) {
     return require_one_of(key, value, {"starttls", "tls", "none"});
   }
   if (key == "smtp.auth" || key == "pop3.auth" || key == "imap.auth") {
-    return require_one_of(key, value,
-                          {"PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "NTLM", "EXTERNAL"});
+    return require_one_of(
+        key, value,
+        {"PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "NTLM", "EXTERNAL", "XOAUTH2", "OAUTHBEARER"});
   }
   if (key == "smtp.local_host" || key == "smtp.etrn") {
     return require_host_name(key, value);

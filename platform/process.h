@@ -11,9 +11,17 @@
 // dialog and no heap in Windows Error Reporting dumps. utc_time() is a thread-safe
 // gmtime. run_shell_command() runs a command line through the system's shell
 // (/bin/sh -c; cmd.exe on Windows) with extra environment variables, waits for it and
-// returns its exit status (-1 when it could not be started).
+// returns its exit status (-1 when it could not be started). capture_shell_command()
+// runs one through the shell with stdin closed (/dev/null; NUL on Windows) and
+// captures what it prints: stdout up to `max_stdout` bytes (the rest is read and
+// discarded, `truncated` set) and the last kMaxErrTail bytes of stderr. POSIX: the
+// command runs in its own process group, killed (SIGKILL) with everything in it when
+// `timeout` passes. Windows: stderr is not captured (it goes to the console) and
+// there is no timeout (_popen). kInternal when the command cannot be started.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <ctime>
 #include <string>
 #include <utility>
@@ -45,5 +53,17 @@ std::tm utc_time(std::time_t t);
 
 int run_shell_command(const std::string& command,
                       const std::vector<std::pair<std::string, std::string>>& environment);
+
+struct CommandOutput {
+  static constexpr std::size_t kMaxErrTail = 1024;
+  int exit_status = -1;    // the exit status; -1: ended by a signal, or timed out
+  bool timed_out = false;  // killed when the timeout passed
+  bool truncated = false;  // stdout had more than max_stdout bytes
+  std::string out;         // stdout, at most max_stdout bytes
+  std::string err_tail;    // the last kMaxErrTail bytes of stderr
+};
+
+Result<CommandOutput> capture_shell_command(const std::string& command, std::size_t max_stdout,
+                                            std::chrono::milliseconds timeout);
 
 }  // namespace sqlpost::platform

@@ -1,5 +1,8 @@
+#include <array>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
+#include <memory>
 
 #include "platform/process.h"
 #include "platform/windows_util.h"
@@ -76,6 +79,35 @@ int run_shell_command(const std::string& command,
     (void)_putenv_s(name.c_str(), "");  // an empty value removes the variable
   }
   return status;
+}
+
+namespace {
+
+struct PipeClose {
+  void operator()(FILE* pipe) const { (void)_pclose(pipe); }
+};
+
+}  // namespace
+
+Result<CommandOutput> capture_shell_command(const std::string& command, std::size_t max_stdout,
+                                            std::chrono::milliseconds /*timeout: not on Windows*/) {
+  const std::string line = command + " <NUL";
+  std::unique_ptr<FILE, PipeClose> pipe(_popen(line.c_str(), "rb"));
+  if (!pipe) {
+    return make_error(Errc::kInternal, "cannot start a command through cmd.exe");
+  }
+  CommandOutput result;
+  std::array<char, 4096> buffer{};
+  std::size_t n = 0;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe.get())) > 0) {
+    result.out.append(buffer.data(), n);
+    if (result.out.size() > max_stdout) {
+      result.out.resize(max_stdout);
+      result.truncated = true;
+    }
+  }
+  result.exit_status = _pclose(pipe.release());
+  return result;
 }
 
 }  // namespace sqlpost::platform

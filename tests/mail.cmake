@@ -35,3 +35,10 @@ sqlpost_test(e2e_direct_mail_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/e2e_direct_m
 set_tests_properties(e2e_direct_mail_test PROPERTIES RESOURCE_LOCK mailstack)
 set_property(TEST e2e_direct_mail_test APPEND PROPERTY ENVIRONMENT
   "SQLPOST_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+
+# OAuth2 bearer tokens (`*.oauth2_token_command`) end to end through the same servers:
+# the OAuth2-only mailboxes ohub and orem, checked by Dovecot at the stack's local
+# token introspection endpoint (tools/mailstack/oauth_introspect.py).
+sqlpost_test(e2e_oauth_mail_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/e2e_oauth_mail_test.cpp
+  LIBS sqlpost_agent)
+set_tests_properties(e2e_oauth_mail_test PROPERTIES RESOURCE_LOCK mailstack)

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <array>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -234,6 +235,38 @@ TEST_CASE("utc_time, process_id") {
   CHECK(later.tm_min == 13);
   CHECK(later.tm_sec == 20);
   CHECK(process_id() > 0);
+}
+
+TEST_CASE("capture_shell_command: stdout bounded, stderr tail, exit status, timeout") {
+  using std::chrono::milliseconds;
+  auto ok = capture_shell_command("echo token-text", 100, milliseconds(30'000));
+  REQUIRE(ok.ok());
+  CHECK(ok->exit_status == 0);
+  CHECK(ok->out.find("token-text") == 0);
+  CHECK_FALSE(ok->truncated);
+  auto big = capture_shell_command("echo 0123456789abcdef", 10, milliseconds(30'000));
+  REQUIRE(big.ok());
+  CHECK(big->truncated);
+  CHECK(big->out == "0123456789");
+#if !defined(_WIN32)
+  auto failed =
+      capture_shell_command("head -c 5000 /dev/zero | tr '\\0' x >&2; echo ' the end' >&2; exit 7",
+                            100, milliseconds(30'000));
+  REQUIRE(failed.ok());
+  CHECK(failed->exit_status == 7);
+  CHECK(failed->out.empty());
+  CHECK(failed->err_tail.size() == CommandOutput::kMaxErrTail);
+  CHECK(failed->err_tail.ends_with("x the end\n"));
+  auto no_input = capture_shell_command("cat", 100, milliseconds(30'000));  // stdin: /dev/null
+  REQUIRE(no_input.ok());
+  CHECK(no_input->exit_status == 0);
+  const auto start = std::chrono::steady_clock::now();
+  auto slow = capture_shell_command("sleep 30 & sleep 30", 100, milliseconds(200));
+  REQUIRE(slow.ok());
+  CHECK(slow->timed_out);
+  CHECK(slow->exit_status == -1);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(20));
+#endif
 }
 
 TEST_CASE("disable_core_dumps") {

@@ -15,6 +15,7 @@ packages=(
   dpkg-dev file man-db systemd
   dnsmasq-base  # direct send's end-to-end test: MX records on 127.0.0.1 (tools/dnsstack)
   vsftpd  # the FTP link's end-to-end test (tools/ftpstack)
+  python3  # the OAuth2 token introspection endpoint of tools/mailstack (oauth_introspect.py)
   chromium fonts-dejavu-core  # renders `sqlpost report`'s HTML page in a test (headless)
 )
 

@@ -112,6 +112,9 @@ std::string explain(const std::string& step, CURLcode rc, const CurlEasy& easy,
              "were never used; a server that wants them refuses mail later (e.g. 530). Use "
              "security=starttls or tls, or the submission port 587";
     }
+    if (rc == CURLE_LOGIN_DENIED && easy.uses_bearer()) {
+      return "login denied: " + easy.bearer_refused();
+    }
     if (rc == CURLE_LOGIN_DENIED) return "login denied: wrong user name or password";
     return "login did not complete: " + detail;
   }
@@ -135,6 +138,10 @@ std::string success_detail(const std::string& step, const Progress& p, const Mai
   if (step == "TLS") {
     return server.verify ? "TLS established, certificate trusted"
                          : "TLS established; certificate NOT verified (verify is off)";
+  }
+  if (step == "login" && !server.bearer.empty()) {
+    return "logged in as " + server.user + " with an OAuth2 access token" +
+           (server.bearer_source.empty() ? std::string() : " from " + server.bearer_source);
   }
   if (step == "login") return "logged in as " + server.user;
   if (step == "ready") return "the server accepts commands";

@@ -96,6 +96,7 @@ Result<std::unique_ptr<DirectSmtpLink>> DirectSmtpLink::open(DirectConfig config
   config.smtp.server.host = "localhost";  // stands in for the MX hosts in the checks below
   config.smtp.server.user.clear();        // never AUTH at somebody else's MX
   config.smtp.server.password.clear();
+  config.smtp.server.bearer.clear();
   SQLPOST_TRY(check_server(config.smtp.server));
   if (auto ok = check_mail_address(config.smtp.from_address); !ok) {
     return make_error(Errc::kConfig, "sender address: " + ok.error().message);
@@ -197,6 +198,7 @@ Result<std::vector<CheckStep>> check_direct(const DirectConfig& given, std::stri
   }
   config.smtp.server.user.clear();
   config.smtp.server.password.clear();
+  config.smtp.server.bearer.clear();
   auto resolver = platform::open_resolver(config.dns);
   if (!resolver.ok()) {
     return std::vector<CheckStep>{CheckStep{"MX", false, resolver.error().message}};

@@ -171,6 +171,13 @@ std::string CurlEasy::failure_reply_line(long code) const {
   }));
 }
 
+std::string CurlEasy::bearer_refused() const {
+  return "the OAuth2 access token" +
+         (bearer_source_.empty() ? std::string() : " from " + bearer_source_) +
+         " was refused (expired or revoked, without the mail scope, or issued for another "
+         "account than the user name)";
+}
+
 std::string CurlEasy::error_text(CURLcode rc) const {
   if (error_buffer_[0] != '\0') {
     std::string text(error_buffer_.data(), strnlen(error_buffer_.data(), error_buffer_.size()));

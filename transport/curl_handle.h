@@ -9,7 +9,7 @@
 // (header callback, bounded, the last kMaxReplyBytes kept) and libcurl's error
 // buffer. set() records the first failing curl_easy_setopt; perform() then fails
 // with CURLE_BAD_FUNCTION_ARGUMENT without touching the network. Passwords given to
-// set() never appear in reply_text() or error_text(). Not thread-safe: one thread
+// set() or set_bearer() never appear in reply_text() or error_text(). Not thread-safe: one thread
 // per handle. curl_global_init runs once per process (curl_global()).
 #pragma once
 
@@ -81,6 +81,16 @@ class CurlEasy {
       bad_option_ = static_cast<int>(option);
     }
   }
+  // An OAuth2 access token for the login (CURLOPT_XOAUTH2_BEARER; libcurl copies it);
+  // `source` names where it came from, for messages (may be empty).
+  void set_bearer(const std::string& token, const std::string& source) {
+    set(CURLOPT_XOAUTH2_BEARER, token.c_str());
+    uses_bearer_ = true;
+    bearer_source_ = source;
+  }
+  [[nodiscard]] bool uses_bearer() const { return uses_bearer_; }
+  // "the OAuth2 access token [from SOURCE] was refused (...)".
+  [[nodiscard]] std::string bearer_refused() const;
   // The data of the next perform()s is `data` (UPLOAD, INFILESIZE_LARGE); it must
   // outlive them. clear_upload() switches back to download.
   void set_upload(std::string_view data);
@@ -130,6 +140,8 @@ class CurlEasy {
   std::size_t upload_pos_ = 0;
   Trace trace_;
   bool setopt_ok_ = true;
+  bool uses_bearer_ = false;
+  std::string bearer_source_;
   int bad_option_ = 0;
 };
 

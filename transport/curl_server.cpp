@@ -48,6 +48,9 @@ Error classify_code(const CurlEasy& easy, CURLcode rc, const std::string& what) 
     // libcurl reports a failed IMAP SELECT as a denied login.
     return make_error(Errc::kConfig, what + ": the mailbox does not exist or cannot be opened");
   }
+  if (rc == CURLE_LOGIN_DENIED && easy.uses_bearer()) {
+    return make_error(Errc::kConfig, what + ": login denied: " + easy.bearer_refused());
+  }
   if (rc == CURLE_LOGIN_DENIED) {
     return make_error(Errc::kConfig, what + ": login denied: wrong user name or password");
   }
@@ -113,6 +116,13 @@ Result<> check_server(const MailServer& server) {
   }
   if (has_control(server.user) || has_control(server.password)) {
     return make_error(Errc::kConfig, "mail user name or password contains a line break or NUL");
+  }
+  if (has_control(server.bearer)) {
+    return make_error(Errc::kConfig, "the OAuth2 access token contains a line break or NUL");
+  }
+  if (!server.bearer.empty() && server.user.empty()) {
+    return make_error(Errc::kConfig,
+                      "an OAuth2 access token needs the user name it was issued for");
   }
   if (server.connect_timeout.count() <= 0 || server.response_timeout.count() <= 0 ||
       server.timeout.count() <= 0) {
@@ -184,11 +194,21 @@ void apply_server(CurlEasy& easy, MailProtocol protocol, const MailServer& serve
   easy.set(CURLOPT_PROTOCOLS_STR, protocols.c_str());  // libcurl copies strings
   if (!server.user.empty()) {
     easy.set(CURLOPT_USERNAME, server.user.c_str());
-    easy.set(CURLOPT_PASSWORD, server.password.c_str());
   }
-  if (!server.auth.empty()) {
-    const std::string options = "AUTH=" + server.auth;
+  if (!server.bearer.empty()) {
+    easy.set_bearer(server.bearer, server.bearer_source);
+    // libcurl would prefer CRAM-MD5 or NTLM (with an empty password) when offered too.
+    const std::string options =
+        server.auth.empty() ? "AUTH=OAUTHBEARER;AUTH=XOAUTH2" : "AUTH=" + server.auth;
     easy.set(CURLOPT_LOGIN_OPTIONS, options.c_str());
+  } else {
+    if (!server.user.empty()) {
+      easy.set(CURLOPT_PASSWORD, server.password.c_str());
+    }
+    if (!server.auth.empty()) {
+      const std::string options = "AUTH=" + server.auth;
+      easy.set(CURLOPT_LOGIN_OPTIONS, options.c_str());
+    }
   }
   const bool tls = server.security != MailSecurity::kNone;
   easy.set(CURLOPT_USE_SSL, static_cast<long>(tls ? CURLUSESSL_ALL : CURLUSESSL_NONE));

@@ -9,8 +9,12 @@
 // TLS (kStartTls = STARTTLS/STLS with CURLUSESSL_ALL, never a downgrade; kTls =
 // implicit TLS; kNone = clear text, also for the password — callers warn), CA file,
 // verification (verify=false switches off peer and host checks — callers warn),
-// timeouts and the allowed protocols. mail_error() maps a failed transfer:
-//   login denied                           -> kConfig ("wrong user name or password")
+// timeouts and the allowed protocols. With a bearer token (OAuth2), it goes to
+// libcurl (CURLOPT_XOAUTH2_BEARER) instead of the password, and the login is limited
+// to OAUTHBEARER or XOAUTH2 (whichever the server offers; `auth` picks one). mail_error()
+// maps a failed transfer:
+//   login denied                           -> kConfig ("wrong user name or password",
+//                                             or "the OAuth2 access token was refused")
 //   IMAP mailbox cannot be selected        -> kConfig
 //   certificate / CA file problems         -> kConfig (names the certificate problem)
 //   no STARTTLS offered, bad URL/protocol  -> kConfig
@@ -19,7 +23,7 @@
 //   reply 5xx (SMTP)                       -> kPermanent, with the server's reply line
 //   reply 4xx, refused/failed connection, DNS, timeout, TLS handshake, other
 //                                          -> kTransient (timeouts too, "timed out")
-// The password never appears in a message.
+// Neither the password nor the bearer token ever appears in a message.
 #pragma once
 
 #include <chrono>
@@ -47,9 +51,11 @@ struct MailServer {
   MailSecurity security = MailSecurity::kStartTls;
   std::string user;  // empty: no login (SMTP relay without AUTH)
   std::string password;
-  std::string auth;     // SASL mechanism (PLAIN, LOGIN, CRAM-MD5, ...); empty: libcurl picks
-  std::string ca_file;  // PEM bundle; empty: the system's CA store
-  bool verify = true;   // false: accept any certificate (callers warn)
+  std::string auth;           // SASL mechanism (PLAIN, LOGIN, CRAM-MD5, ...); empty: libcurl picks
+  std::string bearer;         // OAuth2 access token; when set, used instead of the password
+  std::string bearer_source;  // where the token came from, for messages (a setting's name)
+  std::string ca_file;        // PEM bundle; empty: the system's CA store
+  bool verify = true;         // false: accept any certificate (callers warn)
   std::chrono::milliseconds connect_timeout{30'000};   // DNS, TCP, TLS, greeting, login
   std::chrono::milliseconds response_timeout{60'000};  // each reply; also stall detection
   std::chrono::milliseconds timeout{600'000};          // hard cap on one transfer

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks a running mailstack with the curl CLI: SMTP (plain, STARTTLS+AUTH, implicit
-# TLS), POP3/POP3S, IMAP/IMAPS, refusals (bad password, untrusted certificate, unknown
-# user, relay). Uses and then empties the "probe" mailbox. rc 0 when every check passed.
+# TLS), POP3/POP3S, IMAP/IMAPS, OAuth2 bearer tokens, refusals (bad password, wrong
+# token, untrusted certificate, unknown user, relay). Uses and then empties the "probe" mailbox. rc 0 when every check passed.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/common.sh"
@@ -49,6 +49,18 @@ check "pop3s list" 0 curl -sS --cacert "$CA" -u "$U:$P" "$MAILSTACK_POP3S_URL/"
 check "pop3 bad password" 67 curl -sS -u "$U:wrong" "$MAILSTACK_POP3_URL/"
 check "imap STARTTLS search" 0 curl -sS --ssl-reqd --cacert "$CA" -u "$U:$P" -X 'UID SEARCH ALL' "$MAILSTACK_IMAP_URL/INBOX"
 check "imaps search" 0 curl -sS --cacert "$CA" -u "$U:$P" -X 'UID SEARCH ALL' "$MAILSTACK_IMAPS_URL/INBOX"
+# OAuth2: the first MAILSTACK_OAUTH_USERS mailbox, with its token and with a wrong one
+# (the login options as sqlpost sets them: else curl picks CRAM-MD5 with no password).
+IFS=: read -r OU OT _ <<<"${MAILSTACK_OAUTH_USERS%% *}"
+OPT="AUTH=OAUTHBEARER;AUTH=XOAUTH2"
+check "pop3 OAuth2 token" 0 curl -sS --ssl-reqd --cacert "$CA" -u "$OU:" --oauth2-bearer "$OT" --login-options "$OPT" \
+  "$MAILSTACK_POP3_URL/"
+check "imap OAuth2 token" 0 curl -sS --ssl-reqd --cacert "$CA" -u "$OU:" --oauth2-bearer "$OT" --login-options "$OPT" \
+  -X 'UID SEARCH ALL' "$MAILSTACK_IMAP_URL/INBOX"
+check "pop3 OAuth2 wrong token" 67 curl -sS --ssl-reqd --cacert "$CA" -u "$OU:" \
+  --oauth2-bearer wrong-token --login-options "$OPT" "$MAILSTACK_POP3_URL/"
+check "pop3 OAuth2 user refused a password" 67 curl -sS --ssl-reqd --cacert "$CA" -u "$OU:$OT" \
+  "$MAILSTACK_POP3_URL/"
 body_ok() { curl -sS -u "$U:$P" "$MAILSTACK_POP3_URL/1" | tr -d '\r' | grep -qx '\.\.two dots'; }
 check "dot-stuffing round trip" 0 body_ok
 # Empty the probe mailbox again: DELE every message in one session (QUIT commits).

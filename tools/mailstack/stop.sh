@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stops the mail servers started by start.sh: Postfix first (its smtpd processes hold
-# SASL connections to Dovecot auth), then Dovecot. Finds them only by the pid files in
+# SASL connections to Dovecot auth), then Dovecot, then the OAuth2 endpoint. Finds them only by the pid files in
 # $MAILSTACK_DIR and checks /proc/PID/exe before signalling; never kills by name.
 # Safe to run when nothing is running (rc 0). Leaves $MAILSTACK_DIR in place (logs)
 # but removes mailstack.env, so nothing talks to servers that are gone.
@@ -33,8 +33,20 @@ stop_master() {
   done
 }
 
+# The OAuth2 introspection endpoint, found by its pid file and command line.
+stop_oauth() {
+  local pid i
+  pid="$(live_oauth)"
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do alive "$pid" || break; sleep 0.1; done
+  if [ -n "$(live_oauth)" ]; then kill -KILL "$pid" 2>/dev/null || true; fi
+  rm -f "$OAUTH_PID_FILE"
+}
+
 stop_master "$POSTFIX_PID_FILE" "$POSTFIX_MASTER"
 stop_master "$DOVECOT_PID_FILE" "$DOVECOT_MASTER"
+stop_oauth
 rm -f "$D/mailstack.env"
 echo "mailstack: stopped ($D)"
 exit 0
