@@ -132,19 +132,25 @@ Result<> reextract_needed(Database& db, std::vector<Alert>& alerts) {
   }
 }
 
-Result<> rejected_mail(Database& db, std::int64_t now, std::vector<Alert>& alerts) {
+// Alerts for events recorded in the last `parameter` seconds: `sql` returns per
+// partner the count, the first time and the newest detail (?1: the window start);
+// `describe` words one alert from them.
+struct RecentEvents {
+  const char* kind;
+  const char* parameter;
+  const char* sql;
+  std::string (*describe)(const std::string& partner, std::int64_t count, const std::string& window,
+                          const std::string& newest);
+};
+
+Result<> recent_events(Database& db, std::int64_t now, const RecentEvents& events,
+                       std::vector<Alert>& alerts) {
   SQLPOST_TRY_ASSIGN(const std::int64_t window,
-                     int_parameter(db, "alert.rejected", kDefaultAlertAfter));
+                     int_parameter(db, events.parameter, kDefaultAlertAfter));
   if (window <= 0) {
     return success();
   }
-  SQLPOST_TRY_ASSIGN(
-      Statement st,
-      db.prepare("SELECT CASE WHEN r.claimed_sender IN (SELECT name FROM sqlpost_sites) THEN "
-                 "r.claimed_sender ELSE '' END AS partner, count(*), min(received_at), (SELECT "
-                 "reason FROM sqlpost_rejected n WHERE n.received_at >= ?1 ORDER BY id DESC "
-                 "LIMIT 1) FROM sqlpost_rejected r WHERE received_at >= ?1 GROUP BY partner "
-                 "ORDER BY partner"));
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare(events.sql));
   st.bind(1, now - window);
   for (;;) {
     SQLPOST_TRY_ASSIGN(const bool row, st.step());
@@ -152,39 +158,35 @@ Result<> rejected_mail(Database& db, std::int64_t now, std::vector<Alert>& alert
       return success();
     }
     const std::string partner = st.column_text(0);
-    alerts.push_back({"rejected", partner, st.column_int(2),
-                      std::to_string(st.column_int(1)) + " mail(s)" +
-                          (partner.empty() ? "" : " claiming to be from " + partner) +
-                          " rejected in the last " + duration_text(window) +
-                          " (newest: " + st.column_text(3) + "; sqlpost queue DB)"});
+    alerts.push_back(
+        {events.kind, partner, st.column_int(2),
+         events.describe(partner, st.column_int(1), duration_text(window), st.column_text(3))});
   }
 }
 
-Result<> bounced_mail(Database& db, std::int64_t now, std::vector<Alert>& alerts) {
-  SQLPOST_TRY_ASSIGN(const std::int64_t window,
-                     int_parameter(db, "alert.bounced", kDefaultAlertAfter));
-  if (window <= 0) {
-    return success();
-  }
-  SQLPOST_TRY_ASSIGN(
-      Statement st,
-      db.prepare("SELECT site, count(*), min(received_at), (SELECT status || ' ' || diagnostic "
-                 "FROM sqlpost_bounces n WHERE n.site = b.site AND n.received_at >= ?1 ORDER BY "
-                 "id DESC LIMIT 1) FROM sqlpost_bounces b WHERE received_at >= ?1 GROUP BY site "
-                 "ORDER BY site"));
-  st.bind(1, now - window);
-  for (;;) {
-    SQLPOST_TRY_ASSIGN(const bool row, st.step());
-    if (!row) {
-      return success();
-    }
-    const std::string partner = st.column_text(0);
-    alerts.push_back({"bounced", partner, st.column_int(2),
-                      std::to_string(st.column_int(1)) + " part(s) to " + partner +
-                          " bounced in the last " + duration_text(window) +
-                          " (newest: " + st.column_text(3) + "; sqlpost status DB)"});
-  }
-}
+const RecentEvents kRejectedMail{
+    "rejected", "alert.rejected",
+    "SELECT CASE WHEN r.claimed_sender IN (SELECT name FROM sqlpost_sites) THEN r.claimed_sender "
+    "ELSE '' END AS partner, count(*), min(received_at), (SELECT reason FROM sqlpost_rejected n "
+    "WHERE n.received_at >= ?1 ORDER BY id DESC LIMIT 1) FROM sqlpost_rejected r WHERE "
+    "received_at >= ?1 GROUP BY partner ORDER BY partner",
+    [](const std::string& partner, std::int64_t count, const std::string& window,
+       const std::string& newest) {
+      return std::to_string(count) + " mail(s)" +
+             (partner.empty() ? "" : " claiming to be from " + partner) + " rejected in the last " +
+             window + " (newest: " + newest + "; sqlpost queue DB)";
+    }};
+
+const RecentEvents kBouncedMail{
+    "bounced", "alert.bounced",
+    "SELECT site, count(*), min(received_at), (SELECT status || ' ' || diagnostic FROM "
+    "sqlpost_bounces n WHERE n.site = b.site AND n.received_at >= ?1 ORDER BY id DESC LIMIT 1) "
+    "FROM sqlpost_bounces b WHERE received_at >= ?1 GROUP BY site ORDER BY site",
+    [](const std::string& partner, std::int64_t count, const std::string& window,
+       const std::string& newest) {
+      return std::to_string(count) + " part(s) to " + partner + " bounced in the last " + window +
+             " (newest: " + newest + "; sqlpost status DB)";
+    }};
 
 Result<std::string> pruning_wait_text(Database& db) {
   SQLPOST_TRY_ASSIGN(const LogHolder holder, oldest_log_holder(db));
@@ -339,8 +341,8 @@ Result<std::vector<Alert>> evaluate_alerts(Database& db, std::int64_t now) {
   SQLPOST_TRY(stopped_streams(db, alerts));
   SQLPOST_TRY(stopped_below(db, alerts));
   SQLPOST_TRY(reextract_needed(db, alerts));
-  SQLPOST_TRY(rejected_mail(db, now, alerts));
-  SQLPOST_TRY(bounced_mail(db, now, alerts));
+  SQLPOST_TRY(recent_events(db, now, kRejectedMail, alerts));
+  SQLPOST_TRY(recent_events(db, now, kBouncedMail, alerts));
   SQLPOST_TRY(large_change_log(db, alerts));
   return alerts;
 }

@@ -234,19 +234,28 @@ struct HeldMail {
   }
 };
 
-TEST_CASE(
-    "a restored remote's new message and one of its abandoned timeline under the same number: "
-    "the one that continues the stream is applied") {
+// A hub and r1 in step, r1 backed up, and mail that can be held on its way.
+struct HeldPair {
   TempDir dir;
-  Cluster c(dir, 1, 111, {});
-  c.log_retention = 1'000'000;
+  Cluster c{dir, 1, 111, {}};
   Site& hub = c.site("hq");
   Site& r1 = c.site("r1");
   HeldMail held;
-  held.take_from(c);
-  c.random_writes(r1, 2);
-  converge(c);
-  const std::string copy = backup(dir, r1);
+  std::string copy;
+  HeldPair() {
+    c.log_retention = 1'000'000;
+    held.take_from(c);
+    c.random_writes(hub, 1);
+    c.random_writes(r1, 2);
+    converge(c);
+    copy = backup(dir, r1);
+  }
+};
+
+TEST_CASE_FIXTURE(
+    HeldPair,
+    "a restored remote's new message and one of its abandoned timeline under the same number: "
+    "the one that continues the stream is applied") {
   insert_item(r1, 1'000'600, "applied at the hub");
   c.run(r1);
   c.run(hub);
@@ -279,19 +288,10 @@ TEST_CASE(
   }
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    HeldPair,
     "the hub applies a late message of the abandoned timeline instead of the restore request: "
     "the second request still asks back everything lost") {
-  TempDir dir;
-  Cluster c(dir, 1, 113, {});
-  c.log_retention = 1'000'000;
-  Site& hub = c.site("hq");
-  Site& r1 = c.site("r1");
-  HeldMail held;
-  held.take_from(c);
-  c.random_writes(r1, 2);
-  converge(c);
-  const std::string copy = backup(dir, r1);
   insert_item(r1, 1'000'700, "in the first lost message");
   c.run(r1);
   held.to_hub = true;
@@ -321,19 +321,10 @@ TEST_CASE(
   }
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    HeldPair,
     "late mail of the abandoned timeline, beyond the restored site's new numbers, does not hold "
     "the stream open") {
-  TempDir dir;
-  Cluster c(dir, 1, 115, {});
-  c.log_retention = 1'000'000;
-  Site& hub = c.site("hq");
-  Site& r1 = c.site("r1");
-  HeldMail held;
-  held.take_from(c);
-  c.random_writes(r1, 2);
-  converge(c);
-  const std::string copy = backup(dir, r1);
   insert_item(r1, 1'000'800, "applied at the hub");
   c.run(r1);
   c.run(hub);
@@ -366,19 +357,10 @@ TEST_CASE(
   }
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    HeldPair,
     "a recovery that acted on a stale acknowledgement starts again when the hub names more of "
     "the abandoned timeline") {
-  TempDir dir;
-  Cluster c(dir, 1, 117, {});
-  c.log_retention = 1'000'000;
-  Site& hub = c.site("hq");
-  Site& r1 = c.site("r1");
-  HeldMail held;
-  held.take_from(c);
-  c.random_writes(r1, 2);
-  converge(c);
-  const std::string copy = backup(dir, r1);
   held.to_r1 = true;  // r1 hears nothing from the hub until told
   insert_item(r1, 1'000'900, "abandoned, applied at the hub");
   c.run(r1);
@@ -412,19 +394,10 @@ TEST_CASE(
   }
 }
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    HeldPair,
     "a restored remote applies a late copy of the hub's message before the hub serves its "
     "request: the regenerated messages are linked to it again") {
-  TempDir dir;
-  Cluster c(dir, 1, 119, {});
-  c.log_retention = 1'000'000;
-  Site& hub = c.site("hq");
-  Site& r1 = c.site("r1");
-  HeldMail held;
-  held.take_from(c);
-  c.random_writes(hub, 2);
-  converge(c);
-  const std::string copy = backup(dir, r1);
   insert_item(hub, 900, "hub, after the backup");
   held.to_r1 = true;
   c.run(hub);
