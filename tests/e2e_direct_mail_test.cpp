@@ -29,6 +29,7 @@
 #include <thread>
 
 #include "platform/dns.h"
+#include "tests/mail_support.h"
 #include "tests/support.h"
 #include "transport/curl_direct.h"
 #include "transport/curl_pop3.h"
@@ -38,37 +39,14 @@ using namespace sqlpost::test;  // NOLINT(google-build-using-namespace)
 
 namespace {
 
-std::string env(const char* name) {
-  const char* value = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): tests
-  return value != nullptr ? value : "";
-}
-
 std::string q(const std::string& s) { return shell_quote(s); }
 
 bool mailstack_running() {
-  if (!env("MAILSTACK_SMTP_URL").empty()) {
-    return true;
-  }
-  if (env("SQLPOST_SKIP_MAIL") == "1") {
-    MESSAGE("SQLPOST_SKIP_MAIL=1: mail server tests skipped");
-    return false;
-  }
-  FAIL(
-      "MAILSTACK_SMTP_URL is not set: start tools/mailstack/start.sh and load its "
-      "mailstack.env, or set SQLPOST_SKIP_MAIL=1");
-  return false;
+  return mailstack_ready(!env("MAILSTACK_SMTP_URL").empty(), "MAILSTACK_SMTP_URL is");
 }
 
 std::string password_of(const std::string& login) {
-  std::istringstream users(env("MAILSTACK_USERS"));
-  std::string entry;
-  while (users >> entry) {
-    const auto first = entry.find(':');
-    if (entry.substr(0, first) == login) {
-      return entry.substr(first + 1, entry.find(':', first + 1) - first - 1);
-    }
-  }
-  return {};
+  return mailstack_secrets("MAILSTACK_USERS")[login];
 }
 
 std::uint16_t mx_port() {

@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/mail_support.h"
 #include "tests/support.h"
 #include "transport/codec.h"
 #include "transport/key.h"
@@ -30,38 +31,13 @@ using namespace sqlpost::test;  // NOLINT(google-build-using-namespace)
 
 namespace {
 
-std::string env(const char* name) {
-  const char* value = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): tests
-  return value != nullptr ? value : "";
-}
-
 std::string q(const std::string& s) { return shell_quote(s); }
 
-// login -> password, from MAILSTACK_USERS ("login:password:address ...").
-std::map<std::string, std::string> mail_passwords() {
-  std::map<std::string, std::string> passwords;
-  std::istringstream users(env("MAILSTACK_USERS"));
-  std::string entry;
-  while (users >> entry) {
-    const auto first = entry.find(':');
-    const auto second = entry.find(':', first + 1);
-    passwords[entry.substr(0, first)] = entry.substr(first + 1, second - first - 1);
-  }
-  return passwords;
-}
+// login -> password, from MAILSTACK_USERS.
+std::map<std::string, std::string> mail_passwords() { return mailstack_secrets("MAILSTACK_USERS"); }
 
 bool mailstack_running() {
-  if (!env("MAILSTACK_SMTP_URL").empty()) {
-    return true;
-  }
-  if (env("SQLPOST_SKIP_MAIL") == "1") {
-    MESSAGE("SQLPOST_SKIP_MAIL=1: mail server tests skipped");
-    return false;
-  }
-  FAIL(
-      "MAILSTACK_SMTP_URL is not set: start tools/mailstack/start.sh and load its "
-      "mailstack.env, or set SQLPOST_SKIP_MAIL=1");
-  return false;
+  return mailstack_ready(!env("MAILSTACK_SMTP_URL").empty(), "MAILSTACK_SMTP_URL is");
 }
 
 transport::MailServer pop3_server(const std::string& user) {

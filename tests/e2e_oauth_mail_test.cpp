@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/mail_support.h"
 #include "tests/support.h"
 #include "transport/mail_links.h"
 
@@ -28,39 +29,17 @@ namespace {
 
 constexpr int kExitConfig = 3;  // agent/exit_codes.h
 
-std::string env(const char* name) {
-  const char* value = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): tests
-  return value != nullptr ? value : "";
-}
-
 std::string q(const std::string& s) { return shell_quote(s); }
 
-// login -> token, from MAILSTACK_OAUTH_USERS ("login:token:address ...").
+// login -> token, from MAILSTACK_OAUTH_USERS.
 std::map<std::string, std::string> oauth_tokens() {
-  std::map<std::string, std::string> tokens;
-  std::istringstream users(env("MAILSTACK_OAUTH_USERS"));
-  std::string entry;
-  while (users >> entry) {
-    const auto first = entry.find(':');
-    const auto second = entry.find(':', first + 1);
-    tokens[entry.substr(0, first)] = entry.substr(first + 1, second - first - 1);
-  }
-  return tokens;
+  return mailstack_secrets("MAILSTACK_OAUTH_USERS");
 }
 
 bool oauth_stack_running() {
-  if (!env("MAILSTACK_OAUTH_PORT").empty() && oauth_tokens().count("ohub") == 1 &&
-      oauth_tokens().count("orem") == 1) {
-    return true;
-  }
-  if (env("SQLPOST_SKIP_MAIL") == "1") {
-    MESSAGE("SQLPOST_SKIP_MAIL=1: mail server tests skipped");
-    return false;
-  }
-  FAIL(
-      "MAILSTACK_OAUTH_PORT/MAILSTACK_OAUTH_USERS (ohub, orem) are not set: start "
-      "tools/mailstack/start.sh and load its mailstack.env, or set SQLPOST_SKIP_MAIL=1");
-  return false;
+  return mailstack_ready(!env("MAILSTACK_OAUTH_PORT").empty() &&
+                             oauth_tokens().count("ohub") == 1 && oauth_tokens().count("orem") == 1,
+                         "MAILSTACK_OAUTH_PORT/MAILSTACK_OAUTH_USERS (ohub, orem) are");
 }
 
 std::string file_text(const std::string& path) {

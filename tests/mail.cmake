@@ -7,7 +7,8 @@ sqlpost_test(mail_link_test
 set_tests_properties(mail_link_test PROPERTIES RESOURCE_LOCK mailstack)
 
 # The sqlpost program end to end through the same servers (mailboxes hq, site1, site2).
-sqlpost_test(e2e_mail_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/e2e_mail_test.cpp LIBS sqlpost_agent)
+sqlpost_test(e2e_mail_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/e2e_mail_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/mail_support.cpp LIBS sqlpost_agent)
 set_tests_properties(e2e_mail_test PROPERTIES RESOURCE_LOCK mailstack)
 target_link_libraries(e2e_mail_test PRIVATE util)  # forkpty (glibc < 2.34 keeps it in libutil)
 
@@ -31,6 +32,7 @@ set_tests_properties(e2e_ftp_test PROPERTIES SKIP_RETURN_CODE 77 ENVIRONMENT
 # Direct send (smtp.mode=direct) through a real DNS server (dnsmasq, tools/dnsstack,
 # started and stopped by each test case) and the mailstack's Postfix as the MX.
 sqlpost_test(e2e_direct_mail_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/e2e_direct_mail_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/mail_support.cpp
   LIBS sqlpost_agent)
 set_tests_properties(e2e_direct_mail_test PROPERTIES RESOURCE_LOCK mailstack)
 set_property(TEST e2e_direct_mail_test APPEND PROPERTY ENVIRONMENT
@@ -40,5 +42,6 @@ set_property(TEST e2e_direct_mail_test APPEND PROPERTY ENVIRONMENT
 # the OAuth2-only mailboxes ohub and orem, checked by Dovecot at the stack's local
 # token introspection endpoint (tools/mailstack/oauth_introspect.py).
 sqlpost_test(e2e_oauth_mail_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/e2e_oauth_mail_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/mail_support.cpp
   LIBS sqlpost_agent)
 set_tests_properties(e2e_oauth_mail_test PROPERTIES RESOURCE_LOCK mailstack)
