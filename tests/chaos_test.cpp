@@ -9,8 +9,10 @@
 // SQLPOST_CHAOS_FIRST_SEED (default 1). The long target runs 200:
 //   cmake --build build --target chaos-long
 // Every fourth seed also restores one site from a backup (SQLPOST_CHAOS_RESTORES=0
-// switches that off); restores found four recovery bugs (docs/protocol.md, "Two
-// messages under one number" and after).
+// switches that off); restores found five recovery bugs (docs/protocol.md, "Two
+// messages under one number" and after). Every fifth seed (from seed 2) publishes
+// a new table on the live publication mid-run, which every site then edits
+// (SQLPOST_CHAOS_PUBLISH=0 switches that off).
 #include <doctest/doctest.h>
 
 #include <cstdlib>
@@ -18,6 +20,7 @@
 #include <random>
 #include <string>
 
+#include "replication/publication_change.h"
 #include "schema/metadata.h"
 #include "tests/cluster.h"
 
@@ -81,6 +84,38 @@ void shared_edit(Site& site, std::mt19937_64& rng, int round) {
   }
 }
 
+bool has_table(Database& db, const std::string& table) {
+  return query_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = '" + table + "'") == 1;
+}
+
+// A table published on the live publication every remote subscribes to.
+void publish_note_table(Site& hub) {
+  exec(*hub.db,
+       "CREATE TABLE note(id INTEGER PRIMARY KEY, body TEXT, n INTEGER); INSERT INTO note "
+       "VALUES (-1, 'first', 1), (-2, 'second', 2), (-3, 'third', 3)");
+  Transaction tx = Transaction::begin(*hub.db).value();
+  REQUIRE(publish_live(*hub.db, Article{"all", "note", {}, "", "", "incoming"}).ok());
+  REQUIRE(tx.commit().ok());
+}
+
+// An edit of the published table, at a site that has it by now.
+void note_edit(Site& site, std::mt19937_64& rng) {
+  if (!has_table(*site.db, "note")) {
+    return;
+  }
+  const std::string id = std::to_string(-1 - static_cast<int>(rng() % 5));
+  switch (rng() % 3) {
+    case 0:
+      exec(*site.db, "UPDATE note SET body = '" + random_text(rng, site.name) + "', n = n + 1 " +
+                         "WHERE id = " + id);
+      break;
+    case 1: exec(*site.db, "DELETE FROM note WHERE id = " + id); break;
+    default:
+      exec(*site.db, "INSERT OR REPLACE INTO note VALUES (" + id + ", '" +
+                         random_text(rng, site.name) + "', 0)");
+  }
+}
+
 // The database file copied back while its agent is not running; what it applied is
 // what its restored streams say (for the "applied twice" oracle).
 void restore_from(Site& site, const std::string& copy) {
@@ -123,6 +158,7 @@ std::string stream_states(Cluster& c) {
 
 struct Happened {
   int restores = 0;
+  int publishes = 0;
   int kills = 0;
   std::int64_t bounces = 0;  // recorded by the senders
 };
@@ -136,6 +172,8 @@ Happened chaos(std::uint64_t seed) {
   c.log_retention = 1'000'000;  // a restored site is recovered from the partner's log
   // Every fourth seed restores one site from a backup taken five rounds earlier.
   const bool restores = env_number("SQLPOST_CHAOS_RESTORES", 1) == 1 && seed % 4 == 0;
+  // Every fifth seed (from seed 2) publishes a new table on the live publication.
+  const bool publishes = env_number("SQLPOST_CHAOS_PUBLISH", 1) == 1 && seed % 5 == 2;
   Site& restored = c.sites()[1 + rng() % 3];
   const std::string copy = dir.path("backup.db");
   exec(*c.site("hq").db, "UPDATE sqlpost_articles SET conflict = '" +
@@ -156,12 +194,19 @@ Happened chaos(std::uint64_t seed) {
     if (restores && round == 8) {
       restore_from(restored, copy);
     }
+    if (publishes && round == 4) {
+      publish_note_table(c.site("hq"));
+      c.published_later.emplace_back("note");
+    }
     for (auto& site : c.sites()) {
       if (rng() % 2 == 0) {
         shared_edit(site, rng, round);
       }
       if (rng() % 3 == 0) {
         c.random_writes(site, 1);
+      }
+      if (publishes && rng() % 2 == 0) {
+        note_edit(site, rng);
       }
     }
     c.round(kill);
@@ -175,7 +220,7 @@ Happened chaos(std::uint64_t seed) {
   CHECK_MESSAGE(diff.empty(), diff);
   const std::string twice = c.applied_twice();
   CHECK_MESSAGE(twice.empty(), twice);
-  Happened happened{restores ? 1 : 0, kills, 0};
+  Happened happened{restores ? 1 : 0, publishes ? 1 : 0, kills, 0};
   for (auto& site : c.sites()) {
     happened.bounces += query_int(*site.db, "SELECT count(*) FROM sqlpost_bounces");
   }
@@ -191,15 +236,19 @@ TEST_CASE("chaos: shared edits, collisions, kills and every mail fault converge"
   for (std::uint64_t seed = first; seed < first + seeds; ++seed) {
     const Happened h = chaos(seed);
     total.restores += h.restores;
+    total.publishes += h.publishes;
     total.kills += h.kills;
     total.bounces += h.bounces;
   }
   if (env_number("SQLPOST_CHAOS_RESTORES", 1) == 1 && seeds >= 4) {
     CHECK(total.restores > 0);
   }
+  if (env_number("SQLPOST_CHAOS_PUBLISH", 1) == 1 && seeds >= 5) {
+    CHECK(total.publishes > 0);
+  }
   CHECK(total.kills > 0);
   CHECK(total.bounces > 0);
-  MESSAGE("sites restored from a backup: " << total.restores
-                                           << ", agent runs killed: " << total.kills
-                                           << ", bounces recorded: " << total.bounces);
+  MESSAGE("tables published live: " << total.publishes << ", sites restored from a backup: "
+                                    << total.restores << ", agent runs killed: " << total.kills
+                                    << ", bounces recorded: " << total.bounces);
 }

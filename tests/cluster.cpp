@@ -213,7 +213,9 @@ std::string Cluster::differences() {
     if (s.name == "hq") {
       continue;
     }
-    for (const auto& table : kClusterTables) {
+    std::vector<std::string> tables = kClusterTables;
+    tables.insert(tables.end(), published_later.begin(), published_later.end());
+    for (const auto& table : tables) {
       const std::string diff = compare_tables(*sites_[0].db, *s.db, table);
       if (!diff.empty()) {
         out += s.name + " vs hq: " + diff + "\n";

@@ -46,6 +46,8 @@ class Cluster {
   std::int64_t log_retention = 0;        // prune as soon as every partner acknowledged
   std::int64_t resend_timeout = 240;     // 4 rounds
   std::size_t max_message_bytes = 8192;  // small, so messages are split into parts
+  // Tables published while the cluster runs: compared too once every site has them.
+  std::vector<std::string> published_later;
 
   // A few random transactions at a site (inserts, updates and deletes of its own rows).
   void random_writes(Site& site, int transactions);
