@@ -1,7 +1,7 @@
 // The convergence oracle: hub + 3 remotes edit shared rows concurrently (updates,
 // deletes, re-inserts, the same new key inserted at two sites), while the mail
-// network loses, duplicates, reorders, delays, damages, bounces and suppresses mail and
-// agents die at random points of a run. Whatever happened, once the faults stop
+// network loses, duplicates, reorders, delays, damages, truncates, bounces and
+// suppresses mail and agents die at random points of a run. Whatever happened, once the faults stop
 // every site must hold the hub's rows, pass PRAGMA integrity_check, and have applied
 // no message twice.
 //
@@ -41,6 +41,7 @@ transport::FaultConfig faults_for(std::mt19937_64& rng) {
   f.reorder = 0.1 * static_cast<double>(rng() % 4);
   f.delay = 0.1 * static_cast<double>(rng() % 3);
   f.corrupt = 0.01 * static_cast<double>(rng() % 3);
+  f.truncate = 0.01 * static_cast<double>(rng() % 3);
   f.suppress_seen_message_ids = rng() % 2 == 0;
   f.bounce = 0.02 * static_cast<double>(rng() % 3);  // size refusals and unknown users
   return f;
@@ -160,6 +161,7 @@ struct Happened {
   int restores = 0;
   int publishes = 0;
   int kills = 0;
+  std::uint64_t truncated = 0;
   std::int64_t bounces = 0;  // recorded by the senders
 };
 
@@ -220,7 +222,7 @@ Happened chaos(std::uint64_t seed) {
   CHECK_MESSAGE(diff.empty(), diff);
   const std::string twice = c.applied_twice();
   CHECK_MESSAGE(twice.empty(), twice);
-  Happened happened{restores ? 1 : 0, publishes ? 1 : 0, kills, 0};
+  Happened happened{restores ? 1 : 0, publishes ? 1 : 0, kills, c.network().stats().truncated, 0};
   for (auto& site : c.sites()) {
     happened.bounces += query_int(*site.db, "SELECT count(*) FROM sqlpost_bounces");
   }
@@ -238,6 +240,7 @@ TEST_CASE("chaos: shared edits, collisions, kills and every mail fault converge"
     total.restores += h.restores;
     total.publishes += h.publishes;
     total.kills += h.kills;
+    total.truncated += h.truncated;
     total.bounces += h.bounces;
   }
   if (env_number("SQLPOST_CHAOS_RESTORES", 1) == 1 && seeds >= 4) {
@@ -247,8 +250,10 @@ TEST_CASE("chaos: shared edits, collisions, kills and every mail fault converge"
     CHECK(total.publishes > 0);
   }
   CHECK(total.kills > 0);
+  CHECK(total.truncated > 0);
   CHECK(total.bounces > 0);
   MESSAGE("tables published live: " << total.publishes << ", sites restored from a backup: "
                                     << total.restores << ", agent runs killed: " << total.kills
+                                    << ", mails truncated: " << total.truncated
                                     << ", bounces recorded: " << total.bounces);
 }

@@ -57,9 +57,18 @@ struct FakeNetwork::State {
     ++stats.corrupted;
   }
 
+  // A mail server or mailbox that cut the mail short (disk full, a broken
+  // connection): what is left is a prefix of it.
+  void truncate(std::string& text) {
+    if (text.empty()) return;
+    text.resize(uniform(0, text.size() - 1));
+    ++stats.truncated;
+  }
+
   // Applies per-copy faults, then delivers or holds the copy.
   void route_copy(const std::string& to, std::string text) {
     if (chance(faults.corrupt)) corrupt(text);
+    if (chance(faults.truncate)) truncate(text);
     if (chance(faults.delay)) {
       held.push_back(HeldMail{tick + uniform(1, std::max<std::uint32_t>(1, faults.max_delay_ticks)),
                               to, std::move(text)});

@@ -5,7 +5,8 @@
 // Link whose send() posts into the network and whose list/fetch/remove act on that
 // address's mailbox. Faults are drawn from one std::mt19937_64 seeded by the
 // constructor, in a fixed order per send (drop, duplicate, then per copy: corrupt,
-// delay, reorder), so the same seed and the same calls give the same mailboxes.
+// truncate (drawn only when its probability is not 0), delay, reorder), so the
+// same seed and the same calls give the same mailboxes.
 // Delayed mail is held for 1..max_delay_ticks calls of tick(). fail_send(n) makes
 // the n-th send() call (1-based, counted over the whole network) fail with the given
 // code and deliver nothing. Links share the network state and may outlive it.
@@ -30,6 +31,7 @@ struct FaultConfig {
   double reorder = 0;    // probability a copy is inserted at a random position
   double delay = 0;      // probability a copy is held for some ticks
   double corrupt = 0;    // probability one random byte of a copy is changed
+  double truncate = 0;   // probability a copy is cut short at a random length
   // Probability that a mail is refused after it was accepted: it is not delivered,
   // and a bounce (RFC 3464, the original returned) reaches the sender's mailbox;
   // bounce_for_size of the bounces are size refusals (552 5.3.4), the others 550 5.1.1.
@@ -49,6 +51,7 @@ struct NetworkStats {
   std::uint64_t reordered = 0;
   std::uint64_t delayed = 0;
   std::uint64_t corrupted = 0;
+  std::uint64_t truncated = 0;
   std::uint64_t bounced = 0;
   std::uint64_t delivered = 0;   // copies put into a mailbox (including foreign mail)
   std::uint64_t suppressed = 0;  // discarded for a Message-ID seen before
