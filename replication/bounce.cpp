@@ -15,7 +15,8 @@ using DecidedRows = std::map<std::pair<std::string, std::string>, Row>;  // (tab
 Result<DecidedRows> load_decided_rows(Database& db, const std::string& site) {
   SQLPOST_TRY_ASSIGN(Statement st,
                      db.prepare("SELECT table_name, row_key, value FROM sqlpost_bounce WHERE "
-                                "site = ? ORDER BY table_name, row_key, position"));
+                                "site = ? AND sent_in IS NULL ORDER BY table_name, row_key, "
+                                "position"));
   st.bind(1, site);
   DecidedRows rows;
   for (;;) {
@@ -124,9 +125,24 @@ Result<> append_decided_rows(Database& db, const Partner& partner, Payload& payl
   return success();
 }
 
-Result<> forget_decided_rows(Database& db, const std::string& site) {
-  SQLPOST_TRY_ASSIGN(Statement * st, db.cached("DELETE FROM sqlpost_bounce WHERE site = ?"));
-  st->bind(1, site);
+Result<> decided_rows_sent(Database& db, const std::string& site, std::int64_t seq) {
+  SQLPOST_TRY_ASSIGN(Statement * st, db.cached("UPDATE sqlpost_bounce SET sent_in = ? WHERE "
+                                               "site = ? AND sent_in IS NULL"));
+  st->bind(1, seq).bind(2, site);
+  return st->run();
+}
+
+Result<> forget_acknowledged_decided_rows(Database& db, const std::string& site, std::int64_t ack) {
+  SQLPOST_TRY_ASSIGN(Statement * st,
+                     db.cached("DELETE FROM sqlpost_bounce WHERE site = ? AND sent_in <= ?"));
+  st->bind(1, site).bind(2, ack);
+  return st->run();
+}
+
+Result<> requeue_decided_rows(Database& db, const std::string& site, std::int64_t seq) {
+  SQLPOST_TRY_ASSIGN(Statement * st, db.cached("UPDATE sqlpost_bounce SET sent_in = NULL WHERE "
+                                               "site = ? AND sent_in > ?"));
+  st->bind(1, site).bind(2, seq);
   return st->run();
 }
 

@@ -6,8 +6,12 @@
 // apply transaction. append_decided_rows() adds, at the end of the next payload for
 // that child, the row as it is when the message is built — an insert of the whole
 // row, or a delete when it is gone — so that everything the site applied before is
-// in it; forget_decided_rows() clears the notes in the transaction that stores the
-// message in the outbox.
+// in it; decided_rows_sent() notes, in the transaction that stores the message in
+// the outbox, which message carried them. They are forgotten once the child
+// acknowledged that message (forget_acknowledged_decided_rows()), and go into the
+// next message again when it is dropped unsent or unacknowledged to be regenerated
+// from the change log, which does not hold them (requeue_decided_rows(); found by
+// the convergence oracle: a restore recovery lost a conflict's decision).
 #pragma once
 
 #include <string>
@@ -22,6 +26,9 @@ Result<> remember_decided_row(Database& db, const std::string& site, const std::
                               const Row& key);
 Result<> append_decided_rows(Database& db, const Partner& partner, Payload& payload,
                              std::int64_t epoch);
-Result<> forget_decided_rows(Database& db, const std::string& site);
+Result<> decided_rows_sent(Database& db, const std::string& site, std::int64_t seq);
+Result<> forget_acknowledged_decided_rows(Database& db, const std::string& site, std::int64_t ack);
+// Our messages to `site` after `seq` are dropped: what they carried goes again.
+Result<> requeue_decided_rows(Database& db, const std::string& site, std::int64_t seq);
 
 }  // namespace sqlpost

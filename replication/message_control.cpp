@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "replication/bounce.h"
 #include "replication/health.h"
 #include "replication/restore.h"
 
@@ -121,6 +122,7 @@ Result<> process_ack(RunContext& run, const Partner& partner, const Payload& pay
     SQLPOST_TRY(run.streams.set_acked(partner.name, ack));
     SQLPOST_TRY_ASSIGN(Statement * del,
                        run.db.cached("DELETE FROM sqlpost_outbox WHERE site = ? AND seq <= ?"));
+    SQLPOST_TRY(forget_acknowledged_decided_rows(run.db, partner.name, ack));
     del->bind(1, partner.name).bind(2, ack);
     SQLPOST_TRY(del->run());
   }

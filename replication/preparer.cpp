@@ -103,7 +103,7 @@ Result<> Preparer::store_outgoing(const Partner& partner, Payload payload, std::
                 .bytes = bytes_written,
                 .changes = static_cast<std::int64_t>(payload.change_count()),
                 .detail = {}});
-    SQLPOST_TRY(forget_decided_rows(run_.db, partner.name));
+    SQLPOST_TRY(decided_rows_sent(run_.db, partner.name, s.next_seq));
     SQLPOST_TRY_ASSIGN(Statement * sent,
                        run_.db.cached("INSERT OR REPLACE INTO sqlpost_sent(site, seq, from_epoch, "
                                       "to_epoch, digest) VALUES (?, ?, ?, ?, ?)"));

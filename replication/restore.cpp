@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "replication/bounce.h"
 #include "replication/retention.h"
 #include "replication/streams.h"
 
@@ -58,10 +59,12 @@ Result<> run_for_site(Database& db, const std::string& sql, const std::string& s
 }
 
 Result<> delete_outbox(Database& db, const std::string& site) {
+  SQLPOST_TRY(requeue_decided_rows(db, site, 0));
   return run_for_site(db, "DELETE FROM sqlpost_outbox WHERE site = ?1", site);
 }
 
 Result<> delete_outbox_after(Database& db, const std::string& site, std::int64_t seq) {
+  SQLPOST_TRY(requeue_decided_rows(db, site, seq));
   return run_for_site(db, "DELETE FROM sqlpost_outbox WHERE site = ?1 AND seq > ?2", site, seq);
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "replication/bounce.h"
 #include "replication/changelog.h"
 #include "schema/metadata.h"
 
@@ -115,6 +116,7 @@ Result<std::int64_t> rescan_in_transaction(Database& db, const std::string& site
     }
     from_epoch = pos.column_int(0);
   }
+  SQLPOST_TRY(requeue_decided_rows(db, site, from_seq - 1));
   for (const char* sql : {"DELETE FROM sqlpost_outbox WHERE site = ?1 AND seq >= ?2",
                           "DELETE FROM sqlpost_sent WHERE site = ?1 AND seq >= ?2",
                           "INSERT OR IGNORE INTO sqlpost_streams(site) SELECT ?1 WHERE ?2",

@@ -265,6 +265,7 @@ ALTER TABLE sqlpost_streams ADD COLUMN restore_lost_from INTEGER;
 ALTER TABLE sqlpost_streams ADD COLUMN regen_from INTEGER;
 ALTER TABLE sqlpost_streams ADD COLUMN regen_echo_from INTEGER;
 ALTER TABLE sqlpost_streams ADD COLUMN regen_echo_to INTEGER;
+ALTER TABLE sqlpost_bounce ADD COLUMN sent_in INTEGER;
 CREATE TABLE sqlpost_superseded(
   site TEXT NOT NULL,
   seq INTEGER NOT NULL,

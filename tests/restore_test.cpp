@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "replication/engine.h"
+#include "replication/retention.h"
 #include "tests/cluster.h"
 #include "transport/codec.h"
 
@@ -425,6 +426,34 @@ TEST_CASE_FIXTURE(
     CHECK(item_name(*s, 900) == "hub, after the backup");
     CHECK(item_name(*s, 1'000'900) == "r1, after the restore");
   }
+}
+
+TEST_CASE(
+    "a conflict's decided row goes back to the child again when the message that carried it is "
+    "regenerated") {
+  TempDir dir;
+  Cluster c(dir, 1, 121, {});
+  c.log_retention = 1'000'000;
+  Site& hub = c.site("hq");
+  Site& r1 = c.site("r1");
+  HeldMail held;
+  held.take_from(c);
+  exec(*hub.db, "UPDATE sqlpost_articles SET conflict = 'consolidated' WHERE table_name = 'item'");
+  insert_item(hub, 700, "original");
+  converge(c);
+  exec(*hub.db, "UPDATE item SET name = 'hub changed' WHERE id = 700");
+  exec(*r1.db, "DELETE FROM item WHERE id = 700");
+  c.run(r1);
+  held.to_r1 = true;
+  c.run(hub);  // keeps its row against r1's delete; the message taking it back is lost
+  held.to_r1 = false;
+  REQUIRE_FALSE(held.r1_mails.empty());
+  CHECK(query_int(*hub.db,
+                  "SELECT count(*) FROM sqlpost_conflicts WHERE kind = 'delete_changed'") == 1);
+  REQUIRE(rescan_partner(*hub.db, "r1", 0).ok());  // regenerated from the change log
+  converge(c);
+  CHECK(item_name(hub, 700) == "hub changed");
+  CHECK(item_name(r1, 700) == "hub changed");
 }
 
 TEST_CASE("a forged message claiming the site went back in time changes nothing") {

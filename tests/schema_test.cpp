@@ -66,6 +66,7 @@ TEST_CASE("a schema 6 site is upgraded: its inbox keeps what waits there") {
          "DROP TABLE sqlpost_superseded; ALTER TABLE sqlpost_streams DROP COLUMN regen_from; "
          "ALTER TABLE sqlpost_streams DROP COLUMN regen_echo_from; "
          "ALTER TABLE sqlpost_streams DROP COLUMN regen_echo_to; "
+         "ALTER TABLE sqlpost_bounce DROP COLUMN sent_in; "
          "UPDATE sqlpost_meta SET value = 6 WHERE key = 'schema_version'");
   }
   Database db = open_site(dir.path("hq.db")).value();
