@@ -99,6 +99,7 @@ void PushWakeup::open_idle() {
     idle_ = std::move(idle).value();
     log_debug("push: waiting for new mail with IMAP IDLE");
     last_problem_.clear();
+    catch_up_ = lost_idle_;  // mail may have arrived while there was no IDLE
     return;
   }
   if (idle.error().code == Errc::kUnsupported) {
@@ -120,6 +121,10 @@ bool PushWakeup::wait(std::chrono::milliseconds slice) {
   if (watch_mail_ && !idle_ && waiter_.now() >= retry_at_) {
     open_idle();
   }
+  if (std::exchange(catch_up_, false)) {
+    log_debug("push: IMAP IDLE is back; starting a pass for mail that came meanwhile");
+    return true;
+  }
   if (!idle_) {
     (void)waiter_.wait_until(waiter_.now() + slice);
     return false;
@@ -129,6 +134,7 @@ bool PushWakeup::wait(std::chrono::milliseconds slice) {
     log_warn(arrived.error().message + "; IDLE is opened again in " +
              std::to_string(kIdleRetry.count()) + " s");
     idle_.reset();
+    lost_idle_ = true;
     return false;
   }
   if (*arrived) {

@@ -5,7 +5,7 @@
 //    IMAP IDLE connection (transport/imap_idle.h) to the site's mailbox and waits on
 //    its socket; a server without IDLE, or POP3, leaves mail to the interval. A
 //    broken IDLE connection is logged and opened again after kIdleRetry (the passes
-//    go on meanwhile);
+//    go on meanwhile), and once it is back a pass starts for mail that came meanwhile;
 //  * an application commits (not --receive-only): each wait slice reads the
 //    database's PRAGMA data_version on a connection of its own (one cheap read; it
 //    changes when any other connection commits) and, when it changed, the change
@@ -54,6 +54,8 @@ class PushWakeup final : public Wakeup {
   std::unique_ptr<transport::ImapIdle> idle_;
   Waiter::TimePoint retry_at_{};
   std::string last_problem_;
+  bool lost_idle_ = false;  // an IDLE connection failed since the start
+  bool catch_up_ = false;   // IDLE came back: one pass for what arrived meanwhile
 };
 
 }  // namespace sqlpost
