@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # $sqlpost and MAILSTACK_* come from the sourcing script
 # Sourced by tools/bench-push.sh and tests/push_mail.sh: a hub and one remote that
 # send through the mailstack's Postfix (submission, STARTTLS + AUTH) and read their
 # mailboxes (hq, site1) by IMAP with STARTTLS, and running agents in the background.
