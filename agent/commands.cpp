@@ -22,6 +22,7 @@
 #include "agent/ops_commands.h"
 #include "agent/params.h"
 #include "agent/private_files.h"
+#include "agent/push.h"
 #include "agent/run.h"
 #include "agent/schedule.h"
 #include "agent/site_file.h"
@@ -580,8 +581,9 @@ Result<> run_agent_command(RunSettings settings, int& exit_code) {
   const StopSignal stop;
   log_info("agent for " + settings.db + " runs every " + settings.every +
            "; SIGTERM or Ctrl-C stops it after the current pass");
-  exit_code = run_every(
-      interval, stop, [&] { return agent_pass(settings.db, settings.options, settings.metrics); });
+  SQLPOST_TRY_ASSIGN(const auto push, PushWakeup::open(settings.db, settings.options, stop));
+  const auto pass = [&] { return agent_pass(settings.db, settings.options, settings.metrics); };
+  exit_code = push ? run_every(interval, stop, pass, *push) : run_every(interval, stop, pass);
   return success();
 }
 
@@ -593,8 +595,10 @@ void add_run(CLI::App& app, Action& action, int& exit_code) {
   // in `s`, which the callback holds (a local here was written after it was freed).
   auto* once_flag = cmd->add_flag("--once", s->once,
                                   "one pass, then exit (the default; for cron / Task Scheduler)");
-  cmd->add_option("--every", s->every,
-                  "keep running: a pass every INTERVAL (30s, 5m, 2h, 1d) until SIGTERM/SIGINT")
+  cmd->add_option(
+         "--every", s->every,
+         "keep running: a pass every INTERVAL (30s, 5m, 2h, 1d) until SIGTERM/SIGINT, and at "
+         "once on new mail (IMAP IDLE) or a commit unless push=no")
       ->excludes(once_flag);
   auto* send_only = cmd->add_flag("--send-only", s->options.send_only, "only prepare and send");
   cmd->add_flag("--receive-only", s->options.receive_only, "only receive and apply")

@@ -164,6 +164,10 @@ const std::vector<ParamSpec>& parameter_specs() {
       {"alert.hook",
        "command run (through the shell) when an alert is raised or clears; SQLPOST_ALERT_STATE, "
        "_KIND, _PARTNER, _TEXT and SQLPOST_SITE in its environment"},
+      {"push",
+       "yes (default) or no: with run --every, start a pass at once when mail arrives (IMAP "
+       "IDLE) or an application commits (data_version, looked at every second)",
+       false, "yes"},
       {"lock_wait", "seconds a run waits for the database write lock per step (10)", false, "10"},
       {"limits.max_changes", "most changes one received message may carry (1000000)", false,
        "1000000"},
@@ -306,7 +310,7 @@ Result<> validate_parameter(std::string_view key, std::string_view value) {
   if (key == "keys") {
     return require_one_of(key, value, {"ranges"});
   }
-  if (key == "tls.verify" || key == "alert.stopped") {
+  if (key == "tls.verify" || key == "alert.stopped" || key == "push") {
     return require_one_of(key, value, {"yes", "no"});
   }
   if (key == "alert.mailto") {

@@ -97,4 +97,22 @@ int run_every(std::chrono::seconds interval, const Waiter& waiter,
   return exit_code;
 }
 
+int run_every(std::chrono::seconds interval, const Waiter& waiter, const std::function<int()>& pass,
+              Wakeup& wakeup) {
+  int exit_code = 0;
+  while (!waiter.requested()) {
+    const auto next_start = waiter.now() + interval;
+    wakeup.pass_starting();
+    exit_code = pass();
+    for (auto now = waiter.now(); now < next_start && !waiter.requested(); now = waiter.now()) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(next_start - now);
+      if (wakeup.wait(std::min(left, kWakeSlice))) {
+        break;
+      }
+    }
+  }
+  log_info("stop requested; exiting after the current pass");
+  return exit_code;
+}
+
 }  // namespace sqlpost

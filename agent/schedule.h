@@ -12,6 +12,7 @@
 // stop is only checked between passes and while waiting. run_every() reads the
 // time and waits through a Waiter: StopSignal in the program (the steady clock),
 // a scripted one in tests, so their verdicts never depend on the machine's speed.
+// With a Wakeup (push delivery), a pass also starts as soon as it says so.
 #pragma once
 
 #include <chrono>
@@ -65,7 +66,28 @@ class StopSignal final : public Waiter {
   platform::StopRequests handlers_;
 };
 
+// What may start the next pass before its time (push delivery, agent/push.h).
+class Wakeup {
+ public:
+  Wakeup() = default;
+  Wakeup(const Wakeup&) = delete;
+  Wakeup& operator=(const Wakeup&) = delete;
+  Wakeup(Wakeup&&) = delete;
+  Wakeup& operator=(Wakeup&&) = delete;
+  virtual ~Wakeup() = default;
+  // Called before each pass starts.
+  virtual void pass_starting() = 0;
+  // Waits at most `slice` (it may return sooner); true when a pass should start now.
+  virtual bool wait(std::chrono::milliseconds slice) = 0;
+};
+
 int run_every(std::chrono::seconds interval, const Waiter& waiter,
               const std::function<int()>& pass);
+// The same, but `wakeup` may start a pass early: between passes, the wait is cut into
+// slices of at most kWakeSlice, each spent in wakeup.wait(), and a stop request is
+// looked at after every slice.
+inline constexpr std::chrono::milliseconds kWakeSlice{1000};
+int run_every(std::chrono::seconds interval, const Waiter& waiter, const std::function<int()>& pass,
+              Wakeup& wakeup);
 
 }  // namespace sqlpost

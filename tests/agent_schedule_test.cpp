@@ -171,6 +171,77 @@ TEST_CASE("run_every starts the next pass at once after a pass overran the inter
   CHECK(starts == std::vector<std::int64_t>{0, 1200, 2400});  // no extra wait between them
 }
 
+namespace {
+
+// A Wakeup on scripted time: each wait() takes its whole slice (or half of it on the
+// call that wakes), so the test sees where the early pass starts.
+class ScriptedWakeup final : public Wakeup {
+ public:
+  ScriptedWakeup(ScriptedWaiter& waiter, int wake_on_call)
+      : waiter_(waiter), wake_on_(wake_on_call) {}
+  void pass_starting() override { ++passes_starting_; }
+  bool wait(std::chrono::milliseconds slice) override {
+    slices_.push_back(slice.count());
+    if (static_cast<int>(slices_.size()) == wake_on_) {
+      waiter_.advance(slice / 2);
+      return true;
+    }
+    waiter_.advance(slice);
+    return false;
+  }
+  [[nodiscard]] const std::vector<std::int64_t>& slices() const { return slices_; }
+  [[nodiscard]] int passes_starting() const { return passes_starting_; }
+
+ private:
+  ScriptedWaiter& waiter_;
+  int wake_on_;
+  int passes_starting_ = 0;
+  std::vector<std::int64_t> slices_;
+};
+
+}  // namespace
+
+TEST_CASE("run_every with a wakeup starts a pass early and waits in slices of at most 1 s") {
+  ScriptedWaiter waiter;
+  ScriptedWakeup wakeup(waiter, 4);
+  std::vector<std::int64_t> starts;
+  const int code = run_every(
+      seconds(10), waiter,
+      [&] {
+        starts.push_back(waiter.elapsed_ms());
+        waiter.advance(std::chrono::milliseconds(200));
+        if (starts.size() == 2) {
+          waiter.stop_now();
+        }
+        return 7;
+      },
+      wakeup);
+  CHECK(code == 7);
+  CHECK(starts == std::vector<std::int64_t>{0, 3700});  // 0.2 s pass, 3 slices, half a slice
+  CHECK(wakeup.slices() == std::vector<std::int64_t>{1000, 1000, 1000, 1000});
+  CHECK(wakeup.passes_starting() == 2);
+}
+
+TEST_CASE("run_every with a wakeup that never wakes keeps the interval") {
+  ScriptedWaiter waiter;
+  ScriptedWakeup wakeup(waiter, 0);
+  std::vector<std::int64_t> starts;
+  run_every(
+      seconds(3), waiter,
+      [&] {
+        starts.push_back(waiter.elapsed_ms());
+        waiter.advance(std::chrono::milliseconds(500));
+        if (starts.size() == 3) {
+          waiter.stop_now();
+        }
+        return 0;
+      },
+      wakeup);
+  CHECK(starts == std::vector<std::int64_t>{0, 3000, 6000});
+  // 2.5 s left after each pass: slices of 1 s, 1 s, 0.5 s
+  CHECK(wakeup.slices() == std::vector<std::int64_t>{1000, 1000, 500, 1000, 1000, 500});
+}
+
 TEST_CASE("run_every runs no pass when a stop was already requested") {
   const StopSignal stop;
   stop.request();

@@ -45,3 +45,10 @@ sqlpost_test(e2e_oauth_mail_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/e2e_oauth_mai
   ${CMAKE_CURRENT_LIST_DIR}/mail_support.cpp
   LIBS sqlpost_agent)
 set_tests_properties(e2e_oauth_mail_test PROPERTIES RESOURCE_LOCK mailstack)
+
+# Push delivery (IMAP IDLE) through the same servers: the remote runs --every 3600 in
+# the background and the hub's change must still arrive (mailboxes hq, site1).
+add_test(NAME push_mail COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/push_mail.sh
+  ${CMAKE_BINARY_DIR}/test-tmp/push-mail)
+set_tests_properties(push_mail PROPERTIES RESOURCE_LOCK mailstack SKIP_RETURN_CODE 77
+  ENVIRONMENT "SQLPOST_BIN=$<TARGET_FILE:sqlpost>")

@@ -207,4 +207,22 @@ curl_off_t CurlEasy::connect_time_us() const {
   return micros;
 }
 
+CURLcode CurlEasy::send_raw(std::string_view data, std::size_t& sent) {
+  sent = 0;
+  return curl_easy_send(handle_.get(), data.data(), data.size(), &sent);
+}
+
+CURLcode CurlEasy::recv_raw(char* buffer, std::size_t size, std::size_t& received) {
+  received = 0;
+  return curl_easy_recv(handle_.get(), buffer, size, &received);
+}
+
+curl_socket_t CurlEasy::active_socket() const {
+  curl_socket_t socket = CURL_SOCKET_BAD;
+  if (curl_easy_getinfo(handle_.get(), CURLINFO_ACTIVESOCKET, &socket) != CURLE_OK) {
+    return CURL_SOCKET_BAD;
+  }
+  return socket;
+}
+
 }  // namespace sqlpost::transport

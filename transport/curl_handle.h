@@ -9,8 +9,9 @@
 // (header callback, bounded, the last kMaxReplyBytes kept) and libcurl's error
 // buffer. set() records the first failing curl_easy_setopt; perform() then fails
 // with CURLE_BAD_FUNCTION_ARGUMENT without touching the network. Passwords given to
-// set() or set_bearer() never appear in reply_text() or error_text(). Not thread-safe: one thread
-// per handle. curl_global_init runs once per process (curl_global()).
+// set() or set_bearer() never appear in reply_text() or error_text(). send_raw(),
+// recv_raw() and active_socket() serve a CONNECT_ONLY connection (IMAP IDLE). Not
+// thread-safe: one thread per handle. curl_global_init runs once per process (curl_global()).
 #pragma once
 
 #include <curl/curl.h>
@@ -101,6 +102,14 @@ class CurlEasy {
 
   // Runs one transfer; body, reply and error text are reset first.
   CURLcode perform();
+
+  // After perform() with CURLOPT_CONNECT_ONLY (connected and logged in): raw bytes
+  // on that connection, through its TLS layer (curl_easy_send/curl_easy_recv, which
+  // never block: CURLE_AGAIN when they would), and its socket, for waiting on it
+  // (CURLINFO_ACTIVESOCKET; CURL_SOCKET_BAD when there is none).
+  CURLcode send_raw(std::string_view data, std::size_t& sent);
+  CURLcode recv_raw(char* buffer, std::size_t size, std::size_t& received);
+  [[nodiscard]] curl_socket_t active_socket() const;
 
   [[nodiscard]] const std::string& body() const { return body_; }
   std::string take_body() { return std::move(body_); }
