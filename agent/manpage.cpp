@@ -277,7 +277,8 @@ std::string bash_completion(const CLI::App& app) {
 
 void name_option_values(CLI::App& app) {
   static const std::map<std::string, std::string, std::less<>> kValueNames = {
-      {"--address", "ADDRESS"},  {"--columns", "COLUMNS"}, {"--conflict", "POLICY"},
+      {"--address", "ADDRESS"},  {"--at", "TIMES"},        {"--columns", "COLUMNS"},
+      {"--conflict", "POLICY"},
       {"--days", "N"},           {"--html", "FILE"},       {"--every", "INTERVAL"},
       {"--from", "SEQ"},         {"--limit", "N"},         {"--log", "FILE"},
       {"--metrics", "FILE"},     {"--output", "FILE"},     {"--partner", "SITE"},
