@@ -270,6 +270,11 @@ struct ScheduleSettings {
 };
 
 Result<SendSchedule> schedule_from(const ScheduleSettings& s) {
+  if (static_cast<int>(!s.every.empty()) + static_cast<int>(!s.at.empty()) +
+          static_cast<int>(s.always) !=
+      1) {
+    return make_error(Errc::kInvalidArgument, "give one of --every, --at or --always");
+  }
   if (!s.every.empty()) {
     SQLPOST_TRY_ASSIGN(const std::chrono::seconds interval, parse_interval(s.every));
     return every_schedule(interval.count());
@@ -298,13 +303,10 @@ void add_site_schedule(CLI::App& site, Action& action) {
   auto s = std::make_shared<ScheduleSettings>();
   cmd->add_option("DB", s->db, "SQLite database file")->required();
   cmd->add_option("SITE", s->site, "the partner site")->required();
-  auto* every = cmd->add_option("--every", s->every,
-                                "send every INTERVAL from local midnight (30m, 6h; 1m to 24h)");
-  auto* at = cmd->add_option("--at", s->at, "send at these local TIMES of day (02:00,14:00)");
-  auto* always = cmd->add_flag("--always", s->always, "send at every run (the default)");
-  every->excludes(at)->excludes(always);
-  at->excludes(always);
-  cmd->require_option(1);
+  cmd->add_option("--every", s->every,
+                  "send every INTERVAL from local midnight (30m, 6h; 1m to 24h)");
+  cmd->add_option("--at", s->at, "send at these local TIMES of day (02:00,14:00)");
+  cmd->add_flag("--always", s->always, "send at every run (the default)");
   cmd->callback([&action, s] { action = [s] { return run_site_schedule(*s); }; });
 }
 
