@@ -12,7 +12,8 @@
 // gmtime; local_time() a thread-safe localtime (the TZ environment variable, else
 // the system's time zone); local_timestamp() is mktime: the moment a local
 // calendar time names (fields out of range are normalised; tm_isdst -1 lets the
-// zone decide; a time skipped by a daylight-saving change lands after it). run_shell_command() runs a command line through the system's shell
+// zone decide; a time skipped by a daylight-saving change lands after it). run_shell_command() runs
+// a command line through the system's shell
 // (/bin/sh -c; cmd.exe on Windows) with extra environment variables, waits for it and
 // returns its exit status (-1 when it could not be started). capture_shell_command()
 // runs one through the shell with stdin closed (/dev/null; NUL on Windows) and

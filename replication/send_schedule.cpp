@@ -19,9 +19,7 @@ Error bad_schedule(std::string_view text, const std::string& why) {
                     "invalid send schedule '" + std::string(text) + "': " + why);
 }
 
-std::string two_digits(std::int64_t n) {
-  return (n < 10 ? "0" : "") + std::to_string(n);
-}
+std::string two_digits(std::int64_t n) { return (n < 10 ? "0" : "") + std::to_string(n); }
 
 std::string clock_text(std::int64_t minutes) {
   return two_digits(minutes / 60) + ":" + two_digits(minutes % 60);
@@ -30,8 +28,7 @@ std::string clock_text(std::int64_t minutes) {
 // "HH:MM" (00:00 to 23:59, or 24:00 when `allow_day`) as minutes after midnight.
 Result<std::int64_t> parse_clock(std::string_view text, bool allow_day) {
   const auto colon = text.find(':');
-  if (colon == std::string_view::npos || colon == 0 || colon > 2 ||
-      text.size() != colon + 3) {
+  if (colon == std::string_view::npos || colon == 0 || colon > 2 || text.size() != colon + 3) {
     return bad_schedule(text, "a time is HH:MM");
   }
   int hours = 0;
@@ -46,7 +43,8 @@ Result<std::int64_t> parse_clock(std::string_view text, bool allow_day) {
   }
   const std::int64_t total = std::int64_t{hours} * 60 + minutes;
   if (total >= kMinutesPerDay && !(allow_day && total == kMinutesPerDay)) {
-    return bad_schedule(text, allow_day ? "an interval is at most 24:00" : "a time is before 24:00");
+    return bad_schedule(text,
+                        allow_day ? "an interval is at most 24:00" : "a time is before 24:00");
   }
   return total;
 }

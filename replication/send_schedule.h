@@ -31,8 +31,8 @@ namespace sqlpost {
 struct SendSchedule {
   enum class Kind { kAlways, kEvery, kAt };
   Kind kind = Kind::kAlways;
-  std::int64_t every_minutes = 0;          // kEvery: 1..1440
-  std::vector<std::int64_t> at_minutes;    // kAt: minutes after local midnight, sorted
+  std::int64_t every_minutes = 0;        // kEvery: 1..1440
+  std::vector<std::int64_t> at_minutes;  // kAt: minutes after local midnight, sorted
 };
 
 Result<SendSchedule> parse_send_schedule(std::string_view text);

@@ -75,9 +75,9 @@ TEST_SUITE_BEGIN("agent");
 
 TEST_CASE("site schedule validates its input (exit 2) and site list shows it") {
   Pair p;
-  for (const char* bad : {"--every 10s", "--every 25h", "--every 90s", "--every soon",
-                          "--at 25:00", "--at 02:00,", "--at 2pm", "--at 02:00 --every 6h",
-                          "--always --every 6h", ""}) {
+  for (const char* bad :
+       {"--every 10s", "--every 25h", "--every 90s", "--every soon", "--at 25:00", "--at 02:00,",
+        "--at 2pm", "--at 02:00 --every 6h", "--always --every 6h", ""}) {
     CAPTURE(bad);
     const auto r = run_sqlpost("site schedule " + q(p.hub) + " r1 " + bad);
     CHECK_MESSAGE(r.exit_code == 2, r.output);
@@ -120,8 +120,9 @@ TEST_CASE("run --once skips a partner not due, status shows when; due or --send-
   // Two days later (the epochs made older): due, one message with the change.
   sqlite_shell(p.hub, "UPDATE sqlpost_epoch_marks SET closed_at = closed_at - 2 * 86400");
   CHECK(p.partner()["send_due"] == true);
-  CHECK(run_sqlpost("status " + q(p.hub)).output.find("due: its next message goes at the next run") !=
-        std::string::npos);
+  CHECK(
+      run_sqlpost("status " + q(p.hub)).output.find("due: its next message goes at the next run") !=
+      std::string::npos);
   sqlpost_ok("run " + q(p.hub) + " --once");
   CHECK(p.sent_seq() == 1);
   sqlpost_ok("run " + q(p.r1) + " --once");

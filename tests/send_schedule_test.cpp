@@ -78,15 +78,15 @@ TEST_CASE("send schedules: parsing, canonical text and validation") {
   CHECK(to_text(parsed("at 14:00,02:00,14:00")) == "at 02:00,14:00");
   CHECK(describe(parsed("at 14:00,02:00")) == "at 02:00, 14:00");
   CHECK(to_text(every_schedule(90 * 60).value()) == "every 01:30");
-  for (const char* bad : {"every", "every 00:00", "every 24:01", "every 6h", "at", "at 24:00",
-                          "at 2:5", "at 02:60", "at 02:00,", "at 02:00;14:00", "sometimes",
-                          "at -1:00", "at 02:00 "}) {
+  for (const char* bad :
+       {"every", "every 00:00", "every 24:01", "every 6h", "at", "at 24:00", "at 2:5", "at 02:60",
+        "at 02:00,", "at 02:00;14:00", "sometimes", "at -1:00", "at 02:00 "}) {
     CAPTURE(bad);
     CHECK(parse_send_schedule(bad).error().code == Errc::kInvalidArgument);
   }
-  CHECK(!every_schedule(30).ok());          // under a minute
-  CHECK(!every_schedule(90).ok());          // not whole minutes
-  CHECK(!every_schedule(25 * 3600).ok());   // over a day
+  CHECK(!every_schedule(30).ok());         // under a minute
+  CHECK(!every_schedule(90).ok());         // not whole minutes
+  CHECK(!every_schedule(25 * 3600).ok());  // over a day
   CHECK(every_schedule(24 * 3600).ok());
 }
 
@@ -143,7 +143,7 @@ TEST_CASE("every 6h: one message covers the changes of many runs, sent exactly w
   CHECK(query_int(hub, "SELECT count(*) FROM item WHERE id < 1000000") > 0);
   pass_at(c, local_at(6, 0));
   CHECK(next_seq_to(hub, "r1") == r1_before + 1);  // exactly one message for six runs
-  pass_at(c, local_at(6, 5));  // r1 has every change of the hub up to 06:00
+  pass_at(c, local_at(6, 5));                      // r1 has every change of the hub up to 06:00
   const std::string diff = compare_tables(hub, *c.site("r1").db, "item");
   CHECK_MESSAGE(diff.empty(), diff);
 
