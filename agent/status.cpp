@@ -249,6 +249,51 @@ Result<nlohmann::json> collect_status(Database& db) {
   return status;
 }
 
+namespace {
+
+// One partner of `status` as text.
+std::string render_partner_text(const nlohmann::json& p) {
+  std::ostringstream out;
+  out << "\n  " << p["name"].get<std::string>() << " <" << p["address"].get<std::string>() << "> "
+      << p["relation"].get<std::string>() << ", " << p["unsent_changes"].get<std::int64_t>()
+      << " change(s) not yet sent";
+  if (p.contains("next_send_at")) {
+    out << "\n    send schedule: " << p["send_schedule"].get<std::string>() << " (local time); "
+        << (p["send_due"].get<bool>()
+                ? std::string("due: its next message goes at the next run")
+                : "next message at " + p["next_send_local"].get<std::string>());
+  } else if (p.value("send_schedule", std::string("always")) != "always") {
+    out << "\n    send schedule: " << p["send_schedule"].get<std::string>();
+  }
+  if (p.contains("delivery")) {
+    const auto& d = p["delivery"];
+    out << "\n    sent up to #" << d["last_sent_seq"].get<std::int64_t>() << ", confirmed #"
+        << d["confirmed_seq"].get<std::int64_t>() << ", applied from it #"
+        << d["applied_seq"].get<std::int64_t>() << "; outbox "
+        << d["outbox_messages"].get<std::int64_t>() << " message(s), inbox "
+        << d["inbox_parts"].get<std::int64_t>() << " part(s), rejected "
+        << d["rejected"].get<std::int64_t>();
+    out << "\n    last sent " << time_text(d["last_sent_at"].get<std::int64_t>())
+        << ", last received " << time_text(d["last_received_at"].get<std::int64_t>());
+    if (!d["halted"].get<std::string>().empty()) {
+      out << "\n    STOPPED: " << d["halted"].get<std::string>();
+    }
+    if (d.contains("recovery")) {
+      out << "\n    RESTORE " << recovery_heading(d["recovery"]["state"].get<std::string>()) << ": "
+          << d["recovery"]["detail"].get<std::string>();
+    }
+  }
+  for (const auto& s : p["subscriptions"]) {
+    out << "\n    subscribes to " << s["publication"].get<std::string>();
+    if (!s["value"].get<std::string>().empty()) {
+      out << " = " << s["value"].get<std::string>();
+    }
+  }
+  return out.str();
+}
+
+}  // namespace
+
 std::string render_status_text(const nlohmann::json& status) {
   std::ostringstream out;
   out << "site " << status["site"].get<std::string>() << " <"
@@ -274,41 +319,7 @@ std::string render_status_text(const nlohmann::json& status) {
     out << " none";
   }
   for (const auto& p : status["partners"]) {
-    out << "\n  " << p["name"].get<std::string>() << " <" << p["address"].get<std::string>() << "> "
-        << p["relation"].get<std::string>() << ", " << p["unsent_changes"].get<std::int64_t>()
-        << " change(s) not yet sent";
-    if (p.contains("next_send_at")) {
-      out << "\n    send schedule: " << p["send_schedule"].get<std::string>() << " (local time); "
-          << (p["send_due"].get<bool>()
-                  ? std::string("due: its next message goes at the next run")
-                  : "next message at " + p["next_send_local"].get<std::string>());
-    } else if (p.value("send_schedule", std::string("always")) != "always") {
-      out << "\n    send schedule: " << p["send_schedule"].get<std::string>();
-    }
-    if (p.contains("delivery")) {
-      const auto& d = p["delivery"];
-      out << "\n    sent up to #" << d["last_sent_seq"].get<std::int64_t>() << ", confirmed #"
-          << d["confirmed_seq"].get<std::int64_t>() << ", applied from it #"
-          << d["applied_seq"].get<std::int64_t>() << "; outbox "
-          << d["outbox_messages"].get<std::int64_t>() << " message(s), inbox "
-          << d["inbox_parts"].get<std::int64_t>() << " part(s), rejected "
-          << d["rejected"].get<std::int64_t>();
-      out << "\n    last sent " << time_text(d["last_sent_at"].get<std::int64_t>())
-          << ", last received " << time_text(d["last_received_at"].get<std::int64_t>());
-      if (!d["halted"].get<std::string>().empty()) {
-        out << "\n    STOPPED: " << d["halted"].get<std::string>();
-      }
-      if (d.contains("recovery")) {
-        out << "\n    RESTORE " << recovery_heading(d["recovery"]["state"].get<std::string>())
-            << ": " << d["recovery"]["detail"].get<std::string>();
-      }
-    }
-    for (const auto& s : p["subscriptions"]) {
-      out << "\n    subscribes to " << s["publication"].get<std::string>();
-      if (!s["value"].get<std::string>().empty()) {
-        out << " = " << s["value"].get<std::string>();
-      }
-    }
+    out << render_partner_text(p);
   }
   out << render_hierarchy_text(status.value("hierarchy", nlohmann::json::array()),
                                static_cast<std::int64_t>(std::time(nullptr)));

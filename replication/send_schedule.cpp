@@ -10,7 +10,7 @@
 namespace sqlpost {
 namespace {
 
-constexpr std::int64_t kMinutesPerDay = 24 * 60;
+constexpr std::int64_t kMinutesPerDay = std::int64_t{24} * 60;
 constexpr std::string_view kEvery = "every ";
 constexpr std::string_view kAt = "at ";
 
@@ -124,7 +124,7 @@ Result<SendSchedule> parse_send_schedule(std::string_view text) {
   if (text.starts_with(kAt)) {
     return at_schedule(text.substr(kAt.size()));
   }
-  return bad_schedule(text, "expected \"every HH:MM\" or \"at HH:MM[,HH:MM...]\"");
+  return bad_schedule(text, R"(expected "every HH:MM" or "at HH:MM[,HH:MM...]")");
 }
 
 std::string to_text(const SendSchedule& s) {

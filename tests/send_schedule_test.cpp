@@ -77,17 +77,17 @@ TEST_CASE("send schedules: parsing, canonical text and validation") {
   CHECK(describe(parsed("every 01:30")) == "every 1h30m");
   CHECK(to_text(parsed("at 14:00,02:00,14:00")) == "at 02:00,14:00");
   CHECK(describe(parsed("at 14:00,02:00")) == "at 02:00, 14:00");
-  CHECK(to_text(every_schedule(90 * 60).value()) == "every 01:30");
+  CHECK(to_text(every_schedule(std::int64_t{90} * 60).value()) == "every 01:30");
   for (const char* bad :
        {"every", "every 00:00", "every 24:01", "every 6h", "at", "at 24:00", "at 2:5", "at 02:60",
         "at 02:00,", "at 02:00;14:00", "sometimes", "at -1:00", "at 02:00 "}) {
     CAPTURE(bad);
     CHECK(parse_send_schedule(bad).error().code == Errc::kInvalidArgument);
   }
-  CHECK(!every_schedule(30).ok());         // under a minute
-  CHECK(!every_schedule(90).ok());         // not whole minutes
-  CHECK(!every_schedule(25 * 3600).ok());  // over a day
-  CHECK(every_schedule(24 * 3600).ok());
+  CHECK(!every_schedule(30).ok());                       // under a minute
+  CHECK(!every_schedule(90).ok());                       // not whole minutes
+  CHECK(!every_schedule(std::int64_t{25} * 3600).ok());  // over a day
+  CHECK(every_schedule(std::int64_t{24} * 3600).ok());
 }
 
 TEST_CASE("send schedules: boundaries, due and next send in local time") {
