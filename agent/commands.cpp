@@ -35,6 +35,7 @@
 #include "replication/outbox.h"
 #include "replication/publication_change.h"
 #include "replication/retention.h"
+#include "replication/send_schedule.h"
 #include "schema/capture.h"
 #include "schema/metadata.h"
 #include "schema/migrations.h"
@@ -250,9 +251,64 @@ Result<> list_sites(const std::string& path) {
   SQLPOST_TRY_ASSIGN(const auto partners, load_partners(db));
   for (const auto& p : partners) {
     std::cout << p.name << "\t" << p.address << "\t"
-              << (p.relation == Relation::kParent ? "parent" : "child") << "\n";
+              << (p.relation == Relation::kParent ? "parent" : "child");
+    if (!p.send_schedule.empty()) {
+      std::cout << "\tsend " << p.send_schedule;
+    }
+    std::cout << "\n";
   }
   return success();
+}
+
+// ---- site schedule
+
+struct ScheduleSettings {
+  std::string db;
+  std::string site;
+  std::string every;
+  std::string at;
+  bool always = false;
+};
+
+Result<SendSchedule> schedule_from(const ScheduleSettings& s) {
+  if (static_cast<int>(!s.every.empty()) + static_cast<int>(!s.at.empty()) +
+          static_cast<int>(s.always) !=
+      1) {
+    return make_error(Errc::kInvalidArgument, "give one of --every, --at or --always");
+  }
+  if (!s.every.empty()) {
+    SQLPOST_TRY_ASSIGN(const std::chrono::seconds interval, parse_interval(s.every));
+    return every_schedule(interval.count());
+  }
+  if (!s.at.empty()) {
+    return at_schedule(s.at);
+  }
+  return SendSchedule{};
+}
+
+Result<> run_site_schedule(const ScheduleSettings& s) {
+  SQLPOST_TRY_ASSIGN(const SendSchedule schedule, schedule_from(s));
+  SQLPOST_TRY(with_site_write(
+      s.db, [&](Database& d) { return set_send_schedule(d, s.site, to_text(schedule)); }));
+  std::cout << "site " << s.site << ": send " << describe(schedule);
+  if (schedule.kind != SendSchedule::Kind::kAlways) {
+    std::cout << " (local time; acknowledgements and resends still go at every run)";
+  }
+  std::cout << "\n";
+  return success();
+}
+
+void add_site_schedule(CLI::App& site, Action& action) {
+  auto* cmd = site.add_subcommand(
+      "schedule", "Send new data to a site only every INTERVAL or at given local times");
+  auto s = std::make_shared<ScheduleSettings>();
+  cmd->add_option("DB", s->db, "SQLite database file")->required();
+  cmd->add_option("SITE", s->site, "the partner site")->required();
+  cmd->add_option("--every", s->every,
+                  "send every INTERVAL from local midnight (30m, 6h; 1m to 24h)");
+  cmd->add_option("--at", s->at, "send at these local TIMES of day (02:00,14:00)");
+  cmd->add_flag("--always", s->always, "send at every run (the default)");
+  cmd->callback([&action, s] { action = [s] { return run_site_schedule(*s); }; });
 }
 
 void add_site(CLI::App& app, Action& action) {
@@ -260,6 +316,7 @@ void add_site(CLI::App& app, Action& action) {
   site->require_subcommand(1);
   add_site_add(*site, action);
   add_site_remove(*site, action);
+  add_site_schedule(*site, action);
   auto* list = site->add_subcommand("list", "List partner sites");
   auto db = std::make_shared<std::string>();
   list->add_option("DB", *db, "SQLite database file")->required();
@@ -603,6 +660,8 @@ void add_run(CLI::App& app, Action& action, int& exit_code) {
   auto* send_only = cmd->add_flag("--send-only", s->options.send_only, "only prepare and send");
   cmd->add_flag("--receive-only", s->options.receive_only, "only receive and apply")
       ->excludes(send_only);
+  cmd->add_flag("--send-now", s->options.send_now,
+                "prepare messages for every partner now, whatever its send schedule");
   cmd->add_option("--log", s->log.file, "also log to FILE (rotated at 10 MiB, 5 files kept)");
   cmd->add_flag("-v,--verbose", s->log.verbose, "log more detail");
   cmd->add_option("--metrics", s->metrics,

@@ -245,7 +245,8 @@ Result<RunReport> run_agent_once(const std::string& db_path, const RunOptions& o
     SQLPOST_TRY(ask_for_mail_settings(db, site));
   }
   SQLPOST_TRY_ASSIGN(auto link, make_link(db, db_path, site));
-  SQLPOST_TRY_ASSIGN(const EngineOptions engine_opts, engine_options(db));
+  SQLPOST_TRY_ASSIGN(EngineOptions engine_opts, engine_options(db));
+  engine_opts.ignore_send_schedule = options.send_now;
   Engine engine(db, *link, engine_opts);
   RunReport etrn_report;
   if (link_kind == "smtp" && !options.send_only) {

@@ -22,6 +22,7 @@ struct RunOptions {
   bool send_only = false;
   bool receive_only = false;
   bool lock_held = false;  // the caller holds the agent lock (a long-running agent)
+  bool send_now = false;   // ignore the partners' send schedules in this pass
 };
 
 Result<std::unique_ptr<transport::Link>> make_link(Database& db, const std::string& db_path,

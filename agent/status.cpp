@@ -13,6 +13,7 @@
 #include "replication/changelog.h"
 #include "replication/engine.h"
 #include "replication/health.h"
+#include "replication/send_schedule.h"
 #include "schema/metadata.h"
 
 namespace sqlpost {
@@ -46,6 +47,35 @@ Result<nlohmann::json> publications_json(Database& db) {
   return pubs;
 }
 
+std::string local_text(std::int64_t seconds) {
+  const std::tm tm = platform::local_time(static_cast<std::time_t>(seconds));
+  std::array<char, 48> buf{};
+  (void)std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M %Z", &tm);
+  return buf.data();
+}
+
+// The partner's send schedule and when its next message can be prepared
+// (docs/json.md); nothing for a partner sent to at every run.
+Result<> add_schedule_json(Database& db, const Partner& p, nlohmann::json& out) {
+  if (p.send_schedule.empty()) {
+    out["send_schedule"] = "always";
+    return success();
+  }
+  auto schedule = parse_send_schedule(p.send_schedule);
+  if (!schedule.ok()) {
+    out["send_schedule"] = "invalid: " + p.send_schedule;
+    return success();
+  }
+  SQLPOST_TRY_ASSIGN(const std::int64_t pending, first_closed_at_after(db, p.sent_epoch));
+  const auto now = static_cast<std::int64_t>(std::time(nullptr));
+  const std::int64_t next = next_send(schedule.value(), pending, now);
+  out["send_schedule"] = describe(schedule.value());
+  out["send_due"] = send_due(schedule.value(), pending, now);
+  out["next_send_at"] = next;
+  out["next_send_local"] = local_text(next);
+  return success();
+}
+
 Result<nlohmann::json> partners_json(Database& db) {
   SQLPOST_TRY_ASSIGN(const auto partners, load_partners(db));
   SQLPOST_TRY_ASSIGN(const auto subs, load_subscriptions(db));
@@ -64,6 +94,7 @@ Result<nlohmann::json> partners_json(Database& db) {
                    {"relation", p.relation == Relation::kParent ? "parent" : "child"},
                    {"subscriptions", subscriptions},
                    {"unsent_changes", unsent}});
+    SQLPOST_TRY(add_schedule_json(db, p, out.back()));
     for (const auto& st : streams) {
       if (st.site == p.name) {
         out.back()["delivery"] = {{"last_sent_seq", st.next_seq - 1},
@@ -218,6 +249,51 @@ Result<nlohmann::json> collect_status(Database& db) {
   return status;
 }
 
+namespace {
+
+// One partner of `status` as text.
+std::string render_partner_text(const nlohmann::json& p) {
+  std::ostringstream out;
+  out << "\n  " << p["name"].get<std::string>() << " <" << p["address"].get<std::string>() << "> "
+      << p["relation"].get<std::string>() << ", " << p["unsent_changes"].get<std::int64_t>()
+      << " change(s) not yet sent";
+  if (p.contains("next_send_at")) {
+    out << "\n    send schedule: " << p["send_schedule"].get<std::string>() << " (local time); "
+        << (p["send_due"].get<bool>()
+                ? std::string("due: its next message goes at the next run")
+                : "next message at " + p["next_send_local"].get<std::string>());
+  } else if (p.value("send_schedule", std::string("always")) != "always") {
+    out << "\n    send schedule: " << p["send_schedule"].get<std::string>();
+  }
+  if (p.contains("delivery")) {
+    const auto& d = p["delivery"];
+    out << "\n    sent up to #" << d["last_sent_seq"].get<std::int64_t>() << ", confirmed #"
+        << d["confirmed_seq"].get<std::int64_t>() << ", applied from it #"
+        << d["applied_seq"].get<std::int64_t>() << "; outbox "
+        << d["outbox_messages"].get<std::int64_t>() << " message(s), inbox "
+        << d["inbox_parts"].get<std::int64_t>() << " part(s), rejected "
+        << d["rejected"].get<std::int64_t>();
+    out << "\n    last sent " << time_text(d["last_sent_at"].get<std::int64_t>())
+        << ", last received " << time_text(d["last_received_at"].get<std::int64_t>());
+    if (!d["halted"].get<std::string>().empty()) {
+      out << "\n    STOPPED: " << d["halted"].get<std::string>();
+    }
+    if (d.contains("recovery")) {
+      out << "\n    RESTORE " << recovery_heading(d["recovery"]["state"].get<std::string>()) << ": "
+          << d["recovery"]["detail"].get<std::string>();
+    }
+  }
+  for (const auto& s : p["subscriptions"]) {
+    out << "\n    subscribes to " << s["publication"].get<std::string>();
+    if (!s["value"].get<std::string>().empty()) {
+      out << " = " << s["value"].get<std::string>();
+    }
+  }
+  return out.str();
+}
+
+}  // namespace
+
 std::string render_status_text(const nlohmann::json& status) {
   std::ostringstream out;
   out << "site " << status["site"].get<std::string>() << " <"
@@ -243,33 +319,7 @@ std::string render_status_text(const nlohmann::json& status) {
     out << " none";
   }
   for (const auto& p : status["partners"]) {
-    out << "\n  " << p["name"].get<std::string>() << " <" << p["address"].get<std::string>() << "> "
-        << p["relation"].get<std::string>() << ", " << p["unsent_changes"].get<std::int64_t>()
-        << " change(s) not yet sent";
-    if (p.contains("delivery")) {
-      const auto& d = p["delivery"];
-      out << "\n    sent up to #" << d["last_sent_seq"].get<std::int64_t>() << ", confirmed #"
-          << d["confirmed_seq"].get<std::int64_t>() << ", applied from it #"
-          << d["applied_seq"].get<std::int64_t>() << "; outbox "
-          << d["outbox_messages"].get<std::int64_t>() << " message(s), inbox "
-          << d["inbox_parts"].get<std::int64_t>() << " part(s), rejected "
-          << d["rejected"].get<std::int64_t>();
-      out << "\n    last sent " << time_text(d["last_sent_at"].get<std::int64_t>())
-          << ", last received " << time_text(d["last_received_at"].get<std::int64_t>());
-      if (!d["halted"].get<std::string>().empty()) {
-        out << "\n    STOPPED: " << d["halted"].get<std::string>();
-      }
-      if (d.contains("recovery")) {
-        out << "\n    RESTORE " << recovery_heading(d["recovery"]["state"].get<std::string>())
-            << ": " << d["recovery"]["detail"].get<std::string>();
-      }
-    }
-    for (const auto& s : p["subscriptions"]) {
-      out << "\n    subscribes to " << s["publication"].get<std::string>();
-      if (!s["value"].get<std::string>().empty()) {
-        out << " = " << s["value"].get<std::string>();
-      }
-    }
+    out << render_partner_text(p);
   }
   out << render_hierarchy_text(status.value("hierarchy", nlohmann::json::array()),
                                static_cast<std::int64_t>(std::time(nullptr)));

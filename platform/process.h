@@ -9,7 +9,11 @@
 // disable_core_dumps() keeps memory images (and the secrets in them) out of core
 // files: RLIMIT_CORE 0 and, on Linux, PR_SET_DUMPABLE 0; on Windows, no crash
 // dialog and no heap in Windows Error Reporting dumps. utc_time() is a thread-safe
-// gmtime. run_shell_command() runs a command line through the system's shell
+// gmtime; local_time() a thread-safe localtime (the TZ environment variable, else
+// the system's time zone); local_timestamp() is mktime: the moment a local
+// calendar time names (fields out of range are normalised; tm_isdst -1 lets the
+// zone decide; a time skipped by a daylight-saving change lands after it). run_shell_command() runs
+// a command line through the system's shell
 // (/bin/sh -c; cmd.exe on Windows) with extra environment variables, waits for it and
 // returns its exit status (-1 when it could not be started). capture_shell_command()
 // runs one through the shell with stdin closed (/dev/null; NUL on Windows) and
@@ -50,6 +54,8 @@ long process_id();
 Result<> disable_core_dumps();
 
 std::tm utc_time(std::time_t t);
+std::tm local_time(std::time_t t);
+std::time_t local_timestamp(std::tm local);
 
 int run_shell_command(const std::string& command,
                       const std::vector<std::pair<std::string, std::string>>& environment);

@@ -79,6 +79,14 @@ std::tm utc_time(std::time_t t) {
   return tm;
 }
 
+std::tm local_time(std::time_t t) {
+  std::tm tm{};
+  ::localtime_r(&t, &tm);
+  return tm;
+}
+
+std::time_t local_timestamp(std::tm local) { return std::mktime(&local); }
+
 int run_shell_command(const std::string& command,
                       const std::vector<std::pair<std::string, std::string>>& environment) {
   const pid_t child = ::fork();

@@ -69,6 +69,14 @@ std::tm utc_time(std::time_t t) {
   return tm;
 }
 
+std::tm local_time(std::time_t t) {
+  std::tm tm{};
+  localtime_s(&tm, &t);
+  return tm;
+}
+
+std::time_t local_timestamp(std::tm local) { return std::mktime(&local); }
+
 int run_shell_command(const std::string& command,
                       const std::vector<std::pair<std::string, std::string>>& environment) {
   for (const auto& [name, value] : environment) {

@@ -172,6 +172,17 @@ Result<std::int64_t> last_closed_epoch(Database& db) {
   return db.query_int("SELECT max(epoch) FROM sqlpost_epoch_marks", 0);
 }
 
+Result<std::int64_t> first_closed_at_after(Database& db, std::int64_t epoch) {
+  SQLPOST_TRY_ASSIGN(Statement * st,
+                     db.cached("SELECT closed_at FROM sqlpost_epoch_marks WHERE epoch > ? "
+                               "ORDER BY epoch LIMIT 1"));
+  st->bind(1, epoch);
+  SQLPOST_TRY_ASSIGN(const bool row, st->step());
+  const std::int64_t at = row ? st->column_int(0) : 0;
+  st->reset();
+  return at;
+}
+
 Result<std::int64_t> epoch_end_seq(Database& db, std::int64_t epoch) {
   SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT last_seq FROM sqlpost_epoch_marks WHERE "
                                               "epoch <= ? ORDER BY epoch DESC LIMIT 1"));

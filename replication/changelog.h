@@ -51,6 +51,9 @@ Result<std::int64_t> close_epoch_in_transaction(Database& db, std::int64_t now =
 
 // The highest closed epoch (0 when none was closed yet).
 Result<std::int64_t> last_closed_epoch(Database& db);
+// When the first epoch after `epoch` was closed (0: none closed yet), for send
+// schedules (replication/send_schedule.h).
+Result<std::int64_t> first_closed_at_after(Database& db, std::int64_t epoch);
 
 // The last log sequence belonging to closed epoch `epoch` or earlier.
 Result<std::int64_t> epoch_end_seq(Database& db, std::int64_t epoch);

@@ -1,7 +1,11 @@
 #include "replication/engine.h"
 
+#include <array>
+#include <ctime>
+#include <string>
 #include <vector>
 
+#include "platform/process.h"
 #include "replication/applier.h"
 #include "replication/bounce.h"
 #include "replication/changelog.h"
@@ -11,9 +15,67 @@
 #include "replication/retention.h"
 #include "replication/routing.h"
 #include "replication/run_context.h"
+#include "replication/send_schedule.h"
 #include "replication/sender.h"
 
 namespace sqlpost {
+namespace {
+
+std::string local_time_text(std::int64_t at) {
+  const std::tm tm = platform::local_time(static_cast<std::time_t>(at));
+  std::array<char, 48> buf{};
+  (void)std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M %Z", &tm);
+  return buf.data();
+}
+
+// Whether `partner` gets a message prepared in this pass (see prepare() in engine.h);
+// one that waits with changes pending is added to `waiting`.
+Result<bool> due_now(RunContext& run, const Partner& partner, std::vector<std::string>& waiting) {
+  if (partner.send_schedule.empty() || run.options.ignore_send_schedule) {
+    return true;
+  }
+  auto schedule = parse_send_schedule(partner.send_schedule);
+  if (!schedule.ok()) {
+    note(run.report, schedule.error(), "site " + partner.name + " (sent as if it had none)");
+    return true;
+  }
+  SQLPOST_TRY_ASSIGN(const std::int64_t pending, first_closed_at_after(run.db, partner.sent_epoch));
+  if (send_due(schedule.value(), pending, run.now())) {
+    return true;
+  }
+  SQLPOST_TRY_ASSIGN(const Stream s, run.streams.load(partner.name));
+  if (s.restore_request > 0) {
+    return true;
+  }
+  if (pending > 0) {
+    waiting.push_back(partner.name + " until " +
+                      local_time_text(next_send(schedule.value(), pending, run.now())) + " (" +
+                      describe(schedule.value()) + ")");
+  }
+  return false;
+}
+
+// The partners due in this pass; the others are named in a note when changes wait.
+Result<std::vector<Partner>> due_partners(RunContext& run) {
+  std::vector<Partner> due;
+  std::vector<std::string> waiting;
+  for (const auto& [name, partner] : run.partners) {
+    SQLPOST_TRY_ASSIGN(const bool now, due_now(run, partner, waiting));
+    if (now) {
+      due.push_back(partner);
+    }
+  }
+  if (!waiting.empty()) {
+    std::string text = "send schedule: changes wait for";
+    for (std::size_t i = 0; i < waiting.size(); ++i) {
+      text += (i > 0 ? "; " : " ") + waiting[i];
+    }
+    run.report.notes.push_back(text + " (sqlpost run --send-now sends them now)");
+  }
+  return due;
+}
+
+}  // namespace
 
 Engine::Engine(Database& db, transport::Link& link, EngineOptions options)
     : db_(db), link_(link), options_(std::move(options)) {}
@@ -60,14 +122,11 @@ Result<> Engine::prepare(RunReport& report) {
     SQLPOST_TRY(tx.commit());
   }
   SQLPOST_TRY_ASSIGN(const std::int64_t closed, cut_epoch_if_logged(db_, run.now()));
-  std::vector<Partner> partners;
-  for (const auto& [name, partner] : run.partners) {
-    partners.push_back(partner);
-  }
+  SQLPOST_TRY_ASSIGN(const std::vector<Partner> partners, due_partners(run));
   SQLPOST_TRY_ASSIGN(auto payloads, collect_changes_for_all(db_, partners, closed));
   Preparer preparer(run);
-  for (const auto& [name, partner] : run.partners) {
-    Payload payload = std::move(payloads[name]);
+  for (const auto& partner : partners) {
+    Payload payload = std::move(payloads[partner.name]);
     SQLPOST_TRY(append_decided_rows(db_, partner, payload, closed));
     SQLPOST_TRY(preparer.prepare_for(partner, std::move(payload), closed));
   }

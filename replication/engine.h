@@ -15,7 +15,11 @@
 //    gap_patience asks the partner to resend (at most once per resend_interval).
 //  * prepare(): cuts an epoch and, per partner, stores the next message (the
 //    routed changes since the partner's position) in the outbox together with
-//    the advance of that position, in one transaction.
+//    the advance of that position, in one transaction. A partner with a send
+//    schedule (replication/send_schedule.h) that is not due is left out: its
+//    changes stay in the change log for its next due message, and a note says
+//    when that is. A restore request of ours is never held back, nor is
+//    anything when ignore_send_schedule is set.
 //  * send(): sends outbox parts not yet sent, or unacknowledged for
 //    resend_timeout; sends an ack-only message (sequence 0, never itself
 //    acknowledged) when an acknowledgement or resend request is owed and no
@@ -45,6 +49,7 @@ struct EngineOptions {
   std::function<std::int64_t()> now;  // seconds; defaults to the system clock
   DecodeLimits decode_limits;         // limits.max_changes, limits.max_value_bytes
   std::string version;                // this sqlpost's version, told to the parent
+  bool ignore_send_schedule = false;  // prepare for every partner now (run --send-now)
   // Test hook: returning true at a named point makes the run stop right there,
   // as if the process had died (nothing after it happens, open transactions roll back).
   std::function<bool(std::string_view point)> crash_at;

@@ -242,9 +242,21 @@ Result<> remove_partner(Database& db, std::string_view name) {
   return st.run();
 }
 
+Result<> set_send_schedule(Database& db, std::string_view name, std::string_view schedule) {
+  SQLPOST_TRY_ASSIGN(const bool exists,
+                     row_exists(db, "SELECT 1 FROM sqlpost_sites WHERE name = ?", name));
+  if (!exists) {
+    return make_error(Errc::kNotFound, "no such site: " + std::string(name));
+  }
+  SQLPOST_TRY_ASSIGN(Statement st,
+                     db.prepare("UPDATE sqlpost_sites SET send_schedule = ? WHERE name = ?"));
+  st.bind(1, schedule).bind(2, name);
+  return st.run();
+}
+
 Result<std::vector<Partner>> load_partners(Database& db) {
-  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT name, address, relation, key, sent_epoch "
-                                              "FROM sqlpost_sites ORDER BY name"));
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT name, address, relation, key, sent_epoch, "
+                                              "send_schedule FROM sqlpost_sites ORDER BY name"));
   std::vector<Partner> partners;
   for (;;) {
     SQLPOST_TRY_ASSIGN(const bool row, st.step());
@@ -260,6 +272,7 @@ Result<std::vector<Partner>> load_partners(Database& db) {
       p.key = blob->bytes;
     }
     p.sent_epoch = st.column_int(4);
+    p.send_schedule = st.column_text(5);
     partners.push_back(std::move(p));
   }
   return partners;

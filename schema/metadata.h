@@ -34,6 +34,7 @@ struct Partner {
   Relation relation = Relation::kChild;
   std::vector<std::uint8_t> key;
   std::int64_t sent_epoch = 0;
+  std::string send_schedule = {};  // replication/send_schedule.h; "": send at every run
 };
 
 struct Article {
@@ -65,6 +66,9 @@ Result<> add_partner(Database& db, const Partner& partner);
 Result<> delete_delivery_state(Database& db, std::string_view site);
 // The partner, its subscriptions and its delivery state; history stays.
 Result<> remove_partner(Database& db, std::string_view name);
+// Stores a partner's send schedule as given (the caller validated it);
+// Errc::kNotFound for an unknown site.
+Result<> set_send_schedule(Database& db, std::string_view name, std::string_view schedule);
 Result<std::vector<Partner>> load_partners(Database& db);
 Result<Partner> load_partner(Database& db, std::string_view name);
 

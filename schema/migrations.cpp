@@ -277,6 +277,12 @@ CREATE TABLE sqlpost_abandoned(
   at INTEGER NOT NULL,
   PRIMARY KEY (site, digest)) WITHOUT ROWID;
 )sql",
+    // 8: a partner's send schedule (replication/send_schedule.h): "" sends at every
+    // run, "every HH:MM" or "at HH:MM[,HH:MM...]" only when due (SQL Remote's SEND
+    // EVERY / SEND AT; docs/operations.md).
+    R"sql(
+ALTER TABLE sqlpost_sites ADD COLUMN send_schedule TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 Result<> set_version(Database& db, int version) {

@@ -32,3 +32,6 @@ else()
   message(STATUS "chromium not found: ops_report_render_test is not registered "
                  "(tools/install-deps.sh installs it)")
 endif()
+
+# Per-partner send schedules through the program (site schedule, status, run --send-now).
+sqlpost_test(agent_send_schedule_test SOURCES agent_send_schedule_test.cpp LIBS sqlpost_agent)

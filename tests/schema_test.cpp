@@ -67,6 +67,7 @@ TEST_CASE("a schema 6 site is upgraded: its inbox keeps what waits there") {
          "ALTER TABLE sqlpost_streams DROP COLUMN regen_echo_from; "
          "ALTER TABLE sqlpost_streams DROP COLUMN regen_echo_to; "
          "ALTER TABLE sqlpost_bounce DROP COLUMN sent_in; "
+         "ALTER TABLE sqlpost_sites DROP COLUMN send_schedule; "
          "UPDATE sqlpost_meta SET value = 6 WHERE key = 'schema_version'");
   }
   Database db = open_site(dir.path("hq.db")).value();
@@ -75,6 +76,27 @@ TEST_CASE("a schema 6 site is upgraded: its inbox keeps what waits there") {
                   "SELECT count(*) FROM sqlpost_inbox WHERE site = 'r1' AND seq = 3 AND "
                   "digest = x'' AND part = 1 AND parts = 2 AND received_at = 5") == 1);
   CHECK(query_int(db, "SELECT count(restore_lost_from) FROM sqlpost_streams") == 0);
+}
+
+TEST_CASE("a schema 7 site is upgraded: its partners are sent to at every run") {
+  TempDir dir;
+  {
+    Database db = make_site(dir);
+    REQUIRE(add_partner(db, Partner{"r1", "r1@r1.test", Relation::kChild,
+                                    std::vector<std::uint8_t>(32, 1), 0})
+                .ok());
+    exec(db,
+         "ALTER TABLE sqlpost_sites DROP COLUMN send_schedule; "
+         "UPDATE sqlpost_meta SET value = 7 WHERE key = 'schema_version'");
+  }
+  Database db = open_site(dir.path("hq.db")).value();
+  CHECK(schema_version(db).value() == kSchemaVersion);
+  const auto partners = load_partners(db).value();
+  REQUIRE(partners.size() == 1);
+  CHECK(partners[0].send_schedule.empty());
+  REQUIRE(set_send_schedule(db, "r1", "every 06:00").ok());
+  CHECK(load_partners(db).value()[0].send_schedule == "every 06:00");
+  CHECK(set_send_schedule(db, "nobody", "every 06:00").error().code == Errc::kNotFound);
 }
 
 TEST_CASE("site names are validated") {
