@@ -2,21 +2,12 @@
 
 #include <chrono>
 
+#include "replication/run_context.h"
 #include "schema/metadata.h"
 #include "transport/codec.h"
 
 namespace sqlpost {
 namespace {
-
-std::string blob_text(const Value& v) {
-  if (const auto* b = std::get_if<Blob>(&v.storage())) {
-    return {b->bytes.begin(), b->bytes.end()};
-  }
-  if (const auto* t = std::get_if<Text>(&v.storage())) {
-    return t->bytes;
-  }
-  return {};
-}
 
 Result<transport::Key> pair_key(const Partner& p) {
   if (p.key.size() != transport::Key::kBytes) {

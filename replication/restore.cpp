@@ -453,6 +453,9 @@ Result<> restart_regeneration(Database& db, const std::string& site, std::int64_
 Result<std::string> relink_regenerated(Database& db, const Partner& partner,
                                        const Payload& payload) {
   SQLPOST_TRY_ASSIGN(const StreamCounters s, counters(db, partner.name));
+  // Replaced messages the partner has acknowledged past are of no more use.
+  SQLPOST_TRY(run_for_site(db, "DELETE FROM sqlpost_superseded WHERE site = ?1 AND seq <= ?2",
+                           partner.name, s.acked_seq));
   const auto ack = static_cast<std::int64_t>(payload.ack);
   if (ack <= s.acked_seq || ack >= s.next_seq || payload.ack_digest.empty()) {
     return std::string();
