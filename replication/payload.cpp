@@ -6,11 +6,13 @@
 #include <array>
 #include <optional>
 
+#include "replication/payload_cbor.h"
+#include "replication/payload_stream.h"
 #include "transport/crypto.h"
 #include "transport/limits.h"
 
 namespace sqlpost {
-namespace {
+namespace payload_detail {
 
 using json = nlohmann::json;
 
@@ -477,21 +479,24 @@ Result<> read_restore_fields(const json& doc, Payload& p) {
   return success();
 }
 
-Result<Payload> payload_from_json(json& doc, std::size_t max_changes) {
+Result<Payload> payload_head_from_json(json& doc, bool streamed) {
   if (!doc.is_object()) {
     return corrupt("not a map");
   }
-  for (const char* key : {"v", "k", "a", "r", "t", "e"}) {
+  for (const char* key : {"v", "k", "a", "r"}) {
     if (!doc.contains(key)) {
       return corrupt(std::string("field '") + key + "' is missing");
     }
   }
   SQLPOST_TRY_ASSIGN(const std::uint64_t version, unsigned_field(doc["v"], "v"));
-  if (version < kPayloadVersion || version > kPayloadVersionWithArticles) {
+  if (version < kPayloadVersion || version > kPayloadVersionStreamed) {
     return make_error(Errc::kUnsupported, "message payload version " + std::to_string(version) +
                                               " is not supported (this sqlpost reads " +
                                               std::to_string(kPayloadVersion) + " to " +
-                                              std::to_string(kPayloadVersionWithArticles) + ")");
+                                              std::to_string(kPayloadVersionStreamed) + ")");
+  }
+  if ((version == kPayloadVersionStreamed) != streamed) {
+    return corrupt("payload version " + std::to_string(version) + " in the wrong layout");
   }
   SQLPOST_TRY_ASSIGN(const std::uint64_t kind, unsigned_field(doc["k"], "k"));
   if (kind > 1) {
@@ -507,23 +512,42 @@ Result<Payload> payload_from_json(json& doc, std::size_t max_changes) {
     return corrupt("acknowledgement or resend request beyond the 64-bit signed range");
   }
   SQLPOST_TRY(read_restore_fields(doc, p));
-  if (!doc["t"].is_array() || doc["t"].size() > kMaxPayloadTables || !doc["e"].is_array()) {
-    return corrupt("tables or epochs are not lists within limits");
+  SQLPOST_TRY_ASSIGN(p.health, health_list_from_json(doc));
+  return p;
+}
+
+Result<std::vector<TableBlock>> tables_from_json(const json& list) {
+  if (!list.is_array() || list.size() > kMaxPayloadTables) {
+    return corrupt("tables are not a list within limits");
   }
-  for (const auto& t : doc["t"]) {
+  std::vector<TableBlock> tables;
+  for (const auto& t : list) {
     SQLPOST_TRY_ASSIGN(TableBlock table, table_from_json(t));
-    p.tables.push_back(std::move(table));
+    tables.push_back(std::move(table));
+  }
+  return tables;
+}
+
+Result<Payload> payload_from_json(json& doc, std::size_t max_changes) {
+  for (const char* key : {"t", "e"}) {
+    if (!doc.is_object() || !doc.contains(key)) {
+      return corrupt(std::string("field '") + key + "' is missing");
+    }
+  }
+  SQLPOST_TRY_ASSIGN(Payload p, payload_head_from_json(doc, false));
+  SQLPOST_TRY_ASSIGN(p.tables, tables_from_json(doc["t"]));
+  if (!doc["e"].is_array()) {
+    return corrupt("epochs are not a list");
   }
   std::size_t budget = max_changes;
   for (auto& e : doc["e"]) {
     SQLPOST_TRY_ASSIGN(EpochBlock epoch, epoch_from_json(e, p.tables, budget, max_changes));
     p.epochs.push_back(std::move(epoch));
   }
-  SQLPOST_TRY_ASSIGN(p.health, health_list_from_json(doc));
   return p;
 }
 
-}  // namespace
+}  // namespace payload_detail
 
 bool Payload::has_passthrough() const {
   for (const auto& e : epochs) {
@@ -547,7 +571,7 @@ bool Payload::has_article_records() const {
   return false;
 }
 
-std::uint32_t payload_version(const Payload& payload) {
+std::uint32_t payload_document_version(const Payload& payload) {
   if (payload.has_article_records()) {
     return kPayloadVersionWithArticles;
   }
@@ -562,7 +586,7 @@ std::size_t Payload::change_count() const {
   return n;
 }
 
-namespace {
+namespace payload_detail {
 
 void write_restore_fields(const Payload& payload, json& doc) {
   if (!payload.ack_digest.empty()) {
@@ -582,12 +606,35 @@ void write_restore_fields(const Payload& payload, json& doc) {
   }
 }
 
-}  // namespace
+}  // namespace payload_detail
 
-std::vector<std::uint8_t> encode_payload(const Payload& payload) {
+namespace payload_detail {
+
+json head_to_json(const Payload& payload, std::uint32_t version) {
+  json doc = {{"v", version},
+              {"k", payload.kind == PayloadKind::kData ? 0 : 1},
+              {"a", payload.ack},
+              {"r", payload.resend_from}};
+  if (!payload.health.empty()) {
+    json health = json::array();
+    for (const auto& h : payload.health) {
+      health.push_back(health_to_json(h));
+    }
+    doc["h"] = std::move(health);
+  }
+  write_restore_fields(payload, doc);
+  return doc;
+}
+
+json table_to_json(const TableBlock& t) { return json::array({t.table, t.columns, t.key_count}); }
+
+}  // namespace payload_detail
+
+std::vector<std::uint8_t> encode_payload_document(const Payload& payload) {
+  using namespace payload_detail;  // NOLINT(google-build-using-namespace)
   json tables = json::array();
   for (const auto& t : payload.tables) {
-    tables.push_back(json::array({t.table, t.columns, t.key_count}));
+    tables.push_back(table_to_json(t));
   }
   json epochs = json::array();
   for (const auto& e : payload.epochs) {
@@ -597,20 +644,9 @@ std::vector<std::uint8_t> encode_payload(const Payload& payload) {
     }
     epochs.push_back(json::array({e.epoch, std::move(changes)}));
   }
-  json doc = {{"v", payload_version(payload)},
-              {"k", payload.kind == PayloadKind::kData ? 0 : 1},
-              {"a", payload.ack},
-              {"r", payload.resend_from},
-              {"t", std::move(tables)},
-              {"e", std::move(epochs)}};
-  if (!payload.health.empty()) {
-    json health = json::array();
-    for (const auto& h : payload.health) {
-      health.push_back(health_to_json(h));
-    }
-    doc["h"] = std::move(health);
-  }
-  write_restore_fields(payload, doc);
+  json doc = head_to_json(payload, payload_document_version(payload));
+  doc["t"] = std::move(tables);
+  doc["e"] = std::move(epochs);
   return json::to_cbor(doc);
 }
 
@@ -626,7 +662,7 @@ std::size_t decode_budget(std::size_t compressed_bytes, std::size_t max_decode_b
   return std::min(max_decode_bytes, std::max(kDecodeFloorBytes, relative));
 }
 
-namespace {
+namespace payload_detail {
 
 // nlohmann's CBOR reader recurses once per nested chunk of an indefinite-length
 // string, without telling the SAX handler, so a few kilobytes of 0x5F bytes overflow
@@ -665,9 +701,11 @@ Result<> refuse_indefinite_strings(std::span<const std::uint8_t> bytes) {
   return success();
 }
 
-}  // namespace
+}  // namespace payload_detail
 
-Result<Payload> decode_payload(std::span<const std::uint8_t> bytes, const DecodeLimits& limits) {
+namespace payload_detail {
+
+Result<json> parse_cbor_bounded(std::span<const std::uint8_t> bytes, const DecodeLimits& limits) {
   SQLPOST_TRY(refuse_indefinite_strings(bytes));
   // Pass 1: count and measure, build nothing.
   ShapeCheck shape(limits, bytes.size());
@@ -697,11 +735,51 @@ Result<Payload> decode_payload(std::span<const std::uint8_t> bytes, const Decode
   if (!parsed || parser.is_errored()) {
     return corrupt("not valid CBOR");
   }
+  return doc;
+}
+
+}  // namespace payload_detail
+
+Result<Payload> decode_payload_document(std::span<const std::uint8_t> bytes,
+                                        const DecodeLimits& limits) {
+  using namespace payload_detail;  // NOLINT(google-build-using-namespace)
+  SQLPOST_TRY_ASSIGN(json doc, parse_cbor_bounded(bytes, limits));
   try {
     return payload_from_json(doc, limits.max_changes);
   } catch (const json::exception& e) {
     return corrupt(e.what());
   }
+}
+
+bool is_streamed_payload(std::span<const std::uint8_t> bytes) {
+  return !bytes.empty() && (bytes.front() >> 5) == 2;  // a CBOR byte string: a record
+}
+
+std::vector<std::uint8_t> encode_payload(const Payload& payload) {
+  std::vector<std::uint8_t> out = encode_head(payload);
+  BodyWriter body([&](std::span<const std::uint8_t> bytes) {
+    out.insert(out.end(), bytes.begin(), bytes.end());
+    return success();
+  });
+  for (const auto& t : payload.tables) {
+    body.table(t);
+  }
+  for (const auto& e : payload.epochs) {
+    for (const auto& c : e.changes) {
+      body.change(e.epoch, c);
+    }
+  }
+  (void)body.finish();  // the sink above cannot fail
+  const auto end = encode_end(body.changes());
+  out.insert(out.end(), end.begin(), end.end());
+  return out;
+}
+
+Result<Payload> decode_payload(std::span<const std::uint8_t> bytes, const DecodeLimits& limits) {
+  if (is_streamed_payload(bytes)) {
+    return decode_streamed_payload(bytes, limits);
+  }
+  return decode_payload_document(bytes, limits);
 }
 
 }  // namespace sqlpost

@@ -31,6 +31,9 @@ inline constexpr std::size_t kMaxPassthroughBytes = std::size_t{1024} * 1024;
 // change, docs/protocol.md), so an older sqlpost stops at exactly those messages.
 inline constexpr std::uint32_t kPayloadVersionWithArticles = 3;
 inline constexpr std::size_t kMaxArticleDefinitionBytes = std::size_t{1024} * 1024;
+// The streamed layout (replication/payload_stream.h): what this sqlpost writes.
+// Versions 1-3 (one CBOR document) are still read.
+inline constexpr std::uint32_t kPayloadVersionStreamed = 4;
 inline constexpr std::size_t kMaxArticleNameBytes = 1024;  // publication and table names
 inline constexpr std::size_t kMaxPayloadDepth = 8;
 inline constexpr std::size_t kMaxPayloadTables = 10000;
@@ -136,15 +139,22 @@ struct Payload {
   [[nodiscard]] bool has_article_records() const;
 };
 
-// The payload version a payload is written with ("v"; docs/format.md).
-std::uint32_t payload_version(const Payload& payload);
+// The streamed layout, version 4 (payload_stream.h), whole in memory.
 std::vector<std::uint8_t> encode_payload(const Payload& payload);
+// The layout of versions 1-3, as earlier sqlpost wrote it (one CBOR document;
+// kept to test that it is still read), with the version it was written with.
+std::uint32_t payload_document_version(const Payload& payload);
+std::vector<std::uint8_t> encode_payload_document(const Payload& payload);
 // A message's identity: the first kMessageDigestBytes of the SHA-256 of its encoded
 // payload. Sender and receiver compute it from the same bytes.
 std::vector<std::uint8_t> message_identity(std::span<const std::uint8_t> encoded);
-// kLimitExceeded when a named limit or the budget is exceeded; kCorruption when
-// malformed. Nothing is allocated for a count before it was checked.
+// Either layout. kLimitExceeded when a named limit or the budget is exceeded;
+// kCorruption when malformed. Nothing is allocated for a count before it was checked.
 Result<Payload> decode_payload(std::span<const std::uint8_t> bytes,
                                const DecodeLimits& limits = {});
+Result<Payload> decode_payload_document(std::span<const std::uint8_t> bytes,
+                                        const DecodeLimits& limits = {});
+// Does the payload use the streamed layout (version 4)? Its first byte says.
+bool is_streamed_payload(std::span<const std::uint8_t> bytes);
 
 }  // namespace sqlpost

@@ -91,7 +91,7 @@ TEST_CASE("article records round-trip as version 3; malformed ones are refused")
   removed.new_values = {Value::text("r1")};
   p.epochs.push_back(EpochBlock{3, {added, removed}});
   const auto bytes = encode_payload(p);
-  CHECK(payload_version(p) == kPayloadVersionWithArticles);
+  CHECK(payload_document_version(p) == kPayloadVersionWithArticles);
   auto back = decode_payload(bytes);
   REQUIRE_MESSAGE(back.ok(), back.error().message);
   CHECK(*back == p);
@@ -117,18 +117,26 @@ TEST_CASE("deep nesting, wrong version and bad shapes are exact errors") {
   CHECK(r.error().message.find("nested deeper") != std::string::npos);
 
   Payload p = sample();
-  auto bytes = encode_payload(p);
-  // The version is the first map value: {"v": 1, ...} -> change 1 to 2 (CBOR 0x01 -> 0x02).
-  auto json_bytes = bytes;
-  for (std::size_t i = 0; i + 2 < json_bytes.size(); ++i) {
-    if (json_bytes[i] == 0x61 && json_bytes[i + 1] == 'v' && json_bytes[i + 2] == 0x01) {
-      json_bytes[i + 2] = 0x04;  // versions 1 to 3 are read; 4 is from a newer sqlpost
-      break;
+  // The version is the first map value: {"v": N, ...}; N + 1 is from a newer sqlpost.
+  const auto newer = [](std::vector<std::uint8_t> bytes, std::uint8_t version) {
+    for (std::size_t i = 0; i + 2 < bytes.size(); ++i) {
+      if (bytes[i] == 0x61 && bytes[i + 1] == 'v' && bytes[i + 2] == version) {
+        bytes[i + 2] = version + 1;
+        break;
+      }
     }
-  }
-  auto v4 = decode_payload(json_bytes);
-  REQUIRE_FALSE(v4.ok());
-  CHECK(v4.error().code == Errc::kUnsupported);
+    return bytes;
+  };
+  auto v5 = decode_payload(newer(encode_payload(p), kPayloadVersionStreamed));
+  REQUIRE_FALSE(v5.ok());
+  CHECK(v5.error().code == Errc::kUnsupported);
+  REQUIRE(newer(encode_payload_document(p), 1) != encode_payload_document(p));
+  auto v2 = decode_payload(newer(encode_payload_document(p), 1));
+  CHECK(v2.ok());  // versions 1 to 3 are read in the document layout
+  auto v4_document = newer(newer(newer(encode_payload_document(p), 1), 2), 3);
+  auto wrong_layout = decode_payload(v4_document);
+  REQUIRE_FALSE(wrong_layout.ok());
+  CHECK(wrong_layout.error().code == Errc::kCorruption);
 
   p.epochs[0].changes[0].columns = {7};  // a column index outside the table
   p.epochs[0].changes[0].new_values = {Value()};

@@ -373,38 +373,64 @@ bool valid_site_name(std::string_view name) {
          });
 }
 
+Result<std::uint32_t> encode_parts(const MessageHeader& header, std::string_view from_address,
+                                   std::string_view to_address, const CompressedMessage& message,
+                                   ByteSource& compressed, const Key& key,
+                                   std::size_t max_message_bytes, const PartSink& sink) {
+  SQLPOST_TRY(check_message(header, 0, max_message_bytes));
+  SQLPOST_TRY(check_address(from_address));
+  SQLPOST_TRY(check_address(to_address));
+  const MailContext ctx{from_address, to_address, rfc5322_date(std::time(nullptr))};
+  SQLPOST_TRY_ASSIGN(const std::size_t capacity, slice_capacity(ctx, header, max_message_bytes));
+  const std::uint64_t count = std::max<std::uint64_t>(1, (message.size + capacity - 1) / capacity);
+  if (count > kMaxParts) {
+    return make_error(Errc::kLimitExceeded, "message needs more than kMaxParts parts");
+  }
+  envelope::Envelope env{{kFormatVersion, header.sender, header.receiver, header.sequence, 0,
+                          static_cast<std::uint32_t>(count)},
+                         message.size,
+                         0,
+                         message.digest};
+  std::vector<std::uint8_t> slice;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    const std::uint64_t end = message.size * (i + 1) / count;  // even split
+    env.header.part = static_cast<std::uint32_t>(i + 1);
+    slice.resize(static_cast<std::size_t>(end - env.offset));
+    std::size_t filled = 0;
+    while (filled < slice.size()) {
+      SQLPOST_TRY_ASSIGN(const std::size_t n, compressed.read(std::span(slice).subspan(filled)));
+      if (n == 0) {
+        return make_error(Errc::kInternal, "compressed message shorter than announced");
+      }
+      filled += n;
+    }
+    SQLPOST_TRY_ASSIGN(const std::string b64, seal_part(env, slice, key));
+    std::string mail = build_mail(ctx, env.header, wrap_base64(b64));
+    if (mail.size() > max_message_bytes) {
+      return make_error(Errc::kInternal, "encoded part exceeds max_message_bytes");
+    }
+    SQLPOST_TRY(sink(env.header.part, env.header.parts, std::move(mail)));
+    env.offset = end;
+  }
+  return static_cast<std::uint32_t>(count);
+}
+
 Result<std::vector<std::string>> encode_message(const MessageHeader& header,
                                                 std::string_view from_address,
                                                 std::string_view to_address,
                                                 std::span<const std::uint8_t> payload,
                                                 const Key& key, std::size_t max_message_bytes) {
   SQLPOST_TRY(check_message(header, payload.size(), max_message_bytes));
-  SQLPOST_TRY(check_address(from_address));
-  SQLPOST_TRY(check_address(to_address));
-  const MailContext ctx{from_address, to_address, rfc5322_date(std::time(nullptr))};
   SQLPOST_TRY_ASSIGN(const auto compressed, zstd::compress(payload));
-  SQLPOST_TRY_ASSIGN(const std::size_t capacity, slice_capacity(ctx, header, max_message_bytes));
-  const std::size_t count = (compressed.size() + capacity - 1) / capacity;
-  if (count > kMaxParts) {
-    return make_error(Errc::kLimitExceeded, "message needs more than kMaxParts parts");
-  }
-  envelope::Envelope env{{kFormatVersion, header.sender, header.receiver, header.sequence, 0,
-                          static_cast<std::uint32_t>(count)},
-                         compressed.size(),
-                         0,
-                         crypto::sha256(compressed)};
+  const CompressedMessage message{compressed.size(), crypto::sha256(compressed)};
+  SpanSource source(compressed);
   std::vector<std::string> mails;
-  for (std::size_t i = 0; i < count; ++i) {
-    const std::size_t end = compressed.size() * (i + 1) / count;  // even split
-    env.header.part = static_cast<std::uint32_t>(i + 1);
-    const auto slice = std::span(compressed).subspan(env.offset, end - env.offset);
-    SQLPOST_TRY_ASSIGN(const std::string b64, seal_part(env, slice, key));
-    mails.push_back(build_mail(ctx, env.header, wrap_base64(b64)));
-    if (mails.back().size() > max_message_bytes) {
-      return make_error(Errc::kInternal, "encoded part exceeds max_message_bytes");
-    }
-    env.offset = end;
-  }
+  SQLPOST_TRY(encode_parts(header, from_address, to_address, message, source, key,
+                           max_message_bytes,
+                           [&](std::uint32_t /*part*/, std::uint32_t /*parts*/, std::string mail) {
+                             mails.push_back(std::move(mail));
+                             return success();
+                           }));
   return mails;
 }
 

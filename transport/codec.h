@@ -21,11 +21,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/byte_stream.h"
 #include "common/result.h"
 #include "transport/crypto.h"
 #include "transport/key.h"
@@ -70,6 +72,24 @@ Result<std::vector<std::string>> encode_message(
     const MessageHeader& header, std::string_view from_address, std::string_view to_address,
     std::span<const std::uint8_t> payload, const Key& key,
     std::size_t max_message_bytes = kDefaultMaxMessageBytes);
+
+// A compressed message, as the envelope of each of its parts names it.
+struct CompressedMessage {
+  std::uint64_t size = 0;   // |C|
+  crypto::Digest digest{};  // SHA-256 of C
+};
+
+// Receives each e-mail of a message as it is made: part i of k.
+using PartSink = std::function<Result<>(std::uint32_t part, std::uint32_t parts, std::string mail)>;
+
+// The e-mails of a message whose compressed bytes C (exactly message.size of them,
+// with SHA-256 message.digest) are read from `compressed`, one part at a time:
+// only one part is in memory at once. Returns the part count. Same errors as
+// encode_message, without its payload size limit.
+Result<std::uint32_t> encode_parts(const MessageHeader& header, std::string_view from_address,
+                                   std::string_view to_address, const CompressedMessage& message,
+                                   ByteSource& compressed, const Key& key,
+                                   std::size_t max_message_bytes, const PartSink& sink);
 
 // The same mail with a new Message-ID, <sqlpost.NONCE.TAG@sqlpost> (16 hex each):
 // every send of a part gets its own, so servers that drop a Message-ID they

@@ -97,4 +97,58 @@ Result<std::vector<std::uint8_t>> decompress(std::span<const std::uint8_t> input
   return out;
 }
 
+void Compressor::CtxFree::operator()(ZSTD_CCtx_s* ctx) const { ZSTD_freeCCtx(ctx); }
+void Decompressor::CtxFree::operator()(ZSTD_DCtx_s* ctx) const { ZSTD_freeDCtx(ctx); }
+
+Compressor::Compressor(std::unique_ptr<ZSTD_CCtx_s, CtxFree> ctx, ByteSink sink)
+    : ctx_(std::move(ctx)), sink_(std::move(sink)), out_(ZSTD_CStreamOutSize()) {}
+
+Result<Compressor> Compressor::create(ByteSink sink, int level) {
+  std::unique_ptr<ZSTD_CCtx_s, CtxFree> ctx(ZSTD_createCCtx());
+  if (!ctx) return make_error(Errc::kInternal, "ZSTD_createCCtx failed");
+  ZSTD_CCtx_setParameter(ctx.get(), ZSTD_c_compressionLevel, level);
+  return Compressor(std::move(ctx), std::move(sink));
+}
+
+Result<> Compressor::run(std::span<const std::uint8_t> input, bool end) {
+  ZSTD_inBuffer in{input.data(), input.size(), 0};
+  const ZSTD_EndDirective mode = end ? ZSTD_e_end : ZSTD_e_continue;
+  for (;;) {
+    ZSTD_outBuffer out{out_.data(), out_.size(), 0};
+    const std::size_t rc = ZSTD_compressStream2(ctx_.get(), &out, &in, mode);
+    if (ZSTD_isError(rc) != 0U) return zstd_error(Errc::kInternal, "zstd compression", rc);
+    if (out.pos > 0) {
+      SQLPOST_TRY(sink_(std::span<const std::uint8_t>(out_.data(), out.pos)));
+    }
+    const bool drained = end ? rc == 0 : in.pos == in.size;
+    if (drained) return success();
+  }
+}
+
+Result<> Compressor::write(std::span<const std::uint8_t> input) { return run(input, false); }
+
+Result<> Compressor::finish() { return run({}, true); }
+
+Result<Decompressor> Decompressor::create() {
+  std::unique_ptr<ZSTD_DCtx_s, CtxFree> ctx(ZSTD_createDCtx());
+  if (!ctx) return make_error(Errc::kInternal, "ZSTD_createDCtx failed");
+  ZSTD_DCtx_setParameter(ctx.get(), ZSTD_d_windowLogMax, kWindowLogMax);
+  return Decompressor(std::move(ctx));
+}
+
+Result<std::size_t> Decompressor::step(std::span<const std::uint8_t>& input,
+                                       std::span<std::uint8_t> out) {
+  if (done_) {
+    if (!input.empty()) return make_error(Errc::kCorruption, "data after the compressed payload");
+    return std::size_t{0};
+  }
+  ZSTD_inBuffer in{input.data(), input.size(), 0};
+  ZSTD_outBuffer dst{out.data(), out.size(), 0};
+  const std::size_t rc = ZSTD_decompressStream(ctx_.get(), &dst, &in);
+  if (ZSTD_isError(rc) != 0U) return zstd_error(Errc::kCorruption, "zstd decompression", rc);
+  input = input.subspan(in.pos);
+  done_ = rc == 0;
+  return dst.pos;
+}
+
 }  // namespace sqlpost::transport::zstd

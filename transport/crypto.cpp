@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <memory>
 
 namespace sqlpost::transport::crypto {
@@ -115,6 +116,33 @@ Result<Bytes> open(const Key& key, const Nonce& nonce, std::span<const std::uint
 Digest sha256(std::span<const std::uint8_t> data) {
   Digest digest{};
   SHA256(data.data(), data.size(), digest.data());
+  return digest;
+}
+
+void Sha256::CtxFree::operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+
+// EVP_DigestInit_ex and EVP_DigestUpdate fail only when memory runs out; SHA-256
+// is always there in the default provider.
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+  if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1) {
+    std::abort();
+  }
+}
+
+void Sha256::update(std::span<const std::uint8_t> data) {
+  if (EVP_DigestUpdate(ctx_.get(), data.data(), data.size()) != 1) {
+    std::abort();
+  }
+}
+
+Digest Sha256::digest() const {
+  const std::unique_ptr<EVP_MD_CTX, CtxFree> copy(EVP_MD_CTX_new());
+  Digest digest{};
+  unsigned int length = 0;
+  if (!copy || EVP_MD_CTX_copy_ex(copy.get(), ctx_.get()) != 1 ||
+      EVP_DigestFinal_ex(copy.get(), digest.data(), &length) != 1) {
+    std::abort();
+  }
   return digest;
 }
 

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -15,6 +16,9 @@
 
 #include "common/result.h"
 #include "transport/key.h"
+
+struct evp_md_ctx_st;
+using EVP_MD_CTX = evp_md_ctx_st;  // OpenSSL's, declared here as in <openssl/types.h>
 
 namespace sqlpost::transport::crypto {
 
@@ -38,6 +42,20 @@ Result<Bytes> open(const Key& key, const Nonce& nonce, std::span<const std::uint
                    std::span<const std::uint8_t> sealed);
 
 Digest sha256(std::span<const std::uint8_t> data);
+
+// SHA-256 over data given piece by piece (a message streamed part by part).
+class Sha256 {
+ public:
+  Sha256();
+  void update(std::span<const std::uint8_t> data);
+  [[nodiscard]] Digest digest() const;  // of everything so far; update() may go on
+
+ private:
+  struct CtxFree {
+    void operator()(EVP_MD_CTX* ctx) const;
+  };
+  std::unique_ptr<EVP_MD_CTX, CtxFree> ctx_;
+};
 // HMAC-SHA-256 of `data` under `key`.
 Digest hmac_sha256(const Key& key, std::span<const std::uint8_t> data);
 
