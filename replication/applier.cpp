@@ -191,8 +191,38 @@ Result<std::set<std::string>> Applier::pending_columns(const Partner& parent,
   return pending;
 }
 
-Result<> Applier::apply_in_transaction(const Partner& partner, std::int64_t seq,
-                                       const LoadedMessage& message) {
+// The message's changes: decoded already (versions 1-3), or streamed from its
+// inbox parts batch by batch into one apply session (version 4). A stream that
+// turns out malformed part-way sets `unreadable`: the caller's transaction rolls
+// back and the message is set aside, as one that could not be decoded at all.
+Result<ApplyStats> Applier::apply_changes(const Partner& partner, const LoadedMessage& message,
+                                          const ApplyContext& context, const InboxMessage& next,
+                                          bool& unreadable) {
+  if (!message.streamed) {
+    return apply_payload(run_.db, message.payload, context);
+  }
+  SQLPOST_TRY_ASSIGN(ApplySession session, ApplySession::begin(run_.db, context));
+  SQLPOST_TRY_ASSIGN(auto stream, inbox_.stream_message(partner, next));
+  const auto read = [&](Payload& batch) -> Result<bool> {
+    auto more = stream->reader().next(batch, kApplyBatchChanges);
+    unreadable = !more.ok();
+    return more;
+  };
+  SQLPOST_TRY(stream->reader().head());
+  Payload batch;
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool more, read(batch));
+    if (!more) {
+      break;
+    }
+    SQLPOST_TRY(session.apply(batch));
+  }
+  return session.finish();
+}
+
+Result<> Applier::apply_in_transaction(const Partner& partner, const InboxMessage& next,
+                                       const LoadedMessage& message, bool& unreadable) {
+  const std::int64_t seq = next.seq;
   const Payload& payload = message.payload;
   SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(run_.db));
   SQLPOST_TRY_ASSIGN(OriginMark mark, OriginMark::set(run_.db, partner.name));
@@ -201,7 +231,8 @@ Result<> Applier::apply_in_transaction(const Partner& partner, std::int64_t seq,
     SQLPOST_TRY_ASSIGN(const std::int64_t seen, epoch_seen_by(partner, payload.ack));
     SQLPOST_TRY_ASSIGN(context.pending, pending_columns(partner, seen));
   }
-  SQLPOST_TRY_ASSIGN(const ApplyStats stats, apply_payload(run_.db, payload, context));
+  SQLPOST_TRY_ASSIGN(const ApplyStats stats,
+                     apply_changes(partner, message, context, next, unreadable));
   SQLPOST_TRY(process_ack(run_, partner, payload));
   SQLPOST_TRY(keep_health_from(run_, partner, payload));
   SQLPOST_TRY(run_.streams.note_seen_ack(partner.name, static_cast<std::int64_t>(payload.ack)));
@@ -314,6 +345,17 @@ Result<std::optional<InboxMessage>> Applier::next_applicable(const Partner& part
   return std::optional<InboxMessage>{};  // a gap, or only messages the partner abandoned
 }
 
+// Set aside (sqlpost_rejected), never retried: it would fail the same way.
+Result<> Applier::set_aside(const Partner& partner, const InboxMessage& message, const Error& e) {
+  note(run_.report, e,
+       "message " + std::to_string(message.seq) + " from " + partner.name +
+           " set aside in sqlpost_rejected");
+  // Whatever the cause (limits, parts of different messages, bad CBOR): received
+  // input was rejected, exit code 5.
+  run_.report.worst = Errc::kCorruption;
+  return discard_message(partner, message, e.message);
+}
+
 // Applies the next message from partner if complete; true when one was applied
 // or dropped (look again).
 Result<bool> Applier::apply_next(const Partner& partner) {
@@ -322,7 +364,6 @@ Result<bool> Applier::apply_next(const Partner& partner) {
   if (!next) {
     return false;
   }
-  const std::int64_t seq = next->seq;
   auto payload = inbox_.load_message(partner, *next);
   if (!payload.ok() && payload.error().code == Errc::kUnsupported) {
     SQLPOST_TRY(halt(partner, payload.error()));  // a newer sqlpost: keep it, stop here
@@ -335,20 +376,18 @@ Result<bool> Applier::apply_next(const Partner& partner) {
     }               // that follows the dropped one, may be waiting
   }
   if (!payload.ok()) {
-    // Set aside (sqlpost_rejected), never retried: it would fail the same way.
-    note(run_.report, payload.error(),
-         "message " + std::to_string(seq) + " from " + partner.name +
-             " set aside in sqlpost_rejected");
-    // Whatever the cause (limits, parts of different messages, bad CBOR): received
-    // input was rejected, exit code 5.
-    run_.report.worst = Errc::kCorruption;
-    SQLPOST_TRY(discard_message(partner, *next, payload.error().message));
+    SQLPOST_TRY(set_aside(partner, *next, payload.error()));
     return false;
   }
-  auto applied = apply_in_transaction(partner, seq, payload.value());
+  bool unreadable = false;
+  auto applied = apply_in_transaction(partner, *next, payload.value(), unreadable);
   if (!applied.ok()) {
     if (applied.error().message.rfind("injected crash", 0) == 0) {
       return applied.take_error();
+    }
+    if (unreadable) {
+      SQLPOST_TRY(set_aside(partner, *next, applied.error()));
+      return false;
     }
     SQLPOST_TRY(halt(partner, applied.error()));
     return false;

@@ -47,8 +47,12 @@ class Applier {
   Result<ApplyContext> apply_context(const Partner& partner);
   Result<std::int64_t> epoch_seen_by(const Partner& partner, std::uint64_t ack);
   Result<std::set<std::string>> pending_columns(const Partner& parent, std::int64_t seen_epoch);
-  Result<> apply_in_transaction(const Partner& partner, std::int64_t seq,
-                                const LoadedMessage& message);
+  Result<ApplyStats> apply_changes(const Partner& partner, const LoadedMessage& message,
+                                   const ApplyContext& context, const InboxMessage& next,
+                                   bool& unreadable);
+  Result<> apply_in_transaction(const Partner& partner, const InboxMessage& next,
+                                const LoadedMessage& message, bool& unreadable);
+  Result<> set_aside(const Partner& partner, const InboxMessage& message, const Error& e);
   bool continues(const Partner& partner, const InboxMessage& message,
                  const std::vector<std::uint8_t>& identity);
   Result<std::optional<InboxMessage>> next_applicable(const Partner& partner, std::int64_t applied);

@@ -1,6 +1,7 @@
 #include "replication/apply.h"
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -155,8 +156,8 @@ class Applier {
   }
 
   // Rows left violating a foreign key: recorded once per row, kept.
-  Result<> check_foreign_keys(const Payload& payload) {
-    SQLPOST_TRY_ASSIGN(const auto tables, tables_to_check(payload));
+  Result<> check_foreign_keys(const std::deque<TableBlock>& blocks) {
+    SQLPOST_TRY_ASSIGN(const auto tables, tables_to_check(blocks));
     for (const auto& table : tables) {
       SQLPOST_TRY_ASSIGN(Statement st, db_.prepare("SELECT \"table\", rowid, parent FROM "
                                                    "pragma_foreign_key_check(?)"));
@@ -661,9 +662,9 @@ class Applier {
   }
 
   // The payload's tables and every table with a foreign key into one of them.
-  Result<std::set<std::string>> tables_to_check(const Payload& payload) {
+  Result<std::set<std::string>> tables_to_check(const std::deque<TableBlock>& blocks) {
     std::set<std::string> tables;
-    for (const auto& t : payload.tables) {
+    for (const auto& t : blocks) {
       tables.insert(t.table);
     }
     SQLPOST_TRY_ASSIGN(Statement st,
@@ -842,79 +843,129 @@ class Applier {
   std::map<std::string, CaptureLayout> layouts_;  // for child_holds_row
 };
 
-// The whole message is refused before anything is applied when one of the tables
-// its changes use is outside the sender's grant.
-Result<> check_authorized(const Payload& payload, const ApplyContext& context) {
-  if (!context.authorization) {
+}  // namespace
+
+// A message's state across its batches: tables at stable addresses (deferred
+// changes point at them), which tables were checked and authorized, the applier
+// with its deferred changes and decided rows.
+struct ApplySession::State {
+  State(Database& d, const ApplyContext& c) : db(d), context(c), applier(d, context, stats) {}
+  Database& db;
+  ApplyContext context;
+  ApplyStats stats;
+  Applier applier;
+  std::deque<TableBlock> tables;
+  std::vector<bool> checked;        // against this site's schema
+  std::vector<bool> authorized;     // against the sender's grant
+  std::set<std::string> announced;  // tables an article record from the parent adds first
+};
+
+void ApplySession::StateFree::operator()(State* s) const { std::default_delete<State>()(s); }
+
+Result<ApplySession> ApplySession::begin(Database& db, const ApplyContext& context) {
+  if (!db.in_transaction()) {
+    return make_error(Errc::kInternal, "apply needs the caller's write transaction");
+  }
+  SQLPOST_TRY(db.exec("PRAGMA defer_foreign_keys = ON"));
+  ApplySession session;
+  session.state_.reset(std::make_unique<State>(db, context).release());
+  return session;
+}
+
+Result<> ApplySession::adopt_tables(const Payload& batch) {
+  State& s = *state_;
+  if (batch.tables.size() < s.tables.size()) {
+    return make_error(Errc::kInternal, "a batch lost tables of its message");
+  }
+  for (std::size_t i = s.tables.size(); i < batch.tables.size(); ++i) {
+    s.tables.push_back(batch.tables[i]);
+  }
+  s.checked.resize(s.tables.size(), false);
+  s.authorized.resize(s.tables.size(), false);
+  return success();
+}
+
+// A message naming a table outside the sender's grant is refused (the caller's
+// transaction rolls back whatever of it was applied).
+Result<> ApplySession::authorize(const Payload& batch) {
+  State& s = *state_;
+  if (!s.context.authorization) {
     return success();
   }
-  std::vector<bool> used(payload.tables.size(), false);
-  std::set<std::string> announced;  // tables a record from the parent adds first
-  for (const auto& epoch : payload.epochs) {
+  for (const auto& epoch : batch.epochs) {
     for (const auto& change : epoch.changes) {
-      if (change.op == ChangeOp::kArticleAdded && !context.decides) {
-        announced.insert(std::get<Text>(change.key[1].storage()).bytes);
+      if (change.op == ChangeOp::kArticleAdded && !s.context.decides) {
+        s.announced.insert(std::get<Text>(change.key[1].storage()).bytes);
       }
-      if (!is_control_op(change.op) && !used[change.table] &&
-          announced.count(payload.tables[change.table].table) == 0) {
-        used[change.table] = true;
-        SQLPOST_TRY(context.authorization->check_block(payload.tables[change.table]));
+      if (!is_control_op(change.op) && !s.authorized[change.table] &&
+          s.announced.count(s.tables[change.table].table) == 0) {
+        s.authorized[change.table] = true;
+        SQLPOST_TRY(s.context.authorization->check_block(s.tables[change.table]));
       }
     }
   }
   return success();
 }
 
-}  // namespace
+Result<> ApplySession::apply_one(std::int64_t epoch, const WireChange& change) {
+  State& s = *state_;
+  if (change.op == ChangeOp::kPassthrough) {
+    if (s.context.decides) {  // SQL only flows down: a child never sends it
+      return make_error(Errc::kUnsupported, "message from child site " + s.context.from_site +
+                                                " carries passthrough SQL, which only a "
+                                                "parent may send; not run");
+    }
+    SQLPOST_TRY(s.applier.apply_passthrough(change));
+    ++s.stats.passthrough;
+    return success();
+  }
+  if (is_control_op(change.op)) {
+    SQLPOST_TRY(apply_article_record(s.db, change, s.context.from_site, s.context.decides));
+    ++s.stats.publication_changes;
+    return success();
+  }
+  const TableBlock& table = s.tables[change.table];
+  // Tables are checked when first used: passthrough SQL earlier in the message may
+  // have added what later changes need.
+  if (!s.checked[change.table]) {
+    SQLPOST_TRY(check_table(s.db, table));
+    s.checked[change.table] = true;
+  }
+  auto applied = s.applier.apply(table, change);
+  if (!applied.ok()) {
+    Error e = applied.take_error();
+    e.message = "applying a change to '" + table.table + "' (epoch " + std::to_string(epoch) +
+                "): " + e.message;
+    return e;
+  }
+  return success();
+}
+
+Result<> ApplySession::apply(const Payload& batch) {
+  SQLPOST_TRY(adopt_tables(batch));
+  SQLPOST_TRY(authorize(batch));
+  for (const auto& epoch : batch.epochs) {
+    for (const auto& change : epoch.changes) {
+      SQLPOST_TRY(apply_one(epoch.epoch, change));
+    }
+  }
+  return success();
+}
+
+Result<ApplyStats> ApplySession::finish() {
+  State& s = *state_;
+  SQLPOST_TRY(s.applier.retry_failed_changes());
+  SQLPOST_TRY(s.applier.send_decided_rows_back());
+  SQLPOST_TRY(seed_key_ranges(s.db));  // other sites' rows may lie above this site's keys
+  SQLPOST_TRY(s.applier.check_foreign_keys(s.tables));
+  return s.stats;
+}
 
 Result<ApplyStats> apply_payload(Database& db, const Payload& payload,
                                  const ApplyContext& context) {
-  if (!db.in_transaction()) {
-    return make_error(Errc::kInternal, "apply needs the caller's write transaction");
-  }
-  SQLPOST_TRY(check_authorized(payload, context));
-  SQLPOST_TRY(db.exec("PRAGMA defer_foreign_keys = ON"));
-  ApplyStats stats;
-  Applier applier(db, context, stats);
-  // Tables are checked when first used: passthrough SQL earlier in the message may
-  // have added what later changes need.
-  std::vector<bool> checked(payload.tables.size(), false);
-  for (const auto& epoch : payload.epochs) {
-    for (const auto& change : epoch.changes) {
-      if (change.op == ChangeOp::kPassthrough) {
-        if (context.decides) {  // SQL only flows down: a child never sends it
-          return make_error(Errc::kUnsupported, "message from child site " + context.from_site +
-                                                    " carries passthrough SQL, which only a "
-                                                    "parent may send; not run");
-        }
-        SQLPOST_TRY(applier.apply_passthrough(change));
-        ++stats.passthrough;
-        continue;
-      }
-      if (is_control_op(change.op)) {
-        SQLPOST_TRY(apply_article_record(db, change, context.from_site, context.decides));
-        ++stats.publication_changes;
-        continue;
-      }
-      const TableBlock& table = payload.tables[change.table];
-      if (!checked[change.table]) {
-        SQLPOST_TRY(check_table(db, table));
-        checked[change.table] = true;
-      }
-      auto applied = applier.apply(table, change);
-      if (!applied.ok()) {
-        Error e = applied.take_error();
-        e.message = "applying a change to '" + table.table + "' (epoch " +
-                    std::to_string(epoch.epoch) + "): " + e.message;
-        return e;
-      }
-    }
-  }
-  SQLPOST_TRY(applier.retry_failed_changes());
-  SQLPOST_TRY(applier.send_decided_rows_back());
-  SQLPOST_TRY(seed_key_ranges(db));  // other sites' rows may lie above this site's keys
-  SQLPOST_TRY(applier.check_foreign_keys(payload));
-  return stats;
+  SQLPOST_TRY_ASSIGN(ApplySession session, ApplySession::begin(db, context));
+  SQLPOST_TRY(session.apply(payload));
+  return session.finish();
 }
 
 }  // namespace sqlpost

@@ -24,15 +24,15 @@
 //    Foreign-key violations left at the end of the message: recorded once per
 //    row, rows kept. None of these stops the stream.
 // Trust (docs/security.md): with ctx.authorization set, a message naming a table
-// or column outside the sender's grant is refused whole before anything is
-// applied (Errc::kAuthentication). With ctx.subset set (the sender is a child
-// with a row subset), an UPDATE or DELETE — or an INSERT of an existing key — of
-// a row whose current image here is outside the child's subset is not applied
-// and is recorded as an "outside_subset" conflict; a child may insert rows
-// outside its subset and move rows out of it.
+// or column outside the sender's grant is refused whole (Errc::kAuthentication;
+// the caller's transaction rolls back what of it was applied). With ctx.subset set (the sender is a
+// child with a row subset), an UPDATE or DELETE — or an INSERT of an existing key — of a row whose
+// current image here is outside the child's subset is not applied and is recorded as an
+// "outside_subset" conflict; a child may insert rows outside its subset and move rows out of it.
 #pragma once
 
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 
@@ -74,6 +74,30 @@ struct ApplyStats {
   std::size_t refused = 0;              // changes of rows outside the sending child's subset
 };
 
+// One message applied in batches (a streamed message: replication/payload_stream.h):
+// begin(), apply() for each batch in order (each holds every table so far), then
+// finish() for what is done once per message (deferred changes retried, decided
+// rows sent back, foreign keys checked). All inside the caller's transaction.
+class ApplySession {
+ public:
+  static Result<ApplySession> begin(Database& db, const ApplyContext& context);
+  Result<> apply(const Payload& batch);
+  Result<ApplyStats> finish();
+
+ private:
+  struct State;
+  struct StateFree {
+    void operator()(State* s) const;
+  };
+  ApplySession() = default;
+  Result<> adopt_tables(const Payload& batch);
+  Result<> authorize(const Payload& batch);
+  Result<> apply_one(std::int64_t epoch, const WireChange& change);
+
+  std::unique_ptr<State, StateFree> state_;
+};
+
+// A whole decoded message: one session, one batch.
 Result<ApplyStats> apply_payload(Database& db, const Payload& payload,
                                  const ApplyContext& context = {});
 

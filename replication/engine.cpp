@@ -17,6 +17,7 @@
 #include "replication/run_context.h"
 #include "replication/send_schedule.h"
 #include "replication/sender.h"
+#include "replication/spool.h"
 
 namespace sqlpost {
 namespace {
@@ -123,14 +124,25 @@ Result<> Engine::prepare(RunReport& report) {
   }
   SQLPOST_TRY_ASSIGN(const std::int64_t closed, cut_epoch_if_logged(db_, run.now()));
   SQLPOST_TRY_ASSIGN(const std::vector<Partner> partners, due_partners(run));
-  SQLPOST_TRY_ASSIGN(auto payloads, collect_changes_for_all(db_, partners, closed));
+  std::map<std::string, std::unique_ptr<SpooledBody>> bodies;
+  std::map<std::string, BodyTarget*> targets;
+  for (const auto& partner : partners) {
+    SQLPOST_TRY_ASSIGN(bodies[partner.name], SpooledBody::create(db_, partner.name));
+    targets[partner.name] = bodies[partner.name].get();
+  }
+  SQLPOST_TRY(route_changes_for_all(db_, partners, closed, targets));
   Preparer preparer(run);
   for (const auto& partner : partners) {
-    Payload payload = std::move(payloads[partner.name]);
-    SQLPOST_TRY(append_decided_rows(db_, partner, payload, closed));
-    SQLPOST_TRY(preparer.prepare_for(partner, std::move(payload), closed));
+    SpooledBody& body = *bodies[partner.name];
+    Payload decided;
+    SQLPOST_TRY(append_decided_rows(db_, partner, decided, closed));
+    body.append(decided);
+    SQLPOST_TRY(preparer.prepare_for(partner, body, closed));
   }
   SQLPOST_TRY(preparer.commit_outbox_batch());
+  for (auto& [name, body] : bodies) {
+    SQLPOST_TRY(body->discard());
+  }
   SQLPOST_TRY_ASSIGN(const PruneSummary pruned,
                      prune_change_log(db_, run.now(), options_.log_retention));
   if (pruned.rows > 0) {

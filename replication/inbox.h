@@ -11,12 +11,16 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "replication/payload.h"
+#include "replication/payload_stream.h"
 #include "replication/run_context.h"
 #include "transport/codec.h"
+#include "transport/message_stream.h"
 
 namespace sqlpost {
 
@@ -33,9 +37,42 @@ constexpr std::int64_t kMaxMessagesPerNumber = 4;
 
 Blob digest_blob(const transport::crypto::Digest& digest);
 
+// A message's head (all of it for versions 1-3; for a streamed message, version 4,
+// every field but its changes, which InboxStream reads batch by batch).
 struct LoadedMessage {
   Payload payload;
   std::vector<std::uint8_t> identity;  // message_identity() of its payload
+  bool streamed = false;
+};
+
+// Changes per apply batch of a streamed message (and at most kBatchBytes of records).
+constexpr std::size_t kApplyBatchChanges = 10000;
+
+// A streamed message read from its inbox parts in part order, each opened with the
+// pair key as it is reached: decrypt -> decompress -> decode, one part and one
+// batch in memory. Not movable (the reader points into it).
+class InboxStream {
+ public:
+  InboxStream(Statement parts, transport::Key key, std::string local_site,
+              const DecodeLimits& limits);
+  InboxStream(const InboxStream&) = delete;
+  InboxStream& operator=(const InboxStream&) = delete;
+  InboxStream(InboxStream&&) = delete;
+  InboxStream& operator=(InboxStream&&) = delete;
+  ~InboxStream() = default;
+
+  PayloadReader& reader() { return reader_; }
+  // Reads the first payload byte (so only before reader() is used): the layout.
+  Result<bool> streamed_layout();
+
+ private:
+  Result<std::optional<transport::OpenedPart>> next_part();
+
+  Statement parts_;
+  transport::Key key_;
+  std::string local_site_;
+  transport::PayloadStream stream_;
+  PayloadReader reader_;
 };
 
 class BoundedDecoder {
@@ -64,9 +101,15 @@ class Inbox {
   // A data message, opened and decoded (Errc::kCorruption, kAuthentication, ...
   // when it cannot be; kUnsupported from a newer sqlpost).
   Result<LoadedMessage> load_message(const Partner& partner, const InboxMessage& message);
+  // The changes of a streamed message (LoadedMessage::streamed), from its parts.
+  Result<std::unique_ptr<InboxStream>> stream_message(const Partner& partner,
+                                                      const InboxMessage& message);
   Result<> delete_inbox_message(const Partner& partner, const InboxMessage& message);
 
  private:
+  Result<Statement> select_parts(const Partner& partner, const InboxMessage& message);
+  Result<bool> is_streamed(const Partner& partner, const InboxMessage& message);
+  Result<LoadedMessage> load_document(const Partner& partner, const InboxMessage& message);
   Result<std::vector<transport::OpenedPart>> open_inbox_parts(const Partner& partner,
                                                               const InboxMessage& message);
   RunContext& run_;

@@ -5,6 +5,7 @@
 #include "replication/run_context.h"
 #include "schema/metadata.h"
 #include "transport/codec.h"
+#include "transport/message_stream.h"
 
 namespace sqlpost {
 namespace {
@@ -34,18 +35,13 @@ Result<std::vector<std::int64_t>> waiting_messages(Database& db, const std::stri
   return seqs;
 }
 
-// The payload bytes of one stored message, from its own parts.
-Result<std::vector<std::uint8_t>> stored_payload(Database& db, const Partner& partner,
-                                                 const transport::Key& key, std::int64_t seq,
-                                                 std::int64_t& parts) {
-  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT mail FROM sqlpost_outbox WHERE site = ? "
-                                              "AND seq = ? ORDER BY part"));
-  st.bind(1, partner.name).bind(2, seq);
-  std::vector<transport::OpenedPart> opened;
-  for (;;) {
+// The stored parts of one message, opened in part order, as a supplier.
+transport::PartSupplier stored_parts(Statement& st, const Partner& partner,
+                                     const transport::Key& key, std::int64_t seq) {
+  return [&st, &partner, &key, seq]() -> Result<std::optional<transport::OpenedPart>> {
     SQLPOST_TRY_ASSIGN(const bool row, st.step());
     if (!row) {
-      break;
+      return std::optional<transport::OpenedPart>{};
     }
     auto part = transport::open_part(blob_text(st.column(0)), key, partner.name);
     if (!part.ok()) {
@@ -53,10 +49,71 @@ Result<std::vector<std::uint8_t>> stored_payload(Database& db, const Partner& pa
                                                partner.name +
                                                " does not open: " + part.error().message);
     }
-    opened.push_back(std::move(part).value());
+    return std::optional<transport::OpenedPart>{std::move(part).value()};
+  };
+}
+
+// The envelope of the message's first stored part: |C| and its digest.
+Result<transport::CompressedMessage> stored_message(Database& db, const Partner& partner,
+                                                    const transport::Key& key, std::int64_t seq) {
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT mail FROM sqlpost_outbox WHERE site = ? "
+                                              "AND seq = ? ORDER BY part LIMIT 1"));
+  st.bind(1, partner.name).bind(2, seq);
+  SQLPOST_TRY_ASSIGN(auto first, stored_parts(st, partner, key, seq)());
+  if (!first) {
+    return make_error(Errc::kNotFound, "message " + std::to_string(seq) + " has no parts");
   }
-  parts = static_cast<std::int64_t>(opened.size());
-  return transport::reassemble(std::move(opened));
+  return transport::CompressedMessage{first->compressed_size, first->digest};
+}
+
+// The same compressed bytes C, split again: the message keeps its identity.
+// The new parts wait in a temporary table until the old ones are gone.
+Result<std::int64_t> resplit(Database& db, const LocalSite& local, const Partner& partner,
+                             const transport::Key& key, std::int64_t seq,
+                             std::size_t max_message_bytes, std::int64_t now) {
+  SQLPOST_TRY_ASSIGN(const transport::CompressedMessage message,
+                     stored_message(db, partner, key, seq));
+  SQLPOST_TRY(
+      db.exec("CREATE TEMP TABLE IF NOT EXISTS sqlpost_resplit(part INTEGER PRIMARY KEY, "
+              "parts INTEGER, mail BLOB)"));
+  SQLPOST_TRY(db.exec("DELETE FROM temp.sqlpost_resplit"));
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT mail FROM sqlpost_outbox WHERE site = ? "
+                                              "AND seq = ? ORDER BY part"));
+  st.bind(1, partner.name).bind(2, seq);
+  transport::CompressedParts compressed(stored_parts(st, partner, key, seq));
+  SQLPOST_TRY_ASSIGN(Statement ins, db.prepare("INSERT INTO temp.sqlpost_resplit(part, parts, "
+                                               "mail) VALUES (?, ?, ?)"));
+  SQLPOST_TRY_ASSIGN(const std::uint32_t parts,
+                     transport::encode_parts(
+                         {local.name, partner.name, static_cast<std::uint64_t>(seq)}, local.address,
+                         partner.address, message, compressed, key, max_message_bytes,
+                         [&](std::uint32_t part, std::uint32_t count, std::string mail) {
+                           ins.bind(1, static_cast<std::int64_t>(part));
+                           ins.bind(2, static_cast<std::int64_t>(count));
+                           ins.bind(3, Value(as_blob(mail)));
+                           return ins.run();
+                         }));
+  st.reset();
+  SQLPOST_TRY_ASSIGN(Statement del,
+                     db.prepare("DELETE FROM sqlpost_outbox WHERE site = ? AND seq = ?"));
+  del.bind(1, partner.name).bind(2, seq);
+  SQLPOST_TRY(del.run());
+  SQLPOST_TRY_ASSIGN(Statement copy,
+                     db.prepare("INSERT INTO sqlpost_outbox(site, seq, part, parts, mail, "
+                                "created_at) SELECT ?, ?, part, parts, mail, ? FROM "
+                                "temp.sqlpost_resplit ORDER BY part"));
+  copy.bind(1, partner.name).bind(2, seq).bind(3, now);
+  SQLPOST_TRY(copy.run());
+  SQLPOST_TRY(db.exec("DELETE FROM temp.sqlpost_resplit"));
+  return static_cast<std::int64_t>(parts);
+}
+
+Result<std::int64_t> part_count(Database& db, const std::string& site, std::int64_t seq) {
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT count(*) FROM sqlpost_outbox WHERE site = ? "
+                                              "AND seq = ?"));
+  st.bind(1, site).bind(2, seq);
+  SQLPOST_TRY(st.step());
+  return st.column_int(0);
 }
 
 }  // namespace
@@ -72,29 +129,12 @@ Result<ReencodeSummary> reencode_outbox(Database& db, const std::string& site, s
   ReencodeSummary summary;
   SQLPOST_TRY_ASSIGN(const auto seqs, waiting_messages(db, site, from));
   for (const std::int64_t seq : seqs) {
-    std::int64_t before = 0;
-    SQLPOST_TRY_ASSIGN(const auto payload, stored_payload(db, partner, key, seq, before));
-    SQLPOST_TRY_ASSIGN(
-        const auto mails,
-        transport::encode_message({local.name, partner.name, static_cast<std::uint64_t>(seq)},
-                                  local.address, partner.address, payload, key, max_message_bytes));
-    SQLPOST_TRY_ASSIGN(Statement del,
-                       db.prepare("DELETE FROM sqlpost_outbox WHERE site = ? AND seq = ?"));
-    del.bind(1, site).bind(2, seq);
-    SQLPOST_TRY(del.run());
-    SQLPOST_TRY_ASSIGN(Statement ins,
-                       db.prepare("INSERT INTO sqlpost_outbox(site, seq, part, parts, mail, "
-                                  "created_at) VALUES (?, ?, ?, ?, ?, ?)"));
-    for (std::size_t i = 0; i < mails.size(); ++i) {
-      ins.bind(1, site).bind(2, seq).bind(3, static_cast<std::int64_t>(i + 1));
-      ins.bind(4, static_cast<std::int64_t>(mails.size()));
-      ins.bind(5, Value(Blob{std::vector<std::uint8_t>(mails[i].begin(), mails[i].end())}));
-      ins.bind(6, now);
-      SQLPOST_TRY(ins.run());
-    }
+    SQLPOST_TRY_ASSIGN(const std::int64_t before, part_count(db, site, seq));
+    SQLPOST_TRY_ASSIGN(const std::int64_t after,
+                       resplit(db, local, partner, key, seq, max_message_bytes, now));
     ++summary.messages;
     summary.parts_before += before;
-    summary.parts_after += static_cast<std::int64_t>(mails.size());
+    summary.parts_after += after;
   }
   return summary;
 }

@@ -92,7 +92,7 @@ void BodyWriter::change(std::int64_t epoch, const WireChange& c) {
 
 void BodyWriter::append_record(std::vector<std::uint8_t>&& item) {
   buffer_.insert(buffer_.end(), item.begin(), item.end());
-  if (buffer_.size() >= kBodyChunkBytes) {
+  if (buffer_.size() >= chunk_bytes_) {
     flush();
   }
 }

@@ -41,7 +41,8 @@ std::vector<std::uint8_t> encode_end(std::uint64_t changes);
 
 class BodyWriter {
  public:
-  explicit BodyWriter(ByteSink sink) : sink_(std::move(sink)) {}
+  explicit BodyWriter(ByteSink sink, std::size_t chunk_bytes = kBodyChunkBytes)
+      : sink_(std::move(sink)), chunk_bytes_(chunk_bytes) {}
   void table(const TableBlock& t);
   void change(std::int64_t epoch, const WireChange& c);
   // Hands over what is buffered; returns the first failure of the sink, if any
@@ -54,6 +55,7 @@ class BodyWriter {
   void flush();
 
   ByteSink sink_;
+  std::size_t chunk_bytes_;
   std::vector<std::uint8_t> buffer_;
   std::uint64_t changes_ = 0;
   std::int64_t epoch_ = 0;

@@ -5,6 +5,7 @@
 #include "replication/message_control.h"
 #include "replication/restore.h"
 #include "transport/codec.h"
+#include "transport/message_stream.h"
 
 namespace sqlpost {
 namespace {
@@ -18,8 +19,8 @@ constexpr std::int64_t kOutboxBatchBytes = 4 << 20;
 
 }  // namespace
 
-Result<> Preparer::prepare_for(const Partner& partner, Payload payload, std::int64_t closed) {
-  if (payload.change_count() == 0 && partner.sent_epoch >= closed) {
+Result<> Preparer::prepare_for(const Partner& partner, SpooledBody& body, std::int64_t closed) {
+  if (body.changes() == 0 && partner.sent_epoch >= closed) {
     SQLPOST_TRY_ASSIGN(const Stream s, run_.streams.load(partner.name));
     if (s.restore_request == 0) {
       return success();  // nothing new, no restore request: nothing to write
@@ -30,7 +31,7 @@ Result<> Preparer::prepare_for(const Partner& partner, Payload payload, std::int
     batch_.emplace(std::move(tx));
   }
   SQLPOST_TRY_ASSIGN(Savepoint step, Savepoint::begin(run_.db));
-  auto stored = store_outgoing(partner, std::move(payload), closed);
+  auto stored = store_outgoing(partner, body, closed);
   if (!stored.ok()) {
     if (is_database_failure(stored.error().code)) {
       return stored;
@@ -69,46 +70,73 @@ void Preparer::warn_if_over_limits(const Partner& partner, std::int64_t seq, std
   }
 }
 
+// The message's e-mails into the outbox, straight from the spool: the payload is
+// compressed once to learn |C| and its digest (every envelope names them), then
+// again as the parts are sealed, one part in memory at a time. zstd gives the
+// same bytes for the same input; the second digest is checked all the same.
+Result<Preparer::Stored> Preparer::store_parts(const Partner& partner, std::int64_t seq,
+                                               SpooledBody& body, const Payload& head) {
+  SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
+  SQLPOST_TRY_ASSIGN(auto measured_payload, body.payload(head));
+  SQLPOST_TRY_ASSIGN(const transport::CompressedMessage message,
+                     transport::measure_compressed(*measured_payload));
+  SQLPOST_TRY_ASSIGN(auto payload, body.payload(head));
+  transport::CompressingSource compressed(*payload);
+  Stored stored;
+  SQLPOST_TRY_ASSIGN(Statement * st,
+                     run_.db.cached("INSERT INTO sqlpost_outbox(site, seq, part, parts, mail, "
+                                    "created_at) VALUES (?, ?, ?, ?, ?, ?)"));
+  SQLPOST_TRY(transport::encode_parts(
+      {run_.local.name, partner.name, static_cast<std::uint64_t>(seq)}, run_.local.address,
+      partner.address, message, compressed, key, max_message_bytes_for(run_, partner.name),
+      [&](std::uint32_t part, std::uint32_t parts, std::string mail) -> Result<> {
+        st->bind(1, partner.name).bind(2, seq).bind(3, static_cast<std::int64_t>(part));
+        st->bind(4, static_cast<std::int64_t>(parts));
+        stored.bytes += static_cast<std::int64_t>(mail.size());
+        stored.parts = parts;
+        st->bind(5, Value(as_blob(mail))).bind(6, run_.now());
+        return st->run();
+      }));
+  if (compressed.read_so_far().digest != message.digest) {
+    return make_error(Errc::kInternal, "compressing message " + std::to_string(seq) + " to " +
+                                           partner.name + " twice gave different bytes");
+  }
+  stored.identity.assign(message.digest.begin(),
+                         message.digest.begin() + static_cast<std::ptrdiff_t>(kMessageDigestBytes));
+  return stored;
+}
+
 // One partner's message (when it has changes) and its sent epoch, in the batch.
-Result<> Preparer::store_outgoing(const Partner& partner, Payload payload, std::int64_t closed) {
+Result<> Preparer::store_outgoing(const Partner& partner, SpooledBody& body, std::int64_t closed) {
   SQLPOST_TRY_ASSIGN(const Stream s, run_.streams.load(partner.name));
   // A restore request goes in a message of its own if there are no changes to carry.
-  if (payload.change_count() > 0 || s.restore_request > 0) {
-    payload.ack = static_cast<std::uint64_t>(s.applied_seq);
-    payload.resend_from = static_cast<std::uint64_t>(s.resend_from);
-    SQLPOST_TRY(add_health_for(run_, partner, payload));
-    SQLPOST_TRY(add_restore_fields(run_, partner, s, payload));
+  if (body.changes() > 0 || s.restore_request > 0) {
+    Payload head;
+    head.ack = static_cast<std::uint64_t>(s.applied_seq);
+    head.resend_from = static_cast<std::uint64_t>(s.resend_from);
+    SQLPOST_TRY(add_health_for(run_, partner, head));
+    SQLPOST_TRY(add_restore_fields(run_, partner, s, head));
     SQLPOST_TRY_ASSIGN(const std::vector<std::uint8_t> previous,
                        chain_identity(run_.db, partner.name, s.next_seq));
-    payload.prev_digest = previous;
-    payload.restored_from = static_cast<std::uint64_t>(s.restore_request);
-    SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
-    const auto bytes = encode_payload(payload);
-    SQLPOST_TRY_ASSIGN(const auto mails,
-                       transport::encode_message(
-                           {run_.local.name, partner.name, static_cast<std::uint64_t>(s.next_seq)},
-                           run_.local.address, partner.address, bytes, key,
-                           max_message_bytes_for(run_, partner.name)));
-    SQLPOST_TRY(insert_outbox(partner.name, s.next_seq, mails));
-    warn_if_over_limits(partner, s.next_seq, payload.change_count());
-    std::int64_t bytes_written = 0;
-    for (const auto& m : mails) {
-      bytes_written += static_cast<std::int64_t>(m.size());
-    }
-    batch_bytes_ += bytes_written;
+    head.prev_digest = previous;
+    head.restored_from = static_cast<std::uint64_t>(s.restore_request);
+    SQLPOST_TRY(body.finish());
+    SQLPOST_TRY_ASSIGN(const Stored stored, store_parts(partner, s.next_seq, body, head));
+    warn_if_over_limits(partner, s.next_seq, body.changes());
+    batch_bytes_ += stored.bytes;
     run_.event({.partner = partner.name,
                 .event = "prepared",
                 .seq = s.next_seq,
-                .parts = static_cast<std::int64_t>(mails.size()),
-                .bytes = bytes_written,
-                .changes = static_cast<std::int64_t>(payload.change_count()),
+                .parts = static_cast<std::int64_t>(stored.parts),
+                .bytes = stored.bytes,
+                .changes = static_cast<std::int64_t>(body.changes()),
                 .detail = {}});
     SQLPOST_TRY(decided_rows_sent(run_.db, partner.name, s.next_seq));
     SQLPOST_TRY_ASSIGN(Statement * sent,
                        run_.db.cached("INSERT OR REPLACE INTO sqlpost_sent(site, seq, from_epoch, "
                                       "to_epoch, digest) VALUES (?, ?, ?, ?, ?)"));
     sent->bind(1, partner.name).bind(2, s.next_seq).bind(3, partner.sent_epoch).bind(4, closed);
-    sent->bind(5, Value(Blob{message_identity(bytes)}));
+    sent->bind(5, Value(Blob{stored.identity}));
     SQLPOST_TRY(sent->run());
     SQLPOST_TRY(run_.streams.record_prepared(partner.name, s.resend_from > 0, run_.now()));
     ++run_.report.messages_prepared;
@@ -119,20 +147,6 @@ Result<> Preparer::store_outgoing(const Partner& partner, Payload payload, std::
   SQLPOST_TRY(st->run());
   // An echo window (replication/restore.h) ends once a message covered it.
   return run_.streams.end_echo_window(partner.name, closed);
-}
-
-Result<> Preparer::insert_outbox(const std::string& site, std::int64_t seq,
-                                 const std::vector<std::string>& mails) {
-  SQLPOST_TRY_ASSIGN(Statement * st,
-                     run_.db.cached("INSERT INTO sqlpost_outbox(site, seq, part, parts, mail, "
-                                    "created_at) VALUES (?, ?, ?, ?, ?, ?)"));
-  for (std::size_t i = 0; i < mails.size(); ++i) {
-    st->bind(1, site).bind(2, seq).bind(3, static_cast<std::int64_t>(i + 1));
-    st->bind(4, static_cast<std::int64_t>(mails.size()));
-    st->bind(5, Value(as_blob(mails[i]))).bind(6, run_.now());
-    SQLPOST_TRY(st->run());
-  }
-  return success();
 }
 
 }  // namespace sqlpost

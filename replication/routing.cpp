@@ -14,9 +14,25 @@
 namespace sqlpost {
 namespace {
 
+// A Payload in memory as a target.
+class PayloadTarget final : public BodyTarget {
+ public:
+  explicit PayloadTarget(Payload& payload) : payload_(payload) {}
+  void table(const TableBlock& t) override { payload_.tables.push_back(t); }
+  void change(std::int64_t epoch, WireChange&& c) override {
+    if (payload_.epochs.empty() || payload_.epochs.back().epoch != epoch) {
+      payload_.epochs.push_back(EpochBlock{epoch, {}});
+    }
+    payload_.epochs.back().changes.push_back(std::move(c));
+  }
+
+ private:
+  Payload& payload_;
+};
+
 class PayloadBuilder {
  public:
-  explicit PayloadBuilder(Payload& payload) : payload_(payload) {}
+  explicit PayloadBuilder(BodyTarget& target) : target_(target) {}
 
   void add(const Change& c) {
     WireChange w;
@@ -43,20 +59,15 @@ class PayloadBuilder {
   }
 
  private:
-  void append(std::int64_t epoch, WireChange w) {
-    if (payload_.epochs.empty() || payload_.epochs.back().epoch != epoch) {
-      payload_.epochs.push_back(EpochBlock{epoch, {}});
-    }
-    payload_.epochs.back().changes.push_back(std::move(w));
-  }
+  void append(std::int64_t epoch, WireChange w) { target_.change(epoch, std::move(w)); }
 
   std::uint32_t table_index(const CaptureLayout& layout) {
     const auto found = index_.find(layout.id);
     if (found != index_.end()) {
       return found->second;
     }
-    const auto index = static_cast<std::uint32_t>(payload_.tables.size());
-    payload_.tables.push_back(TableBlock{layout.table, layout.columns, layout.key_count});
+    const auto index = static_cast<std::uint32_t>(index_.size());
+    target_.table(TableBlock{layout.table, layout.columns, layout.key_count});
     index_.emplace(layout.id, index);
     return index;
   }
@@ -83,7 +94,7 @@ class PayloadBuilder {
     return true;
   }
 
-  Payload& payload_;
+  BodyTarget& target_;
   std::map<std::int64_t, std::uint32_t> index_;  // layout id -> table index
 };
 
@@ -566,10 +577,9 @@ Result<> route_group(Database& db, std::vector<Route>& routes, const Publication
 
 }  // namespace
 
-Result<std::map<std::string, Payload>> collect_changes_for_all(Database& db,
-                                                               const std::vector<Partner>& partners,
-                                                               std::int64_t upto_epoch) {
-  std::map<std::string, Payload> payloads;
+Result<> route_changes_for_all(Database& db, const std::vector<Partner>& partners,
+                               std::int64_t upto_epoch,
+                               const std::map<std::string, BodyTarget*>& targets) {
   std::map<std::int64_t, std::vector<Route>> groups;  // by the epoch sent up to
   SQLPOST_TRY_ASSIGN(const SubscriptionCatalog catalog, SubscriptionCatalog::load(db));
   const PublicationTables pub_tables = publication_tables(catalog.articles);
@@ -577,13 +587,27 @@ Result<std::map<std::string, Payload>> collect_changes_for_all(Database& db,
     Route r{partner, catalog.tables_routed_to(partner),    publications_of(catalog, partner),
             {},      SubsetFilter::from(catalog, partner), {},
             nullptr};
-    r.builder = std::make_unique<PayloadBuilder>(payloads[partner.name]);
+    r.builder = std::make_unique<PayloadBuilder>(*targets.at(partner.name));
     groups[partner.sent_epoch].push_back(std::move(r));
   }
   SQLPOST_TRY_ASSIGN(const EchoWindows echo, load_echo_windows(db));
   for (auto& [after_epoch, routes] : groups) {
     SQLPOST_TRY(route_group(db, routes, pub_tables, after_epoch, upto_epoch, echo));
   }
+  return success();
+}
+
+Result<std::map<std::string, Payload>> collect_changes_for_all(Database& db,
+                                                               const std::vector<Partner>& partners,
+                                                               std::int64_t upto_epoch) {
+  std::map<std::string, Payload> payloads;
+  std::vector<std::unique_ptr<PayloadTarget>> owned;
+  std::map<std::string, BodyTarget*> targets;
+  for (const auto& partner : partners) {
+    owned.push_back(std::make_unique<PayloadTarget>(payloads[partner.name]));
+    targets[partner.name] = owned.back().get();
+  }
+  SQLPOST_TRY(route_changes_for_all(db, partners, upto_epoch, targets));
   return payloads;
 }
 

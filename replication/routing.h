@@ -24,6 +24,22 @@
 
 namespace sqlpost {
 
+// Where a partner's routed changes go, in order: each table once, before its first
+// change (tables are numbered in the order given), then changes by epoch. A
+// Payload in memory (collect_changes_for) or the records of a streamed message
+// (replication/spool.h).
+class BodyTarget {
+ public:
+  BodyTarget() = default;
+  BodyTarget(const BodyTarget&) = delete;
+  BodyTarget& operator=(const BodyTarget&) = delete;
+  BodyTarget(BodyTarget&&) = delete;
+  BodyTarget& operator=(BodyTarget&&) = delete;
+  virtual ~BodyTarget() = default;
+  virtual void table(const TableBlock& t) = 0;
+  virtual void change(std::int64_t epoch, WireChange&& c) = 0;
+};
+
 Result<Payload> collect_changes_for(Database& db, const Partner& partner, std::int64_t after_epoch,
                                     std::int64_t upto_epoch);
 
@@ -34,5 +50,10 @@ Result<Payload> collect_changes_for(Database& db, const Partner& partner, std::i
 Result<std::map<std::string, Payload>> collect_changes_for_all(Database& db,
                                                                const std::vector<Partner>& partners,
                                                                std::int64_t upto_epoch);
+
+// The same into the partners' own targets (targets.at(partner.name) for each).
+Result<> route_changes_for_all(Database& db, const std::vector<Partner>& partners,
+                               std::int64_t upto_epoch,
+                               const std::map<std::string, BodyTarget*>& targets);
 
 }  // namespace sqlpost

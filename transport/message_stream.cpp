@@ -61,8 +61,8 @@ Result<std::size_t> CompressedParts::read(std::span<std::uint8_t> out) {
   return n;
 }
 
-PayloadStream::PayloadStream(PartSupplier next, std::uint64_t max_output)
-    : parts_(std::move(next)), input_(zstd::kStreamChunk), max_output_(max_output) {}
+PayloadStream::PayloadStream(PartSupplier next, OutputLimit limit)
+    : parts_(std::move(next)), input_(zstd::kStreamChunk), limit_(limit) {}
 
 Result<> PayloadStream::refill() {
   SQLPOST_TRY_ASSIGN(const std::size_t n, parts_.read(input_));
@@ -85,9 +85,14 @@ Result<std::size_t> PayloadStream::read(std::span<std::uint8_t> out) {
     }
     SQLPOST_TRY_ASSIGN(const std::size_t n, zstd_->step(pending_, out));
     produced_ += n;
-    if (produced_ > max_output_) {
+    const std::uint64_t size = parts_.compressed_size();
+    const std::uint64_t max_output =
+        size > UINT64_MAX / std::max<std::uint64_t>(1, limit_.expansion)
+            ? UINT64_MAX
+            : std::max(limit_.floor, limit_.expansion * size);
+    if (produced_ > max_output) {
       return make_error(Errc::kLimitExceeded, "decompressed payload exceeds the limit of " +
-                                                  std::to_string(max_output_) + " bytes");
+                                                  std::to_string(max_output) + " bytes");
     }
     if (n > 0) {
       return n;
@@ -109,24 +114,56 @@ Result<std::size_t> PayloadStream::end_of_frame() {
   return std::size_t{0};
 }
 
-Result<MessageCompressor> MessageCompressor::create(ByteSink sink) {
-  auto measured = std::make_unique<Measured>();
-  measured->sink = std::move(sink);
-  Measured* m = measured.get();
-  SQLPOST_TRY_ASSIGN(zstd::Compressor z,
-                     zstd::Compressor::create([m](std::span<const std::uint8_t> bytes) {
-                       m->sha.update(bytes);
-                       m->size += bytes.size();
-                       return m->sink(bytes);
-                     }));
-  MessageCompressor c(std::move(measured));
-  c.zstd_.emplace(std::move(z));
-  return c;
+// One fixed-size chunk of payload (or its end) into zstd.
+Result<> CompressingSource::refill() {
+  if (!zstd_) {
+    SQLPOST_TRY_ASSIGN(zstd::Compressor z,
+                       zstd::Compressor::create([this](std::span<const std::uint8_t> bytes) {
+                         output_.insert(output_.end(), bytes.begin(), bytes.end());
+                         return success();
+                       }));
+    zstd_.emplace(std::move(z));
+  }
+  output_.clear();
+  output_pos_ = 0;
+  input_.resize(zstd::kStreamChunk);
+  std::size_t filled = 0;
+  while (filled < input_.size()) {
+    SQLPOST_TRY_ASSIGN(const std::size_t n, payload_.read(std::span(input_).subspan(filled)));
+    if (n == 0) {
+      break;
+    }
+    filled += n;
+  }
+  SQLPOST_TRY(zstd_->write(std::span(input_).first(filled)));
+  if (filled < input_.size()) {
+    SQLPOST_TRY(zstd_->finish());
+    finished_ = true;
+  }
+  return success();
 }
 
-Result<CompressedMessage> MessageCompressor::finish() {
-  SQLPOST_TRY(zstd_->finish());
-  return CompressedMessage{measured_->size, measured_->sha.digest()};
+Result<std::size_t> CompressingSource::read(std::span<std::uint8_t> out) {
+  while (output_pos_ == output_.size() && !finished_) {
+    SQLPOST_TRY(refill());
+  }
+  const std::size_t n = std::min(out.size(), output_.size() - output_pos_);
+  std::copy_n(output_.begin() + static_cast<std::ptrdiff_t>(output_pos_), n, out.begin());
+  sha_.update(out.first(n));
+  size_ += n;
+  output_pos_ += n;
+  return n;
+}
+
+Result<CompressedMessage> measure_compressed(ByteSource& payload) {
+  CompressingSource compressed(payload);
+  std::vector<std::uint8_t> scratch(zstd::kStreamChunk);
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const std::size_t n, compressed.read(scratch));
+    if (n == 0) {
+      return compressed.read_so_far();
+    }
+  }
 }
 
 }  // namespace sqlpost::transport

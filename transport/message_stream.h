@@ -7,10 +7,10 @@
 // ended, and at the end the parts must add up to |C| with the SHA-256 the
 // envelopes name (else kCorruption; a part missing: kNotFound). PayloadStream
 // decompresses them (one zstd frame, the window bound of compress.h) into the
-// payload bytes, no more than `max_output` in all (kLimitExceeded). On the
-// sending side, MessageCompressor compresses payload bytes into a sink and
-// measures what encode_parts() needs to know (|C| and its digest). Memory: one
-// part and the zstd buffers.
+// payload bytes, no more than max(floor, expansion x |C|) in all (kLimitExceeded).
+// On the sending side, CompressingSource turns payload bytes into C as
+// encode_parts() reads it, and measure_compressed() finds |C| and its digest
+// first (the envelopes name them). Memory: one part and the zstd buffers.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +38,13 @@ class CompressedParts final : public ByteSource {
   Result<bool> load_next_part();
   Result<> check_complete();
 
+ public:
+  // |C| as the first part's envelope names it (0 before the first read).
+  [[nodiscard]] std::uint64_t compressed_size() const {
+    return first_ ? first_->compressed_size : 0;
+  }
+
+ private:
   PartSupplier next_;
   std::optional<OpenedPart> first_;  // the envelope every later part must match
   std::vector<std::uint8_t> data_;   // the current part's slice
@@ -48,9 +55,15 @@ class CompressedParts final : public ByteSource {
   bool ended_ = false;
 };
 
+// How much a message may decompress to: max(floor, expansion x |C|) bytes.
+struct OutputLimit {
+  std::uint64_t floor = 0;
+  std::uint64_t expansion = 0;
+};
+
 class PayloadStream final : public ByteSource {
  public:
-  PayloadStream(PartSupplier next, std::uint64_t max_output);
+  PayloadStream(PartSupplier next, OutputLimit limit);
   Result<std::size_t> read(std::span<std::uint8_t> out) override;
 
  private:
@@ -61,28 +74,34 @@ class PayloadStream final : public ByteSource {
   std::optional<zstd::Decompressor> zstd_;
   std::vector<std::uint8_t> input_;
   std::span<const std::uint8_t> pending_;
-  std::uint64_t max_output_;
+  OutputLimit limit_;
   std::uint64_t produced_ = 0;
   bool input_ended_ = false;
 };
 
-class MessageCompressor {
+// The compressed bytes C of a payload read from `payload`, produced as they are
+// read: the payload is fed to zstd in fixed chunks, so the same payload gives the
+// same C however the reader slices it. digest() and size() cover what was read.
+class CompressingSource final : public ByteSource {
  public:
-  static Result<MessageCompressor> create(ByteSink sink);
-  Result<> write(std::span<const std::uint8_t> payload) { return zstd_->write(payload); }
-  // Ends the frame; then message() is |C| and its digest.
-  Result<CompressedMessage> finish();
+  explicit CompressingSource(ByteSource& payload) : payload_(payload) {}
+  Result<std::size_t> read(std::span<std::uint8_t> out) override;
+  [[nodiscard]] CompressedMessage read_so_far() const { return {size_, sha_.digest()}; }
 
  private:
-  struct Measured {
-    ByteSink sink;
-    crypto::Sha256 sha;
-    std::uint64_t size = 0;
-  };
-  explicit MessageCompressor(std::unique_ptr<Measured> measured) : measured_(std::move(measured)) {}
+  Result<> refill();
 
-  std::unique_ptr<Measured> measured_;  // stable address: the compressor's sink points here
+  ByteSource& payload_;
   std::optional<zstd::Compressor> zstd_;
+  std::vector<std::uint8_t> input_;
+  std::vector<std::uint8_t> output_;
+  std::size_t output_pos_ = 0;
+  bool finished_ = false;
+  crypto::Sha256 sha_;
+  std::uint64_t size_ = 0;
 };
+
+// |C| and its digest, by compressing the payload once and keeping nothing.
+Result<CompressedMessage> measure_compressed(ByteSource& payload);
 
 }  // namespace sqlpost::transport
