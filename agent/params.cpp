@@ -169,7 +169,7 @@ const std::vector<ParamSpec>& parameter_specs() {
        "IDLE) or an application commits (data_version, looked at every second)",
        false, "yes"},
       {"lock_wait", "seconds a run waits for the database write lock per step (10)", false, "10"},
-      {"limits.max_changes", "most changes one received message may carry (1000000)", false,
+      {"limits.max_changes", "most changes one received message may carry (50000000)", false,
        "1000000"},
       {"limits.max_value_bytes",
        "largest value (TEXT/BLOB) a received message may carry (67108864)", false, "67108864"},

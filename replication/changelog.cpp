@@ -198,6 +198,23 @@ Result<> read_log_range(Database& db, std::int64_t from_seq, std::int64_t to_seq
 
 }  // namespace
 
+Result<std::set<std::string>> origins_between(Database& db, std::int64_t after_epoch,
+                                              std::int64_t upto_epoch) {
+  SQLPOST_TRY_ASSIGN(const std::int64_t from_seq, epoch_end_seq(db, after_epoch));
+  SQLPOST_TRY_ASSIGN(const std::int64_t to_seq, epoch_end_seq(db, upto_epoch));
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT DISTINCT ifnull(origin, '') FROM "
+                                              "sqlpost_log WHERE seq > ? AND seq <= ?"));
+  st.bind(1, from_seq).bind(2, to_seq);
+  std::set<std::string> origins;
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, st.step());
+    if (!row) {
+      return origins;
+    }
+    origins.insert(st.column_text(0));
+  }
+}
+
 Result<> read_changes(Database& db, std::int64_t after_epoch, std::int64_t upto_epoch,
                       const std::set<std::string>& tables, const ChangeVisitor& visit) {
   SQLPOST_TRY_ASSIGN(const std::int64_t closed, last_closed_epoch(db));

@@ -62,6 +62,10 @@ using ChangeVisitor = std::function<Result<>(const Change&)>;
 
 // Visits changes of epochs (after_epoch, upto_epoch] whose table is in `tables`
 // (every table when `tables` is empty), in commit order.
+// The distinct origins ("" for this site's own changes) of the closed epochs
+// (after, upto]: one pass over the range that keeps nothing per row.
+Result<std::set<std::string>> origins_between(Database& db, std::int64_t after_epoch,
+                                              std::int64_t upto_epoch);
 Result<> read_changes(Database& db, std::int64_t after_epoch, std::int64_t upto_epoch,
                       const std::set<std::string>& tables, const ChangeVisitor& visit);
 // The same for every change after `after_epoch`, the open epoch included.

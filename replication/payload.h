@@ -47,7 +47,9 @@ inline constexpr std::size_t kMessageDigestBytes = 16;   // a message's identity
 // kDecodeFloorBytes, at most kMaxDecodeExpansion times its compressed size, and
 // never more than transport::kMaxPayloadBytes — so a small message can never
 // decode into something big, whatever it declares.
-inline constexpr std::size_t kDefaultMaxChanges = 1'000'000;
+// A streamed message (version 4) costs a batch of memory whatever its size, so this
+// bounds work, not memory; versions 1-3 are still bounded by the decode budget.
+inline constexpr std::size_t kDefaultMaxChanges = 50'000'000;
 inline constexpr std::size_t kDefaultMaxValueBytes = std::size_t{64} << 20;  // 64 MiB
 inline constexpr std::size_t kDecodeFloorBytes = std::size_t{32} << 20;      // 32 MiB
 inline constexpr std::size_t kMaxDecodeExpansion = 256;

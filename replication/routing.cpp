@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <optional>
@@ -296,6 +297,10 @@ struct Route {
   std::map<std::string, std::int64_t> announced_at;
   SubsetFilter subset;
   SupersededBy superseded;
+  // False when every change of the range is the partner's own: then nothing it
+  // changed can supersede anything, and its changes are not noted (they would
+  // cost memory per row: a remote sends its parent's million rows nowhere).
+  bool supersedes = true;
   std::unique_ptr<PayloadBuilder> builder;
 };
 
@@ -401,7 +406,8 @@ class Router {
   }
 
   void note_own_change(const Change& c) {
-    if (const auto found = by_name_.find(c.origin); found != by_name_.end()) {
+    if (const auto found = by_name_.find(c.origin);
+        found != by_name_.end() && routes_[found->second].supersedes) {
       note_partner_change(routes_[found->second].superseded, routes_[found->second].partner, c);
     }
   }
@@ -565,6 +571,14 @@ Result<> route_group(Database& db, std::vector<Route>& routes, const Publication
   if (upto_epoch <= after_epoch) {  // no tables: article records may still go
     return success();
   }
+  SQLPOST_TRY_ASSIGN(const std::set<std::string> origins,
+                     origins_between(db, after_epoch, upto_epoch));
+  for (auto& r : routes) {
+    r.supersedes = echo.count(r.partner.name) > 0 ||
+                   std::ranges::any_of(origins, [&](const std::string& o) {
+                     return o != r.partner.name;
+                   });
+  }
   Router router(db, routes);
   Change scratch;
   SQLPOST_TRY(read_changes(db, after_epoch, upto_epoch, tables, [&](const Change& c) {
@@ -586,7 +600,7 @@ Result<> route_changes_for_all(Database& db, const std::vector<Partner>& partner
   for (const auto& partner : partners) {
     Route r{partner, catalog.tables_routed_to(partner),    publications_of(catalog, partner),
             {},      SubsetFilter::from(catalog, partner), {},
-            nullptr};
+            true,    nullptr};
     r.builder = std::make_unique<PayloadBuilder>(*targets.at(partner.name));
     groups[partner.sent_epoch].push_back(std::move(r));
   }

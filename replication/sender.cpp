@@ -17,7 +17,8 @@ constexpr std::size_t kSendBatch = 256;
 
 Result<std::vector<OutboxPart>> Sender::due_parts(const std::string& site) {
   SQLPOST_TRY_ASSIGN(
-      Statement st, run_.db.prepare("SELECT seq, part, mail, parts, sent_count FROM sqlpost_outbox "
+      Statement st, run_.db.prepare("SELECT seq, part, length(mail), parts, sent_count FROM "
+                                    "sqlpost_outbox "
                                     "WHERE site = ? AND "
                                     "(last_sent_at IS NULL OR last_sent_at <= ?) ORDER BY seq, "
                                     "part"));
@@ -28,10 +29,24 @@ Result<std::vector<OutboxPart>> Sender::due_parts(const std::string& site) {
     if (!row) {
       break;
     }
-    parts.push_back({st.column_int(0), st.column_int(1), blob_text(st.column(2)), st.column_int(3),
+    parts.push_back({st.column_int(0), st.column_int(1), st.column_int(2), st.column_int(3),
                      st.column_int(4)});
   }
   return parts;
+}
+
+Result<std::string> Sender::stored_mail(const std::string& site, const OutboxPart& p) {
+  SQLPOST_TRY_ASSIGN(Statement * st, run_.db.cached("SELECT mail FROM sqlpost_outbox WHERE site = "
+                                                    "? AND seq = ? AND part = ?"));
+  st->bind(1, site).bind(2, p.seq).bind(3, p.part);
+  SQLPOST_TRY_ASSIGN(const bool row, st->step());
+  std::string mail = row ? blob_text(st->column(0)) : std::string();
+  st->reset();
+  if (!row) {
+    return make_error(Errc::kInternal, "outbox part " + std::to_string(p.part) + " of message " +
+                                           std::to_string(p.seq) + " vanished while sending");
+  }
+  return mail;
 }
 
 // A permanent refusal (5xx: unknown recipient, message too big) is not retried
@@ -51,7 +66,7 @@ Result<> Sender::hold_refused_part(const Partner& partner, const OutboxPart& p,
               .seq = p.seq,
               .part = p.part,
               .parts = p.parts,
-              .bytes = static_cast<std::int64_t>(p.mail.size()),
+              .bytes = p.mail_bytes,
               .detail = refusal.message});
   return record_after_send(
       [this, site = partner.name, seq = p.seq, part = p.part, at = run_.now()]() -> Result<> {
@@ -93,7 +108,8 @@ Result<bool> Sender::send_outbox(const Partner& partner) {
   }
   const transport::Key& key = pair_key.value();
   for (const auto& p : parts) {
-    SQLPOST_TRY_ASSIGN(const std::string mail, transport::with_fresh_message_id(p.mail, key));
+    SQLPOST_TRY_ASSIGN(const std::string stored, stored_mail(partner.name, p));
+    SQLPOST_TRY_ASSIGN(const std::string mail, transport::with_fresh_message_id(stored, key));
     auto sent = run_.link.send(partner.address, mail);
     if (!sent.ok()) {
       ++run_.report.send_failures;
@@ -109,7 +125,7 @@ Result<bool> Sender::send_outbox(const Partner& partner) {
                   .seq = p.seq,
                   .part = p.part,
                   .parts = p.parts,
-                  .bytes = static_cast<std::int64_t>(p.mail.size()),
+                  .bytes = p.mail_bytes,
                   .detail = sent.error().message});
       return false;
     }

@@ -23,10 +23,11 @@
 namespace sqlpost {
 
 // One part in the outbox, due to be sent.
+// A part due to be sent; its e-mail is read when it is sent (one in memory at once).
 struct OutboxPart {
   std::int64_t seq;
   std::int64_t part;
-  std::string mail;
+  std::int64_t mail_bytes = 0;
   std::int64_t parts = 1;
   std::int64_t sent_count = 0;
 };
@@ -41,6 +42,7 @@ class Sender {
 
  private:
   Result<std::vector<OutboxPart>> due_parts(const std::string& site);
+  Result<std::string> stored_mail(const std::string& site, const OutboxPart& p);
   Result<> hold_refused_part(const Partner& partner, const OutboxPart& p, const Error& refusal);
   Result<> record_after_send(std::function<Result<>()> step);
 

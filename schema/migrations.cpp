@@ -283,6 +283,42 @@ CREATE TABLE sqlpost_abandoned(
     R"sql(
 ALTER TABLE sqlpost_sites ADD COLUMN send_schedule TEXT NOT NULL DEFAULT '';
 )sql",
+    // 9: the outbox and the inbox hold whole e-mails (up to max_message_bytes) and
+    // become rowid tables with a unique index on their key: in a WITHOUT ROWID table
+    // the e-mail was part of the key's b-tree, and every seek compared by reading
+    // whole rows off their overflow pages, so a 600-part message took minutes to
+    // receive (docs/performance.md, "One big transaction").
+    R"sql(
+CREATE TABLE sqlpost_outbox_v9(
+  site TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  part INTEGER NOT NULL,
+  parts INTEGER NOT NULL,
+  mail BLOB NOT NULL,
+  created_at INTEGER NOT NULL,
+  sent_count INTEGER NOT NULL DEFAULT 0,
+  last_sent_at INTEGER,
+  UNIQUE (site, seq, part));
+INSERT INTO sqlpost_outbox_v9(site, seq, part, parts, mail, created_at, sent_count, last_sent_at)
+  SELECT site, seq, part, parts, mail, created_at, sent_count, last_sent_at FROM sqlpost_outbox
+  ORDER BY site, seq, part;
+DROP TABLE sqlpost_outbox;
+ALTER TABLE sqlpost_outbox_v9 RENAME TO sqlpost_outbox;
+CREATE TABLE sqlpost_inbox_v9(
+  site TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  digest BLOB NOT NULL,
+  part INTEGER NOT NULL,
+  parts INTEGER NOT NULL,
+  mail BLOB NOT NULL,
+  received_at INTEGER NOT NULL,
+  UNIQUE (site, seq, digest, part));
+INSERT INTO sqlpost_inbox_v9(site, seq, digest, part, parts, mail, received_at)
+  SELECT site, seq, digest, part, parts, mail, received_at FROM sqlpost_inbox
+  ORDER BY site, seq, digest, part;
+DROP TABLE sqlpost_inbox;
+ALTER TABLE sqlpost_inbox_v9 RENAME TO sqlpost_inbox;
+)sql",
 };
 
 Result<> set_version(Database& db, int version) {

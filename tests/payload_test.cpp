@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "replication/payload.h"
+#include "replication/payload_stream.h"
 
 using namespace sqlpost;
 
@@ -235,4 +236,123 @@ TEST_CASE("nested indefinite-length strings are refused, not a stack overflow") 
   auto back = decode_payload(encode_payload(p));
   REQUIRE_MESSAGE(back.ok(), (back.ok() ? "" : back.error().message));
   CHECK(back.value() == p);
+}
+
+// ---- the streamed layout (version 4, replication/payload_stream.h)
+
+namespace {
+
+// 25 changes over two tables and three epochs.
+Payload many() {
+  Payload p = sample();
+  p.tables.push_back(TableBlock{"tag", {"id", "label"}, 1});
+  EpochBlock e{9, {}};
+  for (std::int64_t i = 0; i < 22; ++i) {
+    e.changes.push_back(WireChange{1, ChangeOp::kInsert, {Value(i)}, {1}, {Value::text("t")}, {}});
+  }
+  p.epochs.push_back(e);
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("a streamed payload is read in batches, each with every table so far") {
+  const Payload p = many();
+  const auto bytes = encode_payload(p);
+  REQUIRE(is_streamed_payload(bytes));
+  SpanSource source(bytes);
+  PayloadReader reader(source, {});
+  auto head = reader.head();
+  REQUIRE(head.ok());
+  CHECK(head->ack == 41);
+  CHECK(head->epochs.empty());
+  Payload whole = head.value();
+  std::vector<std::size_t> sizes;
+  Payload batch;
+  for (;;) {
+    auto more = reader.next(batch, 10);
+    REQUIRE(more.ok());
+    if (!more.value()) {
+      break;
+    }
+    sizes.push_back(batch.change_count());
+    whole.tables = batch.tables;
+    for (auto& e : batch.epochs) {
+      if (!whole.epochs.empty() && whole.epochs.back().epoch == e.epoch) {
+        whole.epochs.back().changes.insert(whole.epochs.back().changes.end(), e.changes.begin(),
+                                           e.changes.end());
+      } else {
+        whole.epochs.push_back(e);
+      }
+    }
+  }
+  CHECK(sizes == std::vector<std::size_t>{10, 10, 5});
+  CHECK(whole == p);
+  CHECK(decode_payload(bytes).value() == p);
+}
+
+TEST_CASE("truncated, trailing, miscounted or oversize streamed payloads are exact errors") {
+  const auto bytes = encode_payload(many());
+  const auto error_of = [](std::vector<std::uint8_t> b) {
+    auto r = decode_payload(b);
+    REQUIRE_FALSE(r.ok());
+    return r.error();
+  };
+  const auto end = encode_end(25);
+  std::vector<std::uint8_t> body(bytes.begin(),
+                                 bytes.end() - static_cast<std::ptrdiff_t>(end.size()));
+  CHECK(error_of(body).message.find("without its end record") != std::string::npos);
+  auto cut = bytes;
+  cut.pop_back();
+  CHECK(error_of(cut).code == Errc::kCorruption);
+  auto trailing = bytes;
+  trailing.insert(trailing.end(), end.begin(), end.end());
+  CHECK(error_of(trailing).message.find("after the end record") != std::string::npos);
+  auto miscounted = body;
+  const auto wrong = encode_end(24);
+  miscounted.insert(miscounted.end(), wrong.begin(), wrong.end());
+  CHECK(error_of(miscounted).message.find("counts 24 changes") != std::string::npos);
+  // A record announcing 2^40 bytes is refused before anything is read or allocated.
+  auto huge = encode_head(Payload{});
+  huge.insert(huge.end(), {0x5B, 0, 0, 1, 0, 0, 0, 0, 0});
+  CHECK(error_of(huge).code == Errc::kLimitExceeded);
+  // Versions 1-3 are one CBOR map, not a record: told apart by the first byte.
+  CHECK_FALSE(is_streamed_payload(encode_payload_document(many())));
+  CHECK(decode_payload(encode_payload_document(many())).value() == many());
+}
+
+TEST_CASE("an acknowledgement-only streamed payload carries no changes") {
+  Payload ack;
+  ack.kind = PayloadKind::kAckOnly;
+  ack.ack = 3;
+  CHECK(decode_payload(encode_payload(ack)).value() == ack);
+  Payload sneaky = many();
+  sneaky.kind = PayloadKind::kAckOnly;
+  auto r = decode_payload(encode_payload(sneaky));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == Errc::kCorruption);
+}
+
+TEST_CASE("the streamed layout is byte for byte what docs/format.md shows") {
+  Payload p;
+  p.tables.push_back(TableBlock{"item", {"id", "name"}, 1});
+  p.epochs.push_back(
+      EpochBlock{5, {WireChange{0, ChangeOp::kInsert, {Value(std::int64_t{1})}, {1}, {Value::text("x")}, {}}}});
+  const std::vector<std::uint8_t> documented = {
+      0x4d, 0xa4, 0x61, 0x61, 0x00, 0x61, 0x6b, 0x00, 0x61, 0x72, 0x00, 0x61, 0x76, 0x04,  // head
+      0x51, 0x84, 0x00, 0x64, 0x69, 0x74, 0x65, 0x6d, 0x82, 0x62, 0x69, 0x64, 0x64, 0x6e,
+      0x61, 0x6d, 0x65, 0x01,                                                  // table
+      0x43, 0x82, 0x01, 0x05,                                                  // epoch
+      0x4c, 0x87, 0x02, 0x00, 0x01, 0x81, 0x01, 0x81, 0x01, 0x81, 0x61, 0x78, 0x80,  // change
+      0x43, 0x82, 0x03, 0x01};                                                 // end
+  const auto bytes = encode_payload(p);
+  std::string hex;
+  for (const auto b : bytes) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    hex += kDigits[b >> 4];
+    hex += kDigits[b & 15];
+    hex += ' ';
+  }
+  CAPTURE(hex);
+  CHECK(bytes == documented);
 }

@@ -15,6 +15,7 @@
 #include "replication/bookkeeping.h"
 #include "replication/engine.h"
 #include "replication/payload.h"
+#include "replication/payload_stream.h"
 #include "schema/metadata.h"
 #include "tests/cluster.h"
 #include "transport/codec.h"
@@ -450,8 +451,10 @@ TEST_CASE("a small message declaring millions of changes is set aside with bound
     Cluster c(dir, 2, 67, {});
     send_raw_as_r1(c, hostile_payload(count, 0));
     // 16M changes: the decompressed size alone is over the budget of so small a
-    // message; 2M: within it, but over limits.max_changes (counted before building).
-    const std::string reason = count > 4'000'000 ? "above the limit" : "limits.max_changes";
+    // message; 2M: within it, but the declared count is more than the budget can
+    // hold (checked before building; limits.max_changes is 50M since streaming).
+    const std::string reason =
+        count > 4'000'000 ? "above the limit" : "more than the message can hold";
     const ChildRun run = in_child([&] { return hub_sets_message_aside(c, reason); });
     MESSAGE("rejecting " << count << " changes: peak RSS grew by " << run.grown_kib << " KiB");
     CHECK(run.status == 0);
@@ -674,4 +677,54 @@ TEST_CASE("a parent's valid table definition creates the table with its capture 
   CHECK(query_int(remote,
                   "SELECT count(*) FROM sqlpost_articles WHERE publication = 'all' AND "
                   "table_name = 'c'") == 1);
+}
+
+namespace {
+
+// A streamed (version 4) message of `count` inserts into item, from r1, as r1 could
+// send it; `cut` bytes are taken off its end (0: the message is whole).
+std::vector<std::uint8_t> streamed_inserts(std::int64_t count, std::size_t cut) {
+  Payload p;
+  p.tables.push_back(TableBlock{"item", {"id", "name"}, 1});
+  EpochBlock e{1, {}};
+  for (std::int64_t i = 0; i < count; ++i) {
+    WireChange w;
+    w.op = ChangeOp::kInsert;
+    w.key = {Value(3'000'000 + i)};
+    w.columns = {1};
+    w.new_values = {Value::text("row " + std::to_string(i))};
+    e.changes.push_back(std::move(w));
+  }
+  p.epochs.push_back(std::move(e));
+  auto bytes = encode_payload(p);
+  bytes.resize(bytes.size() - cut);
+  return bytes;
+}
+
+}  // namespace
+
+TEST_CASE("a streamed message that goes bad part-way is set aside and nothing of it stays") {
+  // 25,000 changes: three apply batches; the end record is cut off, so the stream
+  // fails after two batches were applied inside the apply transaction.
+  TempDir dir;
+  Cluster c(dir, 2, 89, {});
+  send_raw_as_r1(c, streamed_inserts(25'000, encode_end(25'000).size()));
+  const RunReport report = run_site(c, "hq");
+  CHECK(report.messages_applied == 0);
+  CHECK(report.worst == Errc::kCorruption);  // exit code 5: rejected input
+  CHECK(query_int(*c.site("hq").db, "SELECT count(*) FROM item") == 0);
+  CHECK(query_int(*c.site("hq").db,
+                  "SELECT count(*) FROM sqlpost_rejected WHERE reason LIKE '%end record%'") == 1);
+  CHECK(query_int(*c.site("hq").db, "SELECT count(*) FROM sqlpost_inbox") == 0);
+  CHECK(halted(*c.site("hq").db, "r1").empty());
+  other_partner_served(c);
+}
+
+TEST_CASE("a whole streamed message of several batches is applied") {
+  TempDir dir;
+  Cluster c(dir, 1, 97, {});
+  send_raw_as_r1(c, streamed_inserts(25'000, 0));
+  const RunReport report = run_site(c, "hq");
+  CHECK(report.messages_applied == 1);
+  CHECK(query_int(*c.site("hq").db, "SELECT count(*) FROM item WHERE id >= 3000000") == 25'000);
 }
