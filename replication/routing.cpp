@@ -574,10 +574,9 @@ Result<> route_group(Database& db, std::vector<Route>& routes, const Publication
   SQLPOST_TRY_ASSIGN(const std::set<std::string> origins,
                      origins_between(db, after_epoch, upto_epoch));
   for (auto& r : routes) {
-    r.supersedes = echo.count(r.partner.name) > 0 ||
-                   std::ranges::any_of(origins, [&](const std::string& o) {
-                     return o != r.partner.name;
-                   });
+    r.supersedes =
+        echo.count(r.partner.name) > 0 ||
+        std::ranges::any_of(origins, [&](const std::string& o) { return o != r.partner.name; });
   }
   Router router(db, routes);
   Change scratch;
@@ -598,9 +597,14 @@ Result<> route_changes_for_all(Database& db, const std::vector<Partner>& partner
   SQLPOST_TRY_ASSIGN(const SubscriptionCatalog catalog, SubscriptionCatalog::load(db));
   const PublicationTables pub_tables = publication_tables(catalog.articles);
   for (const auto& partner : partners) {
-    Route r{partner, catalog.tables_routed_to(partner),    publications_of(catalog, partner),
-            {},      SubsetFilter::from(catalog, partner), {},
-            true,    nullptr};
+    Route r{partner,
+            catalog.tables_routed_to(partner),
+            publications_of(catalog, partner),
+            {},
+            SubsetFilter::from(catalog, partner),
+            {},
+            true,
+            nullptr};
     r.builder = std::make_unique<PayloadBuilder>(*targets.at(partner.name));
     groups[partner.sent_epoch].push_back(std::move(r));
   }

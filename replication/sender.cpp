@@ -16,12 +16,12 @@ constexpr std::size_t kSendBatch = 256;
 }  // namespace
 
 Result<std::vector<OutboxPart>> Sender::due_parts(const std::string& site) {
-  SQLPOST_TRY_ASSIGN(
-      Statement st, run_.db.prepare("SELECT seq, part, length(mail), parts, sent_count FROM "
-                                    "sqlpost_outbox "
-                                    "WHERE site = ? AND "
-                                    "(last_sent_at IS NULL OR last_sent_at <= ?) ORDER BY seq, "
-                                    "part"));
+  SQLPOST_TRY_ASSIGN(Statement st,
+                     run_.db.prepare("SELECT seq, part, length(mail), parts, sent_count FROM "
+                                     "sqlpost_outbox "
+                                     "WHERE site = ? AND "
+                                     "(last_sent_at IS NULL OR last_sent_at <= ?) ORDER BY seq, "
+                                     "part"));
   st.bind(1, site).bind(2, run_.now() - run_.options.resend_timeout);
   std::vector<OutboxPart> parts;
   for (;;) {
@@ -29,8 +29,8 @@ Result<std::vector<OutboxPart>> Sender::due_parts(const std::string& site) {
     if (!row) {
       break;
     }
-    parts.push_back({st.column_int(0), st.column_int(1), st.column_int(2), st.column_int(3),
-                     st.column_int(4)});
+    parts.push_back(
+        {st.column_int(0), st.column_int(1), st.column_int(2), st.column_int(3), st.column_int(4)});
   }
   return parts;
 }

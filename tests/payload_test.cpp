@@ -336,15 +336,16 @@ TEST_CASE("an acknowledgement-only streamed payload carries no changes") {
 TEST_CASE("the streamed layout is byte for byte what docs/format.md shows") {
   Payload p;
   p.tables.push_back(TableBlock{"item", {"id", "name"}, 1});
-  p.epochs.push_back(
-      EpochBlock{5, {WireChange{0, ChangeOp::kInsert, {Value(std::int64_t{1})}, {1}, {Value::text("x")}, {}}}});
+  p.epochs.push_back(EpochBlock{
+      5,
+      {WireChange{0, ChangeOp::kInsert, {Value(std::int64_t{1})}, {1}, {Value::text("x")}, {}}}});
   const std::vector<std::uint8_t> documented = {
       0x4d, 0xa4, 0x61, 0x61, 0x00, 0x61, 0x6b, 0x00, 0x61, 0x72, 0x00, 0x61, 0x76, 0x04,  // head
       0x51, 0x84, 0x00, 0x64, 0x69, 0x74, 0x65, 0x6d, 0x82, 0x62, 0x69, 0x64, 0x64, 0x6e,
-      0x61, 0x6d, 0x65, 0x01,                                                  // table
-      0x43, 0x82, 0x01, 0x05,                                                  // epoch
+      0x61, 0x6d, 0x65, 0x01,                                                        // table
+      0x43, 0x82, 0x01, 0x05,                                                        // epoch
       0x4c, 0x87, 0x02, 0x00, 0x01, 0x81, 0x01, 0x81, 0x01, 0x81, 0x61, 0x78, 0x80,  // change
-      0x43, 0x82, 0x03, 0x01};                                                 // end
+      0x43, 0x82, 0x03, 0x01};                                                       // end
   const auto bytes = encode_payload(p);
   std::string hex;
   for (const auto b : bytes) {

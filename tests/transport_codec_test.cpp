@@ -4,11 +4,14 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "transport/codec.h"
+#include "transport/message_stream.h"
 
 namespace {
 
@@ -498,4 +501,112 @@ TEST_CASE("sequence 0 (ack-only control message) round-trips") {
   const auto parts = open_all(mails);
   CHECK(parts.front().header.sequence == 0);
   CHECK(decode(mails) == payload);
+}
+
+// ---- streaming (transport/message_stream.h)
+
+namespace {
+
+// Supplies the given opened parts in the given order.
+PartSupplier supply(std::vector<OpenedPart> parts) {
+  auto queue = std::make_shared<std::vector<OpenedPart>>(std::move(parts));
+  auto next = std::make_shared<std::size_t>(0);
+  return [queue, next]() -> Result<std::optional<OpenedPart>> {
+    if (*next == queue->size()) {
+      return std::optional<OpenedPart>{};
+    }
+    return std::optional<OpenedPart>{(*queue)[(*next)++]};
+  };
+}
+
+Result<Bytes> drain(ByteSource& source, std::size_t chunk) {
+  Bytes out;
+  Bytes buffer(chunk);
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const std::size_t n, source.read(buffer));
+    if (n == 0) {
+      return out;
+    }
+    out.insert(out.end(), buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+}
+
+// The e-mails of `payload` built the streaming way (what prepare does).
+std::vector<std::string> encode_streaming(const Bytes& payload, std::size_t max) {
+  SpanSource measured(payload);
+  auto message = measure_compressed(measured);
+  REQUIRE(message.ok());
+  SpanSource again(payload);
+  CompressingSource compressed(again);
+  std::vector<std::string> mails;
+  auto parts =
+      encode_parts(header_ab(), "a@example.com", "b@example.com", *message, compressed, test_key(1),
+                   max, [&](std::uint32_t part, std::uint32_t count, std::string mail) {
+                     CHECK(part == mails.size() + 1);
+                     CHECK(count >= part);
+                     mails.push_back(std::move(mail));
+                     return success();
+                   });
+  REQUIRE(parts.ok());
+  CHECK(parts.value() == mails.size());
+  CHECK(compressed.read_so_far().digest == message->digest);
+  return mails;
+}
+
+}  // namespace
+
+TEST_CASE("a message streams part by part: built from a source, read back in any chunk size") {
+  const Bytes payload = random_payload(300'000, 7);
+  const Bytes text(2'000'000, 'x');  // compressible: fewer parts than bytes suggest
+  for (const Bytes* p : {&payload, &text}) {
+    const auto mails = encode_streaming(*p, 20'000);
+    CHECK(mails.size() > (p == &payload ? 10U : 0U));
+    for (const std::size_t chunk : {std::size_t{1}, std::size_t{4096}, std::size_t{1} << 20}) {
+      PayloadStream stream(supply(open_all(mails)), {std::size_t{64} << 20, 256});
+      auto out = drain(stream, chunk);
+      REQUIRE(out.ok());
+      CHECK(out.value() == *p);
+    }
+    // The whole-message codec reads what the streaming encoder wrote.
+    auto whole = reassemble(open_all(mails));
+    REQUIRE(whole.ok());
+    CHECK(whole.value() == *p);
+  }
+}
+
+TEST_CASE("a streamed message with a part missing, out of order, foreign or altered is an error") {
+  const Bytes payload = random_payload(100'000, 9);
+  const auto mails = encode_streaming(payload, 20'000);
+  REQUIRE(mails.size() >= 3);
+  const auto error_of = [](std::vector<OpenedPart> parts) {
+    PayloadStream stream(supply(std::move(parts)), {std::size_t{64} << 20, 256});
+    auto out = drain(stream, 4096);
+    REQUIRE_FALSE(out.ok());
+    return out.error().code;
+  };
+  auto parts = open_all(mails);
+  auto missing = parts;
+  missing.erase(missing.begin() + 1);
+  CHECK(error_of(missing) == Errc::kNotFound);
+  auto last_missing = parts;
+  last_missing.pop_back();
+  CHECK(error_of(last_missing) == Errc::kNotFound);
+  auto swapped = parts;
+  std::swap(swapped[0], swapped[1]);
+  CHECK(error_of(swapped) == Errc::kNotFound);
+  auto foreign = parts;
+  foreign[1] = open_all(encode(random_payload(100'000, 10), 20'000))[1];
+  CHECK(error_of(foreign) == Errc::kInvalidArgument);
+  auto altered = parts;  // authenticated, but not the slice the digest covers
+  altered[1].data[0] ^= 1;
+  CHECK(error_of(altered) != Errc::kInternal);
+}
+
+TEST_CASE("a streamed zstd bomb stops at max(floor, expansion x |C|)") {
+  const Bytes zeros(std::size_t{40} << 20, 0);  // 40 MiB of zeros: a few KiB compressed
+  const auto mails = encode_streaming(zeros, kDefaultMaxMessageBytes);
+  PayloadStream stream(supply(open_all(mails)), {std::size_t{8} << 20, 256});
+  auto out = drain(stream, 1 << 16);
+  REQUIRE_FALSE(out.ok());
+  CHECK(out.error().code == Errc::kLimitExceeded);
 }
