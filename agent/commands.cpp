@@ -34,6 +34,7 @@
 #include "replication/origin.h"
 #include "replication/outbox.h"
 #include "replication/publication_change.h"
+#include "replication/rekey.h"
 #include "replication/retention.h"
 #include "replication/send_schedule.h"
 #include "schema/capture.h"
@@ -311,12 +312,36 @@ void add_site_schedule(CLI::App& site, Action& action) {
   cmd->callback([&action, s] { action = [s] { return run_site_schedule(*s); }; });
 }
 
+// ---- site rekey
+
+void add_site_rekey(CLI::App& site, Action& action) {
+  auto* cmd = site.add_subcommand(
+      "rekey", "Replace the key shared with SITE through the message stream (docs/operations.md)");
+  auto db = std::make_shared<std::string>();
+  auto name = std::make_shared<std::string>();
+  cmd->add_option("DB", *db, "SQLite database file")->required();
+  cmd->add_option("SITE", *name, "the partner site")->required();
+  cmd->callback([&action, db, name] {
+    action = [db, name]() -> Result<> {
+      SQLPOST_TRY(with_site_write(*db, [&](Database& d) {
+        return start_rekey(d, *name, static_cast<std::int64_t>(std::time(nullptr)));
+      }));
+      std::cout << "site " << *name
+                << ": a new key is generated; the next run offers it in a message sealed under "
+                   "the current key, and the pair switches once "
+                << *name << " acknowledges it (sqlpost status shows the progress)\n";
+      return success();
+    };
+  });
+}
+
 void add_site(CLI::App& app, Action& action) {
   auto* site = app.add_subcommand("site", "Manage partner sites");
   site->require_subcommand(1);
   add_site_add(*site, action);
   add_site_remove(*site, action);
   add_site_schedule(*site, action);
+  add_site_rekey(*site, action);
   auto* list = site->add_subcommand("list", "List partner sites");
   auto db = std::make_shared<std::string>();
   list->add_option("DB", *db, "SQLite database file")->required();

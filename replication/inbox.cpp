@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "replication/rekey.h"
+
 namespace sqlpost {
 
 Blob digest_blob(const transport::crypto::Digest& digest) {
@@ -10,7 +12,7 @@ Blob digest_blob(const transport::crypto::Digest& digest) {
 
 Result<std::vector<transport::OpenedPart>> Inbox::open_inbox_parts(const Partner& partner,
                                                                    const InboxMessage& message) {
-  SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
+  SQLPOST_TRY_ASSIGN(const PairKeys keys, opening_keys(run_.db, partner.name));
   SQLPOST_TRY_ASSIGN(Statement st, run_.db.prepare("SELECT mail FROM sqlpost_inbox WHERE site = ? "
                                                    "AND seq = ? AND digest = ? ORDER BY part"));
   st.bind(1, partner.name).bind(2, message.seq).bind(3, Value(message.digest));
@@ -21,7 +23,7 @@ Result<std::vector<transport::OpenedPart>> Inbox::open_inbox_parts(const Partner
       break;
     }
     SQLPOST_TRY_ASSIGN(transport::OpenedPart part,
-                       transport::open_part(blob_text(st.column(0)), key, run_.local.name));
+                       open_with_pair_keys(blob_text(st.column(0)), keys, run_.local.name));
     parts.push_back(std::move(part));
   }
   return parts;

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "replication/rekey.h"
 #include "replication/run_context.h"
 #include "schema/metadata.h"
 #include "transport/codec.h"
@@ -9,13 +10,15 @@
 namespace sqlpost {
 namespace {
 
-Result<transport::Key> pair_key(const Partner& p) {
-  if (p.key.size() != transport::Key::kBytes) {
-    return make_error(Errc::kConfig, "site '" + p.name + "' has no valid key");
+// Which of the pair's keys `mail` (one of our parts) was sealed under.
+Result<transport::Key> sealed_under(std::string_view mail, const PairKeys& keys,
+                                    std::string_view receiver) {
+  for (const auto& key : keys.keys) {
+    if (transport::open_part(mail, key, receiver).ok()) {
+      return key;
+    }
   }
-  transport::Key::Bytes bytes{};
-  std::copy(p.key.begin(), p.key.end(), bytes.begin());
-  return transport::Key(bytes);
+  return make_error(Errc::kAuthentication, "no key of the pair opens it");
 }
 
 Result<std::vector<std::int64_t>> waiting_messages(Database& db, const std::string& site,
@@ -34,10 +37,11 @@ Result<std::vector<std::int64_t>> waiting_messages(Database& db, const std::stri
   return seqs;
 }
 
-// The payload bytes of one stored message, from its own parts.
+// The payload bytes of one stored message, from its own parts; `key` becomes the
+// key they were sealed under (during a key rotation, the old or the new one).
 Result<std::vector<std::uint8_t>> stored_payload(Database& db, const Partner& partner,
-                                                 const transport::Key& key, std::int64_t seq,
-                                                 std::int64_t& parts) {
+                                                 const PairKeys& keys, std::int64_t seq,
+                                                 std::int64_t& parts, transport::Key& key) {
   SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT mail FROM sqlpost_outbox WHERE site = ? "
                                               "AND seq = ? ORDER BY part"));
   st.bind(1, partner.name).bind(2, seq);
@@ -47,11 +51,14 @@ Result<std::vector<std::uint8_t>> stored_payload(Database& db, const Partner& pa
     if (!row) {
       break;
     }
-    auto part = transport::open_part(blob_text(st.column(0)), key, partner.name);
+    auto part = open_with_pair_keys(blob_text(st.column(0)), keys, partner.name);
     if (!part.ok()) {
       return make_error(part.error().code, "message " + std::to_string(seq) + " to " +
                                                partner.name +
                                                " does not open: " + part.error().message);
+    }
+    if (opened.empty()) {
+      SQLPOST_TRY_ASSIGN(key, sealed_under(blob_text(st.column(0)), keys, partner.name));
     }
     opened.push_back(std::move(part).value());
   }
@@ -65,7 +72,7 @@ Result<ReencodeSummary> reencode_outbox(Database& db, const std::string& site, s
                                         std::size_t max_message_bytes) {
   SQLPOST_TRY_ASSIGN(const LocalSite local, load_local_site(db));
   SQLPOST_TRY_ASSIGN(const Partner partner, load_partner(db, site));
-  SQLPOST_TRY_ASSIGN(const transport::Key key, pair_key(partner));
+  SQLPOST_TRY_ASSIGN(const PairKeys keys, opening_keys(db, partner.name));
   const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                                std::chrono::system_clock::now().time_since_epoch())
                                .count();
@@ -73,7 +80,8 @@ Result<ReencodeSummary> reencode_outbox(Database& db, const std::string& site, s
   SQLPOST_TRY_ASSIGN(const auto seqs, waiting_messages(db, site, from));
   for (const std::int64_t seq : seqs) {
     std::int64_t before = 0;
-    SQLPOST_TRY_ASSIGN(const auto payload, stored_payload(db, partner, key, seq, before));
+    transport::Key key;
+    SQLPOST_TRY_ASSIGN(const auto payload, stored_payload(db, partner, keys, seq, before, key));
     SQLPOST_TRY_ASSIGN(
         const auto mails,
         transport::encode_message({local.name, partner.name, static_cast<std::uint64_t>(seq)},

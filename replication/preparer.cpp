@@ -3,6 +3,7 @@
 #include "replication/bounce.h"
 #include "replication/mail_bounces.h"
 #include "replication/message_control.h"
+#include "replication/rekey.h"
 #include "replication/restore.h"
 #include "transport/codec.h"
 
@@ -19,7 +20,8 @@ constexpr std::int64_t kOutboxBatchBytes = 4 << 20;
 }  // namespace
 
 Result<> Preparer::prepare_for(const Partner& partner, Payload payload, std::int64_t closed) {
-  if (payload.change_count() == 0 && partner.sent_epoch >= closed) {
+  SQLPOST_TRY_ASSIGN(const bool rekey_due, add_rekey_record(run_, partner, payload));
+  if (payload.change_count() == 0 && partner.sent_epoch >= closed && !rekey_due) {
     SQLPOST_TRY_ASSIGN(const Stream s, run_.streams.load(partner.name));
     if (s.restore_request == 0) {
       return success();  // nothing new, no restore request: nothing to write
@@ -73,7 +75,7 @@ void Preparer::warn_if_over_limits(const Partner& partner, std::int64_t seq, std
 Result<> Preparer::store_outgoing(const Partner& partner, Payload payload, std::int64_t closed) {
   SQLPOST_TRY_ASSIGN(const Stream s, run_.streams.load(partner.name));
   // A restore request goes in a message of its own if there are no changes to carry.
-  if (payload.change_count() > 0 || s.restore_request > 0) {
+  if (payload.change_count() > 0 || s.restore_request > 0 || payload.rekey) {
     payload.ack = static_cast<std::uint64_t>(s.applied_seq);
     payload.resend_from = static_cast<std::uint64_t>(s.resend_from);
     SQLPOST_TRY(add_health_for(run_, partner, payload));
@@ -82,7 +84,8 @@ Result<> Preparer::store_outgoing(const Partner& partner, Payload payload, std::
                        chain_identity(run_.db, partner.name, s.next_seq));
     payload.prev_digest = previous;
     payload.restored_from = static_cast<std::uint64_t>(s.restore_request);
-    SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
+    SQLPOST_TRY_ASSIGN(const PairKeys keys, opening_keys(run_.db, partner.name));
+    const transport::Key& key = keys.keys.front();  // the sealing key (replication/rekey.h)
     const auto bytes = encode_payload(payload);
     SQLPOST_TRY_ASSIGN(const auto mails,
                        transport::encode_message(
@@ -90,6 +93,7 @@ Result<> Preparer::store_outgoing(const Partner& partner, Payload payload, std::
                            run_.local.address, partner.address, bytes, key,
                            max_message_bytes_for(run_, partner.name)));
     SQLPOST_TRY(insert_outbox(partner.name, s.next_seq, mails));
+    SQLPOST_TRY(note_rekey_prepared(run_, partner, s.next_seq, payload));
     warn_if_over_limits(partner, s.next_seq, payload.change_count());
     std::int64_t bytes_written = 0;
     for (const auto& m : mails) {

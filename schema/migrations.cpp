@@ -283,6 +283,25 @@ CREATE TABLE sqlpost_abandoned(
     R"sql(
 ALTER TABLE sqlpost_sites ADD COLUMN send_schedule TEXT NOT NULL DEFAULT '';
 )sql",
+    // 9: key rotation through the stream (replication/rekey.h, docs/protocol.md "Key
+    // rotation"): one row per partner while a rotation runs, kept as 'done' (without
+    // any key) once the old key was forgotten. sqlpost_sites.key stays the key this
+    // site seals its new messages with.
+    R"sql(
+CREATE TABLE sqlpost_rekey(
+  site TEXT PRIMARY KEY,
+  state TEXT NOT NULL CHECK (state IN ('offered', 'switched', 'done')),
+  initiator INTEGER NOT NULL,
+  new_key BLOB,
+  old_key BLOB,
+  offer_seq INTEGER NOT NULL DEFAULT 0,
+  old_until INTEGER NOT NULL DEFAULT 0,
+  marker_seq INTEGER NOT NULL DEFAULT 0,
+  partner_switched INTEGER NOT NULL DEFAULT 0,
+  started_at INTEGER NOT NULL,
+  switched_at INTEGER,
+  done_at INTEGER) WITHOUT ROWID;
+)sql",
 };
 
 Result<> set_version(Database& db, int version) {
