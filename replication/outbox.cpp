@@ -70,6 +70,12 @@ Result<std::vector<std::uint8_t>> stored_payload(Database& db, const Partner& pa
 
 Result<ReencodeSummary> reencode_outbox(Database& db, const std::string& site, std::int64_t from,
                                         std::size_t max_message_bytes) {
+  return reencode_outbox(db, site, from, max_message_bytes, std::nullopt);
+}
+
+Result<ReencodeSummary> reencode_outbox(Database& db, const std::string& site, std::int64_t from,
+                                        std::size_t max_message_bytes,
+                                        const std::optional<transport::Key>& reseal_under) {
   SQLPOST_TRY_ASSIGN(const LocalSite local, load_local_site(db));
   SQLPOST_TRY_ASSIGN(const Partner partner, load_partner(db, site));
   SQLPOST_TRY_ASSIGN(const PairKeys keys, opening_keys(db, partner.name));
@@ -82,6 +88,9 @@ Result<ReencodeSummary> reencode_outbox(Database& db, const std::string& site, s
     std::int64_t before = 0;
     transport::Key key;
     SQLPOST_TRY_ASSIGN(const auto payload, stored_payload(db, partner, keys, seq, before, key));
+    if (reseal_under) {
+      key = *reseal_under;
+    }
     SQLPOST_TRY_ASSIGN(
         const auto mails,
         transport::encode_message({local.name, partner.name, static_cast<std::uint64_t>(seq)},

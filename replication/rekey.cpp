@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "replication/outbox.h"
 #include "replication/run_context.h"
 #include "transport/crypto.h"
 
@@ -244,6 +245,41 @@ Result<> start_rekey(Database& db, const std::string& site, std::int64_t now) {
                                 "new_key, started_at) VALUES (?, 'offered', 1, ?, ?)"));
   st.bind(1, site).bind(2, key_value(fresh)).bind(3, now);
   return st.run();
+}
+
+Result<std::int64_t> set_pair_key(Database& db, const std::string& site, const transport::Key& key,
+                                  std::size_t max_message_bytes) {
+  SQLPOST_TRY(sealing_key(db, site));
+  SQLPOST_TRY(reencode_outbox(db, site, 0, max_message_bytes, key));
+  SQLPOST_TRY(set_sealing_key(db, site, key));
+  SQLPOST_TRY_ASSIGN(Statement forget, db.prepare("DELETE FROM sqlpost_rekey WHERE site = ?"));
+  forget.bind(1, site);
+  SQLPOST_TRY(forget.run());
+  SQLPOST_TRY_ASSIGN(const LocalSite local, load_local_site(db));
+  SQLPOST_TRY_ASSIGN(
+      Statement parts,
+      db.prepare("SELECT seq, digest, part, mail FROM sqlpost_inbox WHERE site = ?"));
+  parts.bind(1, site);
+  std::vector<std::pair<std::int64_t, Value>> unreadable;
+  std::vector<std::int64_t> unreadable_parts;
+  for (;;) {
+    SQLPOST_TRY_ASSIGN(const bool row, parts.step());
+    if (!row) {
+      break;
+    }
+    if (!transport::open_part(blob_text(parts.column(3)), key, local.name).ok()) {
+      unreadable.emplace_back(parts.column_int(0), parts.column(1));
+      unreadable_parts.push_back(parts.column_int(2));
+    }
+  }
+  SQLPOST_TRY_ASSIGN(Statement drop, db.prepare("DELETE FROM sqlpost_inbox WHERE site = ? AND "
+                                                "seq = ? AND digest = ? AND part = ?"));
+  for (std::size_t i = 0; i < unreadable.size(); ++i) {
+    drop.bind(1, site).bind(2, unreadable[i].first).bind(3, unreadable[i].second);
+    drop.bind(4, unreadable_parts[i]);
+    SQLPOST_TRY(drop.run());
+  }
+  return static_cast<std::int64_t>(unreadable.size());
 }
 
 std::string describe_rekey(const RekeyState& s) {

@@ -71,6 +71,15 @@ Result<RekeyState> load_rekey_state(Database& db, const std::string& site);
 // from RAND_bytes waits in new_key for the next message. kNotFound for an unknown
 // site; kAlreadyExists while a rotation with it is not done.
 Result<> start_rekey(Database& db, const std::string& site, std::int64_t now);
+// The manual way (`sqlpost site key --import`), for a pair whose sites no longer
+// share a key (a site restored from a backup older than a rotation): `key` becomes
+// the pair key, the outbox to `site` is sealed again under it, inbox parts that do
+// not open under it are dropped (the partner sends them again) and any rotation
+// with `site` is forgotten. Caller holds a write transaction. Returns the number
+// of inbox parts dropped.
+Result<std::int64_t> set_pair_key(Database& db, const std::string& site, const transport::Key& key,
+                                  std::size_t max_message_bytes);
+
 // One line for `status`: what the rotation waits for ("" when none ran).
 std::string describe_rekey(const RekeyState& s);
 

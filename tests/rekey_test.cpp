@@ -387,6 +387,7 @@ TEST_CASE(
     "applies nothing unauthenticated") {
   TempDir dir;
   Cluster c(dir, 1, 8, {});
+  c.log_retention = 7 * 86400;  // the hub can send again what r1 lost
   converge(c);
   Site& hub = c.site("hq");
   Site& r1 = c.site("r1");
@@ -420,4 +421,20 @@ TEST_CASE(
             .find("set the pair's key "
                   "again") != std::string::npos);
   CHECK(text_of(*hub.db, "SELECT name FROM item WHERE id = 1000041").empty());
+
+  // Re-keyed by hand (`sqlpost site key hq.db r1 --export F`, then `sqlpost site key
+  // r1.db hq --import F`): r1's outbox is sealed again under the hub's key, the mail
+  // refused on both sides comes again from the outboxes, restore recovery runs, and
+  // nothing is lost.
+  {
+    exec(*r1.db, "BEGIN IMMEDIATE");
+    auto set = set_pair_key(*r1.db, "hq", pair_key(hub, "r1"), c.max_message_bytes);
+    REQUIRE_MESSAGE(set.ok(), (set.ok() ? "" : set.error().message));
+    exec(*r1.db, "COMMIT");
+  }
+  CHECK(pair_key_hex(r1, "hq") == pair_key_hex(hub, "r1"));
+  CHECK(rekey_state(r1, "hq").empty());
+  converge(c, 300);
+  CHECK(text_of(*r1.db, "SELECT name FROM item WHERE id = 41") == "after the restore");
+  CHECK(text_of(*hub.db, "SELECT name FROM item WHERE id = 1000041") == "r1 after the restore");
 }
