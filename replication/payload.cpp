@@ -506,7 +506,7 @@ Result<std::optional<RekeyRecord>> rekey_from_json(const json& doc) {
   } else if (step == static_cast<std::uint64_t>(RekeyStep::kSwitched)) {
     r.step = RekeyStep::kSwitched;
     SQLPOST_TRY(rekey_bytes(j[3], 0));
-    SQLPOST_TRY(rekey_bytes(j[4], 0));
+    SQLPOST_TRY_ASSIGN(r.replaces, rekey_bytes(j[4], kKeyIdBytes));
   } else {
     return corrupt("unknown key-rotation step " + std::to_string(step));
   }

@@ -124,14 +124,15 @@ struct SiteHealth {
 // A key-rotation record ("y"; replication/rekey.h). It names the pair it is for
 // (sender first), so a site can refuse one about a pair the message is not from.
 // kOffer carries the new 32-byte key and the id of the key it replaces; kSwitched
-// says the sender seals its messages under the new key from this one on.
+// says the sender seals its messages under the key `replaces` names (the new one)
+// from this one on.
 enum class RekeyStep : std::uint8_t { kOffer = 1, kSwitched = 2 };
 struct RekeyRecord {
   RekeyStep step = RekeyStep::kOffer;
   std::string sender;
   std::string receiver;
   std::vector<std::uint8_t> key;       // kOffer: the new key; kSwitched: empty
-  std::vector<std::uint8_t> replaces;  // kOffer: kKeyIdBytes; kSwitched: empty
+  std::vector<std::uint8_t> replaces;  // kKeyIdBytes: kOffer, the replaced key; kSwitched, the new
   bool operator==(const RekeyRecord&) const = default;
 };
 

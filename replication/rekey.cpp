@@ -26,6 +26,12 @@ Value key_value(const transport::Key& key) {
   return Value(Blob{std::vector<std::uint8_t>(key.bytes().begin(), key.bytes().end())});
 }
 
+// A step of the rotation: in the run log and the message log (event "rekey").
+void note_step(RunContext& run, const Partner& partner, std::int64_t seq, const std::string& text) {
+  run.report.notes.push_back("key rotation with " + partner.name + ": " + text);
+  run.event({.partner = partner.name, .event = "rekey", .seq = seq, .detail = text});
+}
+
 Result<transport::Key> sealing_key(Database& db, const std::string& site) {
   SQLPOST_TRY_ASSIGN(Statement * st, db.cached("SELECT key FROM sqlpost_sites WHERE name = ?"));
   st->bind(1, site);
@@ -114,8 +120,7 @@ Result<> finish_if_proven(RunContext& run, const Partner& partner) {
                                    "old_key = NULL, done_at = ? WHERE site = ?"));
   st->bind(1, run.now()).bind(2, partner.name);
   SQLPOST_TRY(st->run());
-  run.report.notes.push_back("key rotation with " + partner.name +
-                             " complete: both sites use the new key, the old one is forgotten");
+  note_step(run, partner, 0, "complete: both sites use the new key, the old one is forgotten");
   return success();
 }
 
@@ -124,9 +129,9 @@ Result<> accept_offer(RunContext& run, const Partner& partner, const RekeyRecord
   transport::Key::Bytes bytes{};
   std::copy(offer.key.begin(), offer.key.end(), bytes.begin());
   SQLPOST_TRY(switch_keys(run, partner.name, current, transport::Key(bytes), false));
-  run.report.notes.push_back("key rotation with " + partner.name +
-                             ": took the new key it offered; messages to it are sealed under "
-                             "the new key from now on");
+  note_step(run, partner, 0,
+            "took the new key it offered; messages to it are sealed under the new key from "
+            "now on");
   return success();
 }
 
@@ -135,34 +140,51 @@ Result<> accept_offer(RunContext& run, const Partner& partner, const RekeyRecord
 Result<> handle_offer(RunContext& run, const Partner& partner, const RekeyRecord& offer) {
   SQLPOST_TRY_ASSIGN(const transport::Key current, sealing_key(run.db, partner.name));
   if (offer.replaces != key_id(current)) {
-    run.report.notes.push_back("key rotation with " + partner.name +
-                               ": ignored an offer of a new key that replaces a key no longer "
-                               "in use here (two rotations crossed, or the partner repeats an "
-                               "old one)");
+    note_step(run, partner, 0,
+              "ignored an offer of a new key that replaces a key no longer in use here (two "
+              "rotations crossed, or the partner repeats an old one)");
     return success();
   }
   SQLPOST_TRY_ASSIGN(const RekeyState r, load_rekey_state(run.db, partner.name));
   if (r.state == "offered" && run.local.name < partner.name) {
-    run.report.notes.push_back("key rotation with " + partner.name +
-                               ": both sites started one; this site's offer wins (its name "
-                               "sorts first), the partner's is ignored");
+    note_step(run, partner, 0,
+              "both sites started one; this site's offer wins (its name sorts first), the "
+              "partner's is ignored");
     return success();
   }
   return accept_offer(run, partner, offer, current);
 }
 
-Result<> handle_switched(RunContext& run, const Partner& partner) {
-  SQLPOST_TRY_ASSIGN(const RekeyState r, load_rekey_state(run.db, partner.name));
-  if (r.state != "switched") {
-    run.report.notes.push_back("key rotation with " + partner.name +
-                               ": it says it switched keys, but no rotation waits for that here; "
-                               "ignored");
-    return success();
-  }
+Result<> set_partner_switched(RunContext& run, const Partner& partner) {
   SQLPOST_TRY_ASSIGN(Statement * st, run.db.cached("UPDATE sqlpost_rekey SET partner_switched = 1 "
                                                    "WHERE site = ?"));
   st->bind(1, partner.name);
   return st->run();
+}
+
+// The partner seals under the key `record.replaces` names from this message on.
+// For our own offer this is its acceptance: only now do we switch (an
+// acknowledgement of the offer's message alone is not enough: a partner that
+// started a rotation of its own at the same time and won ignores our offer).
+Result<> handle_switched(RunContext& run, const Partner& partner, const RekeyRecord& record) {
+  SQLPOST_TRY_ASSIGN(const RekeyState r, load_rekey_state(run.db, partner.name));
+  SQLPOST_TRY_ASSIGN(const transport::Key current, sealing_key(run.db, partner.name));
+  if (r.state == "offered") {
+    SQLPOST_TRY_ASSIGN(const auto offered, offered_key(run.db, partner.name));
+    if (offered && record.replaces == key_id(*offered)) {
+      SQLPOST_TRY(switch_keys(run, partner.name, current, *offered, true));
+      note_step(run, partner, r.offer_seq,
+                "it took the key offered in message " + std::to_string(r.offer_seq) +
+                    "; messages to it are sealed under the new key from now on");
+      return set_partner_switched(run, partner);
+    }
+  } else if (r.state == "switched" && record.replaces == key_id(current)) {
+    return set_partner_switched(run, partner);
+  }
+  note_step(run, partner, 0,
+            "it says it switched to a key no rotation here waits for; ignored (status shows "
+            "the rotation's state)");
+  return success();
 }
 
 }  // namespace
@@ -325,7 +347,9 @@ Result<bool> add_rekey_record(RunContext& run, const Partner& partner, Payload& 
     record.key.assign(offered->bytes().begin(), offered->bytes().end());
     record.replaces = key_id(current);
   } else if (r.state == "switched" && r.marker_seq == 0) {
+    SQLPOST_TRY_ASSIGN(const transport::Key current, sealing_key(run.db, partner.name));
     record.step = RekeyStep::kSwitched;
+    record.replaces = key_id(current);
   } else {
     return false;
   }
@@ -345,28 +369,14 @@ Result<> note_rekey_prepared(RunContext& run, const Partner& partner, std::int64
                           : "UPDATE sqlpost_rekey SET marker_seq = ? WHERE site = ?"));
   st->bind(1, seq).bind(2, partner.name);
   SQLPOST_TRY(st->run());
-  run.report.notes.push_back("key rotation with " + partner.name + ": message " +
-                             std::to_string(seq) +
-                             (offer ? " offers the new key (sealed under the current one)"
-                                    : " tells it this site seals under the new key"));
+  note_step(run, partner, seq,
+            "message " + std::to_string(seq) +
+                (offer ? " offers the new key (sealed under the current one)"
+                       : " tells it this site seals under the new key"));
   return finish_if_proven(run, partner);
 }
 
-Result<> rekey_after_ack(RunContext& run, const Partner& partner, std::int64_t ack) {
-  SQLPOST_TRY_ASSIGN(const RekeyState r, load_rekey_state(run.db, partner.name));
-  SQLPOST_TRY_ASSIGN(const std::int64_t last, last_prepared(run, partner.name));
-  if (r.state == "offered" && r.offer_seq > 0 && ack >= r.offer_seq && ack <= last) {
-    SQLPOST_TRY_ASSIGN(const auto offered, offered_key(run.db, partner.name));
-    SQLPOST_TRY_ASSIGN(const transport::Key current, sealing_key(run.db, partner.name));
-    if (!offered) {
-      return make_error(Errc::kDatabase, "the key offered to " + partner.name + " is damaged");
-    }
-    SQLPOST_TRY(switch_keys(run, partner.name, current, *offered, true));
-    run.report.notes.push_back("key rotation with " + partner.name + ": it acknowledged message " +
-                               std::to_string(r.offer_seq) +
-                               " with the new key; messages to it are sealed under the new key "
-                               "from now on");
-  }
+Result<> rekey_after_ack(RunContext& run, const Partner& partner) {
   return finish_if_proven(run, partner);
 }
 
@@ -382,7 +392,7 @@ Result<> apply_rekey_record(RunContext& run, const Partner& partner, const Paylo
     if (r.step == RekeyStep::kOffer) {
       SQLPOST_TRY(handle_offer(run, partner, r));
     } else {
-      SQLPOST_TRY(handle_switched(run, partner));
+      SQLPOST_TRY(handle_switched(run, partner, r));
     }
   }
   return finish_if_proven(run, partner);

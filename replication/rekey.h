@@ -7,9 +7,10 @@
 //    message carries it (a RekeyRecord kOffer, sealed under the current key) and
 //    offer_seq records that message's number. Mail from the partner may already be
 //    sealed under the new key.
-//  * 'switched': the partner acknowledged the offer (initiator) or this site applied
-//    it (responder); sqlpost_sites.key is the new key, the replaced one waits in
-//    old_key for mail sealed before the switch. Our next data message carries a
+//  * 'switched': this site applied the partner's kSwitched record naming the key
+//    we offered (initiator: the offer's acknowledgement) or applied the partner's
+//    offer (responder); sqlpost_sites.key is the new key, the replaced one waits
+//    in old_key for mail sealed before the switch. Our next data message carries a
 //    kSwitched record (marker_seq); old_until is the last of our messages sealed
 //    under the old key.
 //  * 'done': the old key was forgotten (both keys set to NULL), once our kSwitched
@@ -90,8 +91,9 @@ Result<bool> add_rekey_record(RunContext& run, const Partner& partner, Payload& 
 // Preparer: our message `seq` carrying payload.rekey is in the outbox.
 Result<> note_rekey_prepared(RunContext& run, const Partner& partner, std::int64_t seq,
                              const Payload& payload);
-// process_ack: the partner acknowledged our messages up to `ack` (any message).
-Result<> rekey_after_ack(RunContext& run, const Partner& partner, std::int64_t ack);
+// process_ack: the partner acknowledged more of our messages (any message); the
+// old key may now be forgotten.
+Result<> rekey_after_ack(RunContext& run, const Partner& partner);
 // Applier, in the apply transaction after process_ack: the partner's record, if
 // any. Errc::kAuthentication (the message is not applied; its stream stops) for a
 // record about another pair than (partner, this site).

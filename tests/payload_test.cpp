@@ -120,8 +120,11 @@ TEST_CASE("key-rotation records round-trip as version 4; malformed ones are refu
   auto back = decode_payload(encode_payload(p));
   REQUIRE_MESSAGE(back.ok(), back.error().message);
   CHECK(*back == p);
-  p.rekey = RekeyRecord{
-      .step = RekeyStep::kSwitched, .sender = "r1", .receiver = "hq", .key = {}, .replaces = {}};
+  p.rekey = RekeyRecord{.step = RekeyStep::kSwitched,
+                        .sender = "r1",
+                        .receiver = "hq",
+                        .key = {},
+                        .replaces = std::vector<std::uint8_t>(kKeyIdBytes, 4)};
   back = decode_payload(encode_payload(p));
   REQUIRE_MESSAGE(back.ok(), back.error().message);
   CHECK(*back == p);

@@ -275,6 +275,33 @@ TEST_CASE("both sites start a rotation at once: one key wins, nothing is lost") 
 }
 
 TEST_CASE(
+    "both sites start a rotation and the loser's offer is acknowledged first: the pair "
+    "still ends with one key") {
+  TempDir dir;
+  Cluster c(dir, 1, 9, {});
+  converge(c);
+  Site& hub = c.site("hq");
+  Site& r1 = c.site("r1");
+  start(c, "hq", "r1");
+  start(c, "r1", "hq");
+  run_site(c, r1);                             // r1's offer goes first
+  const RunReport hub_run = run_site(c, hub);  // ignores it (hq sorts first), acknowledges it
+  CHECK(notes_mention(hub_run, "this site's offer wins"));
+  const RunReport r1_run = run_site(c, r1);  // an acknowledgement of its offer is not acceptance
+  CHECK(notes_mention(r1_run, "took the new key it offered"));
+  CHECK(rekey_state(r1, "hq") == "switched");
+  insert_item(hub, 12, "hub");
+  insert_item(r1, 1'000'012, "r1");
+  converge(c);
+  CHECK(rekey_state(hub, "r1") == "done");
+  CHECK(rekey_state(r1, "hq") == "done");
+  CHECK(pair_key_hex(hub, "r1") == pair_key_hex(r1, "hq"));
+  for (auto& s : c.sites()) {
+    CHECK_MESSAGE(rejected(s) == 0, s.name);
+  }
+}
+
+TEST_CASE(
     "mail sealed under the old key is applied after the switch; a late copy after the "
     "old key is forgotten is refused") {
   TempDir dir;
@@ -305,7 +332,7 @@ TEST_CASE(
   CHECK(notes_mention(r1_run, "took the new key"));
   CHECK(rekey_state(r1, "hq") == "switched");
   insert_item(hub, 22, "new key");
-  run_site(c, hub);  // acknowledged: the hub switches; message n+2 under the new key
+  run_site(c, hub);  // r1's switch record accepts the offer: the hub switches; n+2 under it
   CHECK(rekey_state(hub, "r1") == "switched");
   const transport::Key k1 = pair_key(hub, "r1");
   CHECK_FALSE(k1 == k0);
