@@ -10,6 +10,7 @@
 #include <set>
 
 #include "replication/engine.h"
+#include "replication/outbox.h"
 #include "replication/payload.h"
 #include "replication/rekey.h"
 #include "tests/cluster.h"
@@ -336,6 +337,24 @@ TEST_CASE(
   CHECK(rekey_state(hub, "r1") == "switched");
   const transport::Key k1 = pair_key(hub, "r1");
   CHECK_FALSE(k1 == k0);
+  {
+    // `sqlpost resend` re-splits each waiting message under the key it was sealed with.
+    exec(*hub.db, "BEGIN IMMEDIATE");
+    auto split = reencode_outbox(*hub.db, "r1", 0, 4096);
+    REQUIRE_MESSAGE(split.ok(), (split.ok() ? "" : split.error().message));
+    exec(*hub.db, "COMMIT");
+    CHECK(split->messages >= 2);
+    auto st = hub.db->prepare("SELECT seq, mail FROM sqlpost_outbox ORDER BY seq").value();
+    std::int64_t old_sealed = 0;
+    std::int64_t new_sealed = 0;
+    while (st.step().value()) {
+      const std::string mail = st.column_text(1);
+      old_sealed += transport::open_part(mail, k0, "r1").ok() ? 1 : 0;
+      new_sealed += transport::open_part(mail, k1, "r1").ok() ? 1 : 0;
+    }
+    CHECK(old_sealed > 0);  // message n+1 and before
+    CHECK(new_sealed > 0);  // message n+2
+  }
   run_site(c, r1);  // n+2 waits for n+1
   CHECK(text_of(*r1.db, "SELECT name FROM item WHERE id = 22").empty());
   c.network().put("r1@r1.test", held[0]);  // the old-key mail arrives after the switch
