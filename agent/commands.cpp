@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <ctime>
 #include <functional>
 #include <iostream>
@@ -28,12 +29,14 @@
 #include "agent/site_file.h"
 #include "agent/status.h"
 #include "agent/version.h"
+#include "platform/files.h"
 #include "replication/conflicts.h"
 #include "replication/extract.h"
 #include "replication/keys.h"
 #include "replication/origin.h"
 #include "replication/outbox.h"
 #include "replication/publication_change.h"
+#include "replication/rekey.h"
 #include "replication/retention.h"
 #include "replication/send_schedule.h"
 #include "schema/capture.h"
@@ -311,12 +314,118 @@ void add_site_schedule(CLI::App& site, Action& action) {
   cmd->callback([&action, s] { action = [s] { return run_site_schedule(*s); }; });
 }
 
+// ---- site rekey
+
+void add_site_rekey(CLI::App& site, Action& action) {
+  auto* cmd = site.add_subcommand(
+      "rekey", "Replace the key shared with SITE through the message stream (docs/operations.md)");
+  auto db = std::make_shared<std::string>();
+  auto name = std::make_shared<std::string>();
+  cmd->add_option("DB", *db, "SQLite database file")->required();
+  cmd->add_option("SITE", *name, "the partner site")->required();
+  cmd->callback([&action, db, name] {
+    action = [db, name]() -> Result<> {
+      SQLPOST_TRY(with_site_write(*db, [&](Database& d) {
+        return start_rekey(d, *name, static_cast<std::int64_t>(std::time(nullptr)));
+      }));
+      std::cout << "site " << *name
+                << ": a new key is generated; the next run offers it in a message sealed under "
+                   "the current key, and the pair switches once "
+                << *name << " acknowledges it (sqlpost status shows the progress)\n";
+      return success();
+    };
+  });
+}
+
+// ---- site key (by hand)
+
+struct SiteKeySettings {
+  std::string db;
+  std::string site;
+  std::string export_to;
+  std::string import_from;
+};
+
+Result<transport::Key> read_key_file(const std::string& path) {
+  SQLPOST_TRY_ASSIGN(platform::File file, platform::File::open_read(path));
+  std::array<char, 256> buffer{};
+  SQLPOST_TRY_ASSIGN(const std::size_t n, file.read(buffer));
+  std::string text(buffer.data(), n);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
+    text.pop_back();
+  }
+  auto key = transport::key_from_hex(text);
+  if (!key.ok()) {
+    return make_error(Errc::kInvalidArgument,
+                      path + " does not hold a pair key (64 hexadecimal digits)");
+  }
+  return key;
+}
+
+Result<> export_site_key(const SiteKeySettings& s) {
+  SQLPOST_TRY_ASSIGN(Database db, open_site(s.db));
+  SQLPOST_TRY_ASSIGN(const Partner partner, load_partner(db, s.site));
+  if (partner.key.size() != transport::Key::kBytes) {
+    return make_error(Errc::kConfig, "site '" + s.site + "' has no valid key");
+  }
+  transport::Key::Bytes bytes{};
+  std::copy(partner.key.begin(), partner.key.end(), bytes.begin());
+  SQLPOST_TRY_ASSIGN(platform::File file, platform::File::create_new(s.export_to));
+  SQLPOST_TRY(file.write_all(transport::key_to_hex(transport::Key(bytes)) + "\n"));
+  SQLPOST_TRY(file.close());
+  std::cout << "the key shared with " << s.site << " is in " << s.export_to
+            << " (owner only); carry it to " << s.site << ", import it there and delete it\n";
+  return success();
+}
+
+Result<> import_site_key(const SiteKeySettings& s) {
+  SQLPOST_TRY_ASSIGN(const transport::Key key, read_key_file(s.import_from));
+  std::int64_t dropped = 0;
+  SQLPOST_TRY(with_site_write(s.db, [&](Database& d) -> Result<> {
+    SQLPOST_TRY_ASSIGN(const auto max_bytes, int_parameter(d, "max_message_bytes", 1'000'000));
+    SQLPOST_TRY_ASSIGN(dropped, set_pair_key(d, s.site, key, static_cast<std::size_t>(max_bytes)));
+    return success();
+  }));
+  std::cout << "site " << s.site
+            << ": pair key set by hand; the outbox is sealed again under it and sent at the next "
+               "run";
+  if (dropped > 0) {
+    std::cout << "; " << dropped << " received part(s) that do not open under it were dropped ("
+              << s.site << " sends them again)";
+  }
+  std::cout << "\n";
+  return success();
+}
+
+void add_site_key(CLI::App& site, Action& action) {
+  auto* cmd = site.add_subcommand(
+      "key", "Copy the key shared with SITE to a FILE, or set it from one (manual re-keying)");
+  auto s = std::make_shared<SiteKeySettings>();
+  cmd->add_option("DB", s->db, "SQLite database file")->required();
+  cmd->add_option("SITE", s->site, "the partner site")->required();
+  auto* out = cmd->add_option("--export", s->export_to,
+                              "write the pair key to FILE (a new file, owner only)");
+  auto* in = cmd->add_option("--import", s->import_from,
+                             "set the pair key from FILE (written by --export at the partner)");
+  out->excludes(in);
+  cmd->callback([&action, s] {
+    action = [s]() -> Result<> {
+      if (s->export_to.empty() == s->import_from.empty()) {
+        return make_error(Errc::kInvalidArgument, "give one of --export FILE or --import FILE");
+      }
+      return s->export_to.empty() ? import_site_key(*s) : export_site_key(*s);
+    };
+  });
+}
+
 void add_site(CLI::App& app, Action& action) {
   auto* site = app.add_subcommand("site", "Manage partner sites");
   site->require_subcommand(1);
   add_site_add(*site, action);
   add_site_remove(*site, action);
   add_site_schedule(*site, action);
+  add_site_rekey(*site, action);
+  add_site_key(*site, action);
   auto* list = site->add_subcommand("list", "List partner sites");
   auto db = std::make_shared<std::string>();
   list->add_option("DB", *db, "SQLite database file")->required();

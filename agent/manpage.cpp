@@ -277,13 +277,13 @@ std::string bash_completion(const CLI::App& app) {
 
 void name_option_values(CLI::App& app) {
   static const std::map<std::string, std::string, std::less<>> kValueNames = {
-      {"--address", "ADDRESS"}, {"--at", "TIMES"},         {"--columns", "COLUMNS"},
-      {"--conflict", "POLICY"}, {"--days", "N"},           {"--html", "FILE"},
-      {"--every", "INTERVAL"},  {"--from", "SEQ"},         {"--limit", "N"},
-      {"--log", "FILE"},        {"--metrics", "FILE"},     {"--output", "FILE"},
-      {"--partner", "SITE"},    {"--secret", "KEY"},       {"--since", "TIME"},
-      {"--site", "SITE"},       {"--subscribe-by", "SQL"}, {"--value", "VALUE"},
-      {"--where", "SQL"},
+      {"--address", "ADDRESS"},  {"--at", "TIMES"},    {"--columns", "COLUMNS"},
+      {"--conflict", "POLICY"},  {"--days", "N"},      {"--html", "FILE"},
+      {"--every", "INTERVAL"},   {"--from", "SEQ"},    {"--limit", "N"},
+      {"--export", "FILE"},      {"--import", "FILE"}, {"--log", "FILE"},
+      {"--metrics", "FILE"},     {"--output", "FILE"}, {"--partner", "SITE"},
+      {"--secret", "KEY"},       {"--since", "TIME"},  {"--site", "SITE"},
+      {"--subscribe-by", "SQL"}, {"--value", "VALUE"}, {"--where", "SQL"},
   };
   for (auto* opt : app.get_options()) {
     if (opt->get_positional()) {

@@ -13,6 +13,7 @@
 #include "replication/changelog.h"
 #include "replication/engine.h"
 #include "replication/health.h"
+#include "replication/rekey.h"
 #include "replication/send_schedule.h"
 #include "schema/metadata.h"
 
@@ -95,6 +96,14 @@ Result<nlohmann::json> partners_json(Database& db) {
                    {"subscriptions", subscriptions},
                    {"unsent_changes", unsent}});
     SQLPOST_TRY(add_schedule_json(db, p, out.back()));
+    SQLPOST_TRY_ASSIGN(const RekeyState rekey, load_rekey_state(db, p.name));
+    if (!rekey.state.empty()) {
+      out.back()["key_rotation"] = {{"state", rekey.state},
+                                    {"started_at", rekey.started_at},
+                                    {"switched_at", rekey.switched_at},
+                                    {"done_at", rekey.done_at},
+                                    {"detail", describe_rekey(rekey)}};
+    }
     for (const auto& st : streams) {
       if (st.site == p.name) {
         out.back()["delivery"] = {{"last_sent_seq", st.next_seq - 1},
@@ -281,6 +290,15 @@ std::string render_partner_text(const nlohmann::json& p) {
     if (d.contains("recovery")) {
       out << "\n    RESTORE " << recovery_heading(d["recovery"]["state"].get<std::string>()) << ": "
           << d["recovery"]["detail"].get<std::string>();
+    }
+  }
+  if (p.contains("key_rotation")) {
+    const auto& k = p["key_rotation"];
+    if (k["state"].get<std::string>() == "done") {
+      out << "\n    key rotated " << time_text(k["done_at"].get<std::int64_t>());
+    } else {
+      out << "\n    KEY ROTATION under way since " << time_text(k["started_at"].get<std::int64_t>())
+          << ": " << k["detail"].get<std::string>();
     }
   }
   for (const auto& s : p["subscriptions"]) {

@@ -9,6 +9,7 @@
 #include "replication/conflicts.h"
 #include "replication/message_control.h"
 #include "replication/origin.h"
+#include "replication/rekey.h"
 #include "replication/restore.h"
 #include "replication/routing.h"
 #include "replication/subsets.h"
@@ -234,6 +235,7 @@ Result<> Applier::apply_in_transaction(const Partner& partner, const InboxMessag
   SQLPOST_TRY_ASSIGN(const ApplyStats stats,
                      apply_changes(partner, message, context, next, unreadable));
   SQLPOST_TRY(process_ack(run_, partner, payload));
+  SQLPOST_TRY(apply_rekey_record(run_, partner, payload));
   SQLPOST_TRY(keep_health_from(run_, partner, payload));
   SQLPOST_TRY(run_.streams.note_seen_ack(partner.name, static_cast<std::int64_t>(payload.ack)));
   SQLPOST_TRY(run_.streams.record_applied_seq(partner.name, seq));

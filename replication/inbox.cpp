@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 
+#include "replication/rekey.h"
+
 namespace sqlpost {
 
 Blob digest_blob(const transport::crypto::Digest& digest) {
@@ -11,7 +13,7 @@ Blob digest_blob(const transport::crypto::Digest& digest) {
 
 Result<std::vector<transport::OpenedPart>> Inbox::open_inbox_parts(const Partner& partner,
                                                                    const InboxMessage& message) {
-  SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
+  SQLPOST_TRY_ASSIGN(const PairKeys keys, opening_keys(run_.db, partner.name));
   SQLPOST_TRY_ASSIGN(Statement st, run_.db.prepare("SELECT mail FROM sqlpost_inbox WHERE site = ? "
                                                    "AND seq = ? AND digest = ? ORDER BY part"));
   st.bind(1, partner.name).bind(2, message.seq).bind(3, Value(message.digest));
@@ -22,7 +24,7 @@ Result<std::vector<transport::OpenedPart>> Inbox::open_inbox_parts(const Partner
       break;
     }
     SQLPOST_TRY_ASSIGN(transport::OpenedPart part,
-                       transport::open_part(blob_text(st.column(0)), key, run_.local.name));
+                       open_with_pair_keys(blob_text(st.column(0)), keys, run_.local.name));
     parts.push_back(std::move(part));
   }
   return parts;
@@ -86,10 +88,10 @@ Result<bool> Inbox::is_streamed(const Partner& partner, const InboxMessage& mess
 Result<std::unique_ptr<InboxStream>> Inbox::stream_message(const Partner& partner,
                                                            const InboxMessage& message) {
   SQLPOST_TRY_ASSIGN(Statement st, select_parts(partner, message));
-  SQLPOST_TRY_ASSIGN(transport::Key key, key_of(partner));
+  SQLPOST_TRY_ASSIGN(PairKeys keys, opening_keys(run_.db, partner.name));
   DecodeLimits limits = run_.options.decode_limits;
   limits.memory_budget = SIZE_MAX;  // each record and batch is bounded on its own
-  return std::make_unique<InboxStream>(std::move(st), std::move(key), run_.local.name, limits);
+  return std::make_unique<InboxStream>(std::move(st), std::move(keys), run_.local.name, limits);
 }
 
 Result<> Inbox::delete_inbox_message(const Partner& partner, const InboxMessage& message) {
@@ -115,10 +117,10 @@ DecodeLimits BoundedDecoder::limits_for(std::size_t /*decoded_bytes*/) const {
 
 // A streamed message holds no more than its size allows in memory at once, so its
 // decompressed size is bounded only against bombs: kMaxDecodeExpansion x |C|.
-InboxStream::InboxStream(Statement parts, transport::Key key, std::string local_site,
+InboxStream::InboxStream(Statement parts, PairKeys keys, std::string local_site,
                          const DecodeLimits& limits)
     : parts_(std::move(parts)),
-      key_(std::move(key)),
+      keys_(std::move(keys)),
       local_site_(std::move(local_site)),
       stream_([this] { return next_part(); }, {kDecodeFloorBytes, kMaxDecodeExpansion}),
       reader_(stream_, limits) {}
@@ -135,7 +137,7 @@ Result<std::optional<transport::OpenedPart>> InboxStream::next_part() {
     return std::optional<transport::OpenedPart>{};
   }
   SQLPOST_TRY_ASSIGN(transport::OpenedPart part,
-                     transport::open_part(blob_text(parts_.column(0)), key_, local_site_));
+                     open_with_pair_keys(blob_text(parts_.column(0)), keys_, local_site_));
   return std::optional<transport::OpenedPart>{std::move(part)};
 }
 

@@ -18,6 +18,7 @@
 
 #include "replication/payload.h"
 #include "replication/payload_stream.h"
+#include "replication/rekey.h"
 #include "replication/run_context.h"
 #include "transport/codec.h"
 #include "transport/message_stream.h"
@@ -53,7 +54,7 @@ constexpr std::size_t kApplyBatchChanges = 10000;
 // batch in memory. Not movable (the reader points into it).
 class InboxStream {
  public:
-  InboxStream(Statement parts, transport::Key key, std::string local_site,
+  InboxStream(Statement parts, PairKeys keys, std::string local_site,
               const DecodeLimits& limits);
   InboxStream(const InboxStream&) = delete;
   InboxStream& operator=(const InboxStream&) = delete;
@@ -69,7 +70,7 @@ class InboxStream {
   Result<std::optional<transport::OpenedPart>> next_part();
 
   Statement parts_;
-  transport::Key key_;
+  PairKeys keys_;
   std::string local_site_;
   transport::PayloadStream stream_;
   PayloadReader reader_;

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "replication/outbox.h"
+#include "replication/rekey.h"
 
 namespace sqlpost {
 namespace {
@@ -104,8 +105,10 @@ Result<bool> handle_bounce(RunContext& run, const transport::MailRef& ref,
     return false;
   }
   const Partner& partner = found->second;
-  auto key = key_of(partner);
-  if (!key.ok() || !transport::message_id_is_ours(b.message_id, b.original, key.value())) {
+  auto keys = opening_keys(run.db, partner.name);  // a part may be older than a rotation
+  if (!keys.ok() || std::ranges::none_of(keys->keys, [&](const transport::Key& key) {
+        return transport::message_id_is_ours(b.message_id, b.original, key);
+      })) {
     return false;
   }
   const auto seq = static_cast<std::int64_t>(b.original.sequence);

@@ -4,6 +4,7 @@
 
 #include "replication/bounce.h"
 #include "replication/health.h"
+#include "replication/rekey.h"
 #include "replication/restore.h"
 
 namespace sqlpost {
@@ -126,6 +127,7 @@ Result<> process_ack(RunContext& run, const Partner& partner, const Payload& pay
     del->bind(1, partner.name).bind(2, ack);
     SQLPOST_TRY(del->run());
   }
+  SQLPOST_TRY(rekey_after_ack(run, partner));
   if (payload.resend_from > 0) {
     SQLPOST_TRY(schedule_resend(run, partner, static_cast<std::int64_t>(payload.resend_from)));
   }

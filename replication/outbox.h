@@ -8,14 +8,18 @@
 // the caller's write transaction. A receiver holding parts of the older encoding
 // drops them when a part of the new one arrives (a different part count). Returns
 // the number of messages re-encoded; a message whose parts no longer open is an
-// error naming it (nothing is changed).
+// error naming it (nothing is changed). With `reseal_under`, every message is
+// sealed under that key instead of the one it was sealed under (a pair key set by
+// hand, replication/rekey.h).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "schema/db.h"
+#include "transport/key.h"
 
 namespace sqlpost {
 
@@ -27,5 +31,8 @@ struct ReencodeSummary {
 
 Result<ReencodeSummary> reencode_outbox(Database& db, const std::string& site, std::int64_t from,
                                         std::size_t max_message_bytes);
+Result<ReencodeSummary> reencode_outbox(Database& db, const std::string& site, std::int64_t from,
+                                        std::size_t max_message_bytes,
+                                        const std::optional<transport::Key>& reseal_under);
 
 }  // namespace sqlpost

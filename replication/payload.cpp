@@ -479,6 +479,42 @@ Result<> read_restore_fields(const json& doc, Payload& p) {
   return success();
 }
 
+Result<std::vector<std::uint8_t>> rekey_bytes(const json& j, std::size_t size) {
+  if (!j.is_binary() || j.get_binary().size() != size) {
+    return corrupt("a key-rotation record's key field has the wrong size");
+  }
+  return std::vector<std::uint8_t>(j.get_binary().begin(), j.get_binary().end());
+}
+
+// "y": [step, sender, receiver, key, replaces]; absent in most messages.
+Result<std::optional<RekeyRecord>> rekey_from_json(const json& doc) {
+  if (!doc.contains("y")) {
+    return std::optional<RekeyRecord>{};
+  }
+  const json& j = doc["y"];
+  if (!j.is_array() || j.size() != 5 || !j[1].is_string() || !j[2].is_string() ||
+      j[1].get_ref<const std::string&>().size() > kMaxArticleNameBytes ||
+      j[2].get_ref<const std::string&>().size() > kMaxArticleNameBytes) {
+    return corrupt("a key-rotation record is not [step, sender, receiver, key, replaces]");
+  }
+  SQLPOST_TRY_ASSIGN(const std::uint64_t step, unsigned_field(j[0], "y"));
+  RekeyRecord r;
+  r.sender = j[1].get<std::string>();
+  r.receiver = j[2].get<std::string>();
+  if (step == static_cast<std::uint64_t>(RekeyStep::kOffer)) {
+    r.step = RekeyStep::kOffer;
+    SQLPOST_TRY_ASSIGN(r.key, rekey_bytes(j[3], 32));
+    SQLPOST_TRY_ASSIGN(r.replaces, rekey_bytes(j[4], kKeyIdBytes));
+  } else if (step == static_cast<std::uint64_t>(RekeyStep::kSwitched)) {
+    r.step = RekeyStep::kSwitched;
+    SQLPOST_TRY(rekey_bytes(j[3], 0));
+    SQLPOST_TRY_ASSIGN(r.replaces, rekey_bytes(j[4], kKeyIdBytes));
+  } else {
+    return corrupt("unknown key-rotation step " + std::to_string(step));
+  }
+  return std::optional<RekeyRecord>{std::move(r)};
+}
+
 Result<Payload> payload_head_from_json(json& doc, bool streamed) {
   if (!doc.is_object()) {
     return corrupt("not a map");
@@ -513,6 +549,7 @@ Result<Payload> payload_head_from_json(json& doc, bool streamed) {
   }
   SQLPOST_TRY(read_restore_fields(doc, p));
   SQLPOST_TRY_ASSIGN(p.health, health_list_from_json(doc));
+  SQLPOST_TRY_ASSIGN(p.rekey, rekey_from_json(doc));
   return p;
 }
 
@@ -623,6 +660,11 @@ json head_to_json(const Payload& payload, std::uint32_t version) {
     doc["h"] = std::move(health);
   }
   write_restore_fields(payload, doc);
+  if (payload.rekey) {
+    const RekeyRecord& r = *payload.rekey;
+    doc["y"] = json::array({static_cast<std::uint64_t>(r.step), r.sender, r.receiver,
+                            json::binary(r.key), json::binary(r.replaces)});
+  }
   return doc;
 }
 

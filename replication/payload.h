@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -35,6 +36,7 @@ inline constexpr std::size_t kMaxArticleDefinitionBytes = std::size_t{1024} * 10
 // Versions 1-3 (one CBOR document) are still read.
 inline constexpr std::uint32_t kPayloadVersionStreamed = 4;
 inline constexpr std::size_t kMaxArticleNameBytes = 1024;  // publication and table names
+inline constexpr std::size_t kKeyIdBytes = 8;  // the id naming the key an offer replaces
 inline constexpr std::size_t kMaxPayloadDepth = 8;
 inline constexpr std::size_t kMaxPayloadTables = 10000;
 inline constexpr std::size_t kMaxPayloadColumns = 2000;  // SQLite's default column limit
@@ -120,6 +122,21 @@ struct SiteHealth {
   bool operator==(const SiteHealth&) const = default;
 };
 
+// A key-rotation record ("y"; replication/rekey.h). It names the pair it is for
+// (sender first), so a site can refuse one about a pair the message is not from.
+// kOffer carries the new 32-byte key and the id of the key it replaces; kSwitched
+// says the sender seals its messages under the key `replaces` names (the new one)
+// from this one on.
+enum class RekeyStep : std::uint8_t { kOffer = 1, kSwitched = 2 };
+struct RekeyRecord {
+  RekeyStep step = RekeyStep::kOffer;
+  std::string sender;
+  std::string receiver;
+  std::vector<std::uint8_t> key;       // kOffer: the new key; kSwitched: empty
+  std::vector<std::uint8_t> replaces;  // kKeyIdBytes: kOffer, the replaced key; kSwitched, the new
+  bool operator==(const RekeyRecord&) const = default;
+};
+
 struct Payload {
   PayloadKind kind = PayloadKind::kData;
   std::uint64_t ack = 0;          // highest contiguous sequence applied from the receiver
@@ -134,6 +151,7 @@ struct Payload {
   std::uint64_t confirmed = 0;            // highest of the sender's messages acknowledged
   std::uint64_t restored_from = 0;        // restore request: 0 none, else first lost message
   bool reextract = false;                 // the sender cannot regenerate what the receiver lost
+  std::optional<RekeyRecord> rekey;       // key rotation ("y"), data messages only
   bool operator==(const Payload&) const = default;
 
   [[nodiscard]] std::size_t change_count() const;

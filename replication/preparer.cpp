@@ -3,6 +3,7 @@
 #include "replication/bounce.h"
 #include "replication/mail_bounces.h"
 #include "replication/message_control.h"
+#include "replication/rekey.h"
 #include "replication/restore.h"
 #include "transport/codec.h"
 #include "transport/message_stream.h"
@@ -20,7 +21,9 @@ constexpr std::int64_t kOutboxBatchBytes = 4 << 20;
 }  // namespace
 
 Result<> Preparer::prepare_for(const Partner& partner, SpooledBody& body, std::int64_t closed) {
-  if (body.changes() == 0 && partner.sent_epoch >= closed) {
+  Payload head;
+  SQLPOST_TRY_ASSIGN(const bool rekey_due, add_rekey_record(run_, partner, head));
+  if (body.changes() == 0 && partner.sent_epoch >= closed && !rekey_due) {
     SQLPOST_TRY_ASSIGN(const Stream s, run_.streams.load(partner.name));
     if (s.restore_request == 0) {
       return success();  // nothing new, no restore request: nothing to write
@@ -31,7 +34,7 @@ Result<> Preparer::prepare_for(const Partner& partner, SpooledBody& body, std::i
     batch_.emplace(std::move(tx));
   }
   SQLPOST_TRY_ASSIGN(Savepoint step, Savepoint::begin(run_.db));
-  auto stored = store_outgoing(partner, body, closed);
+  auto stored = store_outgoing(partner, body, std::move(head), closed);
   if (!stored.ok()) {
     if (is_database_failure(stored.error().code)) {
       return stored;
@@ -76,7 +79,8 @@ void Preparer::warn_if_over_limits(const Partner& partner, std::int64_t seq, std
 // same bytes for the same input; the second digest is checked all the same.
 Result<Preparer::Stored> Preparer::store_parts(const Partner& partner, std::int64_t seq,
                                                SpooledBody& body, const Payload& head) {
-  SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
+  SQLPOST_TRY_ASSIGN(const PairKeys keys, opening_keys(run_.db, partner.name));
+  const transport::Key& key = keys.keys.front();  // the sealing key (replication/rekey.h)
   SQLPOST_TRY_ASSIGN(auto measured_payload, body.payload(head));
   SQLPOST_TRY_ASSIGN(const transport::CompressedMessage message,
                      transport::measure_compressed(*measured_payload));
@@ -107,11 +111,11 @@ Result<Preparer::Stored> Preparer::store_parts(const Partner& partner, std::int6
 }
 
 // One partner's message (when it has changes) and its sent epoch, in the batch.
-Result<> Preparer::store_outgoing(const Partner& partner, SpooledBody& body, std::int64_t closed) {
+Result<> Preparer::store_outgoing(const Partner& partner, SpooledBody& body, Payload head,
+                                  std::int64_t closed) {
   SQLPOST_TRY_ASSIGN(const Stream s, run_.streams.load(partner.name));
   // A restore request goes in a message of its own if there are no changes to carry.
-  if (body.changes() > 0 || s.restore_request > 0) {
-    Payload head;
+  if (body.changes() > 0 || s.restore_request > 0 || head.rekey) {
     head.ack = static_cast<std::uint64_t>(s.applied_seq);
     head.resend_from = static_cast<std::uint64_t>(s.resend_from);
     SQLPOST_TRY(add_health_for(run_, partner, head));
@@ -122,6 +126,7 @@ Result<> Preparer::store_outgoing(const Partner& partner, SpooledBody& body, std
     head.restored_from = static_cast<std::uint64_t>(s.restore_request);
     SQLPOST_TRY(body.finish());
     SQLPOST_TRY_ASSIGN(const Stored stored, store_parts(partner, s.next_seq, body, head));
+    SQLPOST_TRY(note_rekey_prepared(run_, partner, s.next_seq, head));
     warn_if_over_limits(partner, s.next_seq, body.changes());
     batch_bytes_ += stored.bytes;
     run_.event({.partner = partner.name,

@@ -40,7 +40,8 @@ class Preparer {
   };
   Result<Stored> store_parts(const Partner& partner, std::int64_t seq, SpooledBody& body,
                              const Payload& head);
-  Result<> store_outgoing(const Partner& partner, SpooledBody& body, std::int64_t closed);
+  Result<> store_outgoing(const Partner& partner, SpooledBody& body, Payload head,
+                          std::int64_t closed);
 
   RunContext& run_;
   // The pass's open outbox batch (see prepare_for) and what it holds.

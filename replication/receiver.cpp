@@ -3,6 +3,7 @@
 #include "replication/bookkeeping.h"
 #include "replication/mail_bounces.h"
 #include "replication/message_control.h"
+#include "replication/rekey.h"
 #include "transport/dsn.h"
 
 namespace sqlpost {
@@ -187,8 +188,8 @@ Result<> Receiver::handle_sqlpost_mail(const transport::MailRef& ref, const std:
                   "addressed to site '" + header->receiver + "', not this site");
   }
   const Partner& partner = found->second;
-  SQLPOST_TRY_ASSIGN(const transport::Key key, key_of(partner));
-  auto opened = transport::open_part(mail, key, run_.local.name);
+  SQLPOST_TRY_ASSIGN(const PairKeys keys, opening_keys(run_.db, partner.name));
+  auto opened = open_with_pair_keys(mail, keys, run_.local.name);
   if (!opened.ok()) {
     return reject(ref, mail, partner.name, opened.error().message);
   }

@@ -214,8 +214,9 @@ Result<> add_partner(Database& db, const Partner& partner) {
 }
 
 Result<> delete_delivery_state(Database& db, std::string_view site) {
-  for (const char* table : {"sqlpost_streams", "sqlpost_outbox", "sqlpost_inbox", "sqlpost_sent",
-                            "sqlpost_applied", "sqlpost_abandoned", "sqlpost_superseded"}) {
+  for (const char* table :
+       {"sqlpost_streams", "sqlpost_outbox", "sqlpost_inbox", "sqlpost_sent", "sqlpost_applied",
+        "sqlpost_abandoned", "sqlpost_superseded", "sqlpost_rekey"}) {
     SQLPOST_TRY_ASSIGN(Statement st,
                        db.prepare(std::string("DELETE FROM ") + table + " WHERE site = ?"));
     st.bind(1, site);

@@ -283,13 +283,32 @@ CREATE TABLE sqlpost_abandoned(
     R"sql(
 ALTER TABLE sqlpost_sites ADD COLUMN send_schedule TEXT NOT NULL DEFAULT '';
 )sql",
-    // 9: the outbox and the inbox hold whole e-mails (up to max_message_bytes) and
+    // 9: key rotation through the stream (replication/rekey.h, docs/protocol.md "Key
+    // rotation"): one row per partner while a rotation runs, kept as 'done' (without
+    // any key) once the old key was forgotten. sqlpost_sites.key stays the key this
+    // site seals its new messages with.
+    R"sql(
+CREATE TABLE sqlpost_rekey(
+  site TEXT PRIMARY KEY,
+  state TEXT NOT NULL CHECK (state IN ('offered', 'switched', 'done')),
+  initiator INTEGER NOT NULL,
+  new_key BLOB,
+  old_key BLOB,
+  offer_seq INTEGER NOT NULL DEFAULT 0,
+  old_until INTEGER NOT NULL DEFAULT 0,
+  marker_seq INTEGER NOT NULL DEFAULT 0,
+  partner_switched INTEGER NOT NULL DEFAULT 0,
+  started_at INTEGER NOT NULL,
+  switched_at INTEGER,
+  done_at INTEGER) WITHOUT ROWID;
+)sql",
+    // 10: the outbox and the inbox hold whole e-mails (up to max_message_bytes) and
     // become rowid tables with a unique index on their key: in a WITHOUT ROWID table
     // the e-mail was part of the key's b-tree, and every seek compared by reading
     // whole rows off their overflow pages, so a 600-part message took minutes to
     // receive (docs/performance.md, "One big transaction").
     R"sql(
-CREATE TABLE sqlpost_outbox_v9(
+CREATE TABLE sqlpost_outbox_v10(
   site TEXT NOT NULL,
   seq INTEGER NOT NULL,
   part INTEGER NOT NULL,
@@ -299,12 +318,12 @@ CREATE TABLE sqlpost_outbox_v9(
   sent_count INTEGER NOT NULL DEFAULT 0,
   last_sent_at INTEGER,
   UNIQUE (site, seq, part));
-INSERT INTO sqlpost_outbox_v9(site, seq, part, parts, mail, created_at, sent_count, last_sent_at)
+INSERT INTO sqlpost_outbox_v10(site, seq, part, parts, mail, created_at, sent_count, last_sent_at)
   SELECT site, seq, part, parts, mail, created_at, sent_count, last_sent_at FROM sqlpost_outbox
   ORDER BY site, seq, part;
 DROP TABLE sqlpost_outbox;
-ALTER TABLE sqlpost_outbox_v9 RENAME TO sqlpost_outbox;
-CREATE TABLE sqlpost_inbox_v9(
+ALTER TABLE sqlpost_outbox_v10 RENAME TO sqlpost_outbox;
+CREATE TABLE sqlpost_inbox_v10(
   site TEXT NOT NULL,
   seq INTEGER NOT NULL,
   digest BLOB NOT NULL,
@@ -313,11 +332,11 @@ CREATE TABLE sqlpost_inbox_v9(
   mail BLOB NOT NULL,
   received_at INTEGER NOT NULL,
   UNIQUE (site, seq, digest, part));
-INSERT INTO sqlpost_inbox_v9(site, seq, digest, part, parts, mail, received_at)
+INSERT INTO sqlpost_inbox_v10(site, seq, digest, part, parts, mail, received_at)
   SELECT site, seq, digest, part, parts, mail, received_at FROM sqlpost_inbox
   ORDER BY site, seq, digest, part;
 DROP TABLE sqlpost_inbox;
-ALTER TABLE sqlpost_inbox_v9 RENAME TO sqlpost_inbox;
+ALTER TABLE sqlpost_inbox_v10 RENAME TO sqlpost_inbox;
 )sql",
 };
 

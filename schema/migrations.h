@@ -14,7 +14,7 @@
 
 namespace sqlpost {
 
-inline constexpr int kSchemaVersion = 9;
+inline constexpr int kSchemaVersion = 10;
 
 // Opens DB read-write, checks and upgrades its sqlpost schema.
 Result<Database> open_site(const std::string& path);

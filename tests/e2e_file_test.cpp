@@ -868,3 +868,63 @@ TEST_CASE(
 }
 
 TEST_SUITE_END();
+
+TEST_CASE(
+    "site rekey through the program: status follows the rotation, keys never shown; "
+    "site key copies a pair key by hand") {
+  Deployment d;
+  d.run_until_quiet();
+  sqlpost_ok("site rekey " + q(d.hub) + " r1");
+  const auto again = run_sqlpost("site rekey " + q(d.hub) + " r1");
+  CHECK(again.exit_code != 0);
+  CHECK(again.output.find("already under way") != std::string::npos);
+  CHECK(run_sqlpost("site rekey " + q(d.hub) + " nobody").exit_code != 0);
+  const auto under_way = run_sqlpost("status " + q(d.hub));
+  CHECK_MESSAGE(under_way.output.find("KEY ROTATION under way") != std::string::npos,
+                under_way.output);
+  sqlite_shell(d.hub, "INSERT INTO customer VALUES (30, 'during', 'west', 1, NULL)");
+  sqlite_shell(d.r1, "INSERT INTO customer VALUES (31, 'during, r1', 'east', 2, NULL)");
+  std::string outputs;
+  for (int i = 0; i < 4; ++i) {
+    for (const auto& db : {d.hub, d.r1, d.r2}) {
+      const auto r = run_sqlpost("run " + q(db) + " --once -v");
+      CHECK_MESSAGE(r.exit_code == 0, r.output);
+      outputs += r.output;
+    }
+  }
+  d.run_until_quiet();
+  d.expect_converged();
+  const auto hub_json = nlohmann::json::parse(run_sqlpost("status " + q(d.hub) + " --json").output);
+  for (const auto& p : hub_json["partners"]) {
+    if (p["name"] == "r1") {
+      CHECK(p["key_rotation"]["state"] == "done");
+    } else {
+      CHECK_FALSE(p.contains("key_rotation"));
+    }
+  }
+  const auto done = run_sqlpost("status " + q(d.r1));
+  CHECK_MESSAGE(done.output.find("key rotated") != std::string::npos, done.output);
+  outputs += done.output + hub_json.dump();
+  std::string new_key;
+  {
+    Database hub = open_db(d.hub);
+    auto st = hub.prepare("SELECT lower(hex(key)) FROM sqlpost_sites WHERE name = 'r1'").value();
+    REQUIRE(st.step().value());
+    new_key = st.column_text(0);
+  }
+  CHECK(outputs.find(new_key) == std::string::npos);  // keys are never logged
+  CHECK(outputs.find("offers the new key") != std::string::npos);
+
+  // By hand: the pair key goes to a private file and is set from it at the partner.
+  const std::string file = d.dir.path("r2.key");
+  sqlpost_ok("site key " + q(d.hub) + " r2 --export " + q(file));
+  struct stat info {};
+  REQUIRE(::stat(file.c_str(), &info) == 0);
+  CHECK((info.st_mode & 077) == 0);
+  CHECK(run_sqlpost("site key " + q(d.hub) + " r2 --export " + q(file)).exit_code != 0);
+  sqlpost_ok("site key " + q(d.r2) + " hq --import " + q(file));
+  CHECK(run_sqlpost("site key " + q(d.r2) + " hq").exit_code != 0);
+  sqlite_shell(d.hub, "INSERT INTO customer VALUES (32, 'after', 'west', 3, NULL)");
+  d.run_until_quiet();
+  d.expect_converged();
+}

@@ -109,6 +109,45 @@ TEST_CASE("article records round-trip as version 3; malformed ones are refused")
   CHECK(big.error().code == Errc::kLimitExceeded);
 }
 
+TEST_CASE("key-rotation records round-trip in the head; malformed ones are refused") {
+  Payload p;
+  p.ack = 3;
+  p.rekey = RekeyRecord{.step = RekeyStep::kOffer,
+                        .sender = "hq",
+                        .receiver = "r1",
+                        .key = std::vector<std::uint8_t>(32, 7),
+                        .replaces = std::vector<std::uint8_t>(kKeyIdBytes, 9)};
+  auto back = decode_payload(encode_payload(p));
+  REQUIRE_MESSAGE(back.ok(), back.error().message);
+  CHECK(*back == p);
+  p.rekey = RekeyRecord{.step = RekeyStep::kSwitched,
+                        .sender = "r1",
+                        .receiver = "hq",
+                        .key = {},
+                        .replaces = std::vector<std::uint8_t>(kKeyIdBytes, 4)};
+  back = decode_payload(encode_payload(p));
+  REQUIRE_MESSAGE(back.ok(), back.error().message);
+  CHECK(*back == p);
+
+  p.rekey = RekeyRecord{.step = RekeyStep::kOffer,
+                        .sender = "hq",
+                        .receiver = "r1",
+                        .key = std::vector<std::uint8_t>(31, 7),  // not a key
+                        .replaces = std::vector<std::uint8_t>(kKeyIdBytes, 9)};
+  auto short_key = decode_payload(encode_payload(p));
+  REQUIRE_FALSE(short_key.ok());
+  CHECK(short_key.error().code == Errc::kCorruption);
+  p.rekey->key.assign(32, 7);
+  p.rekey->step = static_cast<RekeyStep>(3);
+  auto unknown = decode_payload(encode_payload(p));
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.error().message.find("key-rotation step") != std::string::npos);
+  p.rekey->step = RekeyStep::kSwitched;  // a switch record carries no key
+  auto keyed = decode_payload(encode_payload(p));
+  REQUIRE_FALSE(keyed.ok());
+  CHECK(keyed.error().code == Errc::kCorruption);
+}
+
 TEST_CASE("deep nesting, wrong version and bad shapes are exact errors") {
   std::vector<std::uint8_t> deep(100000, 0x81);  // arrays of arrays of ...
   deep.push_back(0x01);

@@ -14,3 +14,4 @@ add_custom_target(chaos-long
 sqlpost_test(bounce_test SOURCES bounce_test.cpp cluster.cpp LIBS sqlpost_agent)
 sqlpost_test(restore_test SOURCES restore_test.cpp cluster.cpp LIBS sqlpost_replication)
 sqlpost_test(send_schedule_test SOURCES send_schedule_test.cpp cluster.cpp LIBS sqlpost_replication)
+sqlpost_test(rekey_test SOURCES rekey_test.cpp cluster.cpp LIBS sqlpost_replication)

@@ -67,7 +67,7 @@ TEST_CASE("a schema 6 site is upgraded: its inbox keeps what waits there") {
          "ALTER TABLE sqlpost_streams DROP COLUMN regen_echo_from; "
          "ALTER TABLE sqlpost_streams DROP COLUMN regen_echo_to; "
          "ALTER TABLE sqlpost_bounce DROP COLUMN sent_in; "
-         "ALTER TABLE sqlpost_sites DROP COLUMN send_schedule; "
+         "ALTER TABLE sqlpost_sites DROP COLUMN send_schedule; DROP TABLE sqlpost_rekey; "
          "UPDATE sqlpost_meta SET value = 6 WHERE key = 'schema_version'");
   }
   Database db = open_site(dir.path("hq.db")).value();
@@ -86,7 +86,7 @@ TEST_CASE("a schema 7 site is upgraded: its partners are sent to at every run") 
                                     std::vector<std::uint8_t>(32, 1), 0})
                 .ok());
     exec(db,
-         "ALTER TABLE sqlpost_sites DROP COLUMN send_schedule; "
+         "ALTER TABLE sqlpost_sites DROP COLUMN send_schedule; DROP TABLE sqlpost_rekey; "
          "UPDATE sqlpost_meta SET value = 7 WHERE key = 'schema_version'");
   }
   Database db = open_site(dir.path("hq.db")).value();
@@ -97,6 +97,28 @@ TEST_CASE("a schema 7 site is upgraded: its partners are sent to at every run") 
   REQUIRE(set_send_schedule(db, "r1", "every 06:00").ok());
   CHECK(load_partners(db).value()[0].send_schedule == "every 06:00");
   CHECK(set_send_schedule(db, "nobody", "every 06:00").error().code == Errc::kNotFound);
+}
+
+TEST_CASE("a schema 8 site is upgraded: it gets the key-rotation table, its keys unchanged") {
+  TempDir dir;
+  {
+    Database db = make_site(dir);
+    REQUIRE(add_partner(db, Partner{"r1", "r1@r1.test", Relation::kChild,
+                                    std::vector<std::uint8_t>(32, 1), 0})
+                .ok());
+    exec(db,
+         "DROP TABLE sqlpost_rekey; "
+         "UPDATE sqlpost_meta SET value = 8 WHERE key = 'schema_version'");
+  }
+  Database db = open_site(dir.path("hq.db")).value();
+  CHECK(schema_version(db).value() == kSchemaVersion);
+  CHECK(query_int(db, "SELECT count(*) FROM sqlpost_rekey") == 0);
+  CHECK(load_partners(db).value()[0].key == std::vector<std::uint8_t>(32, 1));
+  exec(db,
+       "INSERT INTO sqlpost_rekey(site, state, initiator, started_at) VALUES ('r1', "
+       "'offered', 1, 5)");
+  REQUIRE(remove_partner(db, "r1").ok());  // the rotation goes with the partner
+  CHECK(query_int(db, "SELECT count(*) FROM sqlpost_rekey") == 0);
 }
 
 TEST_CASE("site names are validated") {

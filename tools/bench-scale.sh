@@ -74,7 +74,7 @@ printf '%-9s %9s %9s %8s %9s %9s %8s %12s %s\n' rows send_s send_MB send_rc recv
 base_rate=""
 for n in "$@"; do
   read -r rows send_s send_mb send_rc recv_s recv_mb recv_rc arrived <<<"$(one "$n")"
-  rate=$(awk -v r="$arrived" -v a="$send_s" -v b="$recv_s" 'BEGIN { printf "%.0f", r / (a + b) }')
+  rate=$(awk -v r="$arrived" -v a="$send_s" -v b="$recv_s" 'BEGIN { printf "%.1f", r / (a + b) }')
   [ -n "$base_rate" ] || base_rate="$rate"
   ratio=$(awk -v r="$rate" -v b="$base_rate" 'BEGIN { printf "%.2fx", r / b }')
   printf '%-9s %9s %9s %8s %9s %9s %8s %12s %s\n' "$rows" "$send_s" "$send_mb" "$send_rc" \
