@@ -9,7 +9,8 @@ namespace {
 // The head, then each spooled chunk in order, then the end record.
 class SpoolSource final : public ByteSource {
  public:
-  SpoolSource(std::vector<std::uint8_t> head, Statement chunks, std::vector<std::uint8_t> end)
+  SpoolSource(std::vector<std::uint8_t> head, std::optional<Statement> chunks,
+              std::vector<std::uint8_t> end)
       : head_(std::move(head)), chunks_(std::move(chunks)), end_(std::move(end)) {}
 
   Result<std::size_t> read(std::span<std::uint8_t> out) override {
@@ -43,9 +44,12 @@ class SpoolSource final : public ByteSource {
     pos_ = 0;
     if (phase_ == Phase::kHead || phase_ == Phase::kChunks) {
       phase_ = Phase::kChunks;
-      SQLPOST_TRY_ASSIGN(const bool row, chunks_.step());
+      bool row = false;
+      if (chunks_) {
+        SQLPOST_TRY_ASSIGN(row, chunks_->step());
+      }
       if (row) {
-        const Value data = chunks_.column(0);
+        const Value data = chunks_->column(0);
         const auto* blob = std::get_if<Blob>(&data.storage());
         chunk_ = blob != nullptr ? blob->bytes : std::vector<std::uint8_t>{};
         return true;
@@ -58,7 +62,7 @@ class SpoolSource final : public ByteSource {
   }
 
   std::vector<std::uint8_t> head_;
-  Statement chunks_;
+  std::optional<Statement> chunks_;  // none when nothing was spooled
   std::vector<std::uint8_t> end_;
   std::vector<std::uint8_t> chunk_;
   std::vector<std::uint8_t> none_;
@@ -123,17 +127,23 @@ void SpooledBody::append(const Payload& extra) {
 Result<> SpooledBody::finish() { return writer_.finish(); }
 
 Result<std::unique_ptr<ByteSource>> SpooledBody::payload(const Payload& head) {
-  SQLPOST_TRY_ASSIGN(Statement st, db_.prepare("SELECT data FROM temp.sqlpost_spool WHERE site = "
-                                               "? ORDER BY n"));
-  st.bind(1, site_);
+  std::optional<Statement> chunks;
+  if (chunks_ > 0) {
+    SQLPOST_TRY_ASSIGN(Statement st, db_.prepare("SELECT data FROM temp.sqlpost_spool WHERE "
+                                                 "site = ? ORDER BY n"));
+    st.bind(1, site_);
+    chunks.emplace(std::move(st));
+  }
   return std::unique_ptr<ByteSource>(
-      std::make_unique<SpoolSource>(encode_head(head), std::move(st), encode_end(changes())));
+      std::make_unique<SpoolSource>(encode_head(head), std::move(chunks), encode_end(changes())));
 }
 
-Result<> SpooledBody::discard() {
+Result<> SpooledBody::remove_rows() {
   SQLPOST_TRY_ASSIGN(Statement * st, db_.cached("DELETE FROM temp.sqlpost_spool WHERE site = ?"));
   st->bind(1, site_);
   return st->run();
 }
+
+Result<> SpooledBody::discard() { return chunks_ > 0 ? remove_rows() : success(); }
 
 }  // namespace sqlpost

@@ -4,7 +4,8 @@
 // Contract: SpooledBody is the BodyTarget of one partner during a prepare pass: it
 // encodes the routed tables and changes as payload records (payload_stream.h) and
 // writes them, in chunks of kSpoolChunkBytes, to the connection's temporary table
-// temp.sqlpost_spool (created on first use; SQLite keeps it in a temporary file).
+// temp.sqlpost_spool (created when the first chunk is written, so an idle pass
+// writes nothing; SQLite keeps it in a temporary file).
 // append() adds further changes (the decided rows a conflict sends back) after the
 // routed ones, matching tables by name and columns. payload() streams the whole
 // version-4 payload — the given head, the spooled records, the end record — and
@@ -42,6 +43,7 @@ class SpooledBody final : public BodyTarget {
  private:
   SpooledBody(Database& db, std::string site);
   Result<> write_chunk(std::span<const std::uint8_t> bytes);
+  Result<> remove_rows();
 
   Database& db_;
   std::string site_;
