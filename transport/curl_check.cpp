@@ -112,6 +112,9 @@ std::string explain(const std::string& step, CURLcode rc, const CurlEasy& easy,
              "were never used; a server that wants them refuses mail later (e.g. 530). Use "
              "security=starttls or tls, or the submission port 587";
     }
+    if (rc == CURLE_LOGIN_DENIED) {
+      if (auto refusal = login_refusal(easy)) return refusal->reason;
+    }
     if (rc == CURLE_LOGIN_DENIED && easy.uses_bearer()) {
       return "login denied: " + easy.bearer_refused();
     }
