@@ -299,13 +299,18 @@ std::optional<std::vector<std::string>> line_mechanisms(std::string_view line) {
   if (line == "USER" || line == "UIDL") {
     return words;  // a POP3 CAPA list (USER/PASS only, unless a SASL line follows)
   }
+  // IMAP: "* CAPABILITY ..." or a response code "[CAPABILITY ...]" (greeting, tagged OK).
   const std::string capitals = upper(line);
-  const std::size_t list = capitals.find("CAPABILITY ");
-  if (list == std::string::npos || line.empty() || (line[0] != '*' && line.find('[') > list)) {
+  std::size_t list = capitals.rfind("* CAPABILITY ", 0) == 0 ? 2 : capitals.find("[CAPABILITY ");
+  if (list == std::string::npos) {
     return std::nullopt;
   }
+  std::string_view words_text = line.substr(list + 11 + (capitals[list] == '[' ? 1 : 0));
+  if (capitals[list] == '[') {
+    words_text = words_text.substr(0, words_text.find(']'));
+  }
   std::vector<std::string> all;
-  add_words(std::string_view(line).substr(list + 11), all);
+  add_words(words_text, all);
   for (const std::string& word : all) {
     if (word.rfind("AUTH=", 0) == 0 && word.size() > 5) {
       words.push_back(word.substr(5));  // IMAP
