@@ -6,8 +6,8 @@
 // ("ok   smtp: connect ...", "FAIL pop3: login ...") to `out`, and says what to try
 // next when a step fails. With pop_before_smtp the mailbox comes first (its login is
 // what lets the SMTP server take mail), then "ok   smtp: POP-before-SMTP", then the
-// SMTP steps; a failed mailbox login skips SMTP. Returns true when every step passed. Nothing is sent,
-// fetched or deleted; no password is printed.
+// SMTP steps; a failed mailbox login skips SMTP. Returns true when every step passed. Nothing is
+// sent, fetched or deleted; no password is printed.
 #pragma once
 
 #include <ostream>

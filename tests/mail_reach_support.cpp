@@ -138,7 +138,8 @@ void ScriptedServer::converse(int fd) {
     std::size_t start = 0;
     while (!reply.empty() && start <= reply.size()) {
       const std::size_t nl = reply.find('\n', start);
-      wire += reply.substr(start, nl == std::string::npos ? std::string::npos : nl - start) + "\r\n";
+      wire +=
+          reply.substr(start, nl == std::string::npos ? std::string::npos : nl - start) + "\r\n";
       if (nl == std::string::npos) {
         break;
       }

@@ -202,7 +202,7 @@ TEST_CASE("pop_before_smtp: a POP3 login (nothing fetched) before the SMTP conne
   REQUIRE(pass >= 0);
   REQUIRE(connect >= 0);
   CHECK(pass < quit);
-  CHECK(quit < connect);  // the POP3 session ended before SMTP was contacted
+  CHECK(quit < connect);                  // the POP3 session ended before SMTP was contacted
   CHECK(log.count("pop3 connect") == 1);  // once for both mails
   CHECK(log.count("smtp RCPT") == 2);
   require_no_mail_read(log, "pop3");
@@ -313,9 +313,9 @@ TEST_CASE("POP3 [LOGIN-DELAY] is a login delay, not a wrong password") {
   REQUIRE_FALSE(steps->empty());
   CHECK(steps->back().name == "login");
   CHECK_FALSE(steps->back().ok);
-  CHECK_MESSAGE(steps->back().detail.rfind("login delay: the server allows a login only every 900",
-                                           0) == 0,
-                steps->back().detail);
+  CHECK_MESSAGE(
+      steps->back().detail.rfind("login delay: the server allows a login only every 900", 0) == 0,
+      steps->back().detail);
 
   SUBCASE("without LOGIN-DELAY in CAPA the delay is still named") {
     EventLog quiet_log;
@@ -376,9 +376,9 @@ TEST_CASE("a chosen SASL mechanism the server does not offer is named (SMTP, POP
     auto steps = check_smtp(config.smtp);
     REQUIRE(steps.ok());
     CHECK(steps->back().name == "login");
-    CHECK_MESSAGE(steps->back().detail.rfind("the server offers AUTH PLAIN LOGIN, not CRAM-MD5",
-                                             0) == 0,
-                  steps->back().detail);
+    CHECK_MESSAGE(
+        steps->back().detail.rfind("the server offers AUTH PLAIN LOGIN, not CRAM-MD5", 0) == 0,
+        steps->back().detail);
   }
   SUBCASE("SMTP: an offered mechanism that is refused is a wrong password") {
     SmtpScript refusing;

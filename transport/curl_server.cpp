@@ -345,12 +345,12 @@ long login_delay_seconds(std::string_view reply) {
 
 std::string delay_reason(const CurlEasy& easy, const std::string& said) {
   const long seconds = login_delay_seconds(easy.reply());
-  const std::string every =
-      seconds > 0 ? "every " + std::to_string(seconds) + " seconds" +
-                        (seconds >= 120 && seconds % 60 == 0
-                             ? " (" + std::to_string(seconds / 60) + " minutes)"
-                             : std::string())
-                  : "every so often (it did not say how often)";
+  const std::string every = seconds > 0
+                                ? "every " + std::to_string(seconds) + " seconds" +
+                                      (seconds >= 120 && seconds % 60 == 0
+                                           ? " (" + std::to_string(seconds / 60) + " minutes)"
+                                           : std::string())
+                                : "every so often (it did not say how often)";
   return "login delay: the server allows a login only " + every +
          ", and the last one was more recent; the password was not refused. Log in less "
          "often (run --every " +
