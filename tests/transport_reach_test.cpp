@@ -437,6 +437,27 @@ TEST_CASE("a chosen SASL mechanism the server does not offer is named (SMTP, POP
   }
 }
 
+TEST_CASE("an IMAP server offering only SCRAM (and LOGINDISABLED) is named, not the password") {
+  EventLog log;
+  ScriptedServer imap("imap", log, "* OK fake IMAP ready",
+                      imap_script("AUTH=SCRAM-SHA-256 LOGINDISABLED"));
+  auto link = ImapLink::open(ImapConfig{plain_server(imap.port()), "INBOX"});
+  REQUIRE(link.ok());
+  auto listed = (*link)->list();
+  REQUIRE_FALSE(listed.ok());
+  CHECK(listed.error().code == Errc::kConfig);
+  CHECK_MESSAGE(
+      listed.error().message.find("the server offers AUTH SCRAM-SHA-256 only") != std::string::npos,
+      listed.error().message);
+  CHECK(listed.error().message.find("wrong user name") == std::string::npos);
+  CHECK(log.count("imap A") > 0);
+  for (const auto& event : log.events()) {
+    CHECK_MESSAGE(event.find("LOGIN") == std::string::npos ||
+                      event.find("LOGINDISABLED") != std::string::npos,
+                  event);  // the password never went out
+  }
+}
+
 TEST_CASE("offered_mechanisms reads EHLO, CAPA and CAPABILITY; the last list counts") {
   CHECK(offered_mechanisms("220 x\r\n250-x\r\n250-PIPELINING\r\n250 8BITMIME\r\n") == std::nullopt);
   CHECK(offered_mechanisms("250-x\r\n250-AUTH PLAIN LOGIN\r\n250 OK\r\n") ==

@@ -284,6 +284,19 @@ void add_words(std::string_view text, std::vector<std::string>& words) {
   }
 }
 
+// The capability words of an IMAP "* CAPABILITY ..." line or "[CAPABILITY ...]" response
+// code (greeting, tagged OK); nullopt for any other line.
+std::optional<std::string_view> imap_capabilities(std::string_view line) {
+  const std::string capitals = upper(line);
+  const bool untagged = capitals.rfind("* CAPABILITY ", 0) == 0;
+  const std::size_t code = capitals.find("[CAPABILITY ");
+  if (!untagged && code == std::string::npos) {
+    return std::nullopt;
+  }
+  std::string_view words = line.substr(untagged ? 13 : code + 12);
+  return untagged ? words : words.substr(0, words.find(']'));
+}
+
 // The mechanisms one reply line lists, or nullopt when it is no capability line.
 std::optional<std::vector<std::string>> line_mechanisms(std::string_view line) {
   std::vector<std::string> words;
@@ -299,18 +312,12 @@ std::optional<std::vector<std::string>> line_mechanisms(std::string_view line) {
   if (line == "USER" || line == "UIDL") {
     return words;  // a POP3 CAPA list (USER/PASS only, unless a SASL line follows)
   }
-  // IMAP: "* CAPABILITY ..." or a response code "[CAPABILITY ...]" (greeting, tagged OK).
-  const std::string capitals = upper(line);
-  std::size_t list = capitals.rfind("* CAPABILITY ", 0) == 0 ? 2 : capitals.find("[CAPABILITY ");
-  if (list == std::string::npos) {
+  const auto words_text = imap_capabilities(line);
+  if (!words_text) {
     return std::nullopt;
   }
-  std::string_view words_text = line.substr(list + 11 + (capitals[list] == '[' ? 1 : 0));
-  if (capitals[list] == '[') {
-    words_text = words_text.substr(0, words_text.find(']'));
-  }
   std::vector<std::string> all;
-  add_words(words_text, all);
+  add_words(*words_text, all);
   for (const std::string& word : all) {
     if (word.rfind("AUTH=", 0) == 0 && word.size() > 5) {
       words.push_back(word.substr(5));  // IMAP
@@ -359,6 +366,42 @@ std::string delay_reason(const CurlEasy& easy, const std::string& said) {
          said + ")";
 }
 
+// A plain login besides SASL: POP3 USER/PASS (CAPA "USER"), IMAP LOGIN (the last
+// capability list without LOGINDISABLED).
+bool plain_login_offered(std::string_view reply) {
+  bool pop3_user = false;
+  std::optional<bool> imap_login;
+  for (const std::string_view line : reply_lines(reply)) {
+    pop3_user = pop3_user || line == "USER";
+    if (const auto words = imap_capabilities(line)) {
+      imap_login = upper(*words).find("LOGINDISABLED") == std::string::npos;
+    }
+  }
+  return pop3_user || imap_login.value_or(false);
+}
+
+// libcurl picks the mechanism (no `auth` setting): a refusal is the server's, unless
+// it offers only mechanisms libcurl does not have (e.g. SCRAM-SHA-256 alone) and no
+// plain login either; then libcurl never tried.
+std::optional<LoginRefusal> unusable_mechanisms(std::string_view reply,
+                                                const std::vector<std::string>& offered) {
+  static const std::vector<std::string> known{"PLAIN",      "LOGIN",   "CRAM-MD5",
+                                              "DIGEST-MD5", "NTLM",    "EXTERNAL",
+                                              "GSSAPI",     "XOAUTH2", "OAUTHBEARER"};
+  const bool usable = std::any_of(offered.begin(), offered.end(), [](const std::string& name) {
+    return std::find(known.begin(), known.end(), name) != known.end();
+  });
+  if (offered.empty() || usable || plain_login_offered(reply)) {
+    return std::nullopt;
+  }
+  return LoginRefusal{Errc::kConfig,
+                      "the server offers AUTH " + joined(offered, " ") +
+                          " only, and none of these is one sqlpost (libcurl) can use (PLAIN, "
+                          "LOGIN, CRAM-MD5, DIGEST-MD5, NTLM, EXTERNAL, GSSAPI, XOAUTH2, "
+                          "OAUTHBEARER): the password was never sent; ask the provider for "
+                          "PLAIN or LOGIN over TLS, or OAuth2"};
+}
+
 }  // namespace
 
 std::optional<std::vector<std::string>> offered_mechanisms(std::string_view reply) {
@@ -393,8 +436,11 @@ std::optional<LoginRefusal> login_refusal(const CurlEasy& easy) {
   }
   const std::vector<std::string>& wanted = easy.wanted_mechanisms();
   const auto offered = offered_mechanisms(easy.reply());
-  if (wanted.empty() || !offered) {
+  if (!offered) {
     return std::nullopt;
+  }
+  if (wanted.empty()) {
+    return unusable_mechanisms(easy.reply(), *offered);
   }
   for (const std::string& mechanism : wanted) {
     if (std::find(offered->begin(), offered->end(), upper(mechanism)) != offered->end()) {

@@ -92,7 +92,9 @@ std::optional<std::vector<std::string>> offered_mechanisms(std::string_view repl
 // "login delay: the server allows a login only every N seconds ..." with N from CAPA
 // "LOGIN-DELAY N" when given), "-ERR [IN-USE]" (kTransient), or a wanted mechanism
 // (CurlEasy::wanted_mechanisms) the server does not offer (kConfig, "the server offers
-// AUTH X Y, not Z"). nullopt otherwise.
+// AUTH X Y, not Z"); without a wanted mechanism, a server offering only mechanisms
+// libcurl lacks (e.g. SCRAM-SHA-256) and no plain login (POP3 USER, IMAP LOGIN) is
+// named too (kConfig, "the server offers AUTH SCRAM-SHA-256 only ..."). nullopt otherwise.
 struct LoginRefusal {
   Errc code = Errc::kConfig;
   std::string reason;
