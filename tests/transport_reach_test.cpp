@@ -31,7 +31,7 @@ ScriptedServer::Reply pop3_script(Pop3Script script) {
   return [script](ScriptTurn& t) -> std::string {
     if (t.line == "CAPA") return "+OK\n" + script.capa + "\n.";
     if (starts(t.line, "USER")) return "+OK";
-    if (starts(t.line, "PASS")) return script.pass_reply;
+    if (starts(t.line, "PASS") || starts(t.line, "APOP")) return script.pass_reply;
     if (t.line == "UIDL" || t.line == "LIST") return "+OK\n.";
     if (t.line == "QUIT") {
       t.close = true;
@@ -330,6 +330,19 @@ TEST_CASE("POP3 [LOGIN-DELAY] is a login delay, not a wrong password") {
                                                "every so often") != std::string::npos,
                   refused.error().message);
   }
+}
+
+TEST_CASE("check: an APOP login (timestamp in the greeting) counts as the login step") {
+  EventLog log;
+  ScriptedServer pop3("pop3", log, "+OK POP3 Ready <4711.1796615270@mail.test>", pop3_script({}));
+  auto steps = check_pop3(plain_server(pop3.port()));
+  REQUIRE(steps.ok());
+  REQUIRE_FALSE(steps->empty());
+  for (const auto& step : *steps) {
+    CHECK_MESSAGE(step.ok, step.name << ": " << step.detail);
+  }
+  CHECK(steps->back().name == "mailbox");
+  CHECK(log.count("pop3 APOP site ") == 1);  // GNU Mailutils' pop3d greets like this
 }
 
 TEST_CASE("POP3 [IN-USE] and a plain -ERR: in use, and a wrong password") {

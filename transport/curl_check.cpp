@@ -38,7 +38,8 @@ void observe(Progress& p, curl_infotype type, std::string_view data) {
     const std::string_view line = data.substr(0, 40);  // never look at credentials
     p.starttls_sent = p.starttls_sent || has_word(line, "STARTTLS") || has_word(line, "STLS");
     p.login_sent = p.login_sent || has_word(line, "AUTH") || has_word(line, "USER") ||
-                   has_word(line, "AUTHENTICATE") || has_word(line, "LOGIN");
+                   has_word(line, "APOP") || has_word(line, "AUTHENTICATE") ||
+                   has_word(line, "LOGIN");
   }
 }
 
