@@ -17,10 +17,9 @@ Result<std::unique_ptr<Link>> open_sender(MailLinkConfig config) {
   return std::unique_ptr<Link>(std::move(relay));
 }
 
-std::unique_ptr<PopBeforeSmtpLink> gated(std::unique_ptr<Link> sender,
-                                         const MailLinkConfig& config) {
-  return std::make_unique<PopBeforeSmtpLink>(std::move(sender),
-                                             [config] { return mailbox_login(config); });
+std::unique_ptr<PopBeforeSmtpLink> gated(std::unique_ptr<Link> sender, MailLinkConfig config) {
+  return std::make_unique<PopBeforeSmtpLink>(
+      std::move(sender), [login = std::move(config)] { return mailbox_login(login); });
 }
 
 }  // namespace
@@ -73,10 +72,9 @@ Result<> PopBeforeSmtpLink::send(std::string_view to_address, std::string_view m
 }
 
 Result<std::unique_ptr<Link>> open_outgoing_link(MailLinkConfig config) {
-  const bool gate = config.pop_before_smtp;
   SQLPOST_TRY_ASSIGN(auto sender, open_sender(config));
-  if (gate) {
-    return std::unique_ptr<Link>(gated(std::move(sender), config));
+  if (config.pop_before_smtp) {
+    return std::unique_ptr<Link>(gated(std::move(sender), std::move(config)));
   }
   return sender;
 }
