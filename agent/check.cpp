@@ -8,7 +8,17 @@ namespace {
 
 using transport::CheckStep;
 
-std::string advice_for(const std::string& step, bool bearer) {
+std::string advice_for(const std::string& step, const std::string& detail, bool bearer) {
+  if (detail.rfind("login delay", 0) == 0) {
+    return "wait for the delay to pass, and run less often (the server's LOGIN-DELAY)";
+  }
+  if (detail.rfind("the mailbox is in use", 0) == 0) {
+    return "stop the other program reading this mailbox, or give sqlpost a mailbox of its own";
+  }
+  if (detail.rfind("the server offers ", 0) == 0) {
+    return "set smtp.auth, pop3.auth or imap.auth to a mechanism the server offers, or unset it "
+           "(sqlpost config DB KEY= unsets it)";
+  }
   if (step == "login" && bearer) {
     return "check that the token command gets a token for this user with the mail scopes "
            "(IMAP/POP/SMTP), and the server's OAuth2 set-up (docs/operations.md, OAuth2)";
@@ -47,7 +57,7 @@ bool print_steps(const char* protocol, const std::vector<CheckStep>& steps, std:
     }
     out << "\n";
     if (!step.ok) {
-      out << "     what to try: " << advice_for(step.name, bearer) << "\n";
+      out << "     what to try: " << advice_for(step.name, step.detail, bearer) << "\n";
       all_ok = false;
     }
   }
@@ -96,22 +106,39 @@ Result<bool> check_smtp_side(const transport::MailLinkConfig& config,
   return print_steps("smtp", smtp_steps, out, !config.smtp.server.bearer.empty());
 }
 
-}  // namespace
-
-Result<bool> check_mail_settings(const transport::MailLinkConfig& config,
-                                 const std::vector<std::string>& direct_domains,
-                                 std::ostream& out) {
-  SQLPOST_TRY_ASSIGN(const bool smtp_ok, check_smtp_side(config, direct_domains, out));
+// The mailbox's steps (POP3 or IMAP); the login among them.
+Result<bool> check_inbox(const transport::MailLinkConfig& config, std::ostream& out) {
   const bool bearer = !config.inbox_server.bearer.empty();
   if (config.inbox == transport::InboxProtocol::kImap) {
     print_token("imap", config.inbox_server, out);
     SQLPOST_TRY_ASSIGN(const auto imap_steps,
                        transport::check_imap({config.inbox_server, config.imap_mailbox}));
-    return print_steps("imap", imap_steps, out, bearer) && smtp_ok;
+    return print_steps("imap", imap_steps, out, bearer);
   }
   print_token("pop3", config.inbox_server, out);
   SQLPOST_TRY_ASSIGN(const auto pop3_steps, transport::check_pop3(config.inbox_server));
-  return print_steps("pop3", pop3_steps, out, bearer) && smtp_ok;
+  return print_steps("pop3", pop3_steps, out, bearer);
+}
+
+}  // namespace
+
+Result<bool> check_mail_settings(const transport::MailLinkConfig& config,
+                                 const std::vector<std::string>& direct_domains,
+                                 std::ostream& out) {
+  if (config.pop_before_smtp) {
+    // POP-before-SMTP: the mailbox login comes first, as in every run that sends.
+    SQLPOST_TRY_ASSIGN(const bool inbox_ok, check_inbox(config, out));
+    if (!inbox_ok) {
+      out << "FAIL smtp: POP-before-SMTP - not tried: the mailbox login above failed, and the "
+             "SMTP server takes mail only after it (smtp.pop_before_smtp=yes)\n";
+      return false;
+    }
+    out << "ok   smtp: POP-before-SMTP - logged into the mailbox above first\n";
+    return check_smtp_side(config, direct_domains, out);
+  }
+  SQLPOST_TRY_ASSIGN(const bool smtp_ok, check_smtp_side(config, direct_domains, out));
+  SQLPOST_TRY_ASSIGN(const bool inbox_ok, check_inbox(config, out));
+  return inbox_ok && smtp_ok;
 }
 
 }  // namespace sqlpost

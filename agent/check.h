@@ -4,8 +4,10 @@
 // with the site's settings (transport/curl_check.h) — with smtp.mode=direct, the MX
 // lookup and SMTP conversation for each partner domain instead — printing one line per step
 // ("ok   smtp: connect ...", "FAIL pop3: login ...") to `out`, and says what to try
-// next when a step fails. Returns true when every step passed. Nothing is sent,
-// fetched or deleted; no password is printed.
+// next when a step fails. With pop_before_smtp the mailbox comes first (its login is
+// what lets the SMTP server take mail), then "ok   smtp: POP-before-SMTP", then the
+// SMTP steps; a failed mailbox login skips SMTP. Returns true when every step passed. Nothing is
+// sent, fetched or deleted; no password is printed.
 #pragma once
 
 #include <ostream>

@@ -267,6 +267,14 @@ Result<transport::MailLinkConfig> load_mail_settings(Database& db, const LocalSi
   SQLPOST_TRY_ASSIGN(const auto local_host, get_config(db, "smtp.local_host"));
   config.smtp.helo_name = local_host.value_or("");  // empty: the machine's host name
   SQLPOST_TRY(apply_direct(db, config));
+  SQLPOST_TRY_ASSIGN(const auto pop_first, get_config(db, "smtp.pop_before_smtp"));
+  config.pop_before_smtp = pop_first == "yes";
+  if (config.pop_before_smtp && config.direct) {
+    return config_error(
+        "smtp.pop_before_smtp=yes needs the provider's SMTP relay (it lets a mailbox that "
+        "logged in send), and smtp.mode=direct sends to other domains' MX servers: set "
+        "smtp.mode=relay, or smtp.pop_before_smtp=no");
+  }
   SQLPOST_TRY(attach_token(db, receive, config.inbox_server));
   if (!config.direct) {
     SQLPOST_TRY(attach_smtp_token(db, config));

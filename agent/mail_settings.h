@@ -15,7 +15,8 @@
 // (agent/oauth2.h) on every load_mail_settings(), its token replaces the password,
 // and `auth` must be empty, XOAUTH2 or OAUTHBEARER (XOAUTH2/OAUTHBEARER without a
 // command is refused too). SMTP without a password or command of its own uses the
-// receive account's token. Errors are kConfig with a message naming the key and the
+// receive account's token. smtp.pop_before_smtp=yes sets pop_before_smtp (not with
+// smtp.mode=direct: kConfig). Errors are kConfig with a message naming the key and the
 // command that fixes it; no message ever holds a password or a token.
 // read_secret() reads one line without echo from a terminal, or from standard input
 // when that is not a terminal.

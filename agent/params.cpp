@@ -213,6 +213,10 @@ const std::vector<ParamSpec>& parameter_specs() {
       {"smtp.etrn",
        "before receiving, ask the SMTP server to deliver the mail it queued for this domain "
        "(ETRN, for sites that are not always online)"},
+      {"smtp.pop_before_smtp",
+       "yes or no (default): log into the pop3/imap mailbox before every connection to the SMTP "
+       "server (POP-before-SMTP), also in runs that only send, check and alert mail",
+       false, "no"},
       {"smtp.local_host",
        "EHLO name announced to the SMTP server (default: this machine's host "
        "name)"},
@@ -310,7 +314,8 @@ Result<> validate_parameter(std::string_view key, std::string_view value) {
   if (key == "keys") {
     return require_one_of(key, value, {"ranges"});
   }
-  if (key == "tls.verify" || key == "alert.stopped" || key == "push") {
+  if (key == "tls.verify" || key == "alert.stopped" || key == "push" ||
+      key == "smtp.pop_before_smtp") {
     return require_one_of(key, value, {"yes", "no"});
   }
   if (key == "alert.mailto") {

@@ -14,6 +14,7 @@
 #include "schema/migrations.h"
 #include "transport/curl_smtp.h"
 #include "transport/file_link.h"
+#include "transport/mail_links.h"
 
 namespace sqlpost {
 namespace {
@@ -162,6 +163,16 @@ Result<> request_queued_mail(Database& db, const LocalSite& site, RunReport& rep
     return success();
   }
   SQLPOST_TRY_ASSIGN(auto smtp, transport::SmtpLink::open(settings.smtp));
+  if (settings.pop_before_smtp) {
+    if (auto login = transport::mailbox_login(settings); !login.ok()) {
+      report.problems.push_back("ETRN " + *domain +
+                                " not asked: POP-before-SMTP (smtp.pop_before_smtp=yes): the "
+                                "mailbox login failed: " +
+                                login.error().message);
+      report.worst = login.error().code;
+      return success();
+    }
+  }
   auto reply = smtp->etrn(*domain);
   if (reply.ok()) {
     report.notes.push_back("ETRN " + *domain + ": " + reply.value());

@@ -461,6 +461,15 @@ TEST_CASE("direct-send settings are checked when set") {
   CHECK(cron.exit_code == 3);
   CHECK_MESSAGE(has(cron.output, "control parameters missing: pop3.host"), cron.output);
   CHECK_FALSE(has(cron.output, "smtp.host"));  // not needed in direct mode
+  // POP-before-SMTP is a relay's rule: refused with direct send, before any connection.
+  REQUIRE(setenv("SQLPOST_TEST_SOLO_PASSWORD", "x", 1) == 0);
+  sqlpost_ok("config " + q(db) +
+             " pop3.host=127.0.0.1 pop3.user=solo pop3.password_env=SQLPOST_TEST_SOLO_PASSWORD "
+             "smtp.pop_before_smtp=yes");
+  const auto gated = run_sqlpost("run " + q(db) + " --once </dev/null");
+  CHECK(gated.exit_code == 3);
+  CHECK_MESSAGE(has(gated.output, "smtp.pop_before_smtp=yes needs the provider's SMTP relay"),
+                gated.output);
 }
 
 TEST_SUITE_END();

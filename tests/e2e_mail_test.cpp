@@ -367,6 +367,110 @@ TEST_CASE("smtp.etrn asks Postfix to deliver a queued domain; a refusal says why
   d.expect_converged();
 }
 
+namespace {
+
+// Lines of one of the stack's logs ($MAILSTACK_DIR/log/NAME) that contain `text` and `also`.
+std::size_t log_lines(const std::string& name, const std::string& text,
+                      const std::string& also = "") {
+  std::ifstream in(env("MAILSTACK_DIR") + "/log/" + name);
+  std::size_t count = 0;
+  for (std::string line; std::getline(in, line);) {
+    count += line.find(text) != std::string::npos && line.find(also) != std::string::npos ? 1 : 0;
+  }
+  return count;
+}
+
+// Dovecot writes its log through its log process, a moment after the login: polled
+// (bounded, like wait_for_mail) until the count is reached.
+void wait_for_log(const std::string& name, const std::string& text, const std::string& also,
+                  std::size_t count) {
+  for (int i = 0; i < 2400 && log_lines(name, text, also) < count; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE_MESSAGE(log_lines(name, text, also) == count, name << ": '" << text << "'");
+}
+
+// Polls until `user`'s mailbox holds more than `than` mails.
+void wait_for_more_mail(const std::string& user, std::size_t than) {
+  for (int i = 0; i < 2400 && mailbox_size(user) <= than; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE(mailbox_size(user) > than);
+}
+
+}  // namespace
+
+TEST_CASE("smtp.pop_before_smtp: runs that only send log into the mailbox first") {
+  if (!mailstack_running()) {
+    return;
+  }
+  REQUIRE_MESSAGE(!env("MAILSTACK_DIR").empty(), "MAILSTACK_DIR (from mailstack.env) is needed");
+  MailDeployment d;
+  const std::string login = "pop3-login: Info: Login: user=<hq>";
+  const std::string read_nothing = "Logged out top=0/0, retr=0/0, del=0/0";
+  const std::string submission = "postfix/submission/smtpd[";
+  // SMTP keeps the right password of its own; the POP3 one is what the test breaks.
+  const std::string right = d.dir.path("hq.password");
+  const std::string wrong = d.dir.path("wrong.password");
+  std::ofstream(wrong) << "not-the-password\n";
+  REQUIRE(chmod(wrong.c_str(), 0600) == 0);
+  sqlpost_ok("config " + q(d.hub) + " smtp.password_file=" + q(right) +
+             " smtp.pop_before_smtp=yes");
+  CHECK(run_sqlpost("config " + q(d.hub) + " smtp.pop_before_smtp=maybe").exit_code == 2);
+
+  // A send-only run: one POP3 login that reads nothing, then the mail goes out.
+  sqlite_shell(d.hub, "INSERT INTO customer VALUES (400, 'pop first', NULL, NULL, NULL);");
+  const std::size_t logins = log_lines("dovecot.log", login);
+  const std::size_t sessions = log_lines("dovecot.log", "pop3(hq)", read_nothing);
+  const std::size_t site1_mail = mailbox_size("site1");
+  const auto sent = run_sqlpost("run " + q(d.hub) + " --once --send-only");
+  CHECK_MESSAGE(sent.exit_code == 0, sent.output);
+  wait_for_log("dovecot.log", login, "", logins + 1);
+  wait_for_log("dovecot.log", "pop3(hq)", read_nothing, sessions + 1);
+  wait_for_more_mail("site1", site1_mail);
+
+  // The order: with the mailbox login refused, the SMTP server is never contacted.
+  sqlpost_ok("config " + q(d.hub) + " pop3.password_file=" + q(wrong));
+  sqlite_shell(d.hub, "INSERT INTO customer VALUES (401, 'gated', NULL, NULL, NULL);");
+  const std::size_t connects = log_lines("postfix.log", submission, "connect from");
+  const auto gated = run_sqlpost("run " + q(d.hub) + " --once --send-only");
+  CHECK_MESSAGE(gated.exit_code == 3, gated.output);
+  CHECK_MESSAGE(gated.output.find("POP-before-SMTP") != std::string::npos, gated.output);
+  CHECK_MESSAGE(gated.output.find("wrong user name or password") != std::string::npos,
+                gated.output);
+  CHECK(log_lines("postfix.log", submission, "connect from") == connects);
+
+  // sqlpost check walks the mailbox first, then SMTP.
+  const auto refused_check = run_sqlpost("check " + q(d.hub));
+  CHECK(refused_check.exit_code == 4);
+  CHECK_MESSAGE(refused_check.output.find("FAIL smtp: POP-before-SMTP") != std::string::npos,
+                refused_check.output);
+  CHECK(refused_check.output.find("smtp: connect") == std::string::npos);
+  sqlpost_ok("config " + q(d.hub) + " pop3.password_file=" + q(right));
+  const auto check = run_sqlpost("check " + q(d.hub));
+  CHECK_MESSAGE(check.exit_code == 0, check.output);
+  const std::size_t pop3_login = check.output.find("ok   pop3: login");
+  const std::size_t gate = check.output.find("ok   smtp: POP-before-SMTP");
+  const std::size_t smtp_connect = check.output.find("ok   smtp: connect");
+  REQUIRE_MESSAGE(pop3_login != std::string::npos, check.output);
+  REQUIRE(gate != std::string::npos);
+  REQUIRE(smtp_connect != std::string::npos);
+  CHECK(pop3_login < gate);
+  CHECK(gate < smtp_connect);
+
+  // Without the setting a send-only run does not log in; with it, replication converges.
+  sqlpost_ok("config " + q(d.hub) + " smtp.pop_before_smtp=no");
+  sqlite_shell(d.hub, "INSERT INTO customer VALUES (402, 'no gate', NULL, NULL, NULL);");
+  const std::size_t before = log_lines("dovecot.log", login);
+  const std::size_t site1_before = mailbox_size("site1");
+  CHECK(run_sqlpost("run " + q(d.hub) + " --once --send-only").exit_code == 0);
+  wait_for_more_mail("site1", site1_before);
+  CHECK(log_lines("dovecot.log", login) == before);
+  sqlpost_ok("config " + q(d.hub) + " smtp.pop_before_smtp=yes");
+  d.run_until_quiet();
+  d.expect_converged();
+}
+
 TEST_CASE("SMTP server unreachable: exit code 4, nothing lost, delivered once it is back") {
   if (!mailstack_running()) {
     return;

@@ -12,6 +12,14 @@ sqlpost_test(e2e_mail_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/e2e_mail_test.cpp
 set_tests_properties(e2e_mail_test PROPERTIES RESOURCE_LOCK mailstack)
 target_link_libraries(e2e_mail_test PRIVATE util)  # forkpty (glibc < 2.34 keeps it in libutil)
 
+# The same end-to-end cases against the second real mail stack (tools/mailstack2: Exim +
+# GNU Mailutils), but for the three about Postfix or Dovecot themselves. Skipped (77)
+# when that stack is not running ($MAILSTACK2_DIR/mailstack.env).
+add_test(NAME e2e_mail_stack2 COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mail_stack2.sh
+  $<TARGET_FILE:e2e_mail_test>)
+set_tests_properties(e2e_mail_stack2 PROPERTIES RESOURCE_LOCK mailstack2 SKIP_RETURN_CODE 77
+  ENVIRONMENT "SQLPOST_BIN=$<TARGET_FILE:sqlpost>;SQLPOST_TEST_TMP=${CMAKE_BINARY_DIR}/test-tmp")
+
 # The README's demo over the real mail servers.
 add_test(NAME demo_mail COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/demo_mail.sh ${CMAKE_BINARY_DIR}/test-tmp/demo-mail)
 set_tests_properties(demo_mail PROPERTIES RESOURCE_LOCK mailstack SKIP_RETURN_CODE 77

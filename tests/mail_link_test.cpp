@@ -699,6 +699,49 @@ TEST_CASE("EHLO name and a chosen SASL mechanism (LOGIN, CRAM-MD5) for SMTP, POP
   drain(*s);
 }
 
+TEST_CASE("a chosen mechanism Postfix and Dovecot do not offer is named, not the password") {
+  const Stack* s = mailstack();
+  if (s == nullptr) return;
+  const std::string offered = "the server offers AUTH PLAIN LOGIN CRAM-MD5";
+  MailServer submission = server(*s, s->submission, MailSecurity::kStartTls);
+  submission.auth = "DIGEST-MD5";
+  auto out = SmtpLink::open(SmtpConfig{submission, s->address, "relay.ehlo-check.test"});
+  REQUIRE(out.ok());
+  auto sent = (*out)->send(s->address, dotted_mail(*s, unique_tag()));
+  REQUIRE_FALSE(sent.ok());
+  CHECK(sent.error().code == Errc::kConfig);
+  CHECK_MESSAGE(sent.error().message.find(offered) != std::string::npos, sent.error().message);
+  CHECK_MESSAGE(sent.error().message.find("not DIGEST-MD5") != std::string::npos,
+                sent.error().message);
+
+  MailServer pop = server(*s, s->pop3, MailSecurity::kStartTls);
+  pop.auth = "DIGEST-MD5";
+  auto in = Pop3Link::open(pop);
+  REQUIRE(in.ok());
+  auto listed = (*in)->list();
+  REQUIRE_FALSE(listed.ok());
+  CHECK_MESSAGE(listed.error().message.find(offered) != std::string::npos, listed.error().message);
+
+  MailServer imap = server(*s, s->imap, MailSecurity::kStartTls);
+  imap.auth = "NTLM";
+  auto box = ImapLink::open(ImapConfig{imap, "INBOX"});
+  REQUIRE(box.ok());
+  auto boxed = (*box)->list();
+  REQUIRE_FALSE(boxed.ok());
+  CHECK_MESSAGE(boxed.error().message.find(offered) != std::string::npos, boxed.error().message);
+  CHECK(boxed.error().message.find("not NTLM") != std::string::npos);
+
+  MailServer wrong = server(*s, s->pop3, MailSecurity::kStartTls);
+  wrong.auth = "PLAIN";
+  wrong.password = "not-the-password";
+  auto refused = Pop3Link::open(wrong);
+  REQUIRE(refused.ok());
+  auto denied = (*refused)->list();
+  REQUIRE_FALSE(denied.ok());
+  CHECK_MESSAGE(denied.error().message.find("wrong user name or password") != std::string::npos,
+                denied.error().message);
+}
+
 TEST_CASE("an IMAP folder whose name has a space and a ';' is read like INBOX") {
   const Stack* s = mailstack();
   if (s == nullptr) return;

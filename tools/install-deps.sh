@@ -26,8 +26,17 @@ for p in "${packages[@]}"; do
   fi
 done
 
+# The second test mail stack's servers (Exim, GNU Mailutils) conflict with Postfix as
+# packages: their .debs are downloaded and unpacked under MAILSTACK2_ROOT, not installed.
+fetch_mailstack2() {
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo bash "$(dirname "${BASH_SOURCE[0]}")/mailstack2/fetch.sh"
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all build dependencies present"
+  fetch_mailstack2
   exit 0
 fi
 
@@ -46,4 +55,5 @@ fi
 rc=0
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null || rc=$?
 if [ "$created_policy" -eq 1 ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+[ "$rc" -ne 0 ] || fetch_mailstack2 || rc=$?
 exit "$rc"

@@ -20,6 +20,14 @@ if [ "${SQLPOST_SKIP_MAIL:-0}" != "1" ]; then
   trap mailstack_release EXIT
 fi
 
+# The second real mail stack (tools/mailstack2: Exim + GNU Mailutils, unpacked from
+# .debs, never installed); e2e_mail_stack2 is skipped without it. Its mailstack.env is
+# read by that test alone: the environment keeps tools/mailstack's.
+if [ "${SQLPOST_SKIP_MAIL:-0}" != "1" ] && [ "${SQLPOST_SKIP_MAIL2:-0}" != "1" ]; then
+  bash tools/mailstack2/stop.sh >/dev/null && bash tools/mailstack2/start.sh
+  trap "bash tools/mailstack2/stop.sh; $(trap -p EXIT | cut -d"'" -f2)" EXIT  # keeps the others
+fi
+
 # The FTP link's end-to-end test needs a vsftpd (tools/ftpstack); it is skipped without.
 if [ -x tools/ftpstack/start.sh ] && [ "${SQLPOST_SKIP_FTP:-0}" != "1" ]; then
   bash tools/ftpstack/stop.sh >/dev/null && bash tools/ftpstack/start.sh

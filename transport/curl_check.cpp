@@ -38,7 +38,8 @@ void observe(Progress& p, curl_infotype type, std::string_view data) {
     const std::string_view line = data.substr(0, 40);  // never look at credentials
     p.starttls_sent = p.starttls_sent || has_word(line, "STARTTLS") || has_word(line, "STLS");
     p.login_sent = p.login_sent || has_word(line, "AUTH") || has_word(line, "USER") ||
-                   has_word(line, "AUTHENTICATE") || has_word(line, "LOGIN");
+                   has_word(line, "APOP") || has_word(line, "AUTHENTICATE") ||
+                   has_word(line, "LOGIN");
   }
 }
 
@@ -111,6 +112,9 @@ std::string explain(const std::string& step, CURLcode rc, const CurlEasy& easy,
              " capability on this port and security setting), so the user name and password "
              "were never used; a server that wants them refuses mail later (e.g. 530). Use "
              "security=starttls or tls, or the submission port 587";
+    }
+    if (rc == CURLE_LOGIN_DENIED) {
+      if (auto refusal = login_refusal(easy)) return refusal->reason;
     }
     if (rc == CURLE_LOGIN_DENIED && easy.uses_bearer()) {
       return "login denied: " + easy.bearer_refused();

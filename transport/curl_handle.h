@@ -22,6 +22,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/result.h"
 #include "transport/limits.h"
@@ -90,6 +92,10 @@ class CurlEasy {
     bearer_source_ = source;
   }
   [[nodiscard]] bool uses_bearer() const { return uses_bearer_; }
+  // The SASL mechanisms the login may use (the `auth` setting, or the OAuth2 ones),
+  // for messages only; empty: libcurl picks from what the server offers.
+  void set_wanted_mechanisms(std::vector<std::string> names) { wanted_ = std::move(names); }
+  [[nodiscard]] const std::vector<std::string>& wanted_mechanisms() const { return wanted_; }
   // "the OAuth2 access token [from SOURCE] was refused (...)".
   [[nodiscard]] std::string bearer_refused() const;
   // The data of the next perform()s is `data` (UPLOAD, INFILESIZE_LARGE); it must
@@ -151,6 +157,7 @@ class CurlEasy {
   bool setopt_ok_ = true;
   bool uses_bearer_ = false;
   std::string bearer_source_;
+  std::vector<std::string> wanted_;
   int bad_option_ = 0;
 };
 

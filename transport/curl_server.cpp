@@ -1,6 +1,7 @@
 #include "transport/curl_server.h"
 
 #include <algorithm>
+#include <charconv>
 #include <memory>
 #include <string>
 
@@ -47,6 +48,11 @@ Error classify_code(const CurlEasy& easy, CURLcode rc, const std::string& what) 
   if (rc == CURLE_LOGIN_DENIED && detail.find("Select failed") != std::string::npos) {
     // libcurl reports a failed IMAP SELECT as a denied login.
     return make_error(Errc::kConfig, what + ": the mailbox does not exist or cannot be opened");
+  }
+  if (rc == CURLE_LOGIN_DENIED) {
+    if (auto refusal = login_refusal(easy)) {
+      return make_error(refusal->code, what + ": " + refusal->reason);
+    }
   }
   if (rc == CURLE_LOGIN_DENIED && easy.uses_bearer()) {
     return make_error(Errc::kConfig, what + ": login denied: " + easy.bearer_refused());
@@ -201,6 +207,9 @@ void apply_server(CurlEasy& easy, MailProtocol protocol, const MailServer& serve
     const std::string options =
         server.auth.empty() ? "AUTH=OAUTHBEARER;AUTH=XOAUTH2" : "AUTH=" + server.auth;
     easy.set(CURLOPT_LOGIN_OPTIONS, options.c_str());
+    easy.set_wanted_mechanisms(server.auth.empty()
+                                   ? std::vector<std::string>{"OAUTHBEARER", "XOAUTH2"}
+                                   : std::vector<std::string>{server.auth});
   } else {
     if (!server.user.empty()) {
       easy.set(CURLOPT_PASSWORD, server.password.c_str());
@@ -208,6 +217,7 @@ void apply_server(CurlEasy& easy, MailProtocol protocol, const MailServer& serve
     if (!server.auth.empty()) {
       const std::string options = "AUTH=" + server.auth;
       easy.set(CURLOPT_LOGIN_OPTIONS, options.c_str());
+      easy.set_wanted_mechanisms({server.auth});
     }
   }
   const bool tls = server.security != MailSecurity::kNone;
@@ -242,6 +252,210 @@ std::vector<std::string_view> reply_lines(std::string_view body) {
     }
   }
   return lines;
+}
+
+namespace {
+
+std::string upper(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) {
+    return static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+  });
+  return out;
+}
+
+bool starts_with_word(std::string_view line, std::string_view word) {
+  return upper(line.substr(0, word.size())) == word &&
+         (line.size() == word.size() || line[word.size()] == ' ' || line[word.size()] == '=');
+}
+
+// The space-separated words of `text`, upper case, each once, without "]" or ")".
+void add_words(std::string_view text, std::vector<std::string>& words) {
+  while (!text.empty()) {
+    const std::size_t end = text.find(' ');
+    std::string word = upper(text.substr(0, end));
+    while (!word.empty() && (word.back() == ']' || word.back() == ')')) {
+      word.pop_back();
+    }
+    if (!word.empty() && std::find(words.begin(), words.end(), word) == words.end()) {
+      words.push_back(std::move(word));
+    }
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+  }
+}
+
+// The capability words of an IMAP "* CAPABILITY ..." line or "[CAPABILITY ...]" response
+// code (greeting, tagged OK); nullopt for any other line.
+std::optional<std::string_view> imap_capabilities(std::string_view line) {
+  const std::string capitals = upper(line);
+  const bool untagged = capitals.rfind("* CAPABILITY ", 0) == 0;
+  const std::size_t code = capitals.find("[CAPABILITY ");
+  if (!untagged && code == std::string::npos) {
+    return std::nullopt;
+  }
+  std::string_view words = line.substr(untagged ? 13 : code + 12);
+  return untagged ? words : words.substr(0, words.find(']'));
+}
+
+// The mechanisms one reply line lists, or nullopt when it is no capability line.
+std::optional<std::vector<std::string>> line_mechanisms(std::string_view line) {
+  std::vector<std::string> words;
+  if (line.size() > 4 && line.substr(0, 3) == "250" && (line[3] == '-' || line[3] == ' ') &&
+      starts_with_word(line.substr(4), "AUTH")) {
+    add_words(line.substr(9), words);  // SMTP EHLO
+    return words;
+  }
+  if (starts_with_word(line, "SASL")) {
+    add_words(line.substr(5), words);  // POP3 CAPA
+    return words;
+  }
+  if (line == "USER" || line == "UIDL") {
+    return words;  // a POP3 CAPA list (USER/PASS only, unless a SASL line follows)
+  }
+  const auto words_text = imap_capabilities(line);
+  if (!words_text) {
+    return std::nullopt;
+  }
+  std::vector<std::string> all;
+  add_words(*words_text, all);
+  for (const std::string& word : all) {
+    if (word.rfind("AUTH=", 0) == 0 && word.size() > 5) {
+      words.push_back(word.substr(5));  // IMAP
+    }
+  }
+  return words;
+}
+
+std::string joined(const std::vector<std::string>& words, const char* separator) {
+  std::string out;
+  for (const std::string& word : words) {
+    out += (out.empty() ? "" : separator) + word;
+  }
+  return out;
+}
+
+// The number of a POP3 CAPA line "LOGIN-DELAY N", or 0.
+long login_delay_seconds(std::string_view reply) {
+  for (const std::string_view line : reply_lines(reply)) {
+    if (starts_with_word(line, "LOGIN-DELAY") && line.size() > 12) {
+      const std::string_view rest = line.substr(12);
+      long seconds = 0;
+      const auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), seconds);
+      (void)end;
+      if (ec == std::errc() && seconds > 0) {
+        return seconds;
+      }
+    }
+  }
+  return 0;
+}
+
+std::string delay_reason(const CurlEasy& easy, const std::string& said) {
+  const long seconds = login_delay_seconds(easy.reply());
+  const std::string every = seconds > 0
+                                ? "every " + std::to_string(seconds) + " seconds" +
+                                      (seconds >= 120 && seconds % 60 == 0
+                                           ? " (" + std::to_string(seconds / 60) + " minutes)"
+                                           : std::string())
+                                : "every so often (it did not say how often)";
+  return "login delay: the server allows a login only " + every +
+         ", and the last one was more recent; the password was not refused. Log in less "
+         "often (run --every " +
+         (seconds > 0 ? std::to_string(seconds) : std::string("N")) +
+         " or more; smtp.pop_before_smtp adds a login to runs that only send) (server said: " +
+         said + ")";
+}
+
+// A plain login besides SASL: POP3 USER/PASS (CAPA "USER"), IMAP LOGIN (the last
+// capability list without LOGINDISABLED).
+bool plain_login_offered(std::string_view reply) {
+  bool pop3_user = false;
+  std::optional<bool> imap_login;
+  for (const std::string_view line : reply_lines(reply)) {
+    pop3_user = pop3_user || line == "USER";
+    if (const auto words = imap_capabilities(line)) {
+      imap_login = upper(*words).find("LOGINDISABLED") == std::string::npos;
+    }
+  }
+  return pop3_user || imap_login.value_or(false);
+}
+
+// libcurl picks the mechanism (no `auth` setting): a refusal is the server's, unless
+// it offers only mechanisms libcurl does not have (e.g. SCRAM-SHA-256 alone) and no
+// plain login either; then libcurl never tried.
+std::optional<LoginRefusal> unusable_mechanisms(std::string_view reply,
+                                                const std::vector<std::string>& offered) {
+  static const std::vector<std::string> known{"PLAIN",      "LOGIN",   "CRAM-MD5",
+                                              "DIGEST-MD5", "NTLM",    "EXTERNAL",
+                                              "GSSAPI",     "XOAUTH2", "OAUTHBEARER"};
+  const bool usable = std::any_of(offered.begin(), offered.end(), [](const std::string& name) {
+    return std::find(known.begin(), known.end(), name) != known.end();
+  });
+  if (offered.empty() || usable || plain_login_offered(reply)) {
+    return std::nullopt;
+  }
+  return LoginRefusal{Errc::kConfig,
+                      "the server offers AUTH " + joined(offered, " ") +
+                          " only, and none of these is one sqlpost (libcurl) can use (PLAIN, "
+                          "LOGIN, CRAM-MD5, DIGEST-MD5, NTLM, EXTERNAL, GSSAPI, XOAUTH2, "
+                          "OAUTHBEARER): the password was never sent; ask the provider for "
+                          "PLAIN or LOGIN over TLS, or OAuth2"};
+}
+
+}  // namespace
+
+std::optional<std::vector<std::string>> offered_mechanisms(std::string_view reply) {
+  std::optional<std::vector<std::string>> offered;
+  bool pop3_sasl = false;  // a POP3 SASL line in this CAPA list
+  for (const std::string_view line : reply_lines(reply)) {
+    auto words = line_mechanisms(line);
+    if (!words) {
+      continue;
+    }
+    const bool sasl_line = starts_with_word(line, "SASL");
+    if (!sasl_line && words->empty() && (line == "USER" || line == "UIDL") && pop3_sasl) {
+      continue;  // another line of the CAPA list that already had its SASL line
+    }
+    pop3_sasl = sasl_line;
+    offered = std::move(words);
+  }
+  return offered;
+}
+
+std::optional<LoginRefusal> login_refusal(const CurlEasy& easy) {
+  const std::string said = easy.failure_reply_line(0);
+  if (said.rfind("-ERR [LOGIN-DELAY]", 0) == 0) {
+    return LoginRefusal{Errc::kTransient, delay_reason(easy, said)};
+  }
+  if (said.rfind("-ERR [IN-USE]", 0) == 0) {
+    return LoginRefusal{Errc::kTransient,
+                        "the mailbox is in use by another session (another mail program, or "
+                        "another sqlpost on the same mailbox); the password was not refused "
+                        "(server said: " +
+                            said + ")"};
+  }
+  const std::vector<std::string>& wanted = easy.wanted_mechanisms();
+  const auto offered = offered_mechanisms(easy.reply());
+  if (!offered) {
+    return std::nullopt;
+  }
+  if (wanted.empty()) {
+    return unusable_mechanisms(easy.reply(), *offered);
+  }
+  for (const std::string& mechanism : wanted) {
+    if (std::find(offered->begin(), offered->end(), upper(mechanism)) != offered->end()) {
+      return std::nullopt;  // offered: the login itself was refused
+    }
+  }
+  const std::string offers =
+      offered->empty() ? "no SASL mechanism" : "AUTH " + joined(*offered, " ");
+  const std::string advice =
+      easy.uses_bearer()
+          ? " (an OAuth2 access token needs one of these: does this server take OAuth2?)"
+          : " (the mechanism chosen with the auth setting): set one it offers, or unset it "
+            "to let sqlpost pick";
+  return LoginRefusal{Errc::kConfig,
+                      "the server offers " + offers + ", not " + joined(wanted, " or ") + advice};
 }
 
 Error mail_error(const CurlEasy& easy, CURLcode rc, std::string_view what_view) {

@@ -28,6 +28,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -79,6 +80,26 @@ void apply_server(CurlEasy& easy, MailProtocol protocol, const MailServer& serve
 
 // The non-empty lines of a multi-line server reply, without their CR LF.
 std::vector<std::string_view> reply_lines(std::string_view body);
+
+// The SASL mechanisms the server offered in the last capability list of `reply` (the
+// reply lines of a conversation): SMTP "250-AUTH A B" (or "AUTH=A B"), POP3 CAPA
+// "SASL A B", IMAP "AUTH=A" words of a CAPABILITY line. Upper case, each once.
+// nullopt when no capability list was seen; empty when the list names none.
+std::optional<std::vector<std::string>> offered_mechanisms(std::string_view reply);
+
+// Why a denied login (CURLE_LOGIN_DENIED) was denied, when the server's replies tell
+// more than "wrong password": a POP3 "-ERR [LOGIN-DELAY]" answer (RFC 2449; kTransient,
+// "login delay: the server allows a login only every N seconds ..." with N from CAPA
+// "LOGIN-DELAY N" when given), "-ERR [IN-USE]" (kTransient), or a wanted mechanism
+// (CurlEasy::wanted_mechanisms) the server does not offer (kConfig, "the server offers
+// AUTH X Y, not Z"); without a wanted mechanism, a server offering only mechanisms
+// libcurl lacks (e.g. SCRAM-SHA-256) and no plain login (POP3 USER, IMAP LOGIN) is
+// named too (kConfig, "the server offers AUTH SCRAM-SHA-256 only ..."). nullopt otherwise.
+struct LoginRefusal {
+  Errc code = Errc::kConfig;
+  std::string reason;
+};
+std::optional<LoginRefusal> login_refusal(const CurlEasy& easy);
 
 // `what` names the operation ("SMTP send to a@b via host:587").
 Error mail_error(const CurlEasy& easy, CURLcode rc, std::string_view what);
