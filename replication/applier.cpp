@@ -217,6 +217,7 @@ Result<ApplyStats> Applier::apply_changes(const Partner& partner, const LoadedMe
       break;
     }
     SQLPOST_TRY(session.apply(batch));
+    SQLPOST_TRY(run_.crash_point("after-apply-batch"));
   }
   return session.finish();
 }

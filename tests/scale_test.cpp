@@ -95,6 +95,17 @@ TEST_CASE("a big epoch in many parts is applied whole or not at all") {
   CHECK(query_int(*r1.db, "SELECT count(*) FROM item WHERE id > 5000000") == 0);
   CHECK(query_int(*r1.db, "SELECT applied_seq FROM sqlpost_streams WHERE site = 'hq'") == 0);
   CHECK(query_int(*r1.db, "SELECT count(*) FROM sqlpost_inbox") > 10);  // kept for the retry
+  // Streamed (payload version 4): the message is applied in batches of 10,000
+  // changes; dying after the first batch, half-way through the message, leaves
+  // nothing of it either.
+  int batches = 0;
+  c.run(r1, [&](std::string_view point) {
+    batches += point == "after-apply-batch" ? 1 : 0;
+    return point == "after-apply-batch";
+  });
+  CHECK(batches == 1);
+  CHECK(query_int(*r1.db, "SELECT count(*) FROM item WHERE id > 5000000") == 0);
+  CHECK(query_int(*r1.db, "SELECT applied_seq FROM sqlpost_streams WHERE site = 'hq'") == 0);
   c.run(r1);  // the next run applies the whole epoch
   CHECK(query_int(*r1.db, "SELECT count(*) FROM item WHERE id > 5000000") == 20000);
   REQUIRE(c.run_until_quiet(50));
