@@ -346,6 +346,90 @@ TEST_CASE("alert.mailto: an administrator is mailed when an alert is raised and 
   d.expect_converged();
 }
 
+// The subjects of the notices waiting in `user`'s mailbox (which is then emptied).
+std::string notices_for(const std::string& user) {
+  auto link = transport::Pop3Link::open(pop3_server(user));
+  REQUIRE(link.ok());
+  auto refs = (*link)->list();
+  REQUIRE(refs.ok());
+  std::string subjects;
+  for (const auto& ref : *refs) {
+    auto mail = (*link)->fetch(ref);
+    REQUIRE(mail.ok());
+    CHECK_FALSE(transport::looks_like_sqlpost(*mail));
+    const auto at = mail->find("Subject: ");
+    REQUIRE(at != std::string::npos);
+    subjects += mail->substr(at, mail->find("\r\n", at) - at) + "\n";
+    REQUIRE((*link)->remove(ref).ok());
+  }
+  REQUIRE((*link)->close().ok());
+  return subjects;
+}
+
+TEST_CASE(
+    "alert.mailto: silent, unacknowledged, stopped and log_size are mailed raised and cleared") {
+  if (!mailstack_running()) {
+    return;
+  }
+  MailDeployment d;
+  d.run_until_quiet();
+  drain("probe");  // the administrator's mailbox
+  sqlpost_ok("config " + q(d.hub) +
+             " alert.mailto=probe@probe.test alert.silent=3600 alert.unacknowledged=3600");
+  const auto hub_run = [&] { return run_sqlpost("run " + q(d.hub) + " --once").exit_code; };
+  // Mail takes a moment through Postfix: the hub runs until it reports `code`.
+  const auto hub_until = [&](int code) {
+    for (int i = 0; i < 400 && hub_run() != code; ++i) {
+      run_sqlpost("run " + q(d.s1) + " --once");
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    CHECK(hub_run() == code);
+  };
+  const auto expect_notices = [&](const std::string& kind) {
+    wait_for_mail("probe", 2);
+    const std::string got = notices_for("probe");
+    CHECK_MESSAGE(got.find("Subject: sqlpost hq: alert raised " + kind) != std::string::npos, got);
+    CHECK_MESSAGE(got.find("Subject: sqlpost hq: alert cleared " + kind) != std::string::npos, got);
+  };
+  // silent: site1 has sent nothing for 2 hours, as far as the hub knows.
+  sqlite_shell(d.hub,
+               "UPDATE sqlpost_sites SET created_at = created_at - 7200 WHERE name = "
+               "'site1'; UPDATE sqlpost_streams SET last_received_at = NULL WHERE site = "
+               "'site1'");
+  CHECK(hub_run() == 10);
+  sqlite_shell(d.s1, "INSERT INTO customer VALUES (40, 'from site1', 'east', 1, NULL)");
+  d.run_until_quiet();
+  expect_notices("silent (site1)");
+  // unacknowledged: a message to site1 waits two hours for its acknowledgement.
+  sqlite_shell(d.hub, "INSERT INTO customer VALUES (41, 'to site1', 'east', 1, NULL)");
+  CHECK(hub_run() == 0);
+  sqlite_shell(d.hub,
+               "UPDATE sqlpost_outbox SET created_at = created_at - 7200 WHERE site = "
+               "'site1'");
+  CHECK(hub_run() == 10);
+  d.run_until_quiet();
+  expect_notices("unacknowledged (site1)");
+  // stopped: a message from site1 cannot be applied at the hub until the cause is fixed.
+  sqlite_shell(d.hub,
+               "CREATE TRIGGER refuse BEFORE INSERT ON customer WHEN NEW.id = 42 BEGIN "
+               "SELECT RAISE(ABORT, 'row 42 refused'); END");
+  sqlite_shell(d.s1, "INSERT INTO customer VALUES (42, 'refused', 'east', 1, NULL)");
+  hub_until(8);
+  sqlite_shell(d.hub, "DROP TRIGGER refuse");
+  d.run_until_quiet();
+  expect_notices("stopped (site1)");
+  // log_size: more changes kept than alert.log_rows, until the remotes acknowledge.
+  sqlpost_ok("config " + q(d.hub) + " alert.log_rows=5 log_retention=0");
+  sqlite_shell(d.hub,
+               "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
+               "10) INSERT INTO customer SELECT 500 + i, 'bulk', 'east', i, NULL FROM n");
+  CHECK(hub_run() == 10);
+  d.run_until_quiet();
+  CHECK(hub_run() == 0);  // acknowledged by both remotes: pruned, cleared
+  expect_notices("log_size");
+  d.expect_converged();
+}
+
 TEST_CASE("smtp.etrn asks Postfix to deliver a queued domain; a refusal says why") {
   if (!mailstack_running()) {
     return;

@@ -1,26 +1,11 @@
 # Shared helpers of start.sh / stop.sh (sourced, not run).
+. "$(dirname "${BASH_SOURCE[0]}")/../stacklib.sh"
 DNSMASQ=/usr/sbin/dnsmasq
 # The first port tried; start.sh moves up to 99 ports on while one is taken.
 DNSSTACK_BASE_PORT="${DNSSTACK_BASE_PORT:-25300}"
 
-# True if the process exists and is not a zombie (kill -0 succeeds on zombies).
-alive() {
-  local stat rest
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-  rest="${stat##*) }"
-  [ "${rest%% *}" != "Z" ]
-}
-
-exe_of() { readlink "/proc/$1/exe" 2>/dev/null || true; }
-
 # Prints the pid of the live dnsmasq recorded in pid file $1, or nothing.
-live_dnsmasq() {
-  local pid=""
-  [ -r "$1" ] && read -r pid <"$1" 2>/dev/null || true
-  pid="${pid//[^0-9]/}"
-  [ -n "$pid" ] && alive "$pid" && [ "$(exe_of "$pid")" = "$DNSMASQ" ] && echo "$pid"
-  return 0
-}
+live_dnsmasq() { live_pid "$1" "$DNSMASQ"; }
 
 # True if port $1 is bound on UDP (any state) or listening on TCP; read from /proc.
 port_taken() {

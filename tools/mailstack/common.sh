@@ -1,5 +1,6 @@
 # Shared settings and helpers of start.sh / stop.sh / selftest.sh (sourced, not run).
 # Every setting can be overridden from the environment.
+. "$(dirname "${BASH_SOURCE[0]}")/../stacklib.sh"
 MAILSTACK_DIR="${MAILSTACK_DIR:-/tmp/mailstack}"
 MAILSTACK_SMTP_PORT="${MAILSTACK_SMTP_PORT:-2525}"
 MAILSTACK_SUBMISSION_PORT="${MAILSTACK_SUBMISSION_PORT:-2587}"
@@ -32,31 +33,8 @@ all_ports() {
        "$MAILSTACK_OAUTH_PORT"
 }
 
-# True if the process exists and is not a zombie (kill -0 succeeds on zombies).
-alive() {
-  local stat rest
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-  rest="${stat##*) }"
-  [ "${rest%% *}" != "Z" ]
-}
-
-exe_of() { readlink "/proc/$1/exe" 2>/dev/null || true; }
-
-# The pid recorded in a pid file (Postfix pads it with spaces), or nothing.
-pid_from() {
-  local pid=""
-  [ -r "$1" ] && read -r pid <"$1" 2>/dev/null || true
-  pid="${pid//[^0-9]/}"
-  echo "$pid"
-}
-
 # Prints the pid of a live master started by us from pid file $1 with binary $2.
-live_master() {
-  local pid
-  pid="$(pid_from "$1")"
-  [ -n "$pid" ] && alive "$pid" && [ "$(exe_of "$pid")" = "$2" ] && echo "$pid"
-  return 0
-}
+live_master() { live_pid "$1" "$2"; }
 
 # Prints the pid of the live introspection endpoint started by us (its command line
 # names oauth_introspect.py and its pid file), or nothing.
@@ -66,27 +44,4 @@ live_oauth() {
   [ -n "$pid" ] && alive "$pid" &&
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$OAUTH_SCRIPT" && echo "$pid"
   return 0
-}
-
-# All descendants of pid $1 (one pass over /proc, no procps needed).
-descendants() {
-  local f stat rest ppid
-  for f in /proc/[0-9]*/stat; do
-    stat="$(cat "$f" 2>/dev/null)" || continue
-    rest="${stat##*) }"
-    ppid="${rest#* }"; ppid="${ppid%% *}"
-    echo "${stat%% *} $ppid"
-  done | awk -v root="$1" '
-    { kids[$2] = kids[$2] " " $1 }
-    END { queue[0] = root; n = 1
-          for (i = 0; i < n; i++) { k = split(kids[queue[i]], a, " ")
-            for (j = 1; j <= k; j++) { print a[j]; queue[n++] = a[j] } } }'
-}
-
-# True if 127.0.0.1:$1 (or any address) is in LISTEN state; read from /proc, no connect.
-listening() {
-  local hex
-  hex="$(printf '%04X' "$1")"
-  awk -v p=":$hex" 'NR > 1 && $4 == "0A" && substr($2, length($2) - 4) == p { f = 1 }
-                    END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
 }

@@ -2,6 +2,7 @@
 # pop3d/imap4d; sourced, not run). Every setting can be overridden from the environment.
 # The servers are never installed: their .debs are fetched (fetch.sh) and unpacked
 # under $MAILSTACK2_ROOT/tree, because exim4 conflicts with Postfix as a package.
+. "$(dirname "${BASH_SOURCE[0]}")/../stacklib.sh"
 MAILSTACK2_DIR="${MAILSTACK2_DIR:-/tmp/mailstack2}"
 MAILSTACK2_ROOT="${MAILSTACK2_ROOT:-/var/cache/sqlpost/mailstack2}"
 MAILSTACK2_SMTP_PORT="${MAILSTACK2_SMTP_PORT:-3525}"
@@ -38,35 +39,3 @@ all_ports() {
        "$MAILSTACK2_POP3_PORT $MAILSTACK2_POP3S_PORT $MAILSTACK2_IMAP_PORT $MAILSTACK2_IMAPS_PORT"
 }
 
-# True if the process exists and is not a zombie.
-alive() {
-  local stat rest
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-  rest="${stat##*) }"
-  [ "${rest%% *}" != "Z" ]
-}
-
-exe_of() { readlink "/proc/$1/exe" 2>/dev/null || true; }
-
-pid_from() {
-  local pid=""
-  [ -r "$1" ] && read -r pid <"$1" 2>/dev/null || true
-  pid="${pid//[^0-9]/}"
-  echo "$pid"
-}
-
-# The pid of a live server started by us from pid file $1 running binary $2, or nothing.
-live_server() {
-  local pid
-  pid="$(pid_from "$1")"
-  [ -n "$pid" ] && alive "$pid" && [ "$(exe_of "$pid")" = "$2" ] && echo "$pid"
-  return 0
-}
-
-# True if 127.0.0.1:$1 (or any address) is in LISTEN state; read from /proc, no connect.
-listening() {
-  local hex
-  hex="$(printf '%04X' "$1")"
-  awk -v p=":$hex" 'NR > 1 && $4 == "0A" && substr($2, length($2) - 4) == p { f = 1 }
-                    END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}

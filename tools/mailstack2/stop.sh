@@ -8,21 +8,6 @@ set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/common.sh"
 
-# Descendants of pid $1 (one pass over /proc).
-descendants() {
-  local f stat rest ppid
-  for f in /proc/[0-9]*/stat; do
-    stat="$(cat "$f" 2>/dev/null)" || continue
-    rest="${stat##*) }"
-    ppid="${rest#* }"; ppid="${ppid%% *}"
-    echo "${stat%% *} $ppid"
-  done | awk -v root="$1" '
-    { kids[$2] = kids[$2] " " $1 }
-    END { queue[0] = root; n = 1
-          for (i = 0; i < n; i++) { k = split(kids[queue[i]], a, " ")
-            for (j = 1; j <= k; j++) { print a[j]; queue[n++] = a[j] } } }'
-}
-
 # stop_server PIDFILE BINARY
 stop_server() {
   local pid kids k i
