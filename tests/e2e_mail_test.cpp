@@ -206,10 +206,15 @@ struct MailDeployment {
                q(env("MAILSTACK_CACERT")));
   }
 
+  // Exit code 10 (an alert in force, nothing else wrong) is accepted from the hub
+  // when a test raises alerts on purpose.
+  bool hub_alerts_expected = false;
+
   void round() {
     for (const auto& db : {hub, s1, s2}) {
       const auto r = run_sqlpost("run " + q(db) + " --once");
-      CHECK_MESSAGE(r.exit_code == 0, db << "\n" << r.output);
+      const bool alert = hub_alerts_expected && db == hub && r.exit_code == 10;
+      CHECK_MESSAGE((r.exit_code == 0 || alert), db << "\n" << r.output);
     }
   }
 
@@ -374,6 +379,7 @@ TEST_CASE(
   MailDeployment d;
   d.run_until_quiet();
   drain("probe");  // the administrator's mailbox
+  d.hub_alerts_expected = true;
   sqlpost_ok("config " + q(d.hub) +
              " alert.mailto=probe@probe.test alert.silent=3600 alert.unacknowledged=3600");
   const auto hub_run = [&] { return run_sqlpost("run " + q(d.hub) + " --once").exit_code; };

@@ -39,3 +39,6 @@ all_ports() {
        "$MAILSTACK2_POP3_PORT $MAILSTACK2_POP3S_PORT $MAILSTACK2_IMAP_PORT $MAILSTACK2_IMAPS_PORT"
 }
 
+
+# The pid of a live server started by us from pid file $1 running binary $2, or nothing.
+live_server() { live_pid "$1" "$2"; }
