@@ -849,7 +849,7 @@ class Applier {
 // changes point at them), which tables were checked and authorized, the applier
 // with its deferred changes and decided rows.
 struct ApplySession::State {
-  State(Database& d, const ApplyContext& c) : db(d), context(c), applier(d, context, stats) {}
+  State(Database& d, ApplyContext c) : db(d), context(std::move(c)), applier(d, context, stats) {}
   Database& db;
   ApplyContext context;
   ApplyStats stats;

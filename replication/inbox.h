@@ -54,8 +54,7 @@ constexpr std::size_t kApplyBatchChanges = 10000;
 // batch in memory. Not movable (the reader points into it).
 class InboxStream {
  public:
-  InboxStream(Statement parts, PairKeys keys, std::string local_site,
-              const DecodeLimits& limits);
+  InboxStream(Statement parts, PairKeys keys, std::string local_site, const DecodeLimits& limits);
   InboxStream(const InboxStream&) = delete;
   InboxStream& operator=(const InboxStream&) = delete;
   InboxStream(InboxStream&&) = delete;

@@ -98,7 +98,7 @@ Result<std::int64_t> resplit(Database& db, const LocalSite& local, const Partner
                      transport::encode_parts(
                          {local.name, partner.name, static_cast<std::uint64_t>(seq)}, local.address,
                          partner.address, message, compressed, key, max_message_bytes,
-                         [&](std::uint32_t part, std::uint32_t count, std::string mail) {
+                         [&](std::uint32_t part, std::uint32_t count, const std::string& mail) {
                            ins.bind(1, static_cast<std::int64_t>(part));
                            ins.bind(2, static_cast<std::int64_t>(count));
                            ins.bind(3, Value(as_blob(mail)));
@@ -147,8 +147,8 @@ Result<ReencodeSummary> reencode_outbox(Database& db, const std::string& site, s
   SQLPOST_TRY_ASSIGN(const auto seqs, waiting_messages(db, site, from));
   for (const std::int64_t seq : seqs) {
     SQLPOST_TRY_ASSIGN(const std::int64_t before, part_count(db, site, seq));
-    SQLPOST_TRY_ASSIGN(const std::int64_t after,
-                       resplit(db, local, partner, keys, seq, max_message_bytes, now, reseal_under));
+    SQLPOST_TRY_ASSIGN(const std::int64_t after, resplit(db, local, partner, keys, seq,
+                                                         max_message_bytes, now, reseal_under));
     ++summary.messages;
     summary.parts_before += before;
     summary.parts_after += after;

@@ -133,7 +133,8 @@ Result<bool> PayloadReader::read_bytes(std::span<std::uint8_t> out) {
       }
     }
     const std::size_t n = std::min(out.size() - filled, buffer_.size() - pos_);
-    std::copy_n(buffer_.begin() + static_cast<std::ptrdiff_t>(pos_), n, out.begin() + filled);
+    std::copy_n(buffer_.begin() + static_cast<std::ptrdiff_t>(pos_), n,
+                out.begin() + static_cast<std::ptrdiff_t>(filled));
     pos_ += n;
     filled += n;
   }

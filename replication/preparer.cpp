@@ -93,7 +93,7 @@ Result<Preparer::Stored> Preparer::store_parts(const Partner& partner, std::int6
   SQLPOST_TRY(transport::encode_parts(
       {run_.local.name, partner.name, static_cast<std::uint64_t>(seq)}, run_.local.address,
       partner.address, message, compressed, key, max_message_bytes_for(run_, partner.name),
-      [&](std::uint32_t part, std::uint32_t parts, std::string mail) -> Result<> {
+      [&](std::uint32_t part, std::uint32_t parts, const std::string& mail) -> Result<> {
         st->bind(1, partner.name).bind(2, seq).bind(3, static_cast<std::int64_t>(part));
         st->bind(4, static_cast<std::int64_t>(parts));
         stored.bytes += static_cast<std::int64_t>(mail.size());
