@@ -2,6 +2,7 @@
 
 #include <iostream>
 #include <optional>
+#include <sstream>
 
 #include "agent/check.h"
 #include "agent/exit_codes.h"
@@ -107,44 +108,127 @@ Result<std::unique_ptr<transport::Link>> make_ftp_link(Database& db, const std::
 
 bool interactive() { return platform::stdin_is_terminal() && platform::stderr_is_terminal(); }
 
-Result<std::string> ask(const std::string& key) {
+// What the user typed at a first run whose connection test failed is kept — not as
+// settings, since they did not work, but in sqlpost_meta — and offered again as the
+// answer to Enter at the next first run. Secrets (passwords) are never kept.
+constexpr std::string_view kDraftPrefix = "first_run_draft.";
+
+Result<std::optional<std::string>> draft_of(Database& db, const std::string& key) {
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT value FROM sqlpost_meta WHERE key = ?"));
+  st.bind(1, std::string(kDraftPrefix) + key);
+  SQLPOST_TRY_ASSIGN(const bool row, st.step());
+  if (!row) {
+    return std::optional<std::string>{};
+  }
+  return std::optional<std::string>{st.column_text(0)};
+}
+
+Result<> keep_drafts(Database& db, const std::vector<std::pair<std::string, std::string>>& typed) {
+  SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+  for (const auto& [key, value] : typed) {
+    const ParamSpec* spec = find_parameter(key);
+    if (spec != nullptr && spec->secret) {
+      continue;
+    }
+    SQLPOST_TRY_ASSIGN(Statement st,
+                       db.prepare("INSERT OR REPLACE INTO sqlpost_meta(key, value) VALUES (?, ?)"));
+    st.bind(1, std::string(kDraftPrefix) + key).bind(2, value);
+    SQLPOST_TRY(st.run());
+  }
+  return tx.commit();
+}
+
+Result<> clear_drafts(Database& db) {
+  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("DELETE FROM sqlpost_meta WHERE substr(key, 1, ?) "
+                                              "= ?"));
+  st.bind(1, static_cast<std::int64_t>(kDraftPrefix.size())).bind(2, std::string(kDraftPrefix));
+  return st.run();
+}
+
+Result<std::string> ask(Database& db, const std::string& key) {
   const ParamSpec* spec = find_parameter(key);
   const std::string prompt = key + (spec != nullptr ? " (" + std::string(spec->help) + ")" : "");
   if (spec != nullptr && spec->secret) {
     return read_secret(prompt + ": ");
   }
-  std::cerr << prompt << ": " << std::flush;
+  SQLPOST_TRY_ASSIGN(const auto draft, draft_of(db, key));
+  std::cerr << prompt << (draft ? " [" + *draft + "]" : std::string()) << ": " << std::flush;
   std::string line;
-  if (!std::getline(std::cin, line) || line.empty()) {
+  if (!std::getline(std::cin, line)) {
+    return make_error(Errc::kConfig, "no value given for " + key);
+  }
+  if (line.empty() && draft) {
+    line = *draft;  // Enter keeps what was typed last time
+  }
+  if (line.empty()) {
     return make_error(Errc::kConfig, "no value given for " + key);
   }
   SQLPOST_TRY(validate_parameter(key, line));
   return line;
 }
 
+// Tests the settings as `sqlpost check` does, showing the steps; `untrusted` tells
+// whether a step failed on the server's certificate.
+Result<bool> test_mail_settings(Database& db, const LocalSite& site, bool& untrusted) {
+  SQLPOST_TRY_ASSIGN(const auto config, load_mail_settings(db, site));
+  SQLPOST_TRY_ASSIGN(const auto domains, partner_domains(db));
+  std::cerr << "sqlpost: testing the connection...\n";
+  std::ostringstream steps;
+  SQLPOST_TRY_ASSIGN(const bool ok, check_mail_settings(config, domains, steps));
+  std::cerr << steps.str();
+  untrusted = steps.str().find("certificate is not trusted") != std::string::npos;
+  return ok;
+}
+
 // First run on a terminal: asks for what is missing, tests it, stores it only if
-// every connection step passed.
+// every connection step passed. When a server's certificate is not trusted, it asks
+// for the CA file (tls.ca_file) and tests again. What was typed is kept for the next
+// first run when the test fails.
 Result<> ask_for_mail_settings(Database& db, const LocalSite& site) {
   SQLPOST_TRY_ASSIGN(const auto missing, missing_mail_parameters(db));
   if (missing.empty()) {
     return success();
   }
   std::cerr << "sqlpost: first run: the mail settings are incomplete; please enter them.\n";
-  SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
-  for (const auto& key : missing) {
-    SQLPOST_TRY_ASSIGN(const std::string value, ask(key));
-    SQLPOST_TRY(set_config(db, key, value));
-  }
-  SQLPOST_TRY_ASSIGN(const auto config, load_mail_settings(db, site));
-  SQLPOST_TRY_ASSIGN(const auto domains, partner_domains(db));
-  std::cerr << "sqlpost: testing the connection...\n";
-  SQLPOST_TRY_ASSIGN(const bool ok, check_mail_settings(config, domains, std::cerr));
-  if (!ok) {
+  std::vector<std::pair<std::string, std::string>> typed;
+  auto stored = [&]() -> Result<bool> {
+    SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(db));
+    const auto take = [&](const std::string& key) -> Result<> {
+      SQLPOST_TRY_ASSIGN(const std::string value, ask(db, key));
+      typed.emplace_back(key, value);
+      return set_config(db, key, value);
+    };
+    for (const auto& key : missing) {
+      SQLPOST_TRY(take(key));
+    }
+    bool untrusted = false;
+    SQLPOST_TRY_ASSIGN(bool ok, test_mail_settings(db, site, untrusted));
+    if (!ok && untrusted) {
+      std::cerr << "sqlpost: the server's certificate is not trusted by this system; give the "
+                   "certificate of the authority that signed it (a PEM file).\n";
+      SQLPOST_TRY(take("tls.ca_file"));
+      SQLPOST_TRY_ASSIGN(ok, test_mail_settings(db, site, untrusted));
+    }
+    if (!ok) {
+      return false;  // `tx` rolls back: nothing that failed is stored as a setting
+    }
+    SQLPOST_TRY(clear_drafts(db));
+    SQLPOST_TRY(tx.commit());
+    return true;
+  }();
+  if (!stored.ok() || !stored.value()) {
+    if (!typed.empty()) {
+      SQLPOST_TRY(keep_drafts(db, typed));
+    }
+    if (!stored.ok()) {
+      return stored.take_error();
+    }
     return make_error(Errc::kConfig,
                       "the settings were not stored because a connection step failed (see "
-                      "above); run again, or set them with sqlpost config");
+                      "above); run again (what you typed is offered again, but passwords), or "
+                      "set them with sqlpost config");
   }
-  return tx.commit();
+  return success();
 }
 
 // smtp.etrn: before receiving, the SMTP server is asked to deliver the mail it

@@ -688,6 +688,46 @@ TEST_CASE("first run on a terminal asks for the missing settings, tests and stor
   CHECK(run_sqlpost("run " + q(db) + " --once </dev/null").exit_code == 0);
 }
 
+TEST_CASE(
+    "first run: an untrusted certificate asks for the CA file; a failed test keeps what was "
+    "typed") {
+  if (!mailstack_running()) {
+    return;
+  }
+  drain("hq");
+  TempDir dir;
+  const std::string db = dir.path("first.db");
+  const std::string ca = env("MAILSTACK_CACERT");
+  sqlpost_ok("init " + q(db) + " --site hq --address hq@hq.test");
+  sqlpost_ok("config " + q(db) + " link=smtp smtp.port=" + env("MAILSTACK_SUBMISSION_PORT") +
+             " pop3.port=" + env("MAILSTACK_POP3_PORT"));  // no tls.ca_file
+  const auto failed = run_on_terminal({env("SQLPOST_BIN"), "run", db, "--once"},
+                                      {{"smtp.host", "127.0.0.1"},
+                                       {"pop3.host", "127.0.0.1"},
+                                       {"pop3.user", "hq"},
+                                       {"pop3.password", "Zk4-not-the-password"},
+                                       {"tls.ca_file", ca}});
+  CHECK_MESSAGE(failed.exit_code == 3, failed.output);
+  CHECK(failed.output.find("certificate is not trusted") != std::string::npos);
+  CHECK(failed.output.find("FAIL") != std::string::npos);
+  CHECK(failed.output.find("Zk4-not-the-password") == std::string::npos);
+  CHECK(run_sqlpost("config " + q(db)).output.find("pop3.user=hq") == std::string::npos);
+  // The next first run offers what was typed (Enter keeps it), but not the password.
+  const auto stored = run_on_terminal({env("SQLPOST_BIN"), "run", db, "--once"},
+                                      {{"smtp.host (", ""},
+                                       {"pop3.host (", ""},
+                                       {"pop3.user (", ""},
+                                       {"pop3.password", mail_passwords()["hq"]},
+                                       {"tls.ca_file (", ""}});
+  CHECK_MESSAGE(stored.exit_code == 0, stored.output);
+  CHECK(stored.output.find("[127.0.0.1]") != std::string::npos);
+  CHECK(stored.output.find("[" + ca + "]") != std::string::npos);
+  const auto shown = run_sqlpost("config " + q(db)).output;
+  CHECK(shown.find("pop3.user=hq") != std::string::npos);
+  CHECK(shown.find("tls.ca_file=" + ca) != std::string::npos);
+  CHECK(run_sqlpost("run " + q(db) + " --once </dev/null").exit_code == 0);
+}
+
 TEST_CASE("sqlpost check names the failing step; missing settings are listed for cron") {
   if (!mailstack_running()) {
     return;
