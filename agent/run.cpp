@@ -167,17 +167,47 @@ Result<std::string> ask(Database& db, const std::string& key) {
   return line;
 }
 
-// Tests the settings as `sqlpost check` does, showing the steps; `untrusted` tells
-// whether a step failed on the server's certificate.
-Result<bool> test_mail_settings(Database& db, const LocalSite& site, bool& untrusted) {
+// What testing the settings as `sqlpost check` does showed.
+struct SettingsTest {
+  bool ok = false;
+  bool untrusted = false;  // a step failed on the server's certificate
+  std::string steps;       // the steps, as shown
+};
+
+Result<SettingsTest> test_mail_settings(Database& db, const LocalSite& site) {
   SQLPOST_TRY_ASSIGN(const auto config, load_mail_settings(db, site));
   SQLPOST_TRY_ASSIGN(const auto domains, partner_domains(db));
   std::cerr << "sqlpost: testing the connection...\n";
   std::ostringstream steps;
-  SQLPOST_TRY_ASSIGN(const bool ok, check_mail_settings(config, domains, steps));
-  std::cerr << steps.str();
-  untrusted = steps.str().find("certificate is not trusted") != std::string::npos;
-  return ok;
+  SettingsTest test;
+  SQLPOST_TRY_ASSIGN(test.ok, check_mail_settings(config, domains, steps));
+  test.steps = steps.str();
+  std::cerr << test.steps;
+  test.untrusted = test.steps.find("certificate is not trusted") != std::string::npos;
+  return test;
+}
+
+// The protocols (smtp, pop3, imap) whose failing step points at the security setting:
+// no STARTTLS offered, a TLS handshake that fails (implicit TLS on a STARTTLS port), no
+// greeting (STARTTLS on an implicit-TLS port), or a server that offers no login in
+// clear text.
+std::vector<std::string> security_suspects(const std::string& steps) {
+  std::vector<std::string> suspects;
+  for (const char* protocol : {"smtp", "pop3", "imap"}) {
+    const std::string fail = std::string("FAIL ") + protocol + ": ";
+    for (std::size_t at = steps.find(fail); at != std::string::npos;
+         at = steps.find(fail, at + 1)) {
+      const std::string line = steps.substr(at, steps.find('\n', at) - at);
+      if (line.find(": STARTTLS") != std::string::npos ||
+          line.find("handshake failed") != std::string::npos ||
+          line.find("sent no greeting") != std::string::npos ||
+          line.find("did not offer a login") != std::string::npos) {
+        suspects.emplace_back(protocol);
+        break;
+      }
+    }
+  }
+  return suspects;
 }
 
 // First run on a terminal: asks for what is missing, tests it, stores it only if
@@ -201,15 +231,22 @@ Result<> ask_for_mail_settings(Database& db, const LocalSite& site) {
     for (const auto& key : missing) {
       SQLPOST_TRY(take(key));
     }
-    bool untrusted = false;
-    SQLPOST_TRY_ASSIGN(bool ok, test_mail_settings(db, site, untrusted));
-    if (!ok && untrusted) {
+    SQLPOST_TRY_ASSIGN(SettingsTest test, test_mail_settings(db, site));
+    if (const auto suspects = security_suspects(test.steps); !test.ok && !suspects.empty()) {
+      std::cerr << "sqlpost: the connection security does not match the server's port "
+                   "(starttls: ports 587, 110, 143; tls: ports 465, 995, 993).\n";
+      for (const auto& protocol : suspects) {
+        SQLPOST_TRY(take(protocol + ".security"));
+      }
+      SQLPOST_TRY_ASSIGN(test, test_mail_settings(db, site));
+    }
+    if (!test.ok && test.untrusted) {
       std::cerr << "sqlpost: the server's certificate is not trusted by this system; give the "
                    "certificate of the authority that signed it (a PEM file).\n";
       SQLPOST_TRY(take("tls.ca_file"));
-      SQLPOST_TRY_ASSIGN(ok, test_mail_settings(db, site, untrusted));
+      SQLPOST_TRY_ASSIGN(test, test_mail_settings(db, site));
     }
-    if (!ok) {
+    if (!test.ok) {
       return false;  // `tx` rolls back: nothing that failed is stored as a setting
     }
     SQLPOST_TRY(clear_drafts(db));

@@ -689,8 +689,8 @@ TEST_CASE("first run on a terminal asks for the missing settings, tests and stor
 }
 
 TEST_CASE(
-    "first run: an untrusted certificate asks for the CA file; a failed test keeps what was "
-    "typed") {
+    "first run: a wrong security setting and an untrusted certificate are asked for; a "
+    "failed test keeps what was typed") {
   if (!mailstack_running()) {
     return;
   }
@@ -699,15 +699,18 @@ TEST_CASE(
   const std::string db = dir.path("first.db");
   const std::string ca = env("MAILSTACK_CACERT");
   sqlpost_ok("init " + q(db) + " --site hq --address hq@hq.test");
-  sqlpost_ok("config " + q(db) + " link=smtp smtp.port=" + env("MAILSTACK_SUBMISSION_PORT") +
-             " pop3.port=" + env("MAILSTACK_POP3_PORT"));  // no tls.ca_file
+  // Implicit TLS on the submission port (a STARTTLS port), and no tls.ca_file.
+  sqlpost_ok("config " + q(db) + " link=smtp smtp.security=tls smtp.port=" +
+             env("MAILSTACK_SUBMISSION_PORT") + " pop3.port=" + env("MAILSTACK_POP3_PORT"));
   const auto failed = run_on_terminal({env("SQLPOST_BIN"), "run", db, "--once"},
                                       {{"smtp.host", "127.0.0.1"},
                                        {"pop3.host", "127.0.0.1"},
                                        {"pop3.user", "hq"},
                                        {"pop3.password", "Zk4-not-the-password"},
+                                       {"smtp.security (", "starttls"},
                                        {"tls.ca_file", ca}});
   CHECK_MESSAGE(failed.exit_code == 3, failed.output);
+  CHECK(failed.output.find("handshake failed") != std::string::npos);
   CHECK(failed.output.find("certificate is not trusted") != std::string::npos);
   CHECK(failed.output.find("FAIL") != std::string::npos);
   CHECK(failed.output.find("Zk4-not-the-password") == std::string::npos);
@@ -718,13 +721,16 @@ TEST_CASE(
                                        {"pop3.host (", ""},
                                        {"pop3.user (", ""},
                                        {"pop3.password", mail_passwords()["hq"]},
+                                       {"smtp.security (", ""},
                                        {"tls.ca_file (", ""}});
   CHECK_MESSAGE(stored.exit_code == 0, stored.output);
   CHECK(stored.output.find("[127.0.0.1]") != std::string::npos);
+  CHECK(stored.output.find("[starttls]") != std::string::npos);
   CHECK(stored.output.find("[" + ca + "]") != std::string::npos);
   const auto shown = run_sqlpost("config " + q(db)).output;
   CHECK(shown.find("pop3.user=hq") != std::string::npos);
   CHECK(shown.find("tls.ca_file=" + ca) != std::string::npos);
+  CHECK(shown.find("smtp.security=starttls") != std::string::npos);
   CHECK(run_sqlpost("run " + q(db) + " --once </dev/null").exit_code == 0);
 }
 
