@@ -14,9 +14,7 @@ Blob digest_blob(const transport::crypto::Digest& digest) {
 Result<std::vector<transport::OpenedPart>> Inbox::open_inbox_parts(const Partner& partner,
                                                                    const InboxMessage& message) {
   SQLPOST_TRY_ASSIGN(const PairKeys keys, opening_keys(run_.db, partner.name));
-  SQLPOST_TRY_ASSIGN(Statement st, run_.db.prepare("SELECT mail FROM sqlpost_inbox WHERE site = ? "
-                                                   "AND seq = ? AND digest = ? ORDER BY part"));
-  st.bind(1, partner.name).bind(2, message.seq).bind(3, Value(message.digest));
+  SQLPOST_TRY_ASSIGN(Statement st, select_parts(partner, message));
   std::vector<transport::OpenedPart> parts;
   for (;;) {
     SQLPOST_TRY_ASSIGN(const bool row, st.step());
