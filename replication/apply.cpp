@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <unordered_map>
 
 #include "replication/bounce.h"
 #include "replication/keys.h"
@@ -108,6 +109,9 @@ class Applier {
   Applier(Database& db, const ApplyContext& ctx, ApplyStats& stats)
       : db_(db), ctx_(ctx), stats_(stats) {}
 
+  // Schema changes (passthrough SQL, article records) drop the statements below.
+  void forget_statements() { statements_.clear(); }
+
   Result<> apply(const TableBlock& t, const WireChange& c) {
     switch (c.op) {
       case ChangeOp::kInsert: return apply_insert(t, c);
@@ -205,6 +209,26 @@ class Applier {
 
   // ---- statements; a constraint failure skips the change instead of failing the message
 
+  // The statement of one kind for a table block (at a stable address for the whole
+  // message, ApplySession::State) and column set, prepared once per message: the
+  // lookup key is built in a reused buffer, so a change costs no SQL text.
+  template <typename MakeSql>
+  Result<Statement*> statement_for(char kind, const TableBlock& t,
+                                   const std::vector<std::uint32_t>& columns, MakeSql make_sql) {
+    statement_key_.assign(1, kind);
+    const auto* table = &t;
+    statement_key_.append(reinterpret_cast<const char*>(&table), sizeof table);
+    statement_key_.append(reinterpret_cast<const char*>(columns.data()),
+                          columns.size() * sizeof(std::uint32_t));
+    auto it = statements_.find(statement_key_);
+    if (it == statements_.end()) {
+      SQLPOST_TRY_ASSIGN(Statement st, db_.prepare(make_sql()));
+      it = statements_.emplace(statement_key_, std::move(st)).first;
+    }
+    it->second.reset();
+    return &it->second;
+  }
+
   static bool is_constraint_failure(const Error& e) {
     return e.code == Errc::kDatabase && e.message.find("constraint failed") != std::string::npos;
   }
@@ -236,7 +260,8 @@ class Applier {
   }
 
   Result<> run_upsert(const TableBlock& t, const WireChange& c) {
-    SQLPOST_TRY_ASSIGN(Statement * st, db_.cached(insert_sql(t, c.columns)));
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       statement_for('i', t, c.columns, [&] { return insert_sql(t, c.columns); }));
     int i = 1;
     for (const auto& v : c.key) {
       st->bind_static(i++, v);
@@ -249,7 +274,8 @@ class Applier {
 
   Result<> run_update(const TableBlock& t, const std::vector<std::uint32_t>& columns,
                       const Row& values, const Row& key) {
-    SQLPOST_TRY_ASSIGN(Statement * st, db_.cached(update_sql(t, columns)));
+    SQLPOST_TRY_ASSIGN(Statement * st,
+                       statement_for('u', t, columns, [&] { return update_sql(t, columns); }));
     int i = 1;
     for (const auto& v : values) {
       st->bind_static(i++, v);
@@ -261,7 +287,7 @@ class Applier {
   }
 
   Result<> run_delete(const TableBlock& t, const Row& key) {
-    SQLPOST_TRY_ASSIGN(Statement * st, db_.cached(delete_sql(t)));
+    SQLPOST_TRY_ASSIGN(Statement * st, statement_for('d', t, {}, [&] { return delete_sql(t); }));
     int i = 1;
     for (const auto& v : key) {
       st->bind_static(i++, v);
@@ -840,7 +866,9 @@ class Applier {
   std::vector<std::pair<const TableBlock*, WireChange>> deferred_;
   // Rows to send back to the origin: (table, rendered key) -> key.
   std::map<std::pair<std::string, std::string>, Row> decided_;
-  std::map<std::string, CaptureLayout> layouts_;  // for child_holds_row
+  std::map<std::string, CaptureLayout> layouts_;           // for child_holds_row
+  std::unordered_map<std::string, Statement> statements_;  // statement_for()
+  std::string statement_key_;
 };
 
 }  // namespace
@@ -915,11 +943,13 @@ Result<> ApplySession::apply_one(std::int64_t epoch, const WireChange& change) {
                                                 " carries passthrough SQL, which only a "
                                                 "parent may send; not run");
     }
+    s.applier.forget_statements();
     SQLPOST_TRY(s.applier.apply_passthrough(change));
     ++s.stats.passthrough;
     return success();
   }
   if (is_control_op(change.op)) {
+    s.applier.forget_statements();
     SQLPOST_TRY(apply_article_record(s.db, change, s.context.from_site, s.context.decides));
     ++s.stats.publication_changes;
     return success();

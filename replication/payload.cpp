@@ -747,6 +747,150 @@ Result<> refuse_indefinite_strings(std::span<const std::uint8_t> bytes) {
 
 namespace payload_detail {
 
+// ---- the common record in one pass: a version-4 change record of op 1-3
+// ([2, table, op, [key], [columns], [new], [old]]) decoded by SAX events straight
+// into a WireChange, without a document. Anything else it meets (another record
+// kind, op 4-6, a value over the limit, any shape or CBOR error) makes it give up,
+// and the record is decoded the general way, which names the exact problem.
+
+class ChangeRecordSax {
+ public:
+  ChangeRecordSax(WireChange& out, std::size_t max_value_bytes)
+      : out_(out), max_value_bytes_(max_value_bytes) {}
+
+  bool null() { return value(Value()); }
+  bool boolean(bool /*value*/) { return false; }
+  bool number_integer(json::number_integer_t v) {
+    return depth_ == 2 && field_ != kColumns && value(Value(static_cast<std::int64_t>(v)));
+  }
+  bool number_unsigned(json::number_unsigned_t v) {
+    return depth_ == 1 ? head_field(v) : list_number(v);
+  }
+  bool number_float(json::number_float_t v, const std::string& /*text*/) { return value(Value(v)); }
+  bool string(std::string& v) {
+    return v.size() <= max_value_bytes_ && value(Value(Text{std::move(v)}));
+  }
+  bool binary(json::binary_t& v) {
+    return v.size() <= max_value_bytes_ &&
+           value(Value(Blob{std::move(static_cast<std::vector<std::uint8_t>&>(v))}));
+  }
+  bool start_object(std::size_t /*n*/) { return false; }
+  bool key(std::string& /*name*/) { return false; }
+  bool end_object() { return false; }
+  bool start_array(std::size_t n) {
+    if (depth_ == 0) {
+      depth_ = 1;
+      return n == kFields;
+    }
+    if (depth_ != 1 || field_ < kKey || n > kMaxPayloadColumns) {
+      return false;
+    }
+    depth_ = 2;
+    if (field_ == kColumns) {
+      out_.columns.reserve(n);
+    } else {
+      row().reserve(n);
+    }
+    return true;
+  }
+  bool end_array() {
+    --depth_;
+    ++field_;
+    complete_ = depth_ == 0 && field_ == kFields + 1;
+    return true;
+  }
+  bool parse_error(std::size_t /*pos*/, const std::string& /*token*/,
+                   const nlohmann::detail::exception& /*ex*/) {
+    return false;
+  }
+  [[nodiscard]] bool complete() const { return complete_; }
+
+ private:
+  static constexpr std::size_t kFields = 7;  // type, table, op, key, columns, new, old
+  static constexpr std::size_t kKey = 3;
+  static constexpr std::size_t kColumns = 4;
+
+  bool head_field(std::uint64_t v) {
+    switch (field_++) {
+      case 0: return v == 2;  // a change record
+      case 1:
+        out_.table = static_cast<std::uint32_t>(std::min<std::uint64_t>(v, UINT32_MAX));
+        return true;
+      case 2: out_.op = static_cast<ChangeOp>(v); return v >= 1 && v <= 3;
+      default: return false;
+    }
+  }
+  bool list_number(std::uint64_t v) {
+    if (depth_ != 2) {
+      return false;
+    }
+    if (field_ == kColumns) {
+      out_.columns.push_back(static_cast<std::uint32_t>(std::min<std::uint64_t>(v, UINT32_MAX)));
+      return true;
+    }
+    return v <= static_cast<std::uint64_t>(INT64_MAX) && value(Value(static_cast<std::int64_t>(v)));
+  }
+  Row& row() {
+    switch (field_) {
+      case kKey: return out_.key;
+      case kColumns + 1: return out_.new_values;
+      default: return out_.old_values;
+    }
+  }
+  bool value(Value v) {
+    if (depth_ != 2 || field_ == kColumns) {
+      return false;
+    }
+    row().push_back(std::move(v));
+    return true;
+  }
+
+  WireChange& out_;
+  std::size_t max_value_bytes_;
+  std::size_t depth_ = 0;
+  std::size_t field_ = 0;  // of the record's list, at depth 1
+  bool complete_ = false;
+};
+
+std::optional<WireChange> fast_change_from_cbor(std::span<const std::uint8_t> record,
+                                                const std::vector<TableBlock>& tables,
+                                                std::size_t max_value_bytes) {
+  if (record.size() < 2 || record[0] != 0x87 || record[1] != 0x02 ||
+      !refuse_indefinite_strings(record).ok()) {
+    return std::nullopt;
+  }
+  WireChange c;
+  ChangeRecordSax sax(c, max_value_bytes);
+  try {
+    if (!json::sax_parse(record.begin(), record.end(), &sax, nlohmann::detail::input_format_t::cbor,
+                         true) ||
+        !sax.complete()) {
+      return std::nullopt;
+    }
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
+  if (c.table >= tables.size() || !check_change_shape(c, tables[c.table]).ok()) {
+    return std::nullopt;
+  }
+  return c;
+}
+
+Result<WireChange> general_change_from_cbor(std::span<const std::uint8_t> record,
+                                            const std::vector<TableBlock>& tables,
+                                            const DecodeLimits& limits) {
+  SQLPOST_TRY_ASSIGN(json item, parse_cbor_bounded(record, limits));
+  try {
+    if (!item.is_array() || item.empty() || item[0] != 2) {
+      return corrupt("not a change record");
+    }
+    item.erase(0);
+    return change_from_json(item, tables);
+  } catch (const json::exception& e) {
+    return corrupt(e.what());
+  }
+}
+
 Result<json> parse_cbor_bounded(std::span<const std::uint8_t> bytes, const DecodeLimits& limits) {
   SQLPOST_TRY(refuse_indefinite_strings(bytes));
   // Pass 1: count and measure, build nothing.

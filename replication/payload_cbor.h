@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -34,5 +35,15 @@ json table_to_json(const TableBlock& t);
 Result<TableBlock> table_from_json(const json& j);
 json change_to_json(const WireChange& c);
 Result<WireChange> change_from_json(json& j, const std::vector<TableBlock>& tables);
+// A version-4 change record of op 1-3 in one pass without a document; nullopt for
+// anything else (then decode it the general way, which names the problem).
+std::optional<WireChange> fast_change_from_cbor(std::span<const std::uint8_t> record,
+                                                const std::vector<TableBlock>& tables,
+                                                std::size_t max_value_bytes);
+// The same record decoded the general way (a document first): the reference the
+// one-pass decoder is checked against (payload_test, fuzz-apply).
+Result<WireChange> general_change_from_cbor(std::span<const std::uint8_t> record,
+                                            const std::vector<TableBlock>& tables,
+                                            const DecodeLimits& limits);
 
 }  // namespace sqlpost::payload_detail

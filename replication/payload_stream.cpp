@@ -162,11 +162,13 @@ Result<std::uint64_t> PayloadReader::record_length(std::uint8_t first) {
   return length;
 }
 
-Result<std::optional<std::vector<std::uint8_t>>> PayloadReader::read_record() {
+// The next record into `record` (its buffer reused from record to record); false
+// at a clean end of the payload.
+Result<bool> PayloadReader::read_record(std::vector<std::uint8_t>& record) {
   std::array<std::uint8_t, 1> first{};
   SQLPOST_TRY_ASSIGN(const bool any, read_bytes(first));
   if (!any) {
-    return std::optional<std::vector<std::uint8_t>>{};
+    return false;
   }
   SQLPOST_TRY_ASSIGN(const std::uint64_t length, record_length(first[0]));
   if (length > max_record_bytes(limits_)) {
@@ -175,21 +177,21 @@ Result<std::optional<std::vector<std::uint8_t>>> PayloadReader::read_record() {
                                                 std::to_string(max_record_bytes(limits_)) +
                                                 " (4 x limits.max_value_bytes + 1 MiB)");
   }
-  std::vector<std::uint8_t> record(static_cast<std::size_t>(length));
+  record.resize(static_cast<std::size_t>(length));
   SQLPOST_TRY_ASSIGN(const bool got, read_bytes(record));
   if (!got && length > 0) {
     return corrupt("the payload ends inside a record");
   }
-  return std::optional<std::vector<std::uint8_t>>{std::move(record)};
+  return true;
 }
 
 Result<Payload> PayloadReader::head() {
-  SQLPOST_TRY_ASSIGN(auto record, read_record());
-  if (!record) {
+  SQLPOST_TRY_ASSIGN(const bool any, read_record(record_));
+  if (!any) {
     return corrupt("an empty payload");
   }
   SQLPOST_TRY_ASSIGN(json doc, payload_detail::parse_cbor_bounded(
-                                   *record, record_limits(limits_, record->size())));
+                                   record_, record_limits(limits_, record_.size())));
   try {
     return payload_detail::payload_head_from_json(doc, true);
   } catch (const json::exception& e) {
@@ -202,7 +204,7 @@ Result<> PayloadReader::check_end(std::uint64_t declared) {
     return corrupt("the end record counts " + std::to_string(declared) + " changes, " +
                    std::to_string(changes_) + " came");
   }
-  SQLPOST_TRY_ASSIGN(const auto after, read_record());
+  SQLPOST_TRY_ASSIGN(const bool after, read_record(record_));
   if (after) {
     return corrupt("data after the end record");
   }
@@ -210,8 +212,37 @@ Result<> PayloadReader::check_end(std::uint64_t declared) {
   return success();
 }
 
-// One record into the batch; true when it was a change.
+// A decoded change into the batch, within limits.max_changes and the memory budget.
+Result<bool> PayloadReader::take_change(WireChange&& c, std::size_t record_bytes, Payload& batch) {
+  if (!has_epoch_) {
+    return corrupt("a change before any epoch record");
+  }
+  if (++changes_ > limits_.max_changes) {
+    return make_error(Errc::kLimitExceeded, "a message has more than " +
+                                                std::to_string(limits_.max_changes) +
+                                                " changes (limits.max_changes)");
+  }
+  // The decoded change costs about twice its record, plus the values' objects.
+  batch_estimate_ += 2 * record_bytes + 256;
+  if (batch_estimate_ > limits_.memory_budget) {
+    return make_error(Errc::kLimitExceeded,
+                      "the message would take more than " + std::to_string(limits_.memory_budget) +
+                          " bytes to decode, more than its size allows (at most "
+                          "limits.max_decode_bytes; docs/security.md)");
+  }
+  if (batch.epochs.empty() || batch.epochs.back().epoch != epoch_) {
+    batch.epochs.push_back(EpochBlock{epoch_, {}});
+  }
+  batch.epochs.back().changes.push_back(std::move(c));
+  return true;
+}
+
+// One record into the batch; true when it was a change. A plain change record
+// (nearly every record) is decoded in one pass; the rest the general way.
 Result<bool> PayloadReader::take_record(std::vector<std::uint8_t>& bytes, Payload& batch) {
+  if (auto c = payload_detail::fast_change_from_cbor(bytes, tables_, limits_.max_value_bytes)) {
+    return take_change(std::move(*c), bytes.size(), batch);
+  }
   SQLPOST_TRY_ASSIGN(
       json item, payload_detail::parse_cbor_bounded(bytes, record_limits(limits_, bytes.size())));
   if (!item.is_array() || item.empty()) {
@@ -240,26 +271,8 @@ Result<bool> PayloadReader::take_record(std::vector<std::uint8_t>& bytes, Payloa
       if (!has_epoch_) {
         return corrupt("a change before any epoch record");
       }
-      if (++changes_ > limits_.max_changes) {
-        return make_error(Errc::kLimitExceeded, "a message has more than " +
-                                                    std::to_string(limits_.max_changes) +
-                                                    " changes (limits.max_changes)");
-      }
-      // The decoded change costs about twice its record, plus the values' objects.
-      batch_estimate_ += 2 * bytes.size() + 256;
-      if (batch_estimate_ > limits_.memory_budget) {
-        return make_error(Errc::kLimitExceeded,
-                          "the message would take more than " +
-                              std::to_string(limits_.memory_budget) +
-                              " bytes to decode, more than its size allows (at most "
-                              "limits.max_decode_bytes; docs/security.md)");
-      }
       SQLPOST_TRY_ASSIGN(WireChange c, payload_detail::change_from_json(item, tables_));
-      if (batch.epochs.empty() || batch.epochs.back().epoch != epoch_) {
-        batch.epochs.push_back(EpochBlock{epoch_, {}});
-      }
-      batch.epochs.back().changes.push_back(std::move(c));
-      return true;
+      return take_change(std::move(c), bytes.size(), batch);
     }
     case kEnd: {
       if (item.size() != 1) {
@@ -281,13 +294,13 @@ Result<bool> PayloadReader::next(Payload& batch, std::size_t max_changes, std::s
   std::size_t taken = 0;
   std::size_t bytes = 0;
   while (!ended_ && taken < max_changes && bytes < max_bytes) {
-    SQLPOST_TRY_ASSIGN(auto record, read_record());
-    if (!record) {
+    SQLPOST_TRY_ASSIGN(const bool any, read_record(record_));
+    if (!any) {
       return corrupt("the payload ends without its end record");
     }
-    bytes += record->size();
+    bytes += record_.size();
     try {
-      SQLPOST_TRY_ASSIGN(const bool change, take_record(*record, batch));
+      SQLPOST_TRY_ASSIGN(const bool change, take_record(record_, batch));
       taken += change ? 1 : 0;
     } catch (const json::exception& e) {
       return corrupt(e.what());

@@ -57,6 +57,7 @@ class BodyWriter {
   ByteSink sink_;
   std::size_t chunk_bytes_;
   std::vector<std::uint8_t> buffer_;
+  std::vector<std::uint8_t> record_;  // the record being read
   std::uint64_t changes_ = 0;
   std::int64_t epoch_ = 0;
   bool has_epoch_ = false;
@@ -78,14 +79,16 @@ class PayloadReader {
 
  private:
   Result<bool> read_bytes(std::span<std::uint8_t> out);  // false: clean end before any byte
-  Result<std::optional<std::vector<std::uint8_t>>> read_record();
+  Result<bool> read_record(std::vector<std::uint8_t>& record);
   Result<std::uint64_t> record_length(std::uint8_t first);
   Result<bool> take_record(std::vector<std::uint8_t>& bytes, Payload& batch);
+  Result<bool> take_change(WireChange&& c, std::size_t record_bytes, Payload& batch);
   Result<> check_end(std::uint64_t declared);
 
   ByteSource& source_;
   DecodeLimits limits_;
   std::vector<std::uint8_t> buffer_;
+  std::vector<std::uint8_t> record_;  // the record being read
   std::size_t pos_ = 0;
   std::vector<TableBlock> tables_;
   std::int64_t epoch_ = 0;

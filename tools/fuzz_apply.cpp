@@ -17,6 +17,7 @@
 #include "replication/authorize.h"
 #include "replication/changelog.h"
 #include "replication/payload.h"
+#include "replication/payload_cbor.h"
 #include "replication/routing.h"
 #include "replication/subsets.h"
 #include "schema/metadata.h"
@@ -124,6 +125,23 @@ void write_seeds(const char* dir) {
   write(ack);
 }
 
+// The one-pass change decoder (payload_cbor.h) must agree with the general one on
+// every record it accepts.
+void check_one_pass_decoder(std::span<const std::uint8_t> record) {
+  static const std::vector<TableBlock> tables = {
+      {"item", {"id", "name", "qty", "price", "data"}, 1},
+      {"tag", {"item_id", "label", "note"}, 2}};
+  const auto one_pass = payload_detail::fast_change_from_cbor(record, tables, std::size_t{1} << 20);
+  if (!one_pass) {
+    return;
+  }
+  const auto general = payload_detail::general_change_from_cbor(record, tables, DecodeLimits{});
+  if (!general.ok() || !(general.value() == *one_pass)) {
+    std::fprintf(stderr, "fuzz-apply: the one-pass decoder disagrees with the general one\n");
+    std::abort();
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {  // NOLINT
@@ -143,6 +161,7 @@ extern "C" int LLVMFuzzerTestOneInput(  // NOLINT(readability-identifier-naming)
   FuzzSite& s = site();
   const bool from_parent = (data[0] & 1U) != 0;
   const std::span<const std::uint8_t> bytes(data + 1, size - 1);
+  check_one_pass_decoder(bytes);
   DecodeLimits limits;
   limits.max_changes = 10'000;
   limits.memory_budget = decode_budget(bytes.size());
