@@ -161,10 +161,10 @@ Result<std::int64_t> Applier::epoch_seen_by(const Partner& partner, std::uint64_
   return epoch;
 }
 
-// Columns this site changed (itself or through its children) after `seen_epoch`.
-Result<std::set<std::string>> Applier::pending_columns(const Partner& parent,
-                                                       std::int64_t seen_epoch) {
-  std::set<std::string> pending;
+// Columns this site changed (itself or through its children) after `seen_epoch`,
+// each with the value this site gave it last (markers "*" and "+": NULL).
+Result<PendingColumns> Applier::pending_columns(const Partner& parent, std::int64_t seen_epoch) {
+  PendingColumns pending;
   SQLPOST_TRY_ASSIGN(const auto tables, tables_routed_to(run_.db, parent));
   SQLPOST_TRY(read_changes_since(run_.db, seen_epoch, tables, [&](const Change& c) {
     if (c.origin == parent.name || is_article_rows_origin(c.origin)) {  // not changes of ours
@@ -172,20 +172,20 @@ Result<std::set<std::string>> Applier::pending_columns(const Partner& parent,
     }
     const Row key = c.key();
     if (c.op == ChangeOp::kDelete) {
-      pending.insert(row_column_key(c.table(), key, "*"));
+      pending[row_column_key(c.table(), key, "*")] = Value();
       pending.erase(row_column_key(c.table(), key, "+"));
       return success();
     }
     if (c.op == ChangeOp::kInsert) {
       pending.erase(row_column_key(c.table(), key, "*"));
-      pending.insert(row_column_key(c.table(), key, "+"));  // a row the parent has not seen
+      pending[row_column_key(c.table(), key, "+")] = Value();  // a row the parent has not seen
       for (std::size_t i = c.layout->key_count; i < c.layout->columns.size(); ++i) {
-        pending.insert(row_column_key(c.table(), key, c.layout->columns[i]));
+        pending[row_column_key(c.table(), key, c.layout->columns[i])] = c.new_values[i];
       }
       return success();
     }
     for (const auto i : c.changed_columns()) {
-      pending.insert(row_column_key(c.table(), key, c.layout->columns[i]));
+      pending[row_column_key(c.table(), key, c.layout->columns[i])] = c.new_values[i];
     }
     return success();
   }));

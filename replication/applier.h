@@ -46,7 +46,7 @@ class Applier {
   Result<> halt(const Partner& partner, const Error& e);
   Result<ApplyContext> apply_context(const Partner& partner);
   Result<std::int64_t> epoch_seen_by(const Partner& partner, std::uint64_t ack);
-  Result<std::set<std::string>> pending_columns(const Partner& parent, std::int64_t seen_epoch);
+  Result<PendingColumns> pending_columns(const Partner& parent, std::int64_t seen_epoch);
   Result<ApplyStats> apply_changes(const Partner& partner, const LoadedMessage& message,
                                    const ApplyContext& context, const InboxMessage& next,
                                    bool& unreadable);

@@ -333,6 +333,31 @@ class Applier {
     return !ctx_.pending.empty() && ctx_.pending.count(row_column_key(t.table, key, column)) > 0;
   }
 
+  // This site's last values of the pending columns of a row the parent's change just
+  // wrote, written again with this site as their origin.
+  Result<> write_pending_again(const TableBlock& t, const WireChange& c) {
+    std::vector<std::uint32_t> columns;
+    Row values;
+    for (const auto index : c.columns) {
+      const auto it = ctx_.pending.find(row_column_key(t.table, c.key, t.columns[index]));
+      if (it != ctx_.pending.end()) {
+        columns.push_back(index);
+        values.push_back(it->second);
+      }
+    }
+    if (columns.empty()) {
+      return success();
+    }
+    SQLPOST_TRY_ASSIGN(Statement * local, db_.cached("DELETE FROM sqlpost_context"));
+    SQLPOST_TRY(local->run());  // no origin: a change of this site's own (replication/origin.h)
+    SQLPOST_TRY_ASSIGN(const bool done, guarded(t, c, run_update(t, columns, values, c.key)));
+    (void)done;  // a constraint failure is recorded by guarded(); the parent's row stays
+    SQLPOST_TRY_ASSIGN(Statement * back,
+                       db_.cached("INSERT INTO sqlpost_context(origin) VALUES (?)"));
+    back->bind(1, ctx_.from_site);
+    return back->run();
+  }
+
   // The change without the columns this site changed after the parent saw its state.
   [[nodiscard]] WireChange without_pending(const TableBlock& t, const WireChange& c) const {
     WireChange kept = c;
@@ -363,6 +388,13 @@ class Applier {
         if (local) {
           return apply_update(t, kept);
         }
+        // Gone here (the parent deleted it first): the parent's row, then this site's
+        // unseen values written again as a change of its own, which the parent applies
+        // when it arrives (the insert, later in this site's log, would otherwise make
+        // the earlier change look stale to the parent; replication/routing.cpp).
+        SQLPOST_TRY_ASSIGN(const bool done, guarded(t, c, run_upsert(t, c)));
+        stats_.inserted += done ? 1 : 0;
+        return done ? write_pending_again(t, c) : success();
       }
     }
     if (ctx_.decides) {
@@ -509,7 +541,7 @@ class Applier {
     }
     const std::string prefix = row_column_key(t.table, key, "");
     const auto found = ctx_.pending.lower_bound(prefix);
-    return found != ctx_.pending.end() && found->starts_with(prefix);
+    return found != ctx_.pending.end() && found->first.starts_with(prefix);
   }
 
   // ---- conflicts

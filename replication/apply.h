@@ -46,6 +46,8 @@
 
 namespace sqlpost {
 
+using PendingColumns = std::map<std::string, Value>;
+
 struct ApplyContext {
   std::string local_site;
   std::string from_site;
@@ -53,10 +55,10 @@ struct ApplyContext {
   std::map<std::string, ConflictPolicy> policies;  // table -> policy (default incoming)
   std::int64_t now = 0;
   // From the parent: columns (row_column_key(); "*" marks a row it deleted, "+" one it inserted)
-  // this site changed after the parent last saw its changes. The parent's change of such a column
-  // is older than ours: it is skipped, the parent decides when ours arrives and sends the decided
-  // row back.
-  std::set<std::string> pending;
+  // this site changed after the parent last saw its changes, with the value this site gave each
+  // last. The parent's change of such a column is older than ours: it is skipped, the parent
+  // decides when ours arrives and sends the decided row back.
+  PendingColumns pending;
   // What the sender may change (from this site's metadata); nullopt: not checked.
   std::optional<Authorization> authorization;
   // From a child with a row subset: the rows it holds.

@@ -227,6 +227,33 @@ TEST_CASE("a stale delete forwarded by the hub does not remove a newer re-insert
                   "row_key = '(16)' AND from_site = 'hq' AND outcome = 'skipped'") == 1);
 }
 
+// Found by the chaos oracle (seed 388, after a restore): the parent's stream carries a
+// delete and a re-insert of a row this site changed since the parent last saw it. The
+// re-insert meets no row here, so this site's change was written over, and — the
+// parent's insert coming later in this site's log — routing took it for stale and
+// never sent it: the change was lost (here everywhere; in the chaos run only here).
+// Now the parent's row is written, then this site's value again as its own change.
+TEST_CASE("a delete and re-insert from the parent do not undo a change it has not seen") {
+  TempDir dir;
+  Cluster c(dir, 2, 5, {});
+  Database& hq = *c.site("hq").db;
+  Database& r1 = *c.site("r1").db;
+  exec(hq, "INSERT INTO item VALUES (5, 'original', 1, 1.5, NULL)");
+  REQUIRE(c.run_until_quiet(60));
+
+  exec(hq, "DELETE FROM item WHERE id = 5");
+  exec(hq, "INSERT INTO item VALUES (5, 'original', 1, 1.5, NULL)");
+  c.run(c.site("hq"));                               // both travel to r1 ...
+  exec(r1, "UPDATE item SET qty = 9 WHERE id = 5");  // ... which changes the row meanwhile
+  REQUIRE_MESSAGE(c.run_until_quiet(60), "the cluster did not become quiet");
+  const std::string diff = c.differences();
+  CHECK_MESSAGE(diff.empty(), diff);
+  for (auto& site : c.sites()) {
+    CAPTURE(site.name);
+    CHECK(query_int(*site.db, "SELECT qty FROM item WHERE id = 5") == 9);
+  }
+}
+
 TEST_CASE("a remote deletes a row the hub changed meanwhile: the policy decides") {
   SUBCASE("incoming: the delete wins, and the hub records what it removed") {
     Setup s("incoming");

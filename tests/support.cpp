@@ -184,8 +184,9 @@ std::string compare_tables(Database& a, Database& b, const std::string& table) {
     }
     for (std::size_t c = 0; c < left[i].size(); ++c) {
       if (!(left[i][c] == right[i][c])) {
-        return table + ": row " + std::to_string(i) + " column " + std::to_string(c) + ": " +
-               render(left[i][c]) + " != " + render(right[i][c]);
+        return table + ": row " + std::to_string(i) + " (first column " + render(left[i][0]) +
+               ") column " + std::to_string(c) + ": " + render(left[i][c]) +
+               " != " + render(right[i][c]);
       }
     }
   }
