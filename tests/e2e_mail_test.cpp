@@ -621,6 +621,56 @@ TEST_CASE("a permanent refusal (550 unknown user) is reported and not retried ev
   d.expect_converged();
 }
 
+TEST_CASE(
+    "a part Postfix accepts and then bounces: its real DSN is matched, shown, removed and "
+    "mailed as an alert that clears") {
+  if (!mailstack_running()) {
+    return;
+  }
+  MailDeployment d;
+  drain("probe");
+  d.hub_alerts_expected = true;
+  sqlpost_ok("config " + q(d.hub) + " alert.mailto=probe@probe.test");
+  // bounce.test is accepted at RCPT, then bounced by Postfix's error transport
+  // (tools/mailstack): the delivery status notification comes back to hq@hq.test.
+  sqlpost_ok("site add " + q(d.hub) + " shop --address shop@bounce.test");
+  sqlpost_ok("subscribe " + q(d.hub) + " shop sales");
+  sqlite_shell(d.hub, "INSERT INTO customer VALUES (600, 'for the shop', NULL, NULL, NULL);");
+  const auto sent = run_sqlpost("run " + q(d.hub) + " --once");
+  CHECK_MESSAGE(sent.exit_code == 0, sent.output);  // accepted upstream: nothing known yet
+  wait_for_mail("hq", 1);
+  const auto bounced = run_sqlpost("run " + q(d.hub) + " --once");
+  CHECK_MESSAGE(bounced.exit_code != 0, bounced.output);
+  CHECK(mailbox_size("hq") == 0);  // the report was ours: recorded, then removed
+  {
+    Database h = open_db(d.hub);
+    CHECK(query_int(h,
+                    "SELECT count(*) FROM sqlpost_bounces WHERE site = 'shop' AND seq = 1 AND "
+                    "status = '5.1.1'") == 1);
+  }
+  const auto status = run_sqlpost("status " + q(d.hub));
+  CHECK_MESSAGE(status.output.find("BOUNCED") != std::string::npos, status.output);
+  CHECK_MESSAGE(status.output.find("mailbox unavailable at the remote server") != std::string::npos,
+                status.output);
+  wait_for_mail("probe", 1);
+  // A day later the bounce is no longer recent: the alert clears, and says so once.
+  sqlite_shell(d.hub, "UPDATE sqlpost_bounces SET received_at = received_at - 172800");
+  const auto later = run_sqlpost("run " + q(d.hub) + " --once");
+  CHECK_MESSAGE(later.exit_code == 0, later.output);
+  wait_for_mail("probe", 2);
+  const std::string notices = notices_for("probe");
+  CHECK_MESSAGE(
+      notices.find("Subject: sqlpost hq: alert raised bounced (shop)") != std::string::npos,
+      notices);
+  CHECK_MESSAGE(
+      notices.find("Subject: sqlpost hq: alert cleared bounced (shop)") != std::string::npos,
+      notices);
+  sqlpost_ok("unsubscribe " + q(d.hub) + " shop sales");
+  sqlpost_ok("site remove " + q(d.hub) + " shop");
+  d.run_until_quiet();
+  d.expect_converged();
+}
+
 TEST_CASE("an untrusted certificate is a configuration error that loses nothing") {
   if (!mailstack_running()) {
     return;

@@ -104,6 +104,11 @@ make_users() {
     mkdir -p "$D/mail/$login"/{new,cur,tmp}
     maildirs+=("$D/mail/$login")
   done
+  # Accepted, then bounced with a delivery status notification (main.cf transport_maps).
+  echo "shop@bounce.test bounce/" >>"$D/etc/postfix/vmailbox"
+  echo "bounce.test bouncer:" \
+    >"$D/etc/postfix/transport"
+  domains+=(bounce.test)
   DOMAINS="$(printf '%s\n' "${domains[@]}" | sort -u | tr '\n' ' ')"
   MAILDIRS="${maildirs[*]}"
   chown -R vmail:vmail "$D/mail"
@@ -129,7 +134,7 @@ write_configs() {
   fill "$here/dovecot-oauth2.conf.ext.in" "$D/etc/dovecot/dovecot-oauth2.conf.ext"
   # Postfix re-reads files younger than a second until they "cool down": backdate them.
   touch -d "@$(($(date +%s) - 60))" "$D/etc/postfix/main.cf" "$D/etc/postfix/master.cf" \
-    "$D/etc/postfix/vmailbox"
+    "$D/etc/postfix/vmailbox" "$D/etc/postfix/transport"
 }
 
 write_env() {
