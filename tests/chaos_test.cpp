@@ -12,7 +12,10 @@
 // switches that off); restores found five recovery bugs (docs/protocol.md, "Two
 // messages under one number" and after). Every fifth seed (from seed 2) publishes
 // a new table on the live publication mid-run, which every site then edits
-// (SQLPOST_CHAOS_PUBLISH=0 switches that off).
+// (SQLPOST_CHAOS_PUBLISH=0 switches that off). Every seventh seed (from seed 3) that
+// restores nothing rotates a pair's key mid-run (`sqlpost site rekey`; a restore
+// from before a rotation needs the key set by hand, docs/protocol.md), and the
+// rotation must have finished by the end (SQLPOST_CHAOS_REKEY=0 switches that off).
 #include <doctest/doctest.h>
 
 #include <cstdlib>
@@ -21,6 +24,7 @@
 #include <string>
 
 #include "replication/publication_change.h"
+#include "replication/rekey.h"
 #include "schema/metadata.h"
 #include "tests/cluster.h"
 
@@ -158,6 +162,7 @@ std::string stream_states(Cluster& c) {
 }
 
 struct Happened {
+  int rekeys = 0;
   int restores = 0;
   int publishes = 0;
   int kills = 0;
@@ -176,6 +181,8 @@ Happened chaos(std::uint64_t seed) {
   const bool restores = env_number("SQLPOST_CHAOS_RESTORES", 1) == 1 && seed % 4 == 0;
   // Every fifth seed (from seed 2) publishes a new table on the live publication.
   const bool publishes = env_number("SQLPOST_CHAOS_PUBLISH", 1) == 1 && seed % 5 == 2;
+  const bool rekeys = env_number("SQLPOST_CHAOS_REKEY", 1) == 1 && seed % 7 == 3 && !restores;
+  const std::string rekeyed = "r" + std::to_string(1 + seed % 3);
   Site& restored = c.sites()[1 + rng() % 3];
   const std::string copy = dir.path("backup.db");
   exec(*c.site("hq").db, "UPDATE sqlpost_articles SET conflict = '" +
@@ -195,6 +202,9 @@ Happened chaos(std::uint64_t seed) {
     }
     if (restores && round == 8) {
       restore_from(restored, copy);
+    }
+    if (rekeys && round == 5) {
+      REQUIRE(start_rekey(*c.site("hq").db, rekeyed, c.clock()).ok());
     }
     if (publishes && round == 4) {
       publish_note_table(c.site("hq"));
@@ -222,7 +232,12 @@ Happened chaos(std::uint64_t seed) {
   CHECK_MESSAGE(diff.empty(), diff);
   const std::string twice = c.applied_twice();
   CHECK_MESSAGE(twice.empty(), twice);
-  Happened happened{restores ? 1 : 0, publishes ? 1 : 0, kills, c.network().stats().truncated, 0};
+  if (rekeys) {  // both ends have proven the new key, and forgot the old one
+    CHECK(load_rekey_state(*c.site("hq").db, rekeyed).value().state == "done");
+    CHECK(load_rekey_state(*c.site(rekeyed).db, "hq").value().state == "done");
+  }
+  Happened happened{
+      rekeys ? 1 : 0, restores ? 1 : 0, publishes ? 1 : 0, kills, c.network().stats().truncated, 0};
   for (auto& site : c.sites()) {
     happened.bounces += query_int(*site.db, "SELECT count(*) FROM sqlpost_bounces");
   }
@@ -237,6 +252,7 @@ TEST_CASE("chaos: shared edits, collisions, kills and every mail fault converge"
   Happened total;
   for (std::uint64_t seed = first; seed < first + seeds; ++seed) {
     const Happened h = chaos(seed);
+    total.rekeys += h.rekeys;
     total.restores += h.restores;
     total.publishes += h.publishes;
     total.kills += h.kills;
@@ -249,11 +265,14 @@ TEST_CASE("chaos: shared edits, collisions, kills and every mail fault converge"
   if (env_number("SQLPOST_CHAOS_PUBLISH", 1) == 1 && seeds >= 5) {
     CHECK(total.publishes > 0);
   }
+  if (env_number("SQLPOST_CHAOS_REKEY", 1) == 1 && first <= 3 && first + seeds > 10) {
+    CHECK(total.rekeys > 0);
+  }
   CHECK(total.kills > 0);
   CHECK(total.truncated > 0);
   CHECK(total.bounces > 0);
-  MESSAGE("tables published live: " << total.publishes << ", sites restored from a backup: "
-                                    << total.restores << ", agent runs killed: " << total.kills
-                                    << ", mails truncated: " << total.truncated
-                                    << ", bounces recorded: " << total.bounces);
+  MESSAGE("keys rotated: " << total.rekeys << ", tables published live: " << total.publishes
+                           << ", sites restored from a backup: " << total.restores
+                           << ", agent runs killed: " << total.kills << ", mails truncated: "
+                           << total.truncated << ", bounces recorded: " << total.bounces);
 }
