@@ -1,6 +1,7 @@
 #include "replication/apply.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <optional>
@@ -216,7 +217,7 @@ class Applier {
   Result<Statement*> statement_for(char kind, const TableBlock& t,
                                    const std::vector<std::uint32_t>& columns, MakeSql make_sql) {
     statement_key_.assign(1, kind);
-    const auto* table = &t;
+    const auto table = reinterpret_cast<std::uintptr_t>(&t);
     statement_key_.append(reinterpret_cast<const char*>(&table), sizeof table);
     statement_key_.append(reinterpret_cast<const char*>(columns.data()),
                           columns.size() * sizeof(std::uint32_t));
