@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -434,6 +435,81 @@ TEST_CASE(
   CHECK(hub_run() == 0);  // acknowledged by both remotes: pruned, cleared
   expect_notices("log_size");
   d.expect_converged();
+}
+
+TEST_CASE("stopped_below: a leaf's stopped stream is seen at the hub, mailed raised and cleared") {
+  if (!mailstack_running()) {
+    return;
+  }
+  MailDeployment d;
+  for (const char* user : {"probe", "site3"}) {
+    drain(user);
+  }
+  d.hub_alerts_expected = true;
+  sqlpost_ok("config " + q(d.hub) + " alert.mailto=probe@probe.test");
+  // A leaf below site1, with a mailbox of its own (site3), POP3 and STARTTLS.
+  const std::string leaf = d.dir.path("leaf.db");
+  sqlpost_ok("site add " + q(d.s1) + " leaf --address site3@site3.test");
+  sqlpost_ok("subscribe " + q(d.s1) + " leaf sales");
+  sqlpost_ok("extract " + q(d.s1) + " leaf --output " + q(leaf));
+  REQUIRE(setenv("SQLPOST_TEST_SITE3_PASSWORD", mail_passwords()["site3"].c_str(), 1) == 0);
+  sqlpost_ok("config " + q(leaf) + " receive=pop3 pop3.port=" + env("MAILSTACK_POP3_PORT") +
+             " pop3.user=site3 pop3.password_env=SQLPOST_TEST_SITE3_PASSWORD tls.ca_file=" +
+             q(env("MAILSTACK_CACERT")));
+  // Rounds of all four agents (mail takes a moment through Postfix) until `done`.
+  const auto rounds_until = [&](const std::function<bool()>& done) {
+    std::string last;  // what each agent said in the last round, for a failure
+    for (int i = 0; i < 400 && !done(); ++i) {
+      last.clear();
+      for (const auto& db : {d.hub, d.s1, d.s2, leaf}) {
+        last += db + ": " + run_sqlpost("run " + q(db) + " --once").output + "\n";
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    REQUIRE_MESSAGE(done(), last);
+  };
+  const auto has_alert = [](const std::string& db, const char* kind, const char* partner) {
+    const nlohmann::json status = status_of(db);  // outlives the loop over its alerts
+    for (const auto& a : status["alerts"]) {
+      if (a["kind"] == kind && a["partner"] == partner) {
+        return true;
+      }
+    }
+    return false;
+  };
+  const auto hub_alert = [&] { return has_alert(d.hub, "stopped_below", "leaf"); };
+  // The leaf refuses a row from site1: its stream from site1 stops. A row it writes
+  // itself carries its health to site1, and site1's next message up to the hub.
+  sqlite_shell(leaf,
+               "CREATE TRIGGER refuse BEFORE INSERT ON customer WHEN NEW.id = 43 BEGIN SELECT "
+               "RAISE(ABORT, 'row 43 refused'); END");
+  sqlite_shell(d.hub, "INSERT INTO customer VALUES (43, 'for the leaf', 'east', 1, NULL)");
+  rounds_until([&] { return has_alert(leaf, "stopped", "site1"); });
+  sqlite_shell(leaf, "INSERT INTO customer VALUES (3043, 'from the leaf', 'east', 1, NULL)");
+  rounds_until(hub_alert);
+  const auto status = run_sqlpost("status " + q(d.hub));
+  CHECK_MESSAGE(status.output.find("leaf (via site1)") != std::string::npos, status.output);
+  CHECK(run_sqlpost("run " + q(d.hub) + " --once").exit_code == 10);  // an alert in force
+  // The fix, by hand at the leaf: its stream goes on, its next report clears the alert.
+  sqlite_shell(leaf, "DROP TRIGGER refuse");
+  sqlite_shell(leaf, "INSERT INTO customer VALUES (3044, 'after the fix', 'east', 1, NULL)");
+  rounds_until([&] { return !hub_alert(); });
+  wait_for_mail("probe", 2);
+  const std::string notices = notices_for("probe");
+  CHECK_MESSAGE(
+      notices.find("Subject: sqlpost hq: alert raised stopped_below (leaf)") != std::string::npos,
+      notices);
+  CHECK_MESSAGE(
+      notices.find("Subject: sqlpost hq: alert cleared stopped_below (leaf)") != std::string::npos,
+      notices);
+  d.run_until_quiet();
+  rounds_until([&] { return site_quiet(leaf) && site_quiet(d.s1); });
+  d.expect_converged();
+  Database h = open_db(d.hub);
+  Database l = open_db(leaf);
+  const std::string diff = compare_tables(h, l, "customer");
+  CHECK_MESSAGE(diff.empty(), "leaf: " << diff);
+  CHECK(run_command("sqlite3 " + q(leaf) + " 'PRAGMA integrity_check'").output == "ok\n");
 }
 
 TEST_CASE("smtp.etrn asks Postfix to deliver a queued domain; a refusal says why") {

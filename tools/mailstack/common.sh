@@ -13,7 +13,7 @@ MAILSTACK_OAUTH_PORT="${MAILSTACK_OAUTH_PORT:-2089}"
 MAILSTACK_MSG_LIMIT="${MAILSTACK_MSG_LIMIT:-10240000}"
 # login:password:addr[,addr...] separated by spaces; "@domain" = catch-all of the domain.
 # "probe" is reserved for the transport link tests (tests/mail_link_test.cpp).
-MAILSTACK_USERS="${MAILSTACK_USERS:-hq:hq-secret:hq@hq.test site1:site1-secret:site1@site1.test site2:site2-secret:site2@site2.test probe:probe-secret:probe@probe.test}"
+MAILSTACK_USERS="${MAILSTACK_USERS:-hq:hq-secret:hq@hq.test site1:site1-secret:site1@site1.test site2:site2-secret:site2@site2.test site3:site3-secret:site3@site3.test probe:probe-secret:probe@probe.test}"
 # login:token:addr[,addr...]: mailboxes that log in only with an OAuth2 bearer token
 # (XOAUTH2/OAUTHBEARER, checked by Dovecot against the introspection endpoint
 # oauth_introspect.py on 127.0.0.1:$MAILSTACK_OAUTH_PORT); they have no password.

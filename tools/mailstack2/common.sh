@@ -14,7 +14,7 @@ MAILSTACK2_IMAP_PORT="${MAILSTACK2_IMAP_PORT:-3143}"
 MAILSTACK2_IMAPS_PORT="${MAILSTACK2_IMAPS_PORT:-3993}"
 MAILSTACK2_MSG_LIMIT="${MAILSTACK2_MSG_LIMIT:-10240000}"
 # login:password:addr[,addr...] separated by spaces (as tools/mailstack's MAILSTACK_USERS).
-MAILSTACK2_USERS="${MAILSTACK2_USERS:-hq:hq-secret:hq@hq.test site1:site1-secret:site1@site1.test site2:site2-secret:site2@site2.test probe:probe-secret:probe@probe.test}"
+MAILSTACK2_USERS="${MAILSTACK2_USERS:-hq:hq-secret:hq@hq.test site1:site1-secret:site1@site1.test site2:site2-secret:site2@site2.test site3:site3-secret:site3@site3.test probe:probe-secret:probe@probe.test}"
 
 D="$MAILSTACK2_DIR"
 TREE="$MAILSTACK2_ROOT/tree"
