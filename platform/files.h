@@ -72,6 +72,18 @@ class FileLock {
 // writes through).
 Result<> sync_directory(const std::filesystem::path& dir);
 
+// Makes the data of every file in `files` durable, as File::sync() on each would, in
+// as few steps as the OS has: a caller that wrote many files (the file link's mails
+// of a pass) pays one flush instead of one per file. Linux: one syncfs() per file
+// system the files are on (write-back errors are reported by Linux 5.8 and later);
+// other POSIX: fsync of each file; Windows: FlushFileBuffers of each file.
+Result<> sync_files(std::span<const std::filesystem::path> files);
+
+// Makes the entries of every folder in `dirs` durable, as sync_directory() on each
+// would. Linux: one syncfs() per file system; other POSIX: fsync of each distinct
+// folder once; Windows: nothing to do (as sync_directory()).
+Result<> sync_directories(std::span<const std::filesystem::path> dirs);
+
 // Renames `from` to `to` in one step, replacing `to` when it exists (rename;
 // MoveFileExW with MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH).
 Result<> rename_replace(const std::filesystem::path& from, const std::filesystem::path& to);

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <utility>
 
 #include "platform/files.h"
@@ -111,6 +112,67 @@ Result<> sync_directory(const fs::path& dir) {
   ::close(fd);
   if (rc != 0) return os_error("cannot fsync directory", dir, err);
   return success();
+}
+
+namespace {
+
+#if !defined(__linux__)
+// fsync of one file or folder, opened for it.
+Result<> fsync_path(const fs::path& path, int flags, const char* what) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return os_error("cannot open", path, errno);
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return os_error(what, path, err);
+  return success();
+}
+#else
+// One syncfs() per file system the paths are on: it writes back every dirty page and
+// inode of that file system and commits its journal, so the data of the files and
+// the entries of the folders are durable at once. The descriptor is opened just
+// before the call: an unseen write-back error is still reported to it (errseq).
+Result<> sync_file_systems(std::span<const fs::path> paths) {
+  std::set<dev_t> done;
+  for (const fs::path& path : paths) {
+    struct stat info {};
+    if (::stat(path.c_str(), &info) != 0) return os_error("cannot stat", path, errno);
+    if (!done.insert(info.st_dev).second) continue;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return os_error("cannot open", path, errno);
+    const int rc = ::syncfs(fd);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) return os_error("cannot syncfs the file system of", path, err);
+  }
+  return success();
+}
+#endif
+
+}  // namespace
+
+Result<> sync_files(std::span<const fs::path> files) {
+#if defined(__linux__)
+  return sync_file_systems(files);
+#else
+  for (const fs::path& file : files) {
+    SQLPOST_TRY(fsync_path(file, O_RDONLY, "cannot fsync"));
+  }
+  return success();
+#endif
+}
+
+Result<> sync_directories(std::span<const fs::path> dirs) {
+#if defined(__linux__)
+  return sync_file_systems(dirs);
+#else
+  std::set<fs::path> done;
+  for (const fs::path& dir : dirs) {
+    if (!done.insert(dir).second) continue;
+    SQLPOST_TRY(fsync_path(dir, O_RDONLY | O_DIRECTORY, "cannot fsync directory"));
+  }
+  return success();
+#endif
 }
 
 Result<> rename_replace(const fs::path& from, const fs::path& to) {

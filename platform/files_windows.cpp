@@ -151,6 +151,23 @@ FileLock::~FileLock() {
 
 Result<> sync_directory(const fs::path& /*dir*/) { return success(); }
 
+// Windows has no flush of a whole volume for an unprivileged process: each file is
+// opened for writing and flushed on its own.
+Result<> sync_files(std::span<const fs::path> files) {
+  for (const fs::path& file : files) {
+    const HANDLE h = CreateFileW(file.c_str(), GENERIC_WRITE, kShareAll, nullptr, OPEN_EXISTING,
+                                 FILE_ATTRIBUTE_NORMAL, nullptr);
+    if (h == INVALID_HANDLE_VALUE) return os_error("cannot open", file, GetLastError());
+    const BOOL flushed = FlushFileBuffers(h);
+    const DWORD err = GetLastError();
+    CloseHandle(h);
+    if (flushed == 0) return os_error("cannot fsync", file, err);
+  }
+  return success();
+}
+
+Result<> sync_directories(std::span<const fs::path> /*dirs*/) { return success(); }
+
 Result<> rename_replace(const fs::path& from, const fs::path& to) {
   if (MoveFileExW(from.c_str(), to.c_str(), MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH) ==
       0) {

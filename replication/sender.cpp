@@ -1,5 +1,7 @@
 #include "replication/sender.h"
 
+#include <algorithm>
+
 #include "replication/message_control.h"
 #include "transport/codec.h"
 
@@ -9,8 +11,10 @@ namespace {
 // What a send pass learns (parts sent, acknowledgements sent) is written in
 // batches of kSendBatch steps: a transaction per sent part made a 1,000-site pass
 // cost thousands of disk flushes, and a send must not hold the write lock while it
-// talks to a server. A crash before a batch is written only means its parts or
-// acknowledgements are sent again, and receivers drop duplicates.
+// talks to a server. Each batch is written after Link::flush() made its mails
+// durable at the link (the file link's one flush for many mails), never before: a
+// part recorded as sent is never lost. A crash before a batch is written only means
+// its parts or acknowledgements are sent again, and receivers drop duplicates.
 constexpr std::size_t kSendBatch = 256;
 
 }  // namespace
@@ -76,27 +80,69 @@ Result<> Sender::hold_refused_part(const Partner& partner, const OutboxPart& p,
                            "seq = ? AND part = ?"));
         st->bind(1, at).bind(2, site).bind(3, seq).bind(4, part);
         return st->run();
-      });
+      },
+      false);
 }
 
-Result<> Sender::record_after_send(std::function<Result<>()> step) {
-  after_send_.push_back(std::move(step));
+Result<> Sender::record_after_send(std::function<Result<>()> step, bool sent) {
+  after_send_.push_back(AfterSend{std::move(step), sent});
   return after_send_.size() >= kSendBatch ? write_after_send() : success();
 }
 
+// The mails handed to the link since the last flush are not durable: nothing of
+// them is recorded, and the report takes back what it counted as sent.
+void Sender::unrecord_unflushed(const Error& failure) {
+  std::erase_if(after_send_, [](const AfterSend& step) { return step.sent; });
+  RunReport& report = run_.report;
+  note(report, failure,
+       "making " + std::to_string(unflushed_parts_) + " part(s) and " +
+           std::to_string(unflushed_acks_) +
+           " acknowledgement(s) durable at the link (not recorded as sent; they go again "
+           "next run)");
+  ++report.send_failures;
+  report.parts_sent -= unflushed_parts_;
+  report.acks_sent -= unflushed_acks_;
+  for (std::size_t i = flushed_events_; i < report.events.size(); ++i) {
+    MessageEvent& e = report.events[i];
+    if (e.event == "sent" || e.event == "resent") {
+      e.event = "failed";
+      e.detail = failure.message;
+    }
+  }
+  const auto first = report.details.begin() + static_cast<std::ptrdiff_t>(flushed_details_);
+  report.details.erase(std::remove_if(first, report.details.end(),
+                                      [](const std::string& d) { return d.starts_with("sent "); }),
+                       report.details.end());
+  flush_failed_ = true;
+}
+
 Result<> Sender::write_after_send() {
+  if (auto flushed = run_.link.flush(); flushed.ok()) {
+    if (!after_send_.empty()) {
+      SQLPOST_TRY(run_.crash_point("after-flush"));  // durable at the link, not recorded
+    }
+  } else {
+    unrecord_unflushed(flushed.error());
+  }
+  unflushed_parts_ = 0;
+  unflushed_acks_ = 0;
+  flushed_events_ = run_.report.events.size();
+  flushed_details_ = run_.report.details.size();
   if (after_send_.empty()) {
     return success();
   }
   SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(run_.db));
   for (const auto& step : after_send_) {
-    SQLPOST_TRY(step());
+    SQLPOST_TRY(step.write());
   }
   after_send_.clear();
   return tx.commit();
 }
 
 Result<bool> Sender::send_outbox(const Partner& partner) {
+  if (flush_failed_) {
+    return false;
+  }
   SQLPOST_TRY_ASSIGN(const auto parts, due_parts(partner.name));
   if (parts.empty()) {
     return true;
@@ -130,15 +176,6 @@ Result<bool> Sender::send_outbox(const Partner& partner) {
       return false;
     }
     SQLPOST_TRY(run_.crash_point("after-send"));
-    SQLPOST_TRY(record_after_send(
-        [this, site = partner.name, seq = p.seq, part = p.part, at = run_.now()]() -> Result<> {
-          SQLPOST_TRY_ASSIGN(
-              Statement * st,
-              run_.db.cached("UPDATE sqlpost_outbox SET sent_count = sent_count + 1, "
-                             "last_sent_at = ? WHERE site = ? AND seq = ? AND part = ?"));
-          st->bind(1, at).bind(2, site).bind(3, seq).bind(4, part);
-          return st->run();
-        }));
     ++run_.report.parts_sent;
     run_.event({.partner = partner.name,
                 .event = p.sent_count > 0 ? "resent" : "sent",
@@ -150,6 +187,19 @@ Result<bool> Sender::send_outbox(const Partner& partner) {
     run_.report.details.push_back("sent message " + std::to_string(p.seq) + " part " +
                                   std::to_string(p.part) + " to " + partner.name + " <" +
                                   partner.address + ">");
+    ++unflushed_parts_;  // counted and reported above, taken back if the flush fails
+    SQLPOST_TRY(record_after_send(
+        [this, site = partner.name, seq = p.seq, part = p.part, at = run_.now()]() -> Result<> {
+          SQLPOST_TRY_ASSIGN(
+              Statement * st,
+              run_.db.cached("UPDATE sqlpost_outbox SET sent_count = sent_count + 1, "
+                             "last_sent_at = ? WHERE site = ? AND seq = ? AND part = ?"));
+          st->bind(1, at).bind(2, site).bind(3, seq).bind(4, part);
+          return st->run();
+        }));
+    if (flush_failed_) {
+      return false;
+    }
   }
   if (!parts.empty()) {
     SQLPOST_TRY(record_after_send([this, site = partner.name, at = run_.now()] {
@@ -187,6 +237,7 @@ Result<> Sender::send_ack_only(const Partner& partner) {
     ack_bytes += static_cast<std::int64_t>(mail.size());
   }
   ++run_.report.acks_sent;
+  ++unflushed_acks_;
   run_.event(
       {.partner = partner.name,
        .event = "sent",

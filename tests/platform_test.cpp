@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "platform/files.h"
 #include "platform/process.h"
@@ -147,6 +148,31 @@ TEST_CASE("rename_replace moves over an existing target; sync_directory accepts 
   auto gone = rename_replace(s / "new.txt", s / "other.txt");
   REQUIRE_FALSE(gone.ok());
   CHECK(gone.error().code == Errc::kNotFound);
+}
+
+TEST_CASE("sync_files and sync_directories make many files durable at once") {
+  const Scratch s;
+  fs::create_directories(s / "sub");
+  std::vector<fs::path> files;
+  for (int i = 0; i < 5; ++i) {
+    const fs::path path = s / (i % 2 == 0 ? "sub" : ".") / ("f" + std::to_string(i));
+    auto file = File::create_new(path);
+    REQUIRE(file.ok());
+    REQUIRE(file->write_all("mail " + std::to_string(i)).ok());
+    REQUIRE(file->close().ok());  // no sync of its own
+    files.push_back(path);
+  }
+  CHECK(sync_files({}).ok());
+  CHECK(sync_files(files).ok());
+  CHECK(*read_all(files[3]) == "mail 3");
+  const std::vector<fs::path> folders = {s / "sub", s.dir(), s / "sub"};
+  CHECK(sync_directories(folders).ok());
+  CHECK(sync_directories({}).ok());
+  files.push_back(s / "missing.txt");
+  auto missing = sync_files(files);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().code == Errc::kNotFound);
+  CHECK(missing.error().message.find("missing.txt") != std::string::npos);
 }
 
 TEST_CASE("link_new gives a second name and never replaces; remove_file removes one name") {

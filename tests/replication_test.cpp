@@ -76,9 +76,9 @@ TEST_CASE("three sites converge over a lossy channel for many seeds") {
 }
 
 TEST_CASE("an agent that dies between any two steps converges and applies nothing twice") {
-  const std::vector<std::string> points = {"after-inbox-commit",   "before-apply-commit",
-                                           "before-outbox-commit", "after-outbox-commit",
-                                           "after-send",           "after-control-commit"};
+  const std::vector<std::string> points = {
+      "after-inbox-commit", "before-apply-commit", "before-outbox-commit", "after-outbox-commit",
+      "after-send",         "after-flush",         "after-control-commit"};
   for (const auto& point : points) {
     for (int nth : {1, 2}) {
       CAPTURE(point);
@@ -101,6 +101,32 @@ TEST_CASE("an agent that dies between any two steps converges and applies nothin
       converge(c);
     }
   }
+}
+
+TEST_CASE("a part is recorded as sent only after the link flushed it") {
+  TempDir dir;
+  Cluster c(dir, 2, 41, {});
+  Database& hub = *c.site("hq").db;
+  c.random_writes(c.site("hq"), 4);
+  // The hub's first flush fails: the mails it held are lost, as the file link
+  // removes the mails it could not make durable.
+  c.network().fail_flush(1);
+  c.run(c.site("hq"));
+  CHECK(c.network().stats().lost_in_flush >= 2);
+  CHECK(query_int(hub, "SELECT count(*) FROM sqlpost_outbox") >= 2);
+  CHECK(query_int(hub,
+                  "SELECT count(*) FROM sqlpost_outbox WHERE sent_count > 0 OR last_sent_at IS "
+                  "NOT NULL") == 0);
+  CHECK(query_int(hub, "SELECT count(*) FROM sqlpost_streams WHERE last_sent_at IS NOT NULL") == 0);
+  CHECK(c.network().mailbox("r1@r1.test").empty());
+  CHECK(c.network().mailbox("r2@r2.test").empty());
+  // The next run sends every part again, flushes, and only then records it.
+  c.run(c.site("hq"));
+  CHECK(query_int(hub, "SELECT count(*) FROM sqlpost_outbox WHERE sent_count = 0") == 0);
+  CHECK(!c.network().mailbox("r1@r1.test").empty());
+  converge(c);
+  CHECK(applied_from(*c.site("r1").db, "hq") >= 1);
+  CHECK(applied_from(*c.site("r2").db, "hq") >= 1);
 }
 
 TEST_CASE("foreign mail is left alone; forged, misaddressed and unknown mail is set aside") {

@@ -524,9 +524,9 @@ TEST_CASE("restores over a lossy channel converge, for many seeds") {
 }
 
 TEST_CASE("an agent that dies at any step of a restore recovery still converges") {
-  const std::vector<std::string> points = {"after-inbox-commit",   "before-apply-commit",
-                                           "before-outbox-commit", "after-outbox-commit",
-                                           "after-send",           "after-control-commit"};
+  const std::vector<std::string> points = {
+      "after-inbox-commit", "before-apply-commit", "before-outbox-commit", "after-outbox-commit",
+      "after-send",         "after-flush",         "after-control-commit"};
   for (const auto& point : points) {
     for (int nth : {1, 3}) {
       CAPTURE(point);

@@ -121,6 +121,7 @@ struct Pair {
     for (const auto& m : mails) {
       REQUIRE((*link)->send("hq@hq.test", m).ok());
     }
+    REQUIRE((*link)->flush().ok());
   }
 
   std::vector<std::string> message(std::uint64_t seq, const std::vector<std::uint8_t>& payload,

@@ -89,6 +89,7 @@ TEST_CASE("FileLink: send, list in delivery order, fetch, remove") {
   auto b = file_link(tmp.path(), "b@example.com");
   CHECK(b->list()->empty());
   for (const auto& m : numbered(5)) REQUIRE(a->send("b@example.com", m).ok());
+  REQUIRE(a->flush().ok());
   CHECK(fetch_all(*b) == numbered(5));
   CHECK(fs::is_empty(tmp.path() / "b@example.com" / "tmp"));
   CHECK(a->list()->empty());
@@ -100,6 +101,52 @@ TEST_CASE("FileLink: send, list in delivery order, fetch, remove") {
   CHECK(b->list()->size() == 4);
   CHECK(b->fetch(refs->front()).error().code == Errc::kNotFound);
   CHECK(b->remove(refs->front()).error().code == Errc::kNotFound);
+}
+
+TEST_CASE("FileLink: a mail arrives at flush(), whole; one not flushed never arrives") {
+  TempDir tmp;
+  auto b = file_link(tmp.path(), "b");
+  auto c = file_link(tmp.path(), "c");
+  {
+    auto a = file_link(tmp.path(), "a");
+    CHECK(a->flush().ok());  // nothing to flush
+    REQUIRE(a->send("b", "one").ok());
+    REQUIRE(a->send("c", "two").ok());
+    REQUIRE(a->send("b", "three").ok());
+    // Written to tmp/, not yet in new/: a receiver sees nothing.
+    CHECK(b->list()->empty());
+    CHECK(c->list()->empty());
+    CHECK(!fs::is_empty(tmp.path() / "b" / "tmp"));
+    REQUIRE(a->flush().ok());
+    CHECK(fetch_all(*b) == std::vector<std::string>{"one", "three"});
+    CHECK(fetch_all(*c) == std::vector<std::string>{"two"});
+    CHECK(fs::is_empty(tmp.path() / "b" / "tmp"));
+    CHECK(a->flush().ok());  // a second flush has nothing to do
+    CHECK(fetch_all(*b).size() == 2);
+
+    REQUIRE(a->send("c", "never flushed").ok());
+    CHECK(!fs::is_empty(tmp.path() / "c" / "tmp"));
+  }  // the link ends with a mail not flushed: it is removed, never delivered
+  CHECK(fs::is_empty(tmp.path() / "c" / "tmp"));
+  CHECK(fetch_all(*c) == std::vector<std::string>{"two"});
+}
+
+TEST_CASE("FileLink: a flush that cannot deliver fails and leaves nothing behind") {
+  TempDir tmp;
+  auto a = file_link(tmp.path(), "a");
+  auto b = file_link(tmp.path(), "b");
+  REQUIRE(a->send("b", "lost").ok());
+  // new/ replaced by a file: the rename into it fails.
+  fs::remove_all(tmp.path() / "b" / "new");
+  write_file(tmp.path() / "b" / "new", "not a folder");
+  CHECK(!a->flush().ok());
+  CHECK(fs::is_empty(tmp.path() / "b" / "tmp"));
+  fs::remove(tmp.path() / "b" / "new");
+  CHECK(a->flush().ok());  // the failed mail is gone, not retried by the link
+  CHECK(b->list()->empty());
+  REQUIRE(a->send("b", "again").ok());  // the sender sends it again
+  REQUIRE(a->flush().ok());
+  CHECK(fetch_all(*b) == std::vector<std::string>{"again"});
 }
 
 TEST_CASE("FileLink: address validation") {
@@ -159,6 +206,7 @@ TEST_CASE("FileLink: a multi-part message end to end") {
   auto mails = encode_message({"A", "B", 1}, "a", "b", payload, test_key(), 50000);
   REQUIRE(mails.ok());
   for (const auto& m : *mails) REQUIRE(a->send("b", m).ok());
+  REQUIRE(a->flush().ok());
   std::vector<OpenedPart> parts;
   const auto refs = b->list();
   REQUIRE(refs.ok());
@@ -269,6 +317,30 @@ TEST_CASE("FakeNetwork: injected send failures, foreign mail, links outliving th
   CHECK(all[0] == "one");
   CHECK(all[1] == "four");
   CHECK_FALSE(looks_like_sqlpost(all[2]));
+}
+
+TEST_CASE("FakeNetwork: held until flush(), a failed flush and a dropped link lose the mail") {
+  FakeNetwork net(4);
+  net.hold_until_flush();
+  auto a = net.link_for("a");
+  auto b = net.link_for("b");
+  net.fail_send(2);
+  net.fail_flush(2);
+  CHECK(a->flush().ok());  // nothing queued: not counted
+  CHECK(a->send("b", "one").ok());
+  CHECK(a->send("b", "two").error().code == Errc::kTransient);
+  CHECK(net.mailbox("b").empty());
+  CHECK(a->flush().ok());
+  CHECK(net.mailbox("b") == std::vector<std::string>{"one"});
+  CHECK(a->send("b", "three").ok());
+  CHECK(a->flush().error().code == Errc::kIOError);
+  CHECK(a->flush().ok());
+  CHECK(a->send("b", "four").ok());
+  a.reset();  // the process died before its flush
+  CHECK(net.mailbox("b") == std::vector<std::string>{"one"});
+  CHECK(net.stats().flushes == 2);
+  CHECK(net.stats().lost_in_flush == 1);
+  CHECK(b->list()->size() == 1);
 }
 
 TEST_CASE("FakeNetwork: the same seed gives the same faults") {

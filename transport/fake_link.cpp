@@ -4,6 +4,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <utility>
 
 #include "transport/limits.h"
 
@@ -29,6 +30,8 @@ struct FakeNetwork::State {
   std::uint64_t tick = 0;
   std::uint64_t next_id = 1;
   std::map<std::uint64_t, Errc> failing_sends;
+  std::map<std::uint64_t, Errc> failing_flushes;
+  bool hold_until_flush = false;
   std::map<std::string, std::vector<StoredMail>, std::less<>> boxes;
   std::vector<HeldMail> held;
   std::map<std::string, std::set<std::string>, std::less<>> seen_ids;  // address -> Message-IDs
@@ -113,28 +116,48 @@ struct FakeNetwork::State {
   }
 
   Result<> send(std::string_view to, std::string_view text) {
+    SQLPOST_TRY(admit());
+    deliver(to, text);
+    return success();
+  }
+
+  // A send() counted, and refused when fail_send() chose it.
+  Result<> admit() {
     const std::uint64_t nth = ++stats.sends;
     if (auto it = failing_sends.find(nth); it != failing_sends.end()) {
       ++stats.failed;
       return make_error(it->second, "injected failure of send #" + std::to_string(nth));
     }
+    return success();
+  }
+
+  // A mail a link held until its flush(): the faults send() draws, in the same order.
+  void post(std::string_view from, std::string_view to, std::string_view text) {
+    if (chance(faults.bounce)) {
+      ++stats.bounced;
+      store(std::string(from), bounce_report(from, to, text), false);
+      return;
+    }
+    deliver(to, text);
+  }
+
+  void deliver(std::string_view to, std::string_view text) {
     if (faults.suppress_seen_message_ids && seen_before(to, text)) {
       ++stats.suppressed;
-      return success();
+      return;
     }
     if (lose && lose(to, text)) {
       ++stats.filtered;
-      return success();
+      return;
     }
     if (chance(faults.drop)) {
       ++stats.dropped;
-      return success();
+      return;
     }
     const bool twice = chance(faults.duplicate);
     if (twice) ++stats.duplicated;
     route_copy(std::string(to), std::string(text));
     if (twice) route_copy(std::string(to), std::string(text));
-    return success();
   }
 
   // Records the mail's Message-ID for `to`; true when it was recorded before.
@@ -175,7 +198,23 @@ class FakeLink final : public Link {
 
   Result<> send(std::string_view to_address, std::string_view mail) override {
     if (to_address.empty()) return make_error(Errc::kInvalidArgument, "empty address");
-    return state_->send(address_, to_address, mail);
+    if (!state_->hold_until_flush) return state_->send(address_, to_address, mail);
+    SQLPOST_TRY(state_->admit());
+    queued_.emplace_back(std::string(to_address), std::string(mail));
+    return success();
+  }
+
+  Result<> flush() override {
+    if (queued_.empty()) return success();
+    const std::uint64_t nth = ++state_->stats.flushes;
+    if (auto it = state_->failing_flushes.find(nth); it != state_->failing_flushes.end()) {
+      state_->stats.lost_in_flush += queued_.size();
+      queued_.clear();
+      return make_error(it->second, "injected failure of flush #" + std::to_string(nth));
+    }
+    for (const auto& [to, text] : queued_) state_->post(address_, to, text);
+    queued_.clear();
+    return success();
   }
 
   Result<std::vector<MailRef>> list() override {
@@ -212,6 +251,7 @@ class FakeLink final : public Link {
  private:
   std::shared_ptr<FakeNetwork::State> state_;
   std::string address_;
+  std::vector<std::pair<std::string, std::string>> queued_;  // to, mail: not flushed yet
 };
 
 }  // namespace
@@ -228,6 +268,10 @@ std::unique_ptr<Link> FakeNetwork::link_for(std::string address) {
 }
 
 void FakeNetwork::fail_send(std::uint64_t nth, Errc code) { state_->failing_sends[nth] = code; }
+
+void FakeNetwork::hold_until_flush(bool on) { state_->hold_until_flush = on; }
+
+void FakeNetwork::fail_flush(std::uint64_t nth, Errc code) { state_->failing_flushes[nth] = code; }
 
 void FakeNetwork::drop_if(std::function<bool(std::string_view, std::string_view)> lose) {
   state_->lose = std::move(lose);

@@ -9,7 +9,12 @@
 // same seed and the same calls give the same mailboxes.
 // Delayed mail is held for 1..max_delay_ticks calls of tick(). fail_send(n) makes
 // the n-th send() call (1-based, counted over the whole network) fail with the given
-// code and deliver nothing. Links share the network state and may outlive it.
+// code and deliver nothing. With hold_until_flush(), send() only queues a mail at
+// its link (counted, and refused by fail_send() as before) and flush() posts the
+// queue in order, drawing the faults then (in the order send() draws them); a link
+// destroyed with mail queued loses it, as a process that died before its flush, and
+// fail_flush(n) makes the n-th flush() with mail queued (network-wide) fail and lose
+// that mail. Links share the network state and may outlive it.
 #pragma once
 
 #include <cstddef>
@@ -53,9 +58,11 @@ struct NetworkStats {
   std::uint64_t corrupted = 0;
   std::uint64_t truncated = 0;
   std::uint64_t bounced = 0;
-  std::uint64_t delivered = 0;   // copies put into a mailbox (including foreign mail)
-  std::uint64_t suppressed = 0;  // discarded for a Message-ID seen before
-  std::uint64_t filtered = 0;    // lost to drop_if()
+  std::uint64_t delivered = 0;      // copies put into a mailbox (including foreign mail)
+  std::uint64_t suppressed = 0;     // discarded for a Message-ID seen before
+  std::uint64_t filtered = 0;       // lost to drop_if()
+  std::uint64_t flushes = 0;        // flush() calls with mail queued (hold_until_flush)
+  std::uint64_t lost_in_flush = 0;  // mails queued at a flush() that failed
 };
 
 class FakeNetwork {
@@ -67,6 +74,11 @@ class FakeNetwork {
 
   // Makes the nth send() call (1-based, network-wide) fail with `code`.
   void fail_send(std::uint64_t nth, Errc code = Errc::kTransient);
+  // send() queues at its link until flush() (see above).
+  void hold_until_flush(bool on = true);
+  // Makes the nth flush() with mail queued (1-based, network-wide) fail with `code`;
+  // the mail it held is lost.
+  void fail_flush(std::uint64_t nth, Errc code = Errc::kIOError);
   // Every later send() for which `lose` returns true is accepted and lost.
   void drop_if(std::function<bool(std::string_view to, std::string_view mail)> lose);
   // One round: delayed mail whose time has come is delivered (in send order).

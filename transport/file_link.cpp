@@ -49,11 +49,10 @@ Result<std::string> unique_mail_name() {
 
 namespace {
 
-// Writes `mail` to `path` durably (fsync + close both checked).
+// Writes `mail` to `path` (close checked); flush() makes it durable.
 Result<> write_file(const fs::path& path, std::string_view mail) {
   SQLPOST_TRY_ASSIGN(platform::File file, platform::File::create_new(path));
   SQLPOST_TRY(file.write_all(mail));
-  SQLPOST_TRY(file.sync());
   return file.close();
 }
 
@@ -122,6 +121,15 @@ Result<std::unique_ptr<FileLink>> FileLink::open(std::filesystem::path root,
   return std::make_unique<FileLink>(std::move(root), std::move(own_address));
 }
 
+FileLink::~FileLink() { remove_unflushed(0); }
+
+void FileLink::remove_unflushed(std::size_t from) {
+  for (std::size_t i = from; i < unflushed_.size(); ++i) {
+    (void)platform::remove_file(unflushed_[i].dir / "tmp" / unflushed_[i].name);
+  }
+  unflushed_.clear();
+}
+
 Result<> FileLink::send(std::string_view to_address, std::string_view mail) {
   SQLPOST_TRY(check_folder_address(to_address));
   const fs::path dir = root_ / std::string(to_address);
@@ -132,11 +140,40 @@ Result<> FileLink::send(std::string_view to_address, std::string_view mail) {
     (void)platform::remove_file(tmp);
     return written;
   }
-  if (auto delivered = platform::rename_replace(tmp, dir / "new" / name); !delivered.ok()) {
-    (void)platform::remove_file(tmp);
-    return delivered;
+  unflushed_.push_back(Unflushed{dir, name});
+  return success();
+}
+
+// Data first, then the names: a mail appears in new/ only once its bytes are on the
+// disk, and a crash at any point leaves either nothing in new/ or the whole mail.
+Result<> FileLink::flush() {
+  if (unflushed_.empty()) {
+    return success();
   }
-  return platform::sync_directory(dir / "new");
+  std::vector<fs::path> files;
+  files.reserve(unflushed_.size());
+  for (const Unflushed& u : unflushed_) {
+    files.push_back(u.dir / "tmp" / u.name);
+  }
+  if (auto synced = platform::sync_files(files); !synced.ok()) {
+    remove_unflushed(0);
+    return synced;
+  }
+  std::vector<fs::path> folders;
+  folders.reserve(unflushed_.size());
+  for (std::size_t i = 0; i < unflushed_.size(); ++i) {
+    const Unflushed& u = unflushed_[i];
+    if (auto delivered = platform::rename_replace(files[i], u.dir / "new" / u.name);
+        !delivered.ok()) {
+      remove_unflushed(i);
+      return delivered;
+    }
+    if (folders.empty() || folders.back() != u.dir / "new") {
+      folders.push_back(u.dir / "new");
+    }
+  }
+  unflushed_.clear();
+  return platform::sync_directories(folders);
 }
 
 Result<std::vector<MailRef>> FileLink::list() {

@@ -11,6 +11,14 @@
 // mark (POP3 DELE) take effect there; a failed finish() loses no mail (it is listed
 // again and recognised as a duplicate). fetch_head() reads only the start of a
 // mail (oversize mail: sqlpost's or foreign?).
+// flush() makes every mail send() accepted since the last flush() durable at the
+// link, in one step: a link may defer delivery to it (the file link writes a pass's
+// mails and makes them durable together). A sender records a mail as sent only
+// after the flush() that followed its send() succeeded; a mail not flushed (a failed
+// flush(), a crash, a link destroyed before) may be lost or may arrive anyway, and
+// is never recorded as sent, so it goes again (a receiver drops the duplicate).
+// Links whose send() is durable when it returns (SMTP: the server accepted the mail)
+// keep the default, success.
 #pragma once
 
 #include <cstddef>
@@ -45,6 +53,7 @@ class Link {
   virtual Result<std::string> fetch_head(const MailRef& /*ref*/, std::size_t /*max_bytes*/) {
     return make_error(Errc::kUnsupported, "this link cannot read the head of a mail");
   }
+  virtual Result<> flush() { return success(); }
   virtual Result<> finish() { return success(); }
 };
 

@@ -64,6 +64,7 @@ class PopBeforeSmtpLink final : public Link {
   Result<std::vector<MailRef>> list() override { return outgoing_->list(); }
   Result<std::string> fetch(const MailRef& ref) override { return outgoing_->fetch(ref); }
   Result<> remove(const MailRef& ref) override { return outgoing_->remove(ref); }
+  Result<> flush() override { return outgoing_->flush(); }
   // Logs in unless that happened already; the error of a failed login is kept.
   Result<> log_in();
   // The mailbox was logged into by other means (the receive half of the run).
@@ -91,6 +92,7 @@ class MailLink final : public Link {
   Result<std::string> fetch(const MailRef& ref) override;
   Result<std::string> fetch_head(const MailRef& ref, std::size_t max_bytes) override;
   Result<> remove(const MailRef& ref) override;
+  Result<> flush() override { return outgoing_->flush(); }
   // Ends the inbox session: commits POP3 deletions (see Pop3Link::close()).
   Result<> close();
   Result<> finish() override { return close(); }
