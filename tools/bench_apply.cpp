@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -138,13 +139,14 @@ std::vector<std::string> build_mails(Database& source, std::int64_t after, std::
 void apply_mails(Database& replica, const std::vector<std::string>& mails,
                  const sqlpost::transport::Key& key) {
   std::vector<sqlpost::transport::OpenedPart> parts;
+  parts.reserve(mails.size());
   for (const auto& m : mails) {
     parts.push_back(must(sqlpost::transport::open_part(m, key, "replica"), "open"));
   }
   const auto bytes = must(sqlpost::transport::reassemble(std::move(parts)), "reassemble");
   const auto payload = must(sqlpost::decode_payload(bytes), "decode");
   if (std::getenv("BENCH_SPLIT") != nullptr) {
-    std::fprintf(stderr, "decoded at %.3f s\n", seconds_since(g_apply_start));
+    (void)std::fprintf(stderr, "decoded at %.3f s\n", seconds_since(g_apply_start));
   }
   auto tx = must(sqlpost::Transaction::begin(replica), "begin");
   auto mark = must(sqlpost::OriginMark::set(replica, "source"), "mark");
@@ -196,7 +198,7 @@ void measure(const Options& o, const Scenario& s, Figures& f) {
   g_apply_start = start;
   apply_mails(ours, mails, key);
   if (std::getenv("BENCH_SPLIT") != nullptr) {
-    std::fprintf(stderr, "applied at %.3f s\n", seconds_since(start));
+    (void)std::fprintf(stderr, "applied at %.3f s\n", seconds_since(start));
   }
   f.apply = std::min(f.apply, seconds_since(start));
 
@@ -220,9 +222,9 @@ Options parse(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--rows") {
-      o.rows = std::atoi(argv[i + 1]);
+      o.rows = static_cast<int>(std::strtol(argv[i + 1], nullptr, 10));
     } else if (flag == "--repeat") {
-      o.repeat = std::atoi(argv[i + 1]);
+      o.repeat = static_cast<int>(std::strtol(argv[i + 1], nullptr, 10));
     } else if (flag == "--dir") {
       o.dir = argv[i + 1];
     }
@@ -230,9 +232,7 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int bench(int argc, char** argv) {
   sqlpost::bench::program_name() = "bench-apply";
   const Options o = parse(argc, argv);
   std::filesystem::create_directories(o.dir);
@@ -256,4 +256,15 @@ int main(int argc, char** argv) {
       "apply ratio = sqlpost apply speed / session apply speed (goal >= 1.0x); bytes "
       "ratio = sqlpost e-mail bytes / session changeset zstd+base64 (goal <= 1.0x)\n");
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return bench(argc, argv);
+  } catch (const std::exception& e) {
+    (void)std::fprintf(stderr, "bench-apply: %s\n", e.what());
+    return 1;
+  }
 }
