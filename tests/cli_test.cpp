@@ -53,7 +53,9 @@ TEST_CASE("publish errors are one line, non-zero, and leave the database unchang
       {"publish " + q(db) + " p t --columns id,a", "NOT NULL without a default"},
       {"publish " + q(db) + " p t --conflict best", "unknown conflict policy"},
   };
-  for (const auto& [args, expected] : cases) {
+  for (const auto& entry : cases) {
+    const std::string& args = entry.first;
+    const std::string& expected = entry.second;
     const auto r = run_sqlpost(args);
     CHECK_MESSAGE(r.exit_code != 0, args);
     CHECK_MESSAGE(r.output.find(expected) != std::string::npos, r.output);

@@ -21,11 +21,11 @@ void must(const Result<>& r) { REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().
 Value random_value(std::mt19937_64& rng) {
   switch (rng() % 6) {
     case 0: return {};
-    case 1: return Value(static_cast<std::int64_t>(rng()));  // full 64-bit range
-    case 2: return Value(static_cast<double>(rng() % 100000) / 7.0);
+    case 1: return {static_cast<std::int64_t>(rng())};  // full 64-bit range
+    case 2: return {static_cast<double>(rng() % 100000) / 7.0};
     case 3: return Value::text("t\xc3\xa9xt " + std::to_string(rng() % 1000));
     case 4: return Value(Blob{std::vector<std::uint8_t>(rng() % 40, 0xA5)});
-    default: return Value(-0.0);
+    default: return {-0.0};
   }
 }
 
@@ -49,7 +49,8 @@ Cluster::Cluster(const TempDir& dir, int remotes, std::uint64_t seed, transport:
     for (auto& b : key) {
       b = static_cast<std::uint8_t>(rng_());
     }
-    must(add_partner(*hub, Partner{name, name + "@" + name + ".test", Relation::kChild, key, 0}));
+    must(add_partner(
+        *hub, Partner{name, (name + "@").append(name).append(".test"), Relation::kChild, key, 0}));
     must(subscribe(*hub, Subscription{name, "all", ""}));
   }
   sites_.push_back(Site{"hq", hub_path, std::move(hub), network_.link_for("hq@hq.test"), 0, 0});
@@ -59,7 +60,7 @@ Cluster::Cluster(const TempDir& dir, int remotes, std::uint64_t seed, transport:
     auto extracted = extract_site(*sites_[0].db, name, path);
     REQUIRE_MESSAGE(extracted.ok(), (extracted.ok() ? "" : extracted.error().message));
     sites_.push_back(Site{name, path, std::make_unique<Database>(open_db(path)),
-                          network_.link_for(name + "@" + name + ".test"), 0, 0});
+                          network_.link_for((name + "@").append(name).append(".test")), 0, 0});
   }
   for (std::size_t i = 0; i < sites_.size(); ++i) {
     sites_[i].next_id = static_cast<std::int64_t>(i) * kRangePerSite + 1;

@@ -60,14 +60,14 @@ TEST_CASE("row keys render exactly: long BLOBs in full, REAL apart from INTEGER"
 }
 
 TEST_CASE("key ranges: the next key stays in the site's own blocks, above every row") {
-  constexpr std::int64_t b = kKeyBlockRows;
-  CHECK(next_key_seq(0, 0).value() == 0);                        // first key 1
-  CHECK(next_key_seq(0, 1).value() == b);                        // slot 1: first key b + 1
-  CHECK(next_key_seq(100000, 0).value() == 100000);              // room in the own block: go on
-  CHECK(next_key_seq(100000, 1).value() == b);                   // someone else's block: leap
-  CHECK(next_key_seq(b + 5, 1).value() == b + 5);                // own block
-  CHECK(next_key_seq(b + 5, 0).value() == kKeySlots * b);        // slot 0's next block above
-  CHECK(next_key_seq(2 * b, 1).value() == (kKeySlots + 1) * b);  // own block full
+  constexpr std::int64_t kBlock = kKeyBlockRows;
+  CHECK(next_key_seq(0, 0).value() == 0);                            // first key 1
+  CHECK(next_key_seq(0, 1).value() == kBlock);                       // slot 1: first key kBlock + 1
+  CHECK(next_key_seq(100000, 0).value() == 100000);                  // room in the own block: go on
+  CHECK(next_key_seq(100000, 1).value() == kBlock);                  // someone else's block: leap
+  CHECK(next_key_seq(kBlock + 5, 1).value() == kBlock + 5);          // own block
+  CHECK(next_key_seq(kBlock + 5, 0).value() == kKeySlots * kBlock);  // slot 0's next block above
+  CHECK(next_key_seq(2 * kBlock, 1).value() == (kKeySlots + 1) * kBlock);  // own block full
   CHECK_FALSE(next_key_seq(1, kKeySlots).ok());
 }
 

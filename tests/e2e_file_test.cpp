@@ -756,11 +756,16 @@ TEST_CASE("key ranges: the hub and a shop insert without a key, and no sale is l
       const auto r = run_sqlpost("run " + q(db) + " --once");
       CHECK_MESSAGE(r.exit_code == 0, r.output);
     };
+    const auto insert = [](const std::string& v, const std::string& ts) {
+      std::string sql = "INSERT INTO sale(v, ts) VALUES (";
+      sql.append(v).append(", '").append(ts).append("');");
+      return sql;
+    };
     for (int round = 0; round < 3; ++round) {
       const std::string n = std::to_string(round);
-      sqlite_shell(hub, "INSERT INTO sale(v, ts) VALUES (10" + n + ", 'hub " + n + "');");
-      sqlite_shell(shop, "INSERT INTO sale(v, ts) VALUES (20" + n + ", 'shop " + n +
-                             "'); INSERT INTO sale(v, ts) VALUES (30" + n + ", 'shop " + n + "');");
+      sqlite_shell(hub, insert("10" + n, "hub " + n));
+      sqlite_shell(shop,
+                   insert("20" + n, "shop " + n).append(" ").append(insert("30" + n, "shop " + n)));
       run(shop);
       run(hub);
     }

@@ -130,7 +130,9 @@ CommandResult run_on_terminal(const std::vector<std::string>& argv,
     return true;
   };
   std::size_t seen = 0;
-  for (const auto& [prompt, answer] : dialogue) {
+  for (const auto& step : dialogue) {
+    const std::string& prompt = step.first;
+    const std::string& answer = step.second;
     while (shown.find(prompt, seen) == std::string::npos) {
       REQUIRE_MESSAGE(read_some(), "no prompt '" << prompt << "'; the terminal showed:\n" << shown);
     }

@@ -57,7 +57,7 @@ struct Pair {
   [[nodiscard]] std::string metric(const std::string& kind, const std::string& partner) const {
     const std::string text = read_file(metrics);
     const std::string series =
-        "sqlpost_alert{site=\"hq\",partner=\"" + partner + "\",kind=\"" + kind + "\"} ";
+        R"(sqlpost_alert{site="hq",partner=")" + partner + R"(",kind=")" + kind + R"("} )";
     const auto at = text.find(series);
     REQUIRE_MESSAGE(at != std::string::npos, series << "\n" << text);
     return text.substr(at + series.size(), text.find('\n', at) - at - series.size());

@@ -38,7 +38,7 @@ std::size_t line_count(const std::string& text) {
 
 // A site with one published table and a file link, ready to run.
 std::string make_site(const TempDir& dir) {
-  const std::string db = dir.path("hq.db");
+  std::string db = dir.path("hq.db");
   sqlite_shell(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, a)");
   sqlpost_ok("init " + q(db) + " --site hq --address hq@hq.test");
   sqlpost_ok("config " + q(db) + " link=file file.dir=" + q(dir.path("mail")));

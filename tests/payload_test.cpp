@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <limits>
+#include <string_view>
 
 #include "replication/payload.h"
 #include "replication/payload_cbor.h"
@@ -391,7 +392,7 @@ TEST_CASE("the streamed layout is byte for byte what docs/format.md shows") {
   const auto bytes = encode_payload(p);
   std::string hex;
   for (const auto b : bytes) {
-    static constexpr char kDigits[] = "0123456789abcdef";
+    static constexpr std::string_view kDigits = "0123456789abcdef";
     hex += kDigits[b >> 4];
     hex += kDigits[b & 15];
     hex += ' ';

@@ -433,7 +433,7 @@ TEST_CASE(
     "applies nothing unauthenticated") {
   TempDir dir;
   Cluster c(dir, 1, 8, {});
-  c.log_retention = 7 * 86400;  // the hub can send again what r1 lost
+  c.log_retention = std::int64_t{7} * 86400;  // the hub can send again what r1 lost
   converge(c);
   Site& hub = c.site("hq");
   Site& r1 = c.site("r1");

@@ -31,7 +31,7 @@ void converge(Cluster& c, int rounds = 60) {
 }
 
 std::string backup(const TempDir& dir, const Site& site) {
-  const std::string copy = dir.path(site.name + "-backup.db");
+  std::string copy = dir.path(site.name + "-backup.db");
   std::filesystem::copy_file(site.path, copy);
   return copy;
 }

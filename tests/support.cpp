@@ -28,7 +28,8 @@ std::string render(const Value& v) {
     std::array<char, 64> buf{};
     std::uint64_t bits = 0;
     std::memcpy(&bits, &d, sizeof bits);
-    std::snprintf(buf.data(), buf.size(), "real:%016llx", static_cast<unsigned long long>(bits));
+    (void)std::snprintf(buf.data(), buf.size(), "real:%016llx",
+                        static_cast<unsigned long long>(bits));
     return buf.data();
   }
   if (const auto* t = std::get_if<Text>(&s)) {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/mail_reach_support.h"
@@ -28,7 +29,7 @@ struct Pop3Script {
 };
 
 ScriptedServer::Reply pop3_script(Pop3Script script) {
-  return [script](ScriptTurn& t) -> std::string {
+  return [script = std::move(script)](ScriptTurn& t) -> std::string {
     if (t.line == "CAPA") return "+OK\n" + script.capa + "\n.";
     if (starts(t.line, "USER")) return "+OK";
     if (starts(t.line, "PASS") || starts(t.line, "APOP")) return script.pass_reply;
@@ -47,7 +48,7 @@ struct SmtpScript {
 };
 
 ScriptedServer::Reply smtp_script(SmtpScript script) {
-  return [script](ScriptTurn& t) -> std::string {
+  return [script = std::move(script)](ScriptTurn& t) -> std::string {
     if (t.in_data) {
       if (t.line == ".") {
         t.in_data = false;
@@ -77,7 +78,7 @@ ScriptedServer::Reply smtp_script(SmtpScript script) {
 }
 
 ScriptedServer::Reply imap_script(std::string capabilities) {
-  return [capabilities](ScriptTurn& t) -> std::string {
+  return [capabilities = std::move(capabilities)](ScriptTurn& t) -> std::string {
     const std::string tag = t.line.substr(0, t.line.find(' '));
     const std::string command = t.line.substr(tag.size() + 1);
     if (starts(command, "CAPABILITY")) {

@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <exception>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -260,9 +261,9 @@ Options parse(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--rows") {
-      o.rows = std::atoi(argv[i + 1]);
+      o.rows = static_cast<int>(std::strtol(argv[i + 1], nullptr, 10));
     } else if (flag == "--repeat") {
-      o.repeat = std::atoi(argv[i + 1]);
+      o.repeat = static_cast<int>(std::strtol(argv[i + 1], nullptr, 10));
     } else if (flag == "--dir") {
       o.dir = argv[i + 1];
     } else if (flag == "--clock") {
@@ -272,9 +273,7 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int bench(int argc, char** argv) {
   sqlpost::bench::program_name() = "bench-apply";
   const Options o = parse(argc, argv);
   std::filesystem::create_directories(o.dir);
@@ -298,4 +297,15 @@ int main(int argc, char** argv) {
       "apply ratio = sqlpost apply speed / session apply speed (goal >= 1.0x); bytes "
       "ratio = sqlpost e-mail bytes / session changeset zstd+base64 (goal <= 1.0x)\n");
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return bench(argc, argv);
+  } catch (const std::exception& e) {
+    (void)std::fprintf(stderr, "bench-apply: %s\n", e.what());
+    return 1;
+  }
 }

@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -125,12 +126,12 @@ std::vector<std::uint8_t> blob_for(int i) {
 
 void bind_row(Statement& st, int i, int version) {
   st.bind(1, std::string_view("item name " + std::to_string(i)));
-  st.bind(2, static_cast<std::int64_t>(i % 1000 + version));
+  st.bind(2, std::int64_t{i % 1000} + version);
   st.bind(3, sqlpost::Value(i * 0.25 + version));
   st.bind(4, std::string_view(version == 0 ? "first note" : "changed note"));
   st.bind(5, static_cast<std::int64_t>(i & 1));
   st.bind(6, sqlpost::Value(sqlpost::Blob{blob_for(i + version)}));
-  st.bind(7, static_cast<std::int64_t>(1700000000 + i));
+  st.bind(7, std::int64_t{1700000000} + i);
 }
 
 using Phase = std::function<void(Database&, int rows)>;
@@ -172,11 +173,13 @@ std::vector<double> run_once(const Options& o, Setup setup) {
   if (setup == Setup::kSession) {
     sqlite3_session* raw = nullptr;
     if (sqlite3session_create(db.handle(), "main", &raw) != SQLITE_OK) {
-      std::fprintf(stderr, "bench-capture: the session extension is not available\n");
+      (void)std::fprintf(stderr, "bench-capture: the session extension is not available\n");
       std::exit(1);
     }
     session.reset(raw);
-    sqlite3session_attach(raw, "item");
+    if (sqlite3session_attach(raw, "item") != SQLITE_OK) {
+      sqlpost::bench::die("session", "cannot attach table item");
+    }
   }
   const std::vector<Phase> phases = {insert_rows, update_rows, delete_rows};
   std::vector<double> seconds;
@@ -202,9 +205,9 @@ Options parse(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--rows") {
-      o.rows = std::atoi(argv[i + 1]);
+      o.rows = static_cast<int>(std::strtol(argv[i + 1], nullptr, 10));
     } else if (flag == "--repeat") {
-      o.repeat = std::atoi(argv[i + 1]);
+      o.repeat = static_cast<int>(std::strtol(argv[i + 1], nullptr, 10));
     } else if (flag == "--dir") {
       o.dir = argv[i + 1];
     }
@@ -230,12 +233,12 @@ int main(int argc, char** argv) {
       }
     }
   }
-  const char* phases[] = {"INSERT", "UPDATE", "DELETE"};
+  const std::array<const char*, 3> phases = {"INSERT", "UPDATE", "DELETE"};
   std::printf("bench-capture: %d rows per phase, one transaction, best of %d, sqlite %s\n", o.rows,
               o.repeat, sqlite3_libversion());
   std::printf("%-7s %14s %14s %7s %14s %7s %14s %7s\n", "phase", "plain rows/s", "session rows/s",
               "ratio", "json rows/s", "ratio", "sqlpost rows/s", "ratio");
-  for (std::size_t p = 0; p < 3; ++p) {
+  for (std::size_t p = 0; p < phases.size(); ++p) {
     const double plain = best[Setup::kPlain][p];
     std::printf("%-7s %14.0f", phases[p], o.rows / plain);
     for (const Setup s : {Setup::kSession, Setup::kJson, Setup::kSqlpost}) {

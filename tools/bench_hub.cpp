@@ -29,7 +29,7 @@ using sqlpost::bench::must;
 using sqlpost::Database;
 using Clock = std::chrono::steady_clock;
 
-std::string quoted(const std::string& s) { return "'" + s + "'"; }
+std::string shell_quoted(const std::string& s) { return "'" + s + "'"; }
 
 struct Setup {
   std::string sqlpost;
@@ -39,8 +39,10 @@ struct Setup {
 
 // Seconds one `sqlpost ARGS` process took; exits the benchmark when it fails.
 double timed_sqlpost(const Setup& setup, const std::string& args, const std::string& log) {
-  const std::string command = quoted(setup.sqlpost) + " " + args + " >>" + quoted(log) + " 2>&1";
+  const std::string command =
+      shell_quoted(setup.sqlpost) + " " + args + " >>" + shell_quoted(log) + " 2>&1";
   const auto start = Clock::now();
+  // NOLINTNEXTLINE(cert-env33-c): the benchmark times the shell command a user would type
   const int rc = std::system(command.c_str());
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   if (rc != 0) {
@@ -55,11 +57,12 @@ std::string make_hub(const Setup& setup, int sites) {
   const std::string root = setup.dir + "/hub" + std::to_string(sites);
   std::filesystem::remove_all(root);
   std::filesystem::create_directories(root + "/mail");
-  const std::string hub = root + "/hub.db";
+  std::string hub = root + "/hub.db";
   const std::string log = root + "/sqlpost.log";
-  timed_sqlpost(setup, "init " + quoted(hub) + " --site hq --address hq@x.test", log);
-  timed_sqlpost(setup, "config " + quoted(hub) + " link=file file.dir=" + quoted(root + "/mail"),
-                log);
+  timed_sqlpost(setup, "init " + shell_quoted(hub) + " --site hq --address hq@x.test", log);
+  timed_sqlpost(
+      setup, "config " + shell_quoted(hub) + " link=file file.dir=" + shell_quoted(root + "/mail"),
+      log);
   Database db = must(Database::open(hub, Database::Mode::kReadWrite), "open");
   must(db.exec("CREATE TABLE customer(id INTEGER PRIMARY KEY, name TEXT, region TEXT)"), "schema");
   must(sqlpost::publish(db, {"sales", "customer", {}, "", "region", "incoming"}), "publish");
@@ -94,11 +97,12 @@ struct Figures {
 Figures run(const Setup& setup, int sites) {
   const std::string hub = make_hub(setup, sites);
   const std::string log = setup.dir + "/hub" + std::to_string(sites) + "/sqlpost.log";
-  timed_sqlpost(setup, "run " + quoted(hub) + " --once", log);  // the first run seeds key state
+  timed_sqlpost(setup, "run " + shell_quoted(hub) + " --once",
+                log);  // the first run seeds key state
   insert_customers(hub, sites, setup.changes);
   Figures f;
-  f.busy = timed_sqlpost(setup, "run " + quoted(hub) + " --once", log);
-  f.idle = timed_sqlpost(setup, "run " + quoted(hub) + " --once", log);
+  f.busy = timed_sqlpost(setup, "run " + shell_quoted(hub) + " --once", log);
+  f.idle = timed_sqlpost(setup, "run " + shell_quoted(hub) + " --once", log);
   return f;
 }
 

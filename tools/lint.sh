@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Checks formatting (clang-format) of every C++ file, then runs clang-tidy (every
 # warning is an error) on the files given, by default every .cpp of the modules
-# (agent, common, platform, replication, schema, transport) that the build compiles
-# (build/compile_commands.json). --all adds tests/ and tools/, which are not clean
-# yet (31 findings on 2026-12-02, listed in the closing note of that session).
-# Usage: tools/lint.sh [--all | FILE...]      rc 0 when clean
+# (agent, common, platform, replication, schema, transport), tests/ and tools/ that
+# the build compiles (build/compile_commands.json). --modules leaves out tests/ and
+# tools/ (quicker while working on a module); --all is the default, kept for callers.
+# Usage: tools/lint.sh [--all | --modules | FILE...]      rc 0 when clean
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -14,8 +14,11 @@ clang-format --dry-run --Werror "${all[@]}"
 echo "lint: clang-format clean (${#all[@]} files)"
 [ -f "$build/compile_commands.json" ] ||
   cmake -S . -B "$build" -G Ninja -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
-scope=(agent common platform replication schema transport)
-if [ "${1:-}" = "--all" ]; then scope+=(tests tools); shift; fi
+scope=(agent common platform replication schema transport tests tools)
+case "${1:-}" in
+  --all) shift ;;
+  --modules) scope=(agent common platform replication schema transport) && shift ;;
+esac
 if [ $# -gt 0 ]; then files=("$@"); else
   mapfile -t candidates < <(git ls-files "${scope[@]/%//*.cpp}")
   files=()
