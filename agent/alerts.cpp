@@ -243,9 +243,11 @@ std::string label(const std::string& value) {
 }
 
 // One sqlpost_alert series per partner and kind: "rejected" also for mail of no
-// known partner (partner ""), "log_size" only for the site.
+// known partner (partner ""), "log_size" only for the site, "stopped_below" for each
+// site below that reported its health (`below`), so that it reads 0 once cleared.
 std::string alert_series(const std::string& s, const std::vector<Alert>& alerts,
-                         const std::vector<Partner>& partners) {
+                         const std::vector<Partner>& partners,
+                         const std::vector<StoredHealth>& below) {
   const auto active = [&](const std::string& kind, const std::string& partner) {
     return std::ranges::any_of(
                alerts, [&](const Alert& a) { return a.kind == kind && a.partner == partner; })
@@ -269,6 +271,10 @@ std::string alert_series(const std::string& s, const std::vector<Alert>& alerts,
           << active(kind, name) << "\n";
     }
   }
+  for (const auto& [h, received_at] : below) {
+    out << "sqlpost_alert{" << s << ",partner=\"" << label(h.site) << "\",kind=\"stopped_below\"} "
+        << active("stopped_below", h.site) << "\n";
+  }
   return out.str();
 }
 
@@ -288,7 +294,8 @@ Result<std::string> metrics_text(Database& db, std::int64_t now, int last_exit_c
   out << "sqlpost_alerts{" << s << "} " << alerts.size() << "\n";
   metric("sqlpost_alert", "gauge", "1 while an alert of this kind is in force for the partner.");
   SQLPOST_TRY_ASSIGN(const auto partners, load_partners(db));
-  out << alert_series(s, alerts, partners);
+  SQLPOST_TRY_ASSIGN(const auto below, load_hierarchy(db));
+  out << alert_series(s, alerts, partners, below);
   SQLPOST_TRY_ASSIGN(
       Statement st,
       db.prepare("SELECT p.name, ifnull(s.last_received_at, 0), ifnull(s.last_sent_at, 0), (SELECT "

@@ -16,12 +16,7 @@
 namespace sqlpost {
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using test::read_file;
 
 // Sends stderr (fd 2) to a file for its lifetime.
 class StderrCapture {

@@ -491,11 +491,26 @@ TEST_CASE("stopped_below: a leaf's stopped stream is seen at the hub, mailed rai
   rounds_until(hub_alert);
   const auto status = run_sqlpost("status " + q(d.hub));
   CHECK_MESSAGE(status.output.find("leaf (via site1)") != std::string::npos, status.output);
-  CHECK(run_sqlpost("run " + q(d.hub) + " --once").exit_code == 10);  // an alert in force
+  CHECK_MESSAGE(status.output.find("ALERT stopped_below: ") != std::string::npos, status.output);
+  const std::string metrics = d.dir.path("hq.prom");
+  const auto metric = [&] {
+    const std::string text = read_file(metrics);
+    const std::string series = R"(sqlpost_alert{site="hq",partner="leaf",kind="stopped_below"} )";
+    const auto at = text.find(series);
+    REQUIRE_MESSAGE(at != std::string::npos, text);
+    return text.substr(at + series.size(), 1);
+  };
+  const auto hub_run = [&] {
+    return run_sqlpost("run " + q(d.hub) + " --once --metrics " + q(metrics)).exit_code;
+  };
+  CHECK(hub_run() == 10);  // an alert in force
+  CHECK(metric() == "1");
   // The fix, by hand at the leaf: its stream goes on, its next report clears the alert.
   sqlite_shell(leaf, "DROP TRIGGER refuse");
   sqlite_shell(leaf, "INSERT INTO customer VALUES (3044, 'after the fix', 'east', 1, NULL)");
   rounds_until([&] { return !hub_alert(); });
+  CHECK(hub_run() == 0);
+  CHECK(metric() == "0");
   wait_for_mail("probe", 2);
   const std::string notices = notices_for("probe");
   CHECK_MESSAGE(

@@ -22,13 +22,6 @@ namespace {
 
 std::string q(const std::string& s) { return shell_quote(s); }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 struct Pair {
   TempDir dir;
   std::string hub = dir.path("hq.db");

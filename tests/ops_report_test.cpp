@@ -23,13 +23,6 @@ namespace {
 
 std::string q(const std::string& s) { return shell_quote(s); }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // What a hostile child could report about a site below it: markup everywhere.
 constexpr const char* kHostileSite = "<script>alert(\"x\")</script>";
 constexpr const char* kHostileVersion = "1.0\"><img src=x onerror=alert(1)>";

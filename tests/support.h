@@ -34,6 +34,8 @@ CommandResult run_command(const std::string& command_line);
 // Runs the sqlpost binary under test with the given arguments (already quoted).
 CommandResult run_sqlpost(const std::string& arguments);
 std::string shell_quote(const std::string& text);
+// The whole content of the file at `path` (empty when it cannot be read).
+std::string read_file(const std::string& path);
 
 // Runs sqlpost with `arguments` and REQUIREs exit code 0 (prints the output if not).
 void sqlpost_ok(const std::string& arguments);
