@@ -202,7 +202,13 @@ Result<PairKeys> opening_keys(Database& db, const std::string& site) {
   SQLPOST_TRY_ASSIGN(const auto others, rotation_keys(db, site));
   out.keys.insert(out.keys.end(), others.begin(), others.end());
   SQLPOST_TRY_ASSIGN(const RekeyState r, load_rekey_state(db, site));
-  if (!r.state.empty()) {
+  if (r.state.empty()) {
+    // The other end: this site may be the one restored from a backup taken before a
+    // rotation, and so never heard of it.
+    out.hint = " (if this database was restored from a backup and " + site +
+               " rotated the pair's key after that backup was taken, this site no longer has "
+               "the key: set the pair's key again by hand, docs/operations.md \"Key rotation\")";
+  } else {
     out.hint = " (the key shared with " + site + " was rotated (" + r.state +
                "); late copies of mail sealed under a key forgotten since fail like this. If it "
                "keeps failing, " +

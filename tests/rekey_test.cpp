@@ -467,6 +467,10 @@ TEST_CASE(
             .find("set the pair's key "
                   "again") != std::string::npos);
   CHECK(text_of(*hub.db, "SELECT name FROM item WHERE id = 1000041").empty());
+  // r1 never heard of the rotation, yet its reason points at the same fix.
+  const std::string r1_reason = text_of(*r1.db, "SELECT reason FROM sqlpost_rejected LIMIT 1");
+  CHECK_MESSAGE(r1_reason.find("restored from a backup") != std::string::npos, r1_reason);
+  CHECK_MESSAGE(r1_reason.find("set the pair's key again by hand") != std::string::npos, r1_reason);
 
   // Re-keyed by hand (`sqlpost site key hq.db r1 --export F`, then `sqlpost site key
   // r1.db hq --import F`): r1's outbox is sealed again under the hub's key, the mail
