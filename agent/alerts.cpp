@@ -262,18 +262,19 @@ std::string alert_series(const std::string& s, const std::vector<Alert>& alerts,
       {"silent", false},  {"unacknowledged", false}, {"stopped", false}, {"re-extract", false},
       {"rejected", true}, {"bounced", false},        {"log_size", true}};
   std::ostringstream out;
+  const auto series = [&](const std::string& name, const std::string& kind) {
+    out << "sqlpost_alert{" << s << ",partner=\"" << label(name) << "\",kind=\"" << kind << "\"} "
+        << active(kind, name) << "\n";
+  };
   for (const auto& name : names) {
     for (const auto& [kind, site_wide] : kinds) {
-      if (name.empty() != site_wide && kind != "rejected") {
-        continue;
+      if (name.empty() == site_wide || kind == "rejected") {
+        series(name, kind);
       }
-      out << "sqlpost_alert{" << s << ",partner=\"" << label(name) << "\",kind=\"" << kind << "\"} "
-          << active(kind, name) << "\n";
     }
   }
   for (const auto& [h, received_at] : below) {
-    out << "sqlpost_alert{" << s << ",partner=\"" << label(h.site) << "\",kind=\"stopped_below\"} "
-        << active("stopped_below", h.site) << "\n";
+    series(h.site, "stopped_below");
   }
   return out.str();
 }

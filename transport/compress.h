@@ -4,7 +4,8 @@
 // Contract: compress() produces one zstd frame. decompress() never produces more
 // than `max_output` bytes (kLimitExceeded otherwise, before allocating more), and
 // rejects truncated, trailing or malformed input with kCorruption. Each ZSTD
-// context is owned by a unique_ptr with its free function. Compressor and
+// context is owned by a unique_ptr with its free function; a Compressor's context,
+// once done, is reset and kept for the thread's next Compressor. Compressor and
 // Decompressor do the same piece by piece, so that a message of any size streams
 // through a bounded amount of memory.
 #pragma once
@@ -48,7 +49,9 @@ class Compressor {
 
   std::unique_ptr<ZSTD_CCtx_s, CtxFree> ctx_;
   ByteSink sink_;
-  std::vector<std::uint8_t> out_;
+  std::size_t out_size_;
+  // Not cleared: zstd writes each byte before it is read (a vector would clear it).
+  std::unique_ptr<std::uint8_t[]> out_;  // NOLINT(modernize-avoid-c-arrays)
 };
 
 // One zstd frame read piece by piece, with the same window bound as decompress().
