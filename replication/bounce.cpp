@@ -13,18 +13,18 @@ namespace {
 using DecidedRows = std::map<std::pair<std::string, std::string>, Row>;  // (table, key) -> key
 
 Result<DecidedRows> load_decided_rows(Database& db, const std::string& site) {
-  SQLPOST_TRY_ASSIGN(Statement st,
-                     db.prepare("SELECT table_name, row_key, value FROM sqlpost_bounce WHERE "
-                                "site = ? AND sent_in IS NULL ORDER BY table_name, row_key, "
-                                "position"));
-  st.bind(1, site);
+  SQLPOST_TRY_ASSIGN(Statement * st,
+                     db.cached("SELECT table_name, row_key, value FROM sqlpost_bounce WHERE "
+                               "site = ? AND sent_in IS NULL ORDER BY table_name, row_key, "
+                               "position"));
+  st->bind(1, site);
   DecidedRows rows;
   for (;;) {
-    SQLPOST_TRY_ASSIGN(const bool row, st.step());
+    SQLPOST_TRY_ASSIGN(const bool row, st->step());
     if (!row) {
       break;
     }
-    rows[{st.column_text(0), st.column_text(1)}].push_back(st.column(2));
+    rows[{st->column_text(0), st->column_text(1)}].push_back(st->column(2));
   }
   return rows;
 }

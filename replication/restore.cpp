@@ -234,17 +234,18 @@ std::vector<std::uint8_t> stream_start_identity() {
 }
 
 Result<std::vector<std::uint8_t>> applied_identity(Database& db, const std::string& site) {
-  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT applied_digest, applied_seq FROM "
-                                              "sqlpost_streams WHERE site = ?"));
-  st.bind(1, site);
-  SQLPOST_TRY_ASSIGN(const bool row, st.step());
-  if (!row) {
-    return std::vector<std::uint8_t>{};
+  SQLPOST_TRY_ASSIGN(Statement * st, db.cached("SELECT applied_digest, applied_seq FROM "
+                                               "sqlpost_streams WHERE site = ?"));
+  st->bind(1, site);
+  SQLPOST_TRY_ASSIGN(const bool row, st->step());
+  std::vector<std::uint8_t> identity;
+  if (row && st->column_is_null(0) && st->column_int(1) == 0) {
+    identity = stream_start_identity();
+  } else if (row) {
+    identity = blob_bytes(st->column(0));
   }
-  if (st.column_is_null(0) && st.column_int(1) == 0) {
-    return stream_start_identity();
-  }
-  return blob_bytes(st.column(0));
+  st->reset();
+  return identity;
 }
 
 Result<std::vector<std::uint8_t>> sent_identity(Database& db, const std::string& site,
@@ -258,12 +259,14 @@ Result<std::vector<std::uint8_t>> sent_identity(Database& db, const std::string&
 
 Result<std::vector<std::uint8_t>> chain_identity(Database& db, const std::string& site,
                                                  std::int64_t next_seq) {
-  SQLPOST_TRY_ASSIGN(Statement st, db.prepare("SELECT digest FROM sqlpost_sent WHERE site = ? AND "
-                                              "seq < ? ORDER BY seq DESC LIMIT 1"));
-  st.bind(1, site).bind(2, next_seq);
-  SQLPOST_TRY_ASSIGN(const bool row, st.step());
+  SQLPOST_TRY_ASSIGN(Statement * st, db.cached("SELECT digest FROM sqlpost_sent WHERE site = ? AND "
+                                               "seq < ? ORDER BY seq DESC LIMIT 1"));
+  st->bind(1, site).bind(2, next_seq);
+  SQLPOST_TRY_ASSIGN(const bool row, st->step());
   if (row) {
-    return blob_bytes(st.column(0));
+    auto digest = blob_bytes(st->column(0));
+    st->reset();
+    return digest;
   }
   // Nothing built before it that the partner applied: it starts the stream.
   SQLPOST_TRY_ASSIGN(Statement acked,
@@ -337,12 +340,14 @@ Result<bool> recovery_needs_extract(Database& db, const std::string& site) {
 }
 
 Result<bool> partner_needs_extract(Database& db, const std::string& site) {
-  SQLPOST_TRY_ASSIGN(Statement st,
-                     db.prepare("SELECT count(*) FROM sqlpost_streams WHERE site = ? AND "
-                                "recovery IS NOT NULL AND recovery_ack IS NULL"));
-  st.bind(1, site);
-  SQLPOST_TRY(st.step());
-  return st.column_int(0) > 0;
+  SQLPOST_TRY_ASSIGN(Statement * st,
+                     db.cached("SELECT count(*) FROM sqlpost_streams WHERE site = ? AND "
+                               "recovery IS NOT NULL AND recovery_ack IS NULL"));
+  st->bind(1, site);
+  SQLPOST_TRY(st->step());
+  const bool needs = st->column_int(0) > 0;
+  st->reset();
+  return needs;
 }
 
 Result<std::string> begin_own_recovery(Database& db, const Partner& partner, const Payload& payload,

@@ -16,14 +16,17 @@ namespace {
 Result<std::int64_t> still_needed_from(Database& db, const Partner& p) {
   const std::string acked =
       p.relation == Relation::kParent ? "min(t.acked_seq, t.seen_ack)" : "t.acked_seq";
-  SQLPOST_TRY_ASSIGN(Statement st,
-                     db.prepare("SELECT min(s.from_epoch) FROM sqlpost_sent s JOIN "
-                                "sqlpost_streams t ON t.site = s.site WHERE s.site = ? AND s.seq "
-                                "> " +
-                                acked));
-  st.bind(1, p.name);
-  SQLPOST_TRY(st.step());
-  return st.column_is_null(0) ? p.sent_epoch : std::min(p.sent_epoch, st.column_int(0));
+  SQLPOST_TRY_ASSIGN(Statement * st,
+                     db.cached("SELECT min(s.from_epoch) FROM sqlpost_sent s JOIN "
+                               "sqlpost_streams t ON t.site = s.site WHERE s.site = ? AND s.seq "
+                               "> " +
+                               acked));
+  st->bind(1, p.name);
+  SQLPOST_TRY(st->step());
+  const std::int64_t needed =
+      st->column_is_null(0) ? p.sent_epoch : std::min(p.sent_epoch, st->column_int(0));
+  st->reset();
+  return needed;
 }
 
 Result<std::int64_t> pruned_epoch(Database& db) {

@@ -19,9 +19,8 @@ Result<> RunContext::load() {
   SQLPOST_TRY_ASSIGN(const auto list, load_partners(db));
   for (const auto& p : list) {
     partners.emplace(p.name, p);
-    SQLPOST_TRY(streams.ensure(p.name));
   }
-  return success();
+  return streams.ensure_all();
 }
 
 std::int64_t RunContext::now() const { return options.now ? options.now() : system_now(); }

@@ -20,23 +20,17 @@ constexpr std::size_t kSendBatch = 256;
 }  // namespace
 
 Result<std::vector<OutboxPart>> Sender::due_parts(const std::string& site) {
-  SQLPOST_TRY_ASSIGN(Statement st,
-                     run_.db.prepare("SELECT seq, part, length(mail), parts, sent_count FROM "
-                                     "sqlpost_outbox "
-                                     "WHERE site = ? AND "
-                                     "(last_sent_at IS NULL OR last_sent_at <= ?) ORDER BY seq, "
-                                     "part"));
-  st.bind(1, site).bind(2, run_.now() - run_.options.resend_timeout);
-  std::vector<OutboxPart> parts;
-  for (;;) {
-    SQLPOST_TRY_ASSIGN(const bool row, st.step());
-    if (!row) {
-      break;
-    }
-    parts.push_back(
-        {st.column_int(0), st.column_int(1), st.column_int(2), st.column_int(3), st.column_int(4)});
-  }
-  return parts;
+  SQLPOST_TRY_ASSIGN(Statement * st,
+                     run_.db.cached("SELECT seq, part, length(mail), parts, sent_count FROM "
+                                    "sqlpost_outbox "
+                                    "WHERE site = ? AND "
+                                    "(last_sent_at IS NULL OR last_sent_at <= ?) ORDER BY seq, "
+                                    "part"));
+  st->bind(1, site).bind(2, run_.now() - run_.options.resend_timeout);
+  return st->rows([](const Statement& row) {
+    return OutboxPart{row.column_int(0), row.column_int(1), row.column_int(2), row.column_int(3),
+                      row.column_int(4)};
+  });
 }
 
 Result<std::string> Sender::stored_mail(const std::string& site, const OutboxPart& p) {

@@ -66,8 +66,14 @@ Result<> Streams::run(const std::string& sql, const std::string& site, std::int6
   return st->run();
 }
 
-Result<> Streams::ensure(const std::string& site) {
-  return run("INSERT OR IGNORE INTO sqlpost_streams(site) VALUES (?1)", site);
+Result<> Streams::ensure_all() {
+  SQLPOST_TRY_ASSIGN(const std::int64_t missing,
+                     db_.query_int("SELECT count(*) FROM sqlpost_sites WHERE name NOT IN (SELECT "
+                                   "site FROM sqlpost_streams)"));
+  if (missing == 0) {
+    return success();  // the usual case: no write at all
+  }
+  return db_.exec("INSERT OR IGNORE INTO sqlpost_streams(site) SELECT name FROM sqlpost_sites");
 }
 
 Result<Stream> Streams::load(const std::string& site) {

@@ -4,7 +4,7 @@
 // Contract: Streams reads and updates one row per partner site, each change a
 // named operation with explicit parameters (no SQL is assembled from pieces).
 // Every call works in the caller's transaction, if any, and changes nothing when
-// the site has no row (ensure() creates it). Errors are SQLite's (Errc::kDatabase,
+// the site has no row (ensure_all() creates it). Errors are SQLite's (Errc::kDatabase,
 // Errc::kBusy). Not thread-safe: it uses the connection's cached statements.
 // load_stream_states() (declared in engine.h, for status) is implemented here.
 #pragma once
@@ -33,8 +33,9 @@ class Streams {
  public:
   explicit Streams(Database& db) : db_(db) {}
 
-  // Creates the site's row (a new stream) unless it exists.
-  Result<> ensure(const std::string& site);
+  // Creates the row (a new stream) of every partner site that has none, in one
+  // statement (one write, and none when every partner has its row).
+  Result<> ensure_all();
   // Errc::kInternal when the site has no row.
   Result<Stream> load(const std::string& site);
 
