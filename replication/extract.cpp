@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "platform/files.h"
@@ -59,60 +60,70 @@ Result<std::set<std::string>> drop_unpublished(Database& hub, Database& out,
   return dropped;
 }
 
-// The table as at the hub, without the columns it does not publish, then its indexes
-// (an index on a dropped column is left out).
-Result<> create_table(Database& hub, Database& out, const std::string& table) {
-  SQLPOST_TRY_ASSIGN(const auto statements, table_schema_statements(hub, table));
+// The table as at the hub, without the columns it does not publish; returns what
+// creates its indexes, run once the rows are in (cheaper than keeping them up to date
+// row by row).
+Result<std::vector<std::string>> create_table(Database& hub, Database& out,
+                                              const std::string& table) {
+  SQLPOST_TRY_ASSIGN(auto statements, table_schema_statements(hub, table));
   SQLPOST_TRY(out.exec(statements.front()));
   SQLPOST_TRY_ASSIGN(const auto dropped, drop_unpublished(hub, out, table));
+  if (!dropped.empty()) {
+    statements.front().clear();  // marks that an index on a dropped column is left out
+  }
+  return statements;
+}
+
+// The indexes of the tables made by create_table() (an index on a column dropped
+// there is left out).
+Result<> create_indexes(Database& out, const std::vector<std::string>& statements) {
+  const bool columns_dropped = statements.front().empty();
   for (std::size_t i = 1; i < statements.size(); ++i) {
     auto created = out.exec(statements[i]);
-    if (!created.ok() && dropped.empty()) {
+    if (!created.ok() && !columns_dropped) {
       return created;
     }
   }
   return success();
 }
 
-// The rows of `table` the site subscribes to (`filter`: SubsetFilter::row_filter).
-Result<std::size_t> copy_rows(Database& hub, Database& out, const std::string& table,
-                              const std::string& filter) {
-  SQLPOST_TRY_ASSIGN(const CaptureLayout layout, capture_layout_for(hub, table));
-  std::string published;  // only the captured columns leave the hub
-  for (const auto& column : layout.columns) {
-    published += (published.empty() ? "" : ", ") + quote_identifier(column);
-  }
-  auto prepared =
-      hub.prepare("SELECT " + published + " FROM " + quote_identifier(table) + " WHERE " + filter);
-  if (!prepared.ok()) {
-    return make_error(Errc::kConfig, "the subset of '" + table + "' cannot be selected (" +
-                                         prepared.error().message +
-                                         "); check the article's --where / --subscribe-by");
-  }
-  Statement read = std::move(prepared).value();
-  const int n = read.column_count();
-  std::string params;
-  for (int i = 0; i < n; ++i) {
-    params += i == 0 ? "?" : ", ?";
-  }
-  std::string names;
-  for (int i = 0; i < n; ++i) {
-    names += (i == 0 ? "" : ", ") + quote_identifier(read.column_name(i));
-  }
-  SQLPOST_TRY_ASSIGN(Statement write, out.prepare("INSERT INTO " + quote_identifier(table) + " (" +
-                                                  names + ") VALUES (" + params + ")"));
+// Copies the rows the site subscribes to into the new file in one statement per
+// table (`filters`: table -> SubsetFilter::row_filter). A connection of its own opens
+// the hub as `main`, so that the unqualified names in --where and --subscribe-by
+// subqueries mean the hub's tables, and attaches the new file: its transaction writes
+// only the new file. The hub connection holds the write lock meanwhile (the epoch is
+// cut, not committed), so the rows read are those the cut covers.
+Result<std::size_t> copy_rows(Database& hub, const std::string& file,
+                              const std::map<std::string, std::string>& filters) {
+  SQLPOST_TRY_ASSIGN(Database copier, Database::open(hub.path(), Database::Mode::kReadWrite));
+  SQLPOST_TRY_ASSIGN(Statement attach, copier.prepare("ATTACH ?1 AS sqlpost_new"));
+  attach.bind(1, file);
+  SQLPOST_TRY(attach.run());
+  // The file is not published before the last transaction on it, made with the
+  // default durability, has committed: no journal for the bulk copy.
+  SQLPOST_TRY(copier.exec("PRAGMA sqlpost_new.journal_mode = OFF"));
+  SQLPOST_TRY(copier.exec("PRAGMA sqlpost_new.synchronous = OFF"));
+  SQLPOST_TRY_ASSIGN(Transaction tx, Transaction::begin(copier, Transaction::Kind::kDeferred));
   std::size_t rows = 0;
-  for (;;) {
-    SQLPOST_TRY_ASSIGN(const bool row, read.step());
-    if (!row) {
-      break;
+  for (const auto& [table, filter] : filters) {
+    SQLPOST_TRY_ASSIGN(const CaptureLayout layout, capture_layout_for(hub, table));
+    std::string published;  // only the captured columns leave the hub
+    for (const auto& column : layout.columns) {
+      published += (published.empty() ? "" : ", ") + quote_identifier(column);
     }
-    for (int i = 0; i < n; ++i) {
-      write.bind(i + 1, read.column(i));
+    const std::string name = quote_identifier(table);
+    std::string sql = "INSERT INTO sqlpost_new." + name;
+    sql.append(" (").append(published).append(") SELECT ").append(published);
+    sql.append(" FROM main.").append(name).append(" WHERE ").append(filter);
+    auto copied = copier.exec(sql);
+    if (!copied.ok()) {
+      return make_error(Errc::kConfig, "the subset of '" + table + "' cannot be copied (" +
+                                           copied.error().message +
+                                           "); check the article's --where / --subscribe-by");
     }
-    SQLPOST_TRY(write.run());
-    ++rows;
+    rows += static_cast<std::size_t>(copier.changes());
   }
+  SQLPOST_TRY(tx.commit());
   return rows;
 }
 
@@ -186,14 +197,21 @@ Result<ExtractSummary> fill(Database& hub, Database& out, const std::string& sit
     tables.insert(a.table);
   }
   SQLPOST_TRY_ASSIGN(const SubsetFilter subset, SubsetFilter::load(hub, partner));
+  std::map<std::string, std::string> filters;
+  std::vector<std::vector<std::string>> indexes;
   for (const auto& table : tables) {
-    SQLPOST_TRY(create_table(hub, out, table));
-    SQLPOST_TRY_ASSIGN(const std::size_t rows,
-                       copy_rows(hub, out, table, subset.row_filter(table)));
-    summary.rows += rows;
-    ++summary.tables;
+    SQLPOST_TRY_ASSIGN(auto statements, create_table(hub, out, table));
+    indexes.push_back(std::move(statements));
+    filters[table] = subset.row_filter(table);
+  }
+  SQLPOST_TRY_ASSIGN(summary.rows, copy_rows(hub, out.path(), filters));
+  summary.tables = tables.size();
+  SQLPOST_TRY_ASSIGN(Transaction out_tx, Transaction::begin(out));
+  for (const auto& statements : indexes) {
+    SQLPOST_TRY(create_indexes(out, statements));
   }
   SQLPOST_TRY(write_remote_metadata(hub, out, parent, partner, articles));
+  SQLPOST_TRY(out_tx.commit());
   SQLPOST_TRY(reset_delivery_state(hub, site, summary.epoch));
   return summary;
 }
@@ -212,9 +230,7 @@ Result<ExtractSummary> extract_site(Database& db, const std::string& site,
   Result<ExtractSummary> summary = [&]() -> Result<ExtractSummary> {
     Database out = std::move(opened).value();
     SQLPOST_TRY_ASSIGN(Transaction hub_tx, Transaction::begin(db));
-    SQLPOST_TRY_ASSIGN(Transaction out_tx, Transaction::begin(out));
     SQLPOST_TRY_ASSIGN(ExtractSummary s, fill(db, out, site));
-    SQLPOST_TRY(out_tx.commit());
     // The file is complete and closed before the hub commits its new position.
     SQLPOST_TRY(platform::link_new(temp, output));
     auto committed = hub_tx.commit();

@@ -253,6 +253,45 @@ TEST_CASE("a column subset: unpublished columns never leave the hub, not even at
                   "'salary'") == 0);  // the table has only the published columns
 }
 
+TEST_CASE("extraction reads a --where subquery against the hub's rows, in either journal mode") {
+  for (const std::string mode : {"DELETE", "WAL"}) {
+    CAPTURE(mode);
+    TempDir dir;
+    Database hub = open_db(dir.path("hq.db"));
+    exec(hub, "PRAGMA journal_mode = " + mode);
+    exec(hub,
+         "CREATE TABLE customer(id INTEGER PRIMARY KEY, region TEXT, vip INTEGER);"
+         "CREATE TABLE orders(id INTEGER PRIMARY KEY, customer_id INTEGER, amount INTEGER);"
+         "INSERT INTO customer VALUES (1, 'east', 1), (2, 'east', 0), (3, 'west', 1);"
+         "INSERT INTO orders VALUES (10, 1, 5), (11, 2, 6), (12, 3, 7), (13, 3, 8);");
+    must(create_site_tables(hub));
+    must(init_site(hub, LocalSite{"hq", "hq@x.test", Role::kConsolidated, ""}));
+    must(publish(hub, Article{"p", "customer", {}, "region = 'east'", "", "incoming"}));
+    // The orders of every VIP customer, the west one included: the subquery must see
+    // the hub's customers, not the east ones the new file holds.
+    must(publish(hub, Article{"p",
+                              "orders",
+                              {},
+                              "customer_id IN (SELECT id FROM customer WHERE vip = 1)",
+                              "",
+                              "incoming"}));
+    must(add_partner(hub, Partner{"shop", "shop@x.test", Relation::kChild,
+                                  std::vector<std::uint8_t>(32, 7), 0}));
+    must(subscribe(hub, Subscription{"shop", "p", ""}));
+    const auto extracted = extract_site(hub, "shop", dir.path("shop.db"));
+    REQUIRE_MESSAGE(extracted.ok(), (extracted.ok() ? "" : extracted.error().message));
+    CHECK(extracted->rows == 5);
+    Database shop = open_db(dir.path("shop.db"));
+    CHECK(
+        query_int(shop, "SELECT group_concat(id, '') FROM (SELECT id FROM customer ORDER BY id)") ==
+        12);
+    CHECK(query_int(shop, "SELECT count(*) FROM orders WHERE id IN (10, 12, 13)") == 3);
+    CHECK(query_int(shop, "SELECT count(*) FROM orders") == 3);
+    CHECK(run_command("sqlite3 " + shell_quote(dir.path("shop.db")) + " 'PRAGMA integrity_check'")
+              .output == "ok\n");
+  }
+}
+
 TEST_CASE("extraction takes exactly the subscribed rows") {
   TempDir dir;
   Sales sales(dir, 1, {});
