@@ -49,6 +49,17 @@ Result<std::string> Sender::stored_mail(const std::string& site, const OutboxPar
 
 // A permanent refusal (5xx: unknown recipient, message too big) is not retried
 // every run: the part waits resend_timeout, and the report says what to fix.
+// A write of the part's outbox row for after the flush: `sql` binds the time now,
+// then the site, sequence number and part.
+std::function<Result<>()> Sender::outbox_update(const char* sql, const std::string& site,
+                                                const OutboxPart& p) {
+  return [this, sql, site, seq = p.seq, part = p.part, at = run_.now()]() -> Result<> {
+    SQLPOST_TRY_ASSIGN(Statement * st, run_.db.cached(sql));
+    st->bind(1, at).bind(2, site).bind(3, seq).bind(4, part);
+    return st->run();
+  };
+}
+
 Result<> Sender::hold_refused_part(const Partner& partner, const OutboxPart& p,
                                    const Error& refusal) {
   run_.report.problems.push_back(
@@ -67,14 +78,9 @@ Result<> Sender::hold_refused_part(const Partner& partner, const OutboxPart& p,
               .bytes = p.mail_bytes,
               .detail = refusal.message});
   return record_after_send(
-      [this, site = partner.name, seq = p.seq, part = p.part, at = run_.now()]() -> Result<> {
-        SQLPOST_TRY_ASSIGN(
-            Statement * st,
-            run_.db.cached("UPDATE sqlpost_outbox SET last_sent_at = ? WHERE site = ? AND "
-                           "seq = ? AND part = ?"));
-        st->bind(1, at).bind(2, site).bind(3, seq).bind(4, part);
-        return st->run();
-      },
+      outbox_update("UPDATE sqlpost_outbox SET last_sent_at = ? WHERE site = ? AND seq = ? AND "
+                    "part = ?",
+                    partner.name, p),
       false);
 }
 
@@ -183,14 +189,9 @@ Result<bool> Sender::send_outbox(const Partner& partner) {
                                   partner.address + ">");
     ++unflushed_parts_;  // counted and reported above, taken back if the flush fails
     SQLPOST_TRY(record_after_send(
-        [this, site = partner.name, seq = p.seq, part = p.part, at = run_.now()]() -> Result<> {
-          SQLPOST_TRY_ASSIGN(
-              Statement * st,
-              run_.db.cached("UPDATE sqlpost_outbox SET sent_count = sent_count + 1, "
-                             "last_sent_at = ? WHERE site = ? AND seq = ? AND part = ?"));
-          st->bind(1, at).bind(2, site).bind(3, seq).bind(4, part);
-          return st->run();
-        }));
+        outbox_update("UPDATE sqlpost_outbox SET sent_count = sent_count + 1, last_sent_at = ? "
+                      "WHERE site = ? AND seq = ? AND part = ?",
+                      partner.name, p)));
     if (flush_failed_) {
       return false;
     }

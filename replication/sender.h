@@ -51,6 +51,8 @@ class Sender {
   Result<std::vector<OutboxPart>> due_parts(const std::string& site);
   Result<std::string> stored_mail(const std::string& site, const OutboxPart& p);
   Result<> hold_refused_part(const Partner& partner, const OutboxPart& p, const Error& refusal);
+  std::function<Result<>()> outbox_update(const char* sql, const std::string& site,
+                                          const OutboxPart& p);
   // `sent`: the step records a mail handed to the link (written only once the link
   // flushed it); a refused part's hold is written in any case.
   Result<> record_after_send(std::function<Result<>()> step, bool sent = true);
