@@ -6,10 +6,11 @@
 // CREATE INDEX statements) and their rows, the sqlpost tables with the remote's
 // identity (role remote, parent = this site), the parent as its partner with the
 // pair's key, the same articles (so its own changes are captured), and the
-// non-secret link parameters. Everything is read inside one write transaction on
-// the consolidated database that also closes an epoch and sets the site's send
-// position to it, so every change is either in the file or sent later — never
-// both, never neither. Re-extracting a site resets its delivery state.
+// non-secret link parameters. Everything is read while one write transaction on
+// the consolidated database closes an epoch and sets the site's send position to
+// it (the rows through a second, reading connection that attaches the new file:
+// docs/protocol.md, "Extraction"), so every change is either in the file or sent
+// later — never both, never neither. Re-extracting a site resets its delivery state.
 #pragma once
 
 #include <string>
