@@ -1,5 +1,9 @@
 #include "replication/preparer.h"
 
+#include <algorithm>
+#include <memory>
+#include <optional>
+
 #include "replication/bounce.h"
 #include "replication/mail_bounces.h"
 #include "replication/message_control.h"
@@ -74,25 +78,40 @@ void Preparer::warn_if_over_limits(const Partner& partner, std::int64_t seq, std
 }
 
 // The message's e-mails into the outbox, straight from the spool: the payload is
-// compressed once to learn |C| and its digest (every envelope names them), then
-// again as the parts are sealed, one part in memory at a time. zstd gives the
-// same bytes for the same input; the second digest is checked all the same.
+// compressed once to learn |C| and its digest (every envelope names them). A C of
+// at most kKeepCompressed bytes (most messages of a busy hub: a few changes each)
+// is kept and sealed from memory. A bigger one is compressed again as the parts
+// are sealed, one part in memory at a time: zstd gives the same bytes for the same
+// input, and the second digest is checked all the same.
 Result<Preparer::Stored> Preparer::store_parts(const Partner& partner, std::int64_t seq,
                                                SpooledBody& body, const Payload& head) {
+  constexpr std::size_t kKeepCompressed = std::size_t{1} << 20;
   SQLPOST_TRY_ASSIGN(const PairKeys keys, opening_keys(run_.db, partner.name));
   const transport::Key& key = keys.keys.front();  // the sealing key (replication/rekey.h)
-  SQLPOST_TRY_ASSIGN(auto measured_payload, body.payload(head));
-  SQLPOST_TRY_ASSIGN(const transport::CompressedMessage message,
-                     transport::measure_compressed(*measured_payload));
-  SQLPOST_TRY_ASSIGN(auto payload, body.payload(head));
-  transport::CompressingSource compressed(*payload);
+  const std::size_t max_bytes = max_message_bytes_for(run_, partner.name);
+  transport::MeasuredMessage measured;
+  {
+    SQLPOST_TRY_ASSIGN(auto measured_payload, body.payload(head));
+    SQLPOST_TRY_ASSIGN(measured, transport::measure_compressed(
+                                     *measured_payload, std::min(max_bytes, kKeepCompressed)));
+  }
+  std::unique_ptr<ByteSource> payload;
+  std::optional<transport::CompressingSource> again;
+  std::optional<SpanSource> kept;
+  ByteSource* compressed = nullptr;
+  if (measured.kept) {
+    compressed = &kept.emplace(*measured.kept);
+  } else {
+    SQLPOST_TRY_ASSIGN(payload, body.payload(head));
+    compressed = &again.emplace(*payload);
+  }
   Stored stored;
   SQLPOST_TRY_ASSIGN(Statement * st,
                      run_.db.cached("INSERT INTO sqlpost_outbox(site, seq, part, parts, mail, "
                                     "created_at) VALUES (?, ?, ?, ?, ?, ?)"));
   SQLPOST_TRY(transport::encode_parts(
       {run_.local.name, partner.name, static_cast<std::uint64_t>(seq)}, run_.local.address,
-      partner.address, message, compressed, key, max_message_bytes_for(run_, partner.name),
+      partner.address, measured.message, *compressed, key, max_bytes,
       [&](std::uint32_t part, std::uint32_t parts, const std::string& mail) -> Result<> {
         st->bind(1, partner.name).bind(2, seq).bind(3, static_cast<std::int64_t>(part));
         st->bind(4, static_cast<std::int64_t>(parts));
@@ -101,12 +120,13 @@ Result<Preparer::Stored> Preparer::store_parts(const Partner& partner, std::int6
         st->bind(5, Value(as_blob(mail))).bind(6, run_.now());
         return st->run();
       }));
-  if (compressed.read_so_far().digest != message.digest) {
+  if (again && again->read_so_far().digest != measured.message.digest) {
     return make_error(Errc::kInternal, "compressing message " + std::to_string(seq) + " to " +
                                            partner.name + " twice gave different bytes");
   }
-  stored.identity.assign(message.digest.begin(),
-                         message.digest.begin() + static_cast<std::ptrdiff_t>(kMessageDigestBytes));
+  const auto& digest = measured.message.digest;
+  stored.identity.assign(digest.begin(),
+                         digest.begin() + static_cast<std::ptrdiff_t>(kMessageDigestBytes));
   return stored;
 }
 

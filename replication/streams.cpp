@@ -94,6 +94,15 @@ Result<Stream> Streams::load(const std::string& site) {
   return s;
 }
 
+Result<std::set<std::string>> Streams::sites_owing_ack() {
+  SQLPOST_TRY_ASSIGN(Statement * st,
+                     db_.cached("SELECT site FROM sqlpost_streams WHERE ack_owed != 0 OR "
+                                "ifnull(resend_from, 0) != 0"));
+  SQLPOST_TRY_ASSIGN(const auto sites,
+                     st->rows([](const Statement& row) { return row.column_text(0); }));
+  return std::set<std::string>(sites.begin(), sites.end());
+}
+
 Result<> Streams::count_rejected(const std::string& site) {
   return run("UPDATE sqlpost_streams SET rejected = rejected + 1 WHERE site = ?1", site);
 }

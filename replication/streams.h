@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 
 #include "schema/db.h"
@@ -38,6 +39,9 @@ class Streams {
   Result<> ensure_all();
   // Errc::kInternal when the site has no row.
   Result<Stream> load(const std::string& site);
+  // The sites whose stream owes an acknowledgement or a resend request (what
+  // Sender::send_ack_only sends): one read for a pass, however many partners.
+  Result<std::set<std::string>> sites_owing_ack();
 
   // ---- receiving
   Result<> count_rejected(const std::string& site);

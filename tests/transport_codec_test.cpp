@@ -555,6 +555,44 @@ std::vector<std::string> encode_streaming(const Bytes& payload, std::size_t max)
 
 }  // namespace
 
+TEST_CASE("measuring a message keeps C only up to the bound, the same bytes as compressing again") {
+  const Bytes payload = random_payload(300'000, 9);
+  SpanSource once(payload);
+  auto whole = measure_compressed(once, std::size_t{1} << 20);
+  REQUIRE(whole.ok());
+  REQUIRE(whole->kept.has_value());
+  SpanSource again(payload);
+  CompressingSource compressed(again);
+  auto expected = drain(compressed, 4096);
+  REQUIRE(expected.ok());
+  CHECK(*whole->kept == expected.value());
+  CHECK(whole->message.size == expected->size());
+  CHECK(whole->message.digest == compressed.read_so_far().digest);
+  // Exactly |C| is kept; one byte less and nothing is.
+  SpanSource at_bound(payload);
+  auto fits = measure_compressed(at_bound, expected->size());
+  REQUIRE(fits.ok());
+  CHECK(fits->kept.has_value());
+  SpanSource over(payload);
+  auto dropped = measure_compressed(over, expected->size() - 1);
+  REQUIRE(dropped.ok());
+  CHECK_FALSE(dropped->kept.has_value());
+  CHECK(dropped->message.digest == whole->message.digest);
+  // Parts sealed from the kept bytes read back as the payload.
+  SpanSource kept(*whole->kept);
+  std::vector<std::string> mails;
+  auto parts =
+      encode_parts(header_ab(), "a@example.com", "b@example.com", whole->message, kept, test_key(1),
+                   20'000, [&](std::uint32_t, std::uint32_t, std::string mail) {
+                     mails.push_back(std::move(mail));
+                     return success();
+                   });
+  REQUIRE(parts.ok());
+  auto read_back = reassemble(open_all(mails));
+  REQUIRE(read_back.ok());
+  CHECK(read_back.value() == payload);
+}
+
 TEST_CASE("a message streams part by part: built from a source, read back in any chunk size") {
   const Bytes payload = random_payload(300'000, 7);
   const Bytes text(2'000'000, 'x');  // compressible: fewer parts than bytes suggest

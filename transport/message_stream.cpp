@@ -156,14 +156,32 @@ Result<std::size_t> CompressingSource::read(std::span<std::uint8_t> out) {
 }
 
 Result<CompressedMessage> measure_compressed(ByteSource& payload) {
+  SQLPOST_TRY_ASSIGN(MeasuredMessage measured, measure_compressed(payload, 0));
+  return measured.message;
+}
+
+Result<MeasuredMessage> measure_compressed(ByteSource& payload, std::size_t keep_up_to) {
   CompressingSource compressed(payload);
+  std::vector<std::uint8_t> kept;
+  bool keeping = true;
   std::vector<std::uint8_t> scratch(zstd::kStreamChunk);
   for (;;) {
     SQLPOST_TRY_ASSIGN(const std::size_t n, compressed.read(scratch));
     if (n == 0) {
-      return compressed.read_so_far();
+      break;
+    }
+    keeping = keeping && kept.size() + n <= keep_up_to;
+    if (keeping) {
+      kept.insert(kept.end(), scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(n));
+    } else {
+      std::vector<std::uint8_t>().swap(kept);
     }
   }
+  MeasuredMessage measured{compressed.read_so_far(), std::nullopt};
+  if (keeping) {
+    measured.kept = std::move(kept);
+  }
+  return measured;
 }
 
 }  // namespace sqlpost::transport

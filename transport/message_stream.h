@@ -104,4 +104,16 @@ class CompressingSource final : public ByteSource {
 // |C| and its digest, by compressing the payload once and keeping nothing.
 Result<CompressedMessage> measure_compressed(ByteSource& payload);
 
+// A message measured, with C itself when it was no more than the bound asked for.
+struct MeasuredMessage {
+  CompressedMessage message;
+  std::optional<std::vector<std::uint8_t>> kept;  // C, when |C| <= keep_up_to
+};
+
+// |C| and its digest, compressing the payload once; C is kept when |C| <= keep_up_to
+// (at most keep_up_to + one zstd chunk in memory), so that a small message is encoded
+// from the kept bytes instead of being compressed a second time. A bigger C is
+// dropped as soon as it passes the bound, and the caller compresses again.
+Result<MeasuredMessage> measure_compressed(ByteSource& payload, std::size_t keep_up_to);
+
 }  // namespace sqlpost::transport
