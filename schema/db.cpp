@@ -309,8 +309,10 @@ Result<> Transaction::commit() {
   return committed;
 }
 
+// Begin and release are cached statements: a pass takes a savepoint per partner.
 Result<Savepoint> Savepoint::begin(Database& db) {
-  SQLPOST_TRY(db.exec("SAVEPOINT sqlpost_step"));
+  SQLPOST_TRY_ASSIGN(Statement * st, db.cached("SAVEPOINT sqlpost_step"));
+  SQLPOST_TRY(st->run());
   return Savepoint(&db);
 }
 
@@ -326,7 +328,8 @@ Savepoint::~Savepoint() {
 Result<> Savepoint::release() {
   Database* db = db_;
   db_ = nullptr;
-  return db->exec("RELEASE sqlpost_step");
+  SQLPOST_TRY_ASSIGN(Statement * st, db->cached("RELEASE sqlpost_step"));
+  return st->run();
 }
 
 std::string quote_identifier(std::string_view name) {
