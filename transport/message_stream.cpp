@@ -114,6 +114,26 @@ Result<std::size_t> PayloadStream::end_of_frame() {
   return std::size_t{0};
 }
 
+namespace {
+
+std::vector<std::uint8_t>& spare_chunk() {
+  thread_local std::vector<std::uint8_t> spare;
+  return spare;
+}
+
+}  // namespace
+
+ReusedChunk::ReusedChunk() {
+  bytes_.swap(spare_chunk());
+  bytes_.resize(zstd::kStreamChunk);  // zeroes only a new buffer
+}
+
+ReusedChunk::~ReusedChunk() {
+  if (spare_chunk().empty()) {
+    spare_chunk().swap(bytes_);
+  }
+}
+
 // One fixed-size chunk of payload (or its end) into zstd.
 Result<> CompressingSource::refill() {
   if (!zstd_) {
@@ -126,17 +146,17 @@ Result<> CompressingSource::refill() {
   }
   output_.clear();
   output_pos_ = 0;
-  input_.resize(zstd::kStreamChunk);
+  const std::span<std::uint8_t> input = input_.bytes();
   std::size_t filled = 0;
-  while (filled < input_.size()) {
-    SQLPOST_TRY_ASSIGN(const std::size_t n, payload_.read(std::span(input_).subspan(filled)));
+  while (filled < input.size()) {
+    SQLPOST_TRY_ASSIGN(const std::size_t n, payload_.read(input.subspan(filled)));
     if (n == 0) {
       break;
     }
     filled += n;
   }
-  SQLPOST_TRY(zstd_->write(std::span(input_).first(filled)));
-  if (filled < input_.size()) {
+  SQLPOST_TRY(zstd_->write(input.first(filled)));
+  if (filled < input.size()) {
     SQLPOST_TRY(zstd_->finish());
     finished_ = true;
   }
@@ -164,7 +184,8 @@ Result<MeasuredMessage> measure_compressed(ByteSource& payload, std::size_t keep
   CompressingSource compressed(payload);
   std::vector<std::uint8_t> kept;
   bool keeping = true;
-  std::vector<std::uint8_t> scratch(zstd::kStreamChunk);
+  constexpr std::size_t kScratchBytes = std::size_t{16} << 10;
+  std::vector<std::uint8_t> scratch(kScratchBytes);
   for (;;) {
     SQLPOST_TRY_ASSIGN(const std::size_t n, compressed.read(scratch));
     if (n == 0) {
