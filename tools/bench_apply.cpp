@@ -27,7 +27,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <exception>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -301,11 +300,4 @@ int bench(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return bench(argc, argv);
-  } catch (const std::exception& e) {
-    (void)std::fprintf(stderr, "bench-apply: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return sqlpost::bench::guarded_main(argc, argv, bench); }

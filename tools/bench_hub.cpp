@@ -15,7 +15,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <exception>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -149,11 +148,4 @@ int bench(int argc, char** argv) {
   return 0;
 }
 
-int main(int argc, char** argv) {
-  try {
-    return bench(argc, argv);
-  } catch (const std::exception& e) {
-    (void)std::fprintf(stderr, "bench-hub: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return sqlpost::bench::guarded_main(argc, argv, bench); }

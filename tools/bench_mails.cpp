@@ -22,7 +22,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <exception>
 #include <map>
 #include <memory>
 #include <string>
@@ -215,11 +214,4 @@ int bench(int argc, char** argv) {
   return 0;
 }
 
-int main(int argc, char** argv) {
-  try {
-    return bench(argc, argv);
-  } catch (const std::exception& e) {
-    (void)std::fprintf(stderr, "bench-mails: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return sqlpost::bench::guarded_main(argc, argv, bench); }

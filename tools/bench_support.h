@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <string>
 #include <utility>
 
@@ -34,6 +35,17 @@ T must(Result<T> r, const char* what) {
     die(what, r.error().message);
   }
   return std::move(r).value();
+}
+
+// A benchmark's main(): returns bench(argc, argv); an exception that escapes it
+// ends the program with "PROGRAM: what" and status 1.
+inline int guarded_main(int argc, char** argv, int (*bench)(int, char**)) {
+  try {
+    return bench(argc, argv);
+  } catch (const std::exception& e) {
+    (void)std::fprintf(stderr, "%s: %s\n", program_name().c_str(), e.what());
+    return 1;
+  }
 }
 
 }  // namespace sqlpost::bench
